@@ -1,0 +1,20 @@
+//! Bakes in where `make plugins` puts the built-in plugins, and gives the
+//! binary an rpath to the libtorch it was linked against.
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest)
+        .join("..")
+        .join("build")
+        .join("plugins");
+    println!("cargo:rustc-env=TRAINBOX_BUILTIN_PLUGINS={}", dir.display());
+    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    }
+    if std::env::var("CARGO_FEATURE_CUDA").is_ok() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../wit");
+}

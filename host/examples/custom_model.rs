@@ -1,0 +1,95 @@
+//! Trains your own tch model with trainbox's `Trainer`: a native callback and,
+//! if given, wasm plugins, with Hugging Face's events and arguments.
+//!
+//! Run: `make plugins && cargo run --release --example custom_model -- build/plugins/recorder.wasm`
+
+use anyhow::Result;
+use tch::{nn, Tensor};
+use trainbox::sandbox::{default_cache_dir, PluginSettings, Sandbox};
+use trainbox::{Batch, Callback, Model, RunView, TensorDataset, Trainer, TrainingArguments};
+
+/// A two-layer network fitting y = sin(x).
+struct SineNet {
+    vs: nn::VarStore,
+    net: nn::Sequential,
+}
+
+impl SineNet {
+    fn new() -> SineNet {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let net = nn::seq()
+            .add(nn::linear(&root / "l1", 1, 32, Default::default()))
+            .add_fn(|x| x.tanh())
+            .add(nn::linear(&root / "l2", 32, 1, Default::default()));
+        SineNet { vs, net }
+    }
+}
+
+impl Model for SineNet {
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
+        use tch::nn::Module;
+        self.net
+            .forward(&batch.inputs)
+            .mse_loss(&batch.targets, tch::Reduction::Mean)
+    }
+}
+
+fn data(n: i64) -> TensorDataset {
+    let x = Tensor::rand([n, 1], (tch::Kind::Float, tch::Device::Cpu)) * 6.0 - 3.0;
+    let y = x.sin();
+    TensorDataset {
+        inputs: x,
+        targets: y,
+    }
+}
+
+fn main() -> Result<()> {
+    tch::manual_seed(0);
+    let args = TrainingArguments {
+        output_dir: "runs/custom-model".into(),
+        learning_rate: 1e-2,
+        num_train_epochs: 20.0,
+        per_device_train_batch_size: 32,
+        logging_steps: 50.0,
+        eval_strategy: trainbox::args::IntervalStrategy::Epoch,
+        save_strategy: trainbox::args::SaveStrategy::No,
+        ..Default::default()
+    };
+
+    // Plugins named on the command line, loaded in order.
+    let view = RunView::default();
+    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
+    let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
+    for path in std::env::args().skip(1) {
+        let compiled = sandbox.compile(path.as_ref())?;
+        plugins.push(Box::new(sandbox.instantiate(
+            &compiled,
+            PluginSettings::default(),
+            &args,
+            0,
+        )?));
+    }
+
+    let mut trainer = Trainer::builder(args, Box::new(SineNet::new()), Box::new(data(1024)))
+        .eval_dataset(Box::new(data(256)))
+        .view(view)
+        .callbacks(plugins)
+        .build()?;
+    let out = trainer.train()?;
+    let eval_loss = trainer
+        .state()
+        .log_history
+        .iter()
+        .rev()
+        .find_map(|e| e.get("eval_loss")?.as_f64());
+    println!(
+        "trained {} steps; train loss {:.4}; last eval loss {:?}",
+        out.global_step, out.training_loss, eval_loss
+    );
+    Ok(())
+}

@@ -1,0 +1,436 @@
+//! `TrainingArguments`: Hugging Face's names, defaults and validation.
+//!
+//! Each field is declared once, in the `training_arguments!` list below; the
+//! list drives the struct, its `Default`, the command-line flag
+//! (`--logging_steps 5`), the config-file key, `to_json` (HF's
+//! `TrainingArguments.to_dict()`) and `--help`. Validation and the derived
+//! values (`eval_steps` copied from `logging_steps`, `metric_for_best_model`
+//! defaulting to `loss`, ...) happen once, in [`TrainingArguments::finish`].
+//! What is *not* a training argument (the task, plugins) lives in `cli`.
+
+mod value;
+
+pub use value::{ArgValue, IntervalStrategy, Kind, SaveStrategy, SchedulerType};
+
+use crate::pyjson::Json;
+use std::collections::BTreeMap;
+
+/// The description of one field, for parsing and `--help`.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldDoc {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub kind: Kind,
+}
+
+macro_rules! training_arguments {
+    ($( #[doc = $doc:literal] $name:ident : $ty:ty = $default:expr; )*) => {
+        /// The arguments of a training run, as Hugging Face's `TrainingArguments`.
+        ///
+        /// Build it with `Default` plus assignments, or with
+        /// [`TrainingArguments::set`] from text; call
+        /// [`TrainingArguments::finish`] before use.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct TrainingArguments {
+            $( #[doc = $doc] pub $name: $ty, )*
+        }
+
+        impl Default for TrainingArguments {
+            fn default() -> Self {
+                Self { $( $name: $default, )* }
+            }
+        }
+
+        impl TrainingArguments {
+            /// Every field, in declaration order.
+            pub const FIELDS: &'static [FieldDoc] = &[
+                $( FieldDoc { name: stringify!($name), doc: $doc, kind: <$ty as ArgValue>::KIND }, )*
+            ];
+
+            /// Sets a field from the text of a flag; `values` holds one text,
+            /// or several for list fields.
+            pub fn set(&mut self, name: &str, values: &[String]) -> Result<(), String> {
+                match name {
+                    $( stringify!($name) => {
+                        self.$name = parse_texts::<$ty>(values)?;
+                        Ok(())
+                    } )*
+                    _ => Err(unknown_key(name)),
+                }
+            }
+
+            /// Sets a field from a config-file value.
+            pub fn set_json(&mut self, name: &str, value: &Json) -> Result<(), String> {
+                match name {
+                    $( stringify!($name) => {
+                        self.$name = <$ty as ArgValue>::from_json(value)?;
+                        Ok(())
+                    } )*
+                    _ => Err(unknown_key(name)),
+                }
+            }
+
+            /// The arguments as HF's `to_dict()`: every field, by name.
+            pub fn to_json(&self) -> Json {
+                let mut map = BTreeMap::new();
+                $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
+                Json::Object(map)
+            }
+
+            /// The default of each field, as JSON, for `--help`.
+            pub fn default_json(name: &str) -> Option<Json> {
+                let d = Self::default();
+                match name {
+                    $( stringify!($name) => Some(ArgValue::to_json(&d.$name)), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+fn parse_texts<T: ArgValue>(values: &[String]) -> Result<T, String> {
+    match (T::KIND, values) {
+        (Kind::List, _) => {
+            let joined = values.join(",");
+            T::from_text(&joined)
+        }
+        (Kind::Bool, []) => T::from_text("true"),
+        (_, [one]) => T::from_text(one),
+        (_, []) => Err("expects a value".into()),
+        (_, _) => Err(format!("expects one value, got {}", values.len())),
+    }
+}
+
+fn unknown_key(name: &str) -> String {
+    let names = TrainingArguments::FIELDS.iter().map(|f| f.name);
+    match crate::suggest::closest(name, names) {
+        Some(near) => format!("unknown argument {name:?} (did you mean {near:?}?)"),
+        None => format!("unknown argument {name:?}"),
+    }
+}
+
+training_arguments! {
+    /// Where checkpoints, `trainer_state.json` and plugin directories are written.
+    output_dir: String = "trainer_output".into();
+    /// Number of epochs to train (a fraction runs part of the last epoch).
+    num_train_epochs: f64 = 3.0;
+    /// Total number of updates; overrides `num_train_epochs` when positive.
+    max_steps: i64 = -1;
+    /// Batch size for training.
+    per_device_train_batch_size: u32 = 8;
+    /// Batch size for evaluation.
+    per_device_eval_batch_size: u32 = 8;
+    /// Number of batches whose gradients are summed before an update.
+    gradient_accumulation_steps: u32 = 1;
+    /// Initial learning rate of AdamW.
+    learning_rate: f64 = 5e-5;
+    /// AdamW weight decay, applied to every parameter but biases and norms.
+    weight_decay: f64 = 0.0;
+    /// AdamW beta1.
+    adam_beta1: f64 = 0.9;
+    /// AdamW beta2.
+    adam_beta2: f64 = 0.999;
+    /// AdamW epsilon.
+    adam_epsilon: f64 = 1e-8;
+    /// Gradient clipping norm; 0 disables clipping (the norm is still logged).
+    max_grad_norm: f64 = 1.0;
+    /// Learning-rate schedule: linear, cosine, constant or constant_with_warmup.
+    lr_scheduler_type: SchedulerType = SchedulerType::Linear;
+    /// Warm-up steps; below 1, a ratio of the total number of steps.
+    warmup_steps: f64 = 0.0;
+    /// Warm-up as a ratio of the total number of steps (used when warmup_steps is 0).
+    warmup_ratio: f64 = 0.0;
+    /// When to log: no, steps or epoch.
+    logging_strategy: IntervalStrategy = IntervalStrategy::Steps;
+    /// Log every N steps; below 1, a ratio of the total number of steps.
+    logging_steps: f64 = 500.0;
+    /// Also log after the first step.
+    logging_first_step: bool = false;
+    /// Leave NaN and infinite losses out of the logged loss.
+    logging_nan_inf_filter: bool = true;
+    /// When to evaluate: no, steps or epoch.
+    eval_strategy: IntervalStrategy = IntervalStrategy::No;
+    /// Evaluate every N steps (defaults to logging_steps); below 1, a ratio.
+    eval_steps: Option<f64> = None;
+    /// Steps (or epochs, with the epoch strategy) to wait before the first evaluation.
+    eval_delay: f64 = 0.0;
+    /// Evaluate once before training.
+    eval_on_start: bool = false;
+    /// When to save a checkpoint: no, steps, epoch or best.
+    save_strategy: SaveStrategy = SaveStrategy::Steps;
+    /// Save every N steps; below 1, a ratio of the total number of steps.
+    save_steps: f64 = 500.0;
+    /// Keep at most this many checkpoints (the newest and the best are kept).
+    save_total_limit: Option<u32> = None;
+    /// Load the best checkpoint when training ends.
+    load_best_model_at_end: bool = false;
+    /// The metric that decides the best model (`eval_` is prefixed when missing).
+    metric_for_best_model: Option<String> = None;
+    /// Whether a larger metric is better (default: unless the name ends in "loss").
+    greater_is_better: Option<bool> = None;
+    /// Seed of the model initialisation and the data order.
+    seed: u64 = 42;
+    /// Print logs as plain lines (printer) instead of progress bars (progress).
+    disable_tqdm: bool = false;
+    /// Logger integrations: "all", "none", or a list of names.
+    report_to: Vec<String> = vec!["none".into()];
+    /// A name for the run, used by logger integrations.
+    run_name: Option<String> = None;
+    /// Drop the last incomplete batch of each epoch.
+    dataloader_drop_last: bool = false;
+    /// Restore the state of stateful plugins when resuming.
+    restore_callback_states_from_checkpoint: bool = false;
+    /// A checkpoint folder to resume from, or "true" for the latest in output_dir.
+    resume_from_checkpoint: Option<String> = None;
+}
+
+impl TrainingArguments {
+    /// Validates the arguments and fills the derived defaults, as HF's
+    /// `__post_init__`. Errors use HF's wording, with the flag named.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if self.per_device_train_batch_size == 0 || self.per_device_eval_batch_size == 0 {
+            return Err(
+                "--per_device_train_batch_size and --per_device_eval_batch_size must be at least 1"
+                    .into(),
+            );
+        }
+        if self.gradient_accumulation_steps == 0 {
+            return Err("--gradient_accumulation_steps must be at least 1".into());
+        }
+        for (name, v) in [
+            ("learning_rate", self.learning_rate),
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+            ("warmup_steps", self.warmup_steps),
+            ("eval_delay", self.eval_delay),
+            ("num_train_epochs", self.num_train_epochs),
+        ] {
+            if !(v >= 0.0) || !v.is_finite() {
+                return Err(format!("--{name} must be a finite number >= 0, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return Err("warmup_ratio must lie in range [0,1]".into());
+        }
+        if self.eval_strategy == IntervalStrategy::Steps && self.eval_steps.is_none_or(|s| s == 0.0)
+        {
+            if self.logging_steps > 0.0 {
+                self.eval_steps = Some(self.logging_steps);
+            } else {
+                return Err(format!(
+                    "evaluation strategy {} requires either non-zero --eval_steps or --logging_steps",
+                    self.eval_strategy
+                ));
+            }
+        }
+        if self.logging_strategy == IntervalStrategy::Steps && self.logging_steps == 0.0 {
+            return Err(format!(
+                "logging strategy {} requires non-zero --logging_steps",
+                self.logging_strategy
+            ));
+        }
+        if self.save_strategy == SaveStrategy::Steps && self.save_steps == 0.0 {
+            return Err(format!(
+                "save strategy {} requires non-zero --save_steps",
+                self.save_strategy
+            ));
+        }
+        for (name, v) in [
+            ("logging_steps", Some(&mut self.logging_steps)),
+            ("eval_steps", self.eval_steps.as_mut()),
+            ("save_steps", Some(&mut self.save_steps)),
+        ] {
+            let Some(v) = v else { continue };
+            if *v < 0.0 {
+                return Err(format!("--{name} must be >= 0, got {v}"));
+            }
+            if *v > 1.0 && v.fract() != 0.0 {
+                return Err(format!("--{name} must be an integer if bigger than 1: {v}"));
+            }
+        }
+        if self.load_best_model_at_end && self.save_strategy != SaveStrategy::Best {
+            let same = matches!(
+                (self.eval_strategy, self.save_strategy),
+                (IntervalStrategy::No, SaveStrategy::No)
+                    | (IntervalStrategy::Steps, SaveStrategy::Steps)
+                    | (IntervalStrategy::Epoch, SaveStrategy::Epoch)
+            );
+            if !same {
+                return Err(format!(
+                    "--load_best_model_at_end requires the save and eval strategy to match, but found\n- Evaluation strategy: {}\n- Save strategy: {}",
+                    self.eval_strategy, self.save_strategy
+                ));
+            }
+            let eval_steps = self.eval_steps.unwrap_or(self.logging_steps);
+            if self.eval_strategy == IntervalStrategy::Steps
+                && self.save_steps >= 1.0
+                && eval_steps >= 1.0
+                && self.save_steps % eval_steps != 0.0
+            {
+                return Err(format!(
+                    "--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found {}, which is not a round multiple of {}.",
+                    self.save_steps, eval_steps
+                ));
+            }
+        }
+        if self.metric_for_best_model.is_none()
+            && (self.load_best_model_at_end || self.save_strategy == SaveStrategy::Best)
+        {
+            self.metric_for_best_model = Some("loss".into());
+        }
+        if self.greater_is_better.is_none() {
+            if let Some(metric) = &self.metric_for_best_model {
+                self.greater_is_better = Some(!metric.ends_with("loss"));
+            }
+        }
+        if self.save_strategy == SaveStrategy::Best && self.eval_strategy == IntervalStrategy::No {
+            return Err(
+                "--save_strategy best requires an evaluation: set --eval_strategy steps or epoch"
+                    .into(),
+            );
+        }
+        self.report_to = normalize_report_to(&self.report_to);
+        Ok(())
+    }
+
+    /// The metric key for the best model, with the `eval_` prefix HF adds.
+    pub fn best_metric_key(&self) -> Option<String> {
+        self.metric_for_best_model.as_ref().map(|m| {
+            if m.starts_with("eval_") {
+                m.clone()
+            } else {
+                format!("eval_{m}")
+            }
+        })
+    }
+
+    /// The effective number of warm-up steps for a run of `total` updates.
+    pub fn warmup_steps_for(&self, total: u64) -> u64 {
+        if self.warmup_steps >= 1.0 {
+            self.warmup_steps as u64
+        } else if self.warmup_steps > 0.0 {
+            (total as f64 * self.warmup_steps).ceil() as u64
+        } else {
+            (total as f64 * self.warmup_ratio).ceil() as u64
+        }
+    }
+}
+
+/// `"none"` becomes no integration; everything else is kept in order
+/// (`"all"` is expanded where the shipped integrations are known).
+fn normalize_report_to(list: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for item in list {
+        if item != "none" && !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(f: impl FnOnce(&mut TrainingArguments)) -> Result<TrainingArguments, String> {
+        let mut a = TrainingArguments::default();
+        f(&mut a);
+        a.finish().map(|_| a)
+    }
+
+    #[test]
+    fn eval_steps_default_to_logging_steps() {
+        let a = finished(|a| {
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.logging_steps = 5.0;
+        })
+        .unwrap();
+        assert_eq!(a.eval_steps, Some(5.0));
+    }
+
+    #[test]
+    fn fractional_steps_above_one_are_rejected() {
+        let err = finished(|a| a.logging_steps = 2.5).unwrap_err();
+        assert_eq!(
+            err,
+            "--logging_steps must be an integer if bigger than 1: 2.5"
+        );
+    }
+
+    #[test]
+    fn load_best_model_needs_matching_strategies() {
+        let err = finished(|a| {
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Epoch;
+        })
+        .unwrap_err();
+        assert!(
+            err.contains("Evaluation strategy: epoch\n- Save strategy: steps"),
+            "{err}"
+        );
+        let err = finished(|a| {
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.eval_steps = Some(4.0);
+            a.save_steps = 6.0;
+        })
+        .unwrap_err();
+        assert!(err.contains("round multiple"), "{err}");
+    }
+
+    #[test]
+    fn best_metric_defaults_follow_hf() {
+        let a = finished(|a| {
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.eval_steps = Some(5.0);
+            a.save_steps = 10.0;
+        })
+        .unwrap();
+        assert_eq!(a.metric_for_best_model.as_deref(), Some("loss"));
+        assert_eq!(a.greater_is_better, Some(false));
+        assert_eq!(a.best_metric_key().as_deref(), Some("eval_loss"));
+        let a = finished(|a| a.metric_for_best_model = Some("accuracy".into())).unwrap();
+        assert_eq!(a.greater_is_better, Some(true));
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest_field() {
+        let mut a = TrainingArguments::default();
+        let err = a.set("loging_steps", &["5".into()]).unwrap_err();
+        assert_eq!(
+            err,
+            "unknown argument \"loging_steps\" (did you mean \"logging_steps\"?)"
+        );
+    }
+
+    #[test]
+    fn flags_follow_hf_parsing() {
+        let mut a = TrainingArguments::default();
+        a.set("logging_first_step", &[]).unwrap();
+        assert!(a.logging_first_step);
+        a.set("logging_first_step", &["false".into()]).unwrap();
+        assert!(!a.logging_first_step);
+        a.set("report_to", &["tensorboard".into(), "mlflow".into()])
+            .unwrap();
+        assert_eq!(a.report_to, ["tensorboard", "mlflow"]);
+        a.set("report_to", &["none".into()]).unwrap();
+        a.finish().unwrap();
+        assert!(a.report_to.is_empty());
+    }
+
+    #[test]
+    fn warmup_uses_steps_then_ratio() {
+        let mut a = TrainingArguments {
+            warmup_steps: 3.0,
+            ..Default::default()
+        };
+        assert_eq!(a.warmup_steps_for(100), 3);
+        a.warmup_steps = 0.1;
+        assert_eq!(a.warmup_steps_for(24), 3);
+        a.warmup_steps = 0.0;
+        a.warmup_ratio = 0.5;
+        assert_eq!(a.warmup_steps_for(24), 12);
+    }
+}

@@ -1,0 +1,137 @@
+//! Callbacks and the handler that calls them.
+//!
+//! A [`Callback`] is anything that handles events: the native
+//! `DefaultFlowCallback` (see `flow`) and the wasm plugins of `sandbox` alike.
+//! The [`CallbackHandler`] owns them in list order, applies HF's control
+//! resets before each event, skips callbacks not subscribed to it, and merges
+//! the control each one returns. [`RunView`] is the read-only window on the
+//! run (log history, parameters, gradients, learning rates) that callbacks
+//! query on demand. This module knows nothing of wasm.
+
+mod event;
+mod view;
+
+pub use event::{Event, EventSet};
+pub use view::{RunData, RunView, TensorStats};
+
+use crate::args::TrainingArguments;
+use crate::pyjson::Json;
+use crate::state::{Logs, TrainerControl, TrainerState};
+use anyhow::Result;
+
+/// What a callback receives with an event. Everything here is read-only.
+pub struct EventContext<'a> {
+    pub event: Event,
+    pub args: &'a TrainingArguments,
+    pub state: &'a TrainerState,
+    /// The entry of `on_log`, the metrics of `on_evaluate` and `on_predict`;
+    /// empty for every other event.
+    pub payload: &'a Logs,
+}
+
+/// A training callback, as HF's `TrainerCallback`.
+///
+/// Only the returned control is read back: a callback changes nothing else.
+pub trait Callback {
+    /// The name used in messages, reports and `stateful_callbacks`.
+    fn name(&self) -> &str;
+
+    /// The events to deliver; the handler never calls the callback for others.
+    fn events(&self) -> EventSet {
+        EventSet::ALL
+    }
+
+    /// Handles one event and returns the control flags. An `Err` aborts the
+    /// run: callbacks that may fail without harm (plugins) handle their own
+    /// faults and only return `Err` when their policy says abort.
+    fn on_event(
+        &mut self,
+        cx: &EventContext<'_>,
+        control: TrainerControl,
+    ) -> Result<TrainerControl>;
+
+    /// The state to store in checkpoints, as `{"args": …, "attributes": …}`,
+    /// for stateful callbacks.
+    fn save_state(&mut self) -> Result<Option<Json>> {
+        Ok(None)
+    }
+
+    /// Restores a state produced by `save_state`.
+    fn load_state(&mut self, _state: &Json) -> Result<()> {
+        Ok(())
+    }
+
+    /// Lines for the end-of-run report (calls, time, faults), if any.
+    fn report(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The ordered list of callbacks, as HF's `CallbackHandler`.
+#[derive(Default)]
+pub struct CallbackHandler {
+    callbacks: Vec<Box<dyn Callback>>,
+    /// `events()` of each callback, read once.
+    subscriptions: Vec<EventSet>,
+    /// Callbacks already warned about clearing a stop.
+    warned: Vec<bool>,
+}
+
+impl CallbackHandler {
+    /// Appends a callback at the end of the list.
+    pub fn add(&mut self, callback: Box<dyn Callback>) {
+        self.subscriptions.push(callback.events());
+        self.callbacks.push(callback);
+        self.warned.push(false);
+    }
+
+    /// The callbacks' names, in list order.
+    pub fn names(&self) -> Vec<String> {
+        self.callbacks
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
+    /// The callbacks, in list order.
+    pub fn callbacks_mut(&mut self) -> impl Iterator<Item = &mut Box<dyn Callback>> {
+        self.callbacks.iter_mut()
+    }
+
+    pub fn callbacks(&self) -> impl Iterator<Item = &Box<dyn Callback>> {
+        self.callbacks.iter()
+    }
+
+    /// Fires `event`: resets the flags HF resets for it, then passes the
+    /// control through every subscribed callback in list order.
+    pub fn call(
+        &mut self,
+        event: Event,
+        args: &TrainingArguments,
+        state: &TrainerState,
+        control: &mut TrainerControl,
+        payload: &Logs,
+    ) -> Result<()> {
+        control.reset_for(event);
+        let cx = EventContext {
+            event,
+            args,
+            state,
+            payload,
+        };
+        for (i, cb) in self.callbacks.iter_mut().enumerate() {
+            if !self.subscriptions[i].contains(event) {
+                continue;
+            }
+            let returned = cb.on_event(&cx, *control)?;
+            if control.merge(returned) && !self.warned[i] {
+                self.warned[i] = true;
+                crate::ui::warn(&format!(
+                    "{} tried to clear a stop flag in {event}; a stop, once requested, stays requested",
+                    cb.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}

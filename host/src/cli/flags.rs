@@ -1,0 +1,234 @@
+//! The flags of `trainbox train`: every training argument under its HF name
+//! (`--logging_steps 5`, `--logging_first_step`, `--logging_first_step false`,
+//! `--report_to a b`), plus the run's own flags below.
+
+use super::config::{PluginSource, RunConfig};
+use crate::args::{Kind, TrainingArguments};
+use anyhow::{anyhow, bail, Result};
+use std::path::PathBuf;
+
+/// The flags that are not training arguments: name, value, help.
+pub const RUN_FLAGS: &[(&str, &str, &str)] = &[
+    (
+        "config",
+        "FILE",
+        "read settings from a TOML or JSON file first (flags override it)",
+    ),
+    (
+        "task",
+        "NAME",
+        "the built-in task to train: sort (default) or regression",
+    ),
+    (
+        "task_option",
+        "KEY=VALUE",
+        "an option of the task (repeatable)",
+    ),
+    (
+        "plugins",
+        "DIR",
+        "load every .wasm in DIR, sorted by file name (repeatable)",
+    ),
+    ("plugin", "PATH", "load one plugin (repeatable)"),
+    (
+        "plugin_config",
+        "NAME.KEY=VALUE",
+        "a configuration value for plugin NAME (repeatable)",
+    ),
+];
+
+fn kind_of(name: &str) -> Option<Kind> {
+    if RUN_FLAGS.iter().any(|(n, _, _)| *n == name) {
+        return Some(Kind::Single);
+    }
+    TrainingArguments::FIELDS
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.kind)
+}
+
+fn all_flag_names() -> impl Iterator<Item = &'static str> {
+    RUN_FLAGS
+        .iter()
+        .map(|(n, _, _)| *n)
+        .chain(TrainingArguments::FIELDS.iter().map(|f| f.name))
+}
+
+/// One parsed flag and its values.
+struct Flag {
+    name: String,
+    values: Vec<String>,
+}
+
+fn split_flags(argv: &[String]) -> Result<Vec<Flag>> {
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let token = &argv[i];
+        let Some(body) = token.strip_prefix("--") else {
+            bail!("unexpected argument {token:?}; flags look like --name value");
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (body.to_string(), None),
+        };
+        let Some(kind) = kind_of(&name) else {
+            return Err(match crate::suggest::closest(&name, all_flag_names()) {
+                Some(near) => anyhow!("unrecognized flag --{name} (did you mean --{near}?)"),
+                None => anyhow!("unrecognized flag --{name}; see `trainbox train --help`"),
+            });
+        };
+        i += 1;
+        let mut values: Vec<String> = inline.into_iter().collect();
+        let takes_next = |i: usize| i < argv.len() && !argv[i].starts_with("--");
+        match kind {
+            Kind::Bool if values.is_empty() && takes_next(i) => {
+                values.push(argv[i].clone());
+                i += 1;
+            }
+            Kind::Bool => {}
+            Kind::Single if values.is_empty() => {
+                if !takes_next(i) {
+                    bail!("missing value for flag --{name}");
+                }
+                values.push(argv[i].clone());
+                i += 1;
+            }
+            Kind::Single => {}
+            Kind::List => {
+                while takes_next(i) {
+                    values.push(argv[i].clone());
+                    i += 1;
+                }
+                if values.is_empty() {
+                    bail!("missing value for flag --{name}");
+                }
+            }
+        }
+        flags.push(Flag { name, values });
+    }
+    Ok(flags)
+}
+
+fn key_value<'a>(flag: &str, text: &'a str) -> Result<(&'a str, &'a str)> {
+    text.split_once('=')
+        .ok_or_else(|| anyhow!("--{flag} {text:?}: expected KEY=VALUE"))
+}
+
+/// Parses `trainbox train` flags: the `--config` file first, then every
+/// other flag in order.
+pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
+    let flags = split_flags(argv)?;
+    let mut cfg = RunConfig::default();
+    for f in flags.iter().filter(|f| f.name == "config") {
+        cfg.apply_file(&PathBuf::from(&f.values[0]))?;
+    }
+    for Flag { name, values } in flags {
+        let value = values.first().cloned().unwrap_or_default();
+        match name.as_str() {
+            "config" => {}
+            "task" => cfg.task = value,
+            "task_option" => {
+                let (k, v) = key_value(&name, &value)?;
+                cfg.task_options.insert(k.to_string(), v.to_string());
+            }
+            "plugins" => cfg.plugins.push(PluginSource::Dir(value.into())),
+            "plugin" => cfg.plugins.push(PluginSource::File(value.into())),
+            "plugin_config" => {
+                let (k, v) = key_value(&name, &value)?;
+                let (plugin, key) = k
+                    .split_once('.')
+                    .ok_or_else(|| anyhow!("--plugin_config {value:?}: expected NAME.KEY=VALUE"))?;
+                cfg.set_plugin_config(plugin, key, v);
+            }
+            _ => cfg
+                .args
+                .set(&name, &values)
+                .map_err(|e| anyhow!("--{name}: {e}"))?,
+        }
+    }
+    Ok(cfg)
+}
+
+/// `trainbox train --help`.
+pub fn train_help() -> String {
+    let mut out = String::from(
+        "trainbox train: train a built-in task with plugins\n\nUSAGE:\n    trainbox train [--config FILE] [FLAGS]\n\nRUN FLAGS:\n",
+    );
+    for (name, value, doc) in RUN_FLAGS {
+        out.push_str(&format!("    --{name} {value}\n            {doc}\n"));
+    }
+    out.push_str("\nTRAINING ARGUMENTS (Hugging Face names and defaults):\n");
+    for f in TrainingArguments::FIELDS {
+        let default = TrainingArguments::default_json(f.name)
+            .map(|d| d.to_compact())
+            .unwrap_or_default();
+        let value = match f.kind {
+            Kind::Bool => " [true|false]",
+            Kind::Single => " VALUE",
+            Kind::List => " VALUE...",
+        };
+        out.push_str(&format!(
+            "    --{}{value}  (default: {default})\n            {}\n",
+            f.name, f.doc
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn hf_style_flags_parse() {
+        let cfg = parse_train(&argv(
+            "--logging_steps 5 --logging_first_step --eval_strategy=steps --report_to none --seed 7 --task regression --task_option train_size=16",
+        ))
+        .unwrap();
+        assert_eq!(cfg.args.logging_steps, 5.0);
+        assert!(cfg.args.logging_first_step);
+        assert_eq!(cfg.args.eval_strategy, crate::args::IntervalStrategy::Steps);
+        assert_eq!(cfg.args.seed, 7);
+        assert_eq!(cfg.task, "regression");
+        assert_eq!(cfg.task_options["train_size"], "16");
+    }
+
+    #[test]
+    fn a_boolean_takes_an_explicit_value() {
+        let cfg = parse_train(&argv("--logging_first_step false --disable_tqdm true")).unwrap();
+        assert!(!cfg.args.logging_first_step);
+        assert!(cfg.args.disable_tqdm);
+    }
+
+    #[test]
+    fn unknown_flags_suggest_and_values_are_checked() {
+        let err = parse_train(&argv("--loging_steps 5"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unrecognized flag --loging_steps (did you mean --logging_steps?)"
+        );
+        let err = parse_train(&argv("--lr_scheduler_type cosin"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--lr_scheduler_type:"), "{err}");
+        let err = parse_train(&argv("--max_steps")).unwrap_err().to_string();
+        assert_eq!(err, "missing value for flag --max_steps");
+    }
+
+    #[test]
+    fn plugin_config_needs_a_plugin_name() {
+        let cfg = parse_train(&argv("--plugin_config recorder.path=x.jsonl")).unwrap();
+        assert_eq!(
+            cfg.plugin_config["recorder"],
+            vec![("path".to_string(), "x.jsonl".to_string())]
+        );
+        assert!(parse_train(&argv("--plugin_config path=x")).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The command line: `trainbox train`, `trainbox plugins list|inspect`.
+//! Parsing is in `flags` and `config`; each subcommand is one module.
+
+mod config;
+mod flags;
+mod plugins;
+mod train;
+
+pub use config::{PluginSource, RunConfig};
+pub use flags::parse_train;
+pub use train::{builtin_plugin_dir, wasm_files, INTEGRATIONS};
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "trainbox: train libtorch models with sandboxed WebAssembly callbacks
+
+USAGE:
+    trainbox train [FLAGS]            train a built-in task (see `trainbox train --help`)
+    trainbox plugins list DIR         describe every plugin in DIR
+    trainbox plugins inspect FILE     describe one plugin file
+    trainbox --version
+";
+
+/// Runs the command line; returns the process exit code.
+pub fn run(argv: Vec<String>) -> Result<i32> {
+    let (cmd, rest) = match argv.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("--help", &argv[..]),
+    };
+    match cmd {
+        "train" if rest.iter().any(|a| a == "--help" || a == "-h") => {
+            print!("{}", flags::train_help());
+            Ok(0)
+        }
+        "train" => {
+            train::run(flags::parse_train(rest)?)?;
+            Ok(0)
+        }
+        "plugins" => plugins::run(rest),
+        "--version" | "-V" => {
+            println!(
+                "trainbox {} (trainbox:callback@{})",
+                env!("CARGO_PKG_VERSION"),
+                crate::sandbox::API_VERSION
+            );
+            Ok(0)
+        }
+        "--help" | "-h" | "help" => {
+            print!("{USAGE}");
+            Ok(0)
+        }
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}

@@ -1,0 +1,53 @@
+//! `trainbox plugins list DIR` and `trainbox plugins inspect FILE`: what a
+//! plugin says of itself, and whether it loads, without training.
+
+use crate::callbacks::RunView;
+use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
+use anyhow::{bail, Result};
+use std::path::Path;
+
+fn describe(c: &CompiledPlugin) -> String {
+    let events: Vec<&str> = c.info.events.iter().map(|e| e.hf_name()).collect();
+    let caps: Vec<String> = c
+        .info
+        .capabilities
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    format!(
+        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  validates:    yes",
+        c.path.display(),
+        c.info.name,
+        c.info.version,
+        c.info.api_version,
+        events.join(", "),
+        c.info.stateful,
+        if caps.is_empty() { "none".to_string() } else { caps.join(", ") },
+        c.size
+    )
+}
+
+pub fn run(argv: &[String]) -> Result<i32> {
+    let sandbox = Sandbox::new(RunView::default(), default_cache_dir())?;
+    match argv {
+        [cmd, file] if cmd == "inspect" => {
+            let c = sandbox.compile(Path::new(file))?;
+            println!("{}", describe(&c));
+            Ok(0)
+        }
+        [cmd, dir] if cmd == "list" => {
+            let mut failed = false;
+            for path in super::wasm_files(Path::new(dir))? {
+                match sandbox.compile(&path) {
+                    Ok(c) => println!("{}", describe(&c)),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("trainbox: {e:#}");
+                    }
+                }
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+        _ => bail!("usage: trainbox plugins list DIR | trainbox plugins inspect FILE"),
+    }
+}

@@ -1,0 +1,142 @@
+//! `trainbox train`: builds the task, loads the plugins in HF's order
+//! (DefaultFlow, `report_to` integrations, user plugins, progress/printer
+//! last), trains, and prints the plugin report.
+
+use super::config::{PluginSource, RunConfig};
+use crate::callbacks::{Callback, RunView};
+use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
+use crate::trainer::Trainer;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The logger integrations that ship with trainbox, in HF's "all" order.
+pub const INTEGRATIONS: &[&str] = &[];
+
+/// Where the built-in plugins (`progress.wasm`, `printer.wasm`, …) are:
+/// `$TRAINBOX_PLUGIN_DIR`, else the folder `make plugins` fills.
+pub fn builtin_plugin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TRAINBOX_PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("TRAINBOX_BUILTIN_PLUGINS"))
+}
+
+fn builtin(name: &str) -> Result<PathBuf> {
+    let dir = builtin_plugin_dir();
+    let path = dir.join(format!("{name}.wasm"));
+    if !path.is_file() {
+        bail!(
+            "built-in plugin {name}.wasm not found in {}; run `make plugins` (or set TRAINBOX_PLUGIN_DIR)",
+            dir.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The `.wasm` files of a folder, sorted by file name.
+pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading plugin folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// The plugin files of a run, in dispatch order.
+fn plugin_files(cfg: &RunConfig) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for name in &cfg.args.report_to {
+        if name == "all" {
+            for n in INTEGRATIONS {
+                files.push(builtin(n)?);
+            }
+        } else if INTEGRATIONS.contains(&name.as_str()) {
+            files.push(builtin(name)?);
+        } else {
+            let supported = if INTEGRATIONS.is_empty() {
+                "none yet".to_string()
+            } else {
+                INTEGRATIONS.join(", ")
+            };
+            bail!("--report_to {name}: not supported; supported integrations: {supported} (or \"all\", \"none\")");
+        }
+    }
+    for source in &cfg.plugins {
+        match source {
+            PluginSource::Dir(dir) => files.extend(wasm_files(dir)?),
+            PluginSource::File(f) => files.push(f.clone()),
+        }
+    }
+    files.push(builtin(if cfg.args.disable_tqdm {
+        "printer"
+    } else {
+        "progress"
+    })?);
+    Ok(files)
+}
+
+/// Runs `trainbox train`.
+pub fn run(mut cfg: RunConfig) -> Result<()> {
+    cfg.args
+        .finish()
+        .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    let args = cfg.args.clone();
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("creating output_dir {}", args.output_dir))?;
+    tch::manual_seed(args.seed as i64);
+    let task = crate::tasks::build(&cfg.task, &cfg.task_options)?;
+
+    let view = RunView::default();
+    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
+    let compiled: Vec<CompiledPlugin> = plugin_files(&cfg)?
+        .iter()
+        .map(|p| sandbox.compile(p))
+        .collect::<Result<_>>()?;
+    for name in cfg.plugin_config.keys().chain(cfg.plugin_settings.keys()) {
+        if !compiled.iter().any(|c| &c.info.name == name) {
+            let loaded: Vec<&str> = compiled.iter().map(|c| c.info.name.as_str()).collect();
+            bail!(
+                "settings for plugin {name:?}, but no plugin of that name is loaded (loaded: {})",
+                loaded.join(", ")
+            );
+        }
+    }
+    let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
+    for c in &compiled {
+        let name = c.info.name.as_str();
+        let n = instances.entry(name).or_default();
+        let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
+        settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
+        plugins.push(Box::new(sandbox.instantiate(c, settings, &args, *n)?));
+        *n += 1;
+    }
+
+    let mut trainer = Trainer::builder(args, task.model, task.train)
+        .eval_dataset(task.eval)
+        .view(view)
+        .callbacks(plugins)
+        .build()?;
+    let result = trainer.train();
+    print_report(&trainer);
+    result?;
+    trainer.save_model_and_state()
+}
+
+/// The end-of-run table: one line per plugin.
+fn print_report(trainer: &Trainer) {
+    let lines: Vec<String> = trainer.callbacks().filter_map(|c| c.report()).collect();
+    if lines.is_empty() {
+        return;
+    }
+    crate::ui::eprintln(&format!(
+        "{:<16} {:>9} {:>11} {:>11} {:>9} {:>7} {:>9}",
+        "plugin", "calls", "total ms", "max ms", "mean µs", "faults", "restarts"
+    ));
+    for line in lines {
+        crate::ui::eprintln(&line);
+    }
+}

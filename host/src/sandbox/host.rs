@@ -1,0 +1,228 @@
+//! What the host gives a plugin: its store data ([`PluginHost`]), and the
+//! `views` and `progress` imports. Views read the shared [`RunView`] only
+//! when the plugin asks, and never let the plugin change anything.
+
+use super::bindings::{wit, wit_progress, wit_views};
+use super::limits::Limiter;
+use super::output::{sanitize, MAX_LINE};
+use crate::callbacks::{RunView, TensorStats};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Most host handles (views, bars) a plugin may hold at once.
+const MAX_HANDLES: usize = 256;
+
+/// A plugin's handle on the log history.
+pub struct LogHistoryHandle;
+/// A plugin's handle on the model statistics.
+pub struct ModelStatsHandle;
+/// A progress bar a plugin drives.
+pub struct BarHandle {
+    bar: indicatif::ProgressBar,
+    leave: bool,
+    closed: bool,
+}
+
+/// The data of one plugin's `Store`.
+pub struct PluginHost {
+    pub(super) name: String,
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limits: Limiter,
+    pub(super) view: RunView,
+    handles: usize,
+}
+
+impl PluginHost {
+    pub(super) fn new(name: &str, wasi: WasiCtx, limits: Limiter, view: RunView) -> Self {
+        PluginHost {
+            name: name.to_string(),
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            view,
+            handles: 0,
+        }
+    }
+
+    fn push<T: Send + 'static>(&mut self, value: T) -> wasmtime::Result<Resource<T>> {
+        if self.handles >= MAX_HANDLES {
+            wasmtime::bail!("plugin {:?} holds more than {MAX_HANDLES} host handles; drop the ones it no longer uses", self.name);
+        }
+        self.handles += 1;
+        Ok(self.table.push(value)?)
+    }
+
+    fn delete<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<T> {
+        self.handles = self.handles.saturating_sub(1);
+        Ok(self.table.delete(handle)?)
+    }
+}
+
+impl WasiView for PluginHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for PluginHost {}
+
+impl From<TensorStats> for wit_views::TensorStats {
+    fn from(s: TensorStats) -> Self {
+        wit_views::TensorStats {
+            numel: s.numel,
+            norm: s.norm,
+            mean: s.mean,
+            std: s.std,
+            min: s.min,
+            max: s.max,
+            nonfinite: s.nonfinite,
+        }
+    }
+}
+
+impl wit_views::Host for PluginHost {
+    fn history(&mut self) -> wasmtime::Result<Resource<LogHistoryHandle>> {
+        self.push(LogHistoryHandle)
+    }
+
+    fn model(&mut self) -> wasmtime::Result<Resource<ModelStatsHandle>> {
+        self.push(ModelStatsHandle)
+    }
+
+    fn dataloaders(&mut self) -> wasmtime::Result<wit_views::DataloaderLengths> {
+        let view = self.view.lock();
+        Ok(wit_views::DataloaderLengths {
+            train: view.train_batches,
+            eval: view.eval_batches,
+        })
+    }
+}
+
+impl wit_views::HostLogHistory for PluginHost {
+    fn len(&mut self, _: Resource<LogHistoryHandle>) -> wasmtime::Result<u32> {
+        Ok(self.view.lock().log_history.len() as u32)
+    }
+
+    fn get(
+        &mut self,
+        _: Resource<LogHistoryHandle>,
+        index: u32,
+    ) -> wasmtime::Result<Option<Vec<wit::Entry>>> {
+        Ok(self
+            .view
+            .lock()
+            .log_history
+            .get(index as usize)
+            .map(super::bindings::entries))
+    }
+
+    fn drop(&mut self, handle: Resource<LogHistoryHandle>) -> wasmtime::Result<()> {
+        self.delete(handle).map(|_| ())
+    }
+}
+
+impl wit_views::HostModelStats for PluginHost {
+    fn parameter_names(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<String>> {
+        Ok(self
+            .view
+            .lock()
+            .parameters
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    fn parameter(
+        &mut self,
+        _: Resource<ModelStatsHandle>,
+        name: String,
+    ) -> wasmtime::Result<Option<wit_views::TensorStats>> {
+        Ok(self.view.lock().tensor_stats(&name, false).map(Into::into))
+    }
+
+    fn gradient(
+        &mut self,
+        _: Resource<ModelStatsHandle>,
+        name: String,
+    ) -> wasmtime::Result<Option<wit_views::TensorStats>> {
+        Ok(self.view.lock().tensor_stats(&name, true).map(Into::into))
+    }
+
+    fn grad_norm(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Option<f64>> {
+        Ok(self.view.lock().grad_norm)
+    }
+
+    fn learning_rates(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<f64>> {
+        Ok(self.view.lock().learning_rates.clone())
+    }
+
+    fn drop(&mut self, handle: Resource<ModelStatsHandle>) -> wasmtime::Result<()> {
+        self.delete(handle).map(|_| ())
+    }
+}
+
+fn clean_line(line: &str) -> String {
+    let mut line = sanitize(line);
+    if line.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+    }
+    line
+}
+
+impl wit_progress::Host for PluginHost {
+    fn write_line(&mut self, line: String) -> wasmtime::Result<()> {
+        for part in line.split('\n') {
+            crate::ui::println(&clean_line(part));
+        }
+        Ok(())
+    }
+}
+
+impl wit_progress::HostBar for PluginHost {
+    fn new(
+        &mut self,
+        total: u64,
+        label: String,
+        leave: bool,
+    ) -> wasmtime::Result<Resource<BarHandle>> {
+        let bar = crate::ui::bar(total, &clean_line(&label));
+        self.push(BarHandle {
+            bar,
+            leave,
+            closed: false,
+        })
+    }
+
+    fn advance(&mut self, handle: Resource<BarHandle>, delta: u64) -> wasmtime::Result<()> {
+        let bar = self.table.get(&handle)?;
+        if !bar.closed {
+            bar.bar.inc(delta);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, handle: Resource<BarHandle>) -> wasmtime::Result<()> {
+        let bar = self.table.get_mut(&handle)?;
+        if !bar.closed {
+            bar.closed = true;
+            crate::ui::finish_bar(&bar.bar, bar.leave);
+        }
+        Ok(())
+    }
+
+    fn drop(&mut self, handle: Resource<BarHandle>) -> wasmtime::Result<()> {
+        let bar = self.delete(handle)?;
+        if !bar.closed {
+            crate::ui::finish_bar(&bar.bar, bar.leave);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! Per-plugin limits: a memory cap enforced by a `ResourceLimiter`, and a
+//! per-call deadline enforced by epoch interruption, driven by one shared
+//! ticker thread for the whole engine.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the ticker advances the engine's epoch.
+pub const TICK: Duration = Duration::from_millis(2);
+
+/// The memory and time a plugin may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Linear memory, all memories together (default 64 MiB).
+    pub memory_bytes: usize,
+    /// Wall time of one event call (default 100 ms).
+    pub deadline: Duration,
+    /// Wall time of `describe`, `configure` and `load-state` (default 10 s),
+    /// which may have to start an interpreter.
+    pub init_deadline: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_bytes: 64 << 20,
+            deadline: Duration::from_millis(100),
+            init_deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The epoch ticks that make up `d` (at least one).
+pub fn ticks(d: Duration) -> u64 {
+    (d.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// The error a plugin's call fails with when it outgrows its memory cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryExceeded {
+    pub desired: usize,
+    pub cap: usize,
+}
+
+impl fmt::Display for MemoryExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "memory limit exceeded: tried to grow to {} bytes, the cap is {} bytes",
+            self.desired, self.cap
+        )
+    }
+}
+
+impl std::error::Error for MemoryExceeded {}
+
+/// A `ResourceLimiter` that caps the sum of a plugin's memories and fails
+/// with [`MemoryExceeded`], a type the fault classification can match.
+pub struct Limiter {
+    cap: usize,
+    /// Bytes of each memory, by order of creation (a component may have several).
+    used: usize,
+}
+
+impl Limiter {
+    pub fn new(cap: usize) -> Self {
+        Limiter { cap, used: 0 }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.used - current.min(self.used) + desired;
+        if total > self.cap {
+            return Err(MemoryExceeded {
+                desired: total,
+                cap: self.cap,
+            }
+            .into());
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        1000
+    }
+
+    fn tables(&self) -> usize {
+        1000
+    }
+
+    fn memories(&self) -> usize {
+        100
+    }
+}
+
+/// The thread that advances the engine's epoch every [`TICK`]; stops when
+/// dropped or when the engine is gone.
+pub struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub fn start(engine: &wasmtime::Engine) -> Ticker {
+        let weak = engine.weak();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("trainbox-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        Ticker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! What a plugin writes to stdout and stderr: split into lines, stripped of
+//! terminal control sequences, attributed to the plugin (`[name] line`),
+//! capped in size, and printed above the progress bars.
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Longest line kept; the rest of a longer line is cut.
+pub const MAX_LINE: usize = 4096;
+
+/// Removes terminal control sequences and control characters (tabs stay).
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters, then one final byte in @..~
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC and friends: up to BEL or ESC \
+                Some(']' | 'P' | '_' | '^') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' {
+                            break;
+                        }
+                        if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                            chars.next();
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Which host stream a plugin stream goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Stdout,
+    Stderr,
+}
+
+struct Sink {
+    prefix: String,
+    channel: Channel,
+    pending: Vec<u8>,
+    /// Bytes the plugin may still write in this run.
+    budget: usize,
+    exhausted_reported: bool,
+}
+
+impl Sink {
+    fn emit(&self, raw: &[u8]) {
+        let text = String::from_utf8_lossy(raw);
+        let mut line = sanitize(&text);
+        if line.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push_str(" …");
+        }
+        let line = format!("{}{}", self.prefix, line);
+        match self.channel {
+            Channel::Stdout => crate::ui::println(&line),
+            Channel::Stderr => crate::ui::eprintln(&line),
+        }
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        if bytes.len() > self.budget {
+            bytes = &bytes[..self.budget];
+            if !self.exhausted_reported {
+                self.exhausted_reported = true;
+                crate::ui::warn(&format!(
+                    "{}output limit reached; further output is dropped",
+                    self.prefix
+                ));
+            }
+        }
+        self.budget -= bytes.len();
+        for &b in bytes {
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.pending);
+                self.emit(&line);
+            } else if self.pending.len() < MAX_LINE * 4 {
+                self.pending.push(b);
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            self.emit(&line);
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// One plugin output stream, shared by every handle the guest opens on it.
+#[derive(Clone)]
+pub struct PluginOutput(Arc<Mutex<Sink>>);
+
+impl PluginOutput {
+    /// A stream for plugin `name` that may write `budget` bytes in all.
+    pub fn new(name: &str, channel: Channel, budget: usize) -> Self {
+        PluginOutput(Arc::new(Mutex::new(Sink {
+            prefix: format!("[{name}] "),
+            channel,
+            pending: Vec::new(),
+            budget,
+            exhausted_reported: false,
+        })))
+    }
+
+    fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl IsTerminal for PluginOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for PluginOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for PluginOutput {
+    async fn ready(&mut self) {}
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for PluginOutput {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.sink().write(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        self.sink().flush();
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for PluginOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.sink().write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.sink().flush();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_sequences_are_removed() {
+        assert_eq!(sanitize("\u{1b}[31mred\u{1b}[0m plain"), "red plain");
+        assert_eq!(sanitize("a\u{1b}]0;title\u{7}b"), "ab");
+        assert_eq!(sanitize("tab\there\r\u{8}"), "tab\there");
+        assert_eq!(sanitize("\u{1b}[2J\u{1b}[Hclear"), "clear");
+    }
+}

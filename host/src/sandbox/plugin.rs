@@ -1,0 +1,403 @@
+//! One loaded plugin: its store and instance, the calls into it, and what
+//! happens when it misbehaves (its fault policy).
+//!
+//! A trapped instance is dead (wasmtime refuses to re-enter it): under
+//! `on_error = restart` the plugin is re-instantiated from its `InstancePre`,
+//! configured again and given its last saved state, at most
+//! [`MAX_RESTARTS`] times; then it is disabled. Under `disable` it is
+//! disabled at once; under `abort` the run stops with the fault.
+
+use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
+use super::host::PluginHost;
+use super::limits::{ticks, Limiter, MemoryExceeded, PluginLimits};
+use super::{PluginInfo, PluginSettings};
+use crate::callbacks::{Callback, EventContext, EventSet};
+use crate::pyjson::Json;
+use crate::state::TrainerControl;
+use anyhow::{anyhow, bail, Result};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wasmtime::{Store, Trap};
+
+/// Restarts allowed under `on_error = restart` before the plugin is disabled.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// What to do when a plugin faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnError {
+    /// Re-instantiate it with its last saved state (at most 3 times), then disable it.
+    #[default]
+    Restart,
+    /// Stop calling it; training goes on.
+    Disable,
+    /// Stop the run.
+    Abort,
+}
+
+impl std::str::FromStr for OnError {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "restart" => Ok(OnError::Restart),
+            "disable" => Ok(OnError::Disable),
+            "abort" => Ok(OnError::Abort),
+            _ => Err(format!(
+                "on_error must be restart, disable or abort, got {s:?}"
+            )),
+        }
+    }
+}
+
+/// How a plugin call failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginFault {
+    /// The call ran past its deadline and was interrupted.
+    Deadline(Duration),
+    /// The plugin outgrew its memory cap.
+    Memory(MemoryExceeded),
+    /// The plugin called `exit`.
+    Exit(i32),
+    /// Any other trap: a panic, `unreachable`, an out-of-bounds access, a bad host call.
+    Trap(String),
+}
+
+impl PluginFault {
+    /// Classifies a call error by type, never by message.
+    pub fn classify(err: &wasmtime::Error, deadline: Duration) -> PluginFault {
+        if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
+            return PluginFault::Memory(*m);
+        }
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return PluginFault::Exit(exit.0);
+        }
+        if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
+            return PluginFault::Deadline(deadline);
+        }
+        PluginFault::Trap(format!("{err:#}").replace('\n', " "))
+    }
+}
+
+impl fmt::Display for PluginFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginFault::Deadline(d) => write!(f, "ran past its deadline of {} ms", d.as_millis()),
+            PluginFault::Memory(m) => write!(f, "{m}"),
+            PluginFault::Exit(code) => write!(f, "called exit({code})"),
+            PluginFault::Trap(msg) => write!(f, "trapped: {msg}"),
+        }
+    }
+}
+
+/// Call counts and times of one plugin, for the end-of-run report.
+#[derive(Debug, Clone, Default)]
+pub struct PluginStats {
+    pub calls: u64,
+    pub total: Duration,
+    pub max: Duration,
+    pub faults: Vec<String>,
+    pub restarts: u32,
+    pub disabled: bool,
+}
+
+struct Live {
+    store: Store<PluginHost>,
+    bindings: CallbackWorld,
+}
+
+/// A plugin, ready to receive events. Implements [`Callback`].
+pub struct WasmPlugin {
+    info: PluginInfo,
+    /// The name in messages (`recorder`, or `recorder#2` for a second instance).
+    label: String,
+    path: PathBuf,
+    pre: CallbackPre<PluginHost>,
+    settings: PluginSettings,
+    args: wit::TrainingArgs,
+    make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
+    live: Option<Live>,
+    events: EventSet,
+    stats: PluginStats,
+    last_state: Option<String>,
+}
+
+impl WasmPlugin {
+    /// Instantiates and configures a plugin. `make_store` builds a fresh
+    /// store with the plugin's grants (called again on restart).
+    pub(super) fn start(
+        info: PluginInfo,
+        label: String,
+        path: PathBuf,
+        pre: CallbackPre<PluginHost>,
+        settings: PluginSettings,
+        args: wit::TrainingArgs,
+        make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
+    ) -> Result<WasmPlugin> {
+        let events = info.events;
+        let mut plugin = WasmPlugin {
+            info,
+            label,
+            path,
+            pre,
+            settings,
+            args,
+            make_store,
+            live: None,
+            events,
+            stats: PluginStats::default(),
+            last_state: None,
+        };
+        plugin.live = Some(plugin.instantiate()?);
+        Ok(plugin)
+    }
+
+    /// What the plugin said of itself.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Call statistics so far.
+    pub fn stats(&self) -> &PluginStats {
+        &self.stats
+    }
+
+    /// A fresh instance, configured, with the last saved state restored.
+    fn instantiate(&mut self) -> Result<Live> {
+        let mut store = (self.make_store)()?;
+        let init = ticks(self.settings.limits.init_deadline);
+        store.set_epoch_deadline(init);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow!("{}: instantiation failed: {e:#}", self.label))?;
+        store.set_epoch_deadline(init);
+        let config: Vec<(String, String)> = self.settings.config.clone();
+        bindings
+            .trainbox_callback_plugin()
+            .call_configure(&mut store, &self.args, &config)
+            .map_err(|e| {
+                anyhow!(
+                    "{}: configure {}",
+                    self.label,
+                    PluginFault::classify(&e, self.settings.limits.init_deadline)
+                )
+            })?
+            .map_err(|msg| anyhow!("{}: configuration rejected: {msg}", self.label))?;
+        if let Some(state) = &self.last_state {
+            store.set_epoch_deadline(init);
+            bindings
+                .trainbox_callback_plugin()
+                .call_load_state(&mut store, state)
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: load-state {}",
+                        self.label,
+                        PluginFault::classify(&e, self.settings.limits.init_deadline)
+                    )
+                })?
+                .map_err(|msg| anyhow!("{}: rejected its saved state: {msg}", self.label))?;
+        }
+        Ok(Live { store, bindings })
+    }
+
+    /// Applies the fault policy after a failed call.
+    fn fault(&mut self, what: &str, fault: PluginFault) -> Result<()> {
+        let record = format!("{what}: {fault}");
+        self.stats.faults.push(record.clone());
+        self.live = None;
+        let head = format!(
+            "plugin {} {} ({})",
+            self.label,
+            self.info.version,
+            self.path.display()
+        );
+        match self.settings.on_error {
+            OnError::Abort => bail!("{head}: {record}; aborting the run (on_error = abort)"),
+            OnError::Disable => {
+                self.stats.disabled = true;
+                crate::ui::warn(&format!("{head}: {record}; disabled (on_error = disable)"));
+            }
+            OnError::Restart if self.stats.restarts >= MAX_RESTARTS => {
+                self.stats.disabled = true;
+                crate::ui::warn(&format!(
+                    "{head}: {record}; disabled after {MAX_RESTARTS} restarts"
+                ));
+            }
+            OnError::Restart => {
+                self.stats.restarts += 1;
+                crate::ui::warn(&format!(
+                    "{head}: {record}; restarting ({}/{MAX_RESTARTS})",
+                    self.stats.restarts
+                ));
+                match self.instantiate() {
+                    Ok(live) => self.live = Some(live),
+                    Err(e) => {
+                        self.stats.disabled = true;
+                        crate::ui::warn(&format!("{head}: restart failed: {e:#}; disabled"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Callback for WasmPlugin {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn events(&self) -> EventSet {
+        self.events
+    }
+
+    fn on_event(
+        &mut self,
+        cx: &EventContext<'_>,
+        control: TrainerControl,
+    ) -> Result<TrainerControl> {
+        let Some(live) = self.live.as_mut() else {
+            return Ok(control);
+        };
+        let deadline = self.settings.limits.deadline;
+        live.store.set_epoch_deadline(ticks(deadline));
+        let state = wit::TrainerState::from(cx.state);
+        let payload = if cx.payload.is_empty() {
+            Vec::new()
+        } else {
+            entries(cx.payload)
+        };
+        let started = Instant::now();
+        let result = live.bindings.trainbox_callback_plugin().call_on_event(
+            &mut live.store,
+            cx.event.into(),
+            &state,
+            control.into(),
+            &payload,
+        );
+        let took = started.elapsed();
+        self.stats.calls += 1;
+        self.stats.total += took;
+        self.stats.max = self.stats.max.max(took);
+        match result {
+            Ok(returned) => Ok(returned.into()),
+            Err(e) => {
+                self.fault(cx.event.hf_name(), PluginFault::classify(&e, deadline))?;
+                Ok(control)
+            }
+        }
+    }
+
+    fn save_state(&mut self) -> Result<Option<Json>> {
+        if !self.info.stateful {
+            return Ok(None);
+        }
+        let Some(live) = self.live.as_mut() else {
+            return Ok(self
+                .last_state
+                .as_deref()
+                .and_then(|s| Json::parse(s).ok())
+                .map(exportable));
+        };
+        live.store
+            .set_epoch_deadline(ticks(self.settings.limits.deadline));
+        match live
+            .bindings
+            .trainbox_callback_plugin()
+            .call_save_state(&mut live.store)
+        {
+            Ok(text) => match Json::parse(&text) {
+                Ok(json) => {
+                    self.last_state = Some(text);
+                    Ok(Some(exportable(json)))
+                }
+                Err(e) => {
+                    self.fault(
+                        "save-state",
+                        PluginFault::Trap(format!("returned a state that is not JSON: {e}")),
+                    )?;
+                    Ok(None)
+                }
+            },
+            Err(e) => {
+                self.fault(
+                    "save-state",
+                    PluginFault::classify(&e, self.settings.limits.deadline),
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn load_state(&mut self, state: &Json) -> Result<()> {
+        let text = state.to_compact();
+        self.last_state = Some(text.clone());
+        let Some(live) = self.live.as_mut() else {
+            return Ok(());
+        };
+        live.store
+            .set_epoch_deadline(ticks(self.settings.limits.init_deadline));
+        match live
+            .bindings
+            .trainbox_callback_plugin()
+            .call_load_state(&mut live.store, &text)
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => bail!(
+                "plugin {}: rejected the state from the checkpoint: {msg}",
+                self.label
+            ),
+            Err(e) => {
+                self.fault(
+                    "load-state",
+                    PluginFault::classify(&e, self.settings.limits.init_deadline),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    fn report(&self) -> Option<String> {
+        let s = &self.stats;
+        let mean = if s.calls > 0 {
+            s.total.as_secs_f64() * 1e6 / s.calls as f64
+        } else {
+            0.0
+        };
+        Some(format!(
+            "{:<16} {:>9} {:>11.1} {:>11.1} {:>9.1} {:>7} {:>9}{}",
+            self.label,
+            s.calls,
+            s.total.as_secs_f64() * 1e3,
+            s.max.as_secs_f64() * 1e3,
+            mean,
+            s.faults.len(),
+            s.restarts,
+            if s.disabled { "  disabled" } else { "" }
+        ))
+    }
+}
+
+/// A plugin's state in HF's `ExportableState` shape.
+fn exportable(state: Json) -> Json {
+    let has_shape = state
+        .as_object()
+        .is_some_and(|o| o.contains_key("args") && o.contains_key("attributes"));
+    if has_shape {
+        state
+    } else {
+        Json::Object(
+            [
+                ("args".to_string(), Json::Object(Default::default())),
+                ("attributes".to_string(), state),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+}
+
+/// A fresh limiter for a store.
+pub(super) fn limiter(limits: &PluginLimits) -> Limiter {
+    Limiter::new(limits.memory_bytes)
+}

@@ -1,0 +1,285 @@
+//! Checkpoints: `checkpoint-N/` folders written atomically, the best-model
+//! pointer, rotation by `save_total_limit`, and `stateful_callbacks`.
+//!
+//! A checkpoint is first written to a hidden temporary folder and renamed
+//! into place when complete, so a run killed while saving leaves the
+//! previous checkpoints intact and never a half-written `checkpoint-N`.
+
+use super::optim::AdamW;
+use super::Trainer;
+use crate::args::SaveStrategy;
+use crate::pyjson::Json;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// HF's `PREFIX_CHECKPOINT_DIR`.
+pub const CHECKPOINT_PREFIX: &str = "checkpoint";
+
+/// File names inside a checkpoint.
+pub(crate) const MODEL_FILE: &str = "model.safetensors";
+pub(crate) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub(crate) const TRAINER_STATE_FILE: &str = "trainer_state.json";
+pub(crate) const TRAINING_ARGS_FILE: &str = "training_args.json";
+
+/// The checkpoint folders of `dir` as (step, path), sorted by step.
+pub fn sorted_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(step) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("checkpoint-"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if entry.path().is_dir() {
+            out.push((step, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// HF's `get_last_checkpoint`: the checkpoint with the largest step.
+pub fn get_last_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
+    Ok(sorted_checkpoints(dir)?.pop().map(|(_, p)| p))
+}
+
+impl Trainer {
+    /// The checkpoint folder name of a step, as HF writes it in
+    /// `best_model_checkpoint` (joined to `output_dir` as given).
+    fn checkpoint_path(&self, step: u64) -> String {
+        Path::new(&self.args.output_dir)
+            .join(format!("{CHECKPOINT_PREFIX}-{step}"))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Refreshes `state.stateful_callbacks` from the callbacks and the control:
+    /// one entry per name, a list when several callbacks share a name.
+    pub(super) fn refresh_stateful_callbacks(&mut self) -> Result<()> {
+        let mut states: BTreeMap<String, Vec<Json>> = BTreeMap::new();
+        for cb in self.handler.callbacks_mut() {
+            if let Some(state) = cb.save_state()? {
+                states.entry(cb.name().to_string()).or_default().push(state);
+            }
+        }
+        states
+            .entry("TrainerControl".into())
+            .or_default()
+            .push(self.control.exportable_state());
+        self.state.stateful_callbacks = states
+            .into_iter()
+            .map(|(name, mut list)| {
+                let value = if list.len() == 1 {
+                    list.remove(0)
+                } else {
+                    Json::Array(list)
+                };
+                (name, value)
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// HF's `_save_checkpoint`: weights, optimizer, best pointer, state, rotation.
+    pub(super) fn save_checkpoint(&mut self, optimizer: Option<&AdamW>) -> Result<()> {
+        let out_dir = PathBuf::from(&self.args.output_dir);
+        let step = self.state.global_step;
+        let name = format!("{CHECKPOINT_PREFIX}-{step}");
+        let final_dir = out_dir.join(&name);
+        let tmp_dir = out_dir.join(format!(".{name}.tmp"));
+        if tmp_dir.exists() {
+            std::fs::remove_dir_all(&tmp_dir)
+                .with_context(|| format!("removing {}", tmp_dir.display()))?;
+        }
+        std::fs::create_dir_all(&tmp_dir)
+            .with_context(|| format!("creating {}", tmp_dir.display()))?;
+
+        self.model
+            .var_store()
+            .save(tmp_dir.join(MODEL_FILE))
+            .with_context(|| format!("writing {}", final_dir.join(MODEL_FILE).display()))?;
+        // The best-model pointer is updated after the weights, as HF does.
+        if matches!(
+            self.args.save_strategy,
+            SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
+        ) {
+            if let Some(best) = self.state.best_global_step.filter(|s| *s > 0) {
+                if best == step || out_dir.join(format!("{CHECKPOINT_PREFIX}-{best}")).is_dir() {
+                    self.state.best_model_checkpoint = Some(self.checkpoint_path(best));
+                }
+            }
+        }
+        if let Some(opt) = optimizer {
+            let tensors = opt.state_tensors();
+            if !tensors.is_empty() {
+                tch::Tensor::write_safetensors(&tensors, tmp_dir.join(OPTIMIZER_FILE))
+                    .with_context(|| {
+                        format!("writing {}", final_dir.join(OPTIMIZER_FILE).display())
+                    })?;
+            }
+        }
+        let args_text = self.args.to_json().to_pretty() + "\n";
+        std::fs::write(tmp_dir.join(TRAINING_ARGS_FILE), args_text)
+            .with_context(|| format!("writing {}", final_dir.join(TRAINING_ARGS_FILE).display()))?;
+        self.refresh_stateful_callbacks()?;
+        self.state.save_to_json(&tmp_dir.join(TRAINER_STATE_FILE))?;
+        sync_dir(&tmp_dir);
+
+        // Swap the complete folder into place; an older one of the same step
+        // (from an earlier run) is removed only once the new one exists.
+        let old_dir = out_dir.join(format!(".{name}.old"));
+        if final_dir.exists() {
+            std::fs::rename(&final_dir, &old_dir)
+                .with_context(|| format!("replacing {}", final_dir.display()))?;
+        }
+        std::fs::rename(&tmp_dir, &final_dir)
+            .with_context(|| format!("renaming into {}", final_dir.display()))?;
+        if old_dir.exists() {
+            std::fs::remove_dir_all(&old_dir)
+                .with_context(|| format!("removing {}", old_dir.display()))?;
+        }
+        sync_dir(&out_dir);
+        self.rotate_checkpoints()
+    }
+
+    /// HF's `_rotate_checkpoints`: keep the newest `save_total_limit`, never
+    /// deleting the best one.
+    fn rotate_checkpoints(&self) -> Result<()> {
+        let Some(limit) = self.args.save_total_limit.filter(|l| *l > 0) else {
+            return Ok(());
+        };
+        let mut sorted = sorted_checkpoints(Path::new(&self.args.output_dir))?;
+        let best = self.best_checkpoint_step();
+        // Move the best checkpoint to the second-newest place (HF's `_sorted_checkpoints`).
+        if let Some(i) = best.and_then(|b| sorted.iter().position(|(s, _)| *s == b)) {
+            let len = sorted.len();
+            for j in i..len.saturating_sub(2) {
+                sorted.swap(j, j + 1);
+            }
+        }
+        let mut limit = limit as usize;
+        if limit == 1 && best.is_some() && sorted.last().map(|(s, _)| *s) != best {
+            limit = 2;
+        }
+        let excess = sorted.len().saturating_sub(limit);
+        for (_, path) in sorted.into_iter().take(excess) {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("deleting old checkpoint {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn best_checkpoint_step(&self) -> Option<u64> {
+        let best = self.state.best_model_checkpoint.as_ref()?;
+        Path::new(best)
+            .file_name()?
+            .to_str()?
+            .strip_prefix("checkpoint-")?
+            .parse()
+            .ok()
+    }
+
+    /// `load_best_model_at_end`: loads the best checkpoint's weights.
+    pub(super) fn load_best_model(&mut self) -> Result<()> {
+        let Some(best) = self.state.best_model_checkpoint.clone() else {
+            return Ok(());
+        };
+        let file = Path::new(&best).join(MODEL_FILE);
+        if !file.is_file() {
+            crate::ui::warn(&format!(
+                "could not load the best model: {} does not exist",
+                file.display()
+            ));
+            return Ok(());
+        }
+        crate::ui::info(&format!(
+            "Loading best model from {best} (score: {}).",
+            self.state
+                .best_metric
+                .map_or("?".to_string(), |m| m.to_string())
+        ));
+        self.load_weights(&file)
+    }
+
+    /// Loads weights from a safetensors file into the model, checking names and shapes.
+    pub(crate) fn load_weights(&mut self, file: &Path) -> Result<()> {
+        let tensors = tch::Tensor::read_safetensors(file).with_context(|| {
+            format!(
+                "reading {}: not a readable safetensors file",
+                file.display()
+            )
+        })?;
+        let tensors: BTreeMap<String, tch::Tensor> = tensors.into_iter().collect();
+        let vars = self.model.var_store().variables();
+        for (name, var) in &vars {
+            let Some(saved) = tensors.get(name) else {
+                bail!(
+                    "{}: has no tensor {name:?}; it was written for another model",
+                    file.display()
+                );
+            };
+            if saved.size() != var.size() {
+                bail!(
+                    "{}: tensor {name:?} has shape {:?}, the model needs {:?}",
+                    file.display(),
+                    saved.size(),
+                    var.size()
+                );
+            }
+        }
+        tch::no_grad(|| {
+            for (name, mut var) in vars {
+                var.copy_(&tensors[&name].to_device(var.device()).to_kind(var.kind()));
+            }
+        });
+        Ok(())
+    }
+
+    /// HF's `save_model` + `save_state`: the model's weights
+    /// (`model.safetensors`) and `trainer_state.json` in `output_dir`.
+    pub fn save_model_and_state(&self) -> Result<()> {
+        let dir = Path::new(&self.args.output_dir);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let model = dir.join(MODEL_FILE);
+        self.model
+            .var_store()
+            .save(&model)
+            .with_context(|| format!("writing {}", model.display()))?;
+        self.state.save_to_json(&dir.join(TRAINER_STATE_FILE))
+    }
+
+    /// With `save_total_limit == 1` and a best checkpoint, deletes every other
+    /// checkpoint at the end of training.
+    pub(super) fn delete_all_but_best_checkpoint(&self) -> Result<()> {
+        if self.args.save_total_limit != Some(1) {
+            return Ok(());
+        }
+        let Some(best) = self.best_checkpoint_step() else {
+            return Ok(());
+        };
+        for (step, path) in sorted_checkpoints(Path::new(&self.args.output_dir))? {
+            if step != best {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("deleting {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Flushes a directory's entries to disk (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}

@@ -1,0 +1,220 @@
+//! The `Trainer`: HF's training loop over a tch model, with callbacks.
+//!
+//! `mod.rs` holds the public type and what is shared by the loop and the
+//! evaluation (firing events, `log`); the loop itself is in `train.rs`,
+//! evaluation in `eval.rs`, checkpoints in `checkpoint.rs`, AdamW in
+//! `optim.rs`, the schedules in `schedule.rs`, data order in `data.rs`.
+//! The trainer knows callbacks only through `CallbackHandler`: nothing here
+//! knows that a callback may be a wasm plugin.
+//!
+//! ```no_run
+//! # use trainbox::{Trainer, TrainingArguments, tasks};
+//! # fn main() -> anyhow::Result<()> {
+//! let task = tasks::regression::task(&Default::default())?;
+//! let mut trainer = Trainer::builder(TrainingArguments::default(), task.model, task.train)
+//!     .eval_dataset(task.eval)
+//!     .build()?;
+//! let out = trainer.train()?;
+//! println!("trained {} steps, loss {}", out.global_step, out.training_loss);
+//! # Ok(()) }
+//! ```
+
+mod checkpoint;
+pub mod data;
+mod eval;
+pub mod model;
+pub mod optim;
+pub mod schedule;
+mod train;
+
+use crate::args::TrainingArguments;
+use crate::callbacks::{Callback, CallbackHandler, Event, RunView};
+use crate::flow::DefaultFlowCallback;
+use crate::state::{Logs, TrainerControl, TrainerState, Value};
+use anyhow::{anyhow, Result};
+use data::Dataset;
+use model::Model;
+
+pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
+
+/// What `train()` returns, as HF's `TrainOutput`.
+#[derive(Debug, Clone)]
+pub struct TrainOutput {
+    pub global_step: u64,
+    pub training_loss: f64,
+    /// The final summary entry (`train_runtime`, …, `train_loss`, `epoch`).
+    pub metrics: Logs,
+}
+
+/// Collects what a [`Trainer`] needs; `build` fires `on_init_end`.
+pub struct TrainerBuilder {
+    args: TrainingArguments,
+    model: Box<dyn Model>,
+    train_data: Box<dyn Dataset>,
+    eval_data: Option<Box<dyn Dataset>>,
+    callbacks: Vec<Box<dyn Callback>>,
+    view: RunView,
+}
+
+impl TrainerBuilder {
+    /// The data to evaluate on (required by any `eval_strategy` but `no`).
+    pub fn eval_dataset(mut self, data: Box<dyn Dataset>) -> Self {
+        self.eval_data = Some(data);
+        self
+    }
+
+    /// Appends a callback; callbacks run in the order added, after
+    /// `DefaultFlowCallback`.
+    pub fn callback(mut self, callback: Box<dyn Callback>) -> Self {
+        self.callbacks.push(callback);
+        self
+    }
+
+    /// Appends several callbacks.
+    pub fn callbacks(mut self, callbacks: impl IntoIterator<Item = Box<dyn Callback>>) -> Self {
+        self.callbacks.extend(callbacks);
+        self
+    }
+
+    /// The view the callbacks read; pass the one given to the plugin sandbox.
+    pub fn view(mut self, view: RunView) -> Self {
+        self.view = view;
+        self
+    }
+
+    /// Validates the arguments, assembles the callback list and fires `on_init_end`.
+    pub fn build(self) -> Result<Trainer> {
+        let mut args = self.args;
+        args.finish()
+            .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+        if args.eval_strategy != crate::args::IntervalStrategy::No && self.eval_data.is_none() {
+            return Err(anyhow!(
+                "--eval_strategy {} requires an evaluation dataset; the task has none",
+                args.eval_strategy
+            ));
+        }
+        if self.train_data.is_empty() {
+            return Err(anyhow!("the training dataset is empty"));
+        }
+        let mut handler = CallbackHandler::default();
+        handler.add(Box::new(DefaultFlowCallback));
+        for cb in self.callbacks {
+            handler.add(cb);
+        }
+        let mut trainer = Trainer {
+            args,
+            model: self.model,
+            train_data: self.train_data,
+            eval_data: self.eval_data,
+            handler,
+            state: TrainerState::default(),
+            control: TrainerControl::default(),
+            view: self.view,
+        };
+        trainer.fire(Event::InitEnd, &Logs::new())?;
+        Ok(trainer)
+    }
+}
+
+/// HF's `Trainer`: trains `model` on `train_data`, firing every event to its
+/// callbacks in list order.
+pub struct Trainer {
+    args: TrainingArguments,
+    model: Box<dyn Model>,
+    train_data: Box<dyn Dataset>,
+    eval_data: Option<Box<dyn Dataset>>,
+    handler: CallbackHandler,
+    state: TrainerState,
+    control: TrainerControl,
+    view: RunView,
+}
+
+impl Trainer {
+    /// Starts building a trainer.
+    pub fn builder(
+        args: TrainingArguments,
+        model: Box<dyn Model>,
+        train_data: Box<dyn Dataset>,
+    ) -> TrainerBuilder {
+        TrainerBuilder {
+            args,
+            model,
+            train_data,
+            eval_data: None,
+            callbacks: Vec::new(),
+            view: RunView::default(),
+        }
+    }
+
+    /// The validated arguments.
+    pub fn args(&self) -> &TrainingArguments {
+        &self.args
+    }
+
+    /// The state of the last (or current) run.
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+
+    /// The callbacks, in list order.
+    pub fn callbacks(&self) -> impl Iterator<Item = &Box<dyn Callback>> {
+        self.handler.callbacks()
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+
+    /// Fires one event through the handler.
+    fn fire(&mut self, event: Event, payload: &Logs) -> Result<()> {
+        self.handler
+            .call(event, &self.args, &self.state, &mut self.control, payload)
+    }
+
+    /// HF's `log`: adds `epoch`, appends a copy with `step` to the history,
+    /// then fires `on_log` with the entry.
+    fn log(&mut self, mut logs: Logs) -> Result<Logs> {
+        logs.insert("epoch", epoch_value(&self.state));
+        let mut entry = logs.clone();
+        entry.insert("step", Value::Int(self.state.global_step as i64));
+        self.view.lock().log_history.push(entry.clone());
+        self.state.log_history.push(entry);
+        self.fire(Event::Log, &logs)?;
+        Ok(logs)
+    }
+}
+
+/// `state.epoch` as logged: the int 0 before any update, else a float.
+fn epoch_value(state: &TrainerState) -> Value {
+    if state.global_step == 0 && state.epoch == 0.0 {
+        Value::Int(0)
+    } else {
+        Value::Float(state.epoch)
+    }
+}
+
+/// Python's `round(x, digits)` for the speed metrics.
+fn round_to(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
+
+/// HF's `speed_metrics(split, start, num_samples, num_steps)`.
+fn speed_metrics(logs: &mut Logs, split: &str, runtime: f64, samples: f64, steps: f64) {
+    logs.insert(
+        format!("{split}_runtime"),
+        Value::Float(round_to(runtime, 4)),
+    );
+    if runtime == 0.0 {
+        return;
+    }
+    logs.insert(
+        format!("{split}_samples_per_second"),
+        Value::Float(round_to(samples / runtime, 3)),
+    );
+    logs.insert(
+        format!("{split}_steps_per_second"),
+        Value::Float(round_to(steps / runtime, 3)),
+    );
+}

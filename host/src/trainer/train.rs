@@ -1,0 +1,325 @@
+//! The training loop: HF's `_inner_training_loop` and
+//! `_maybe_log_save_evaluate`, event for event (spec §5.4-5.5).
+
+use super::data::{epoch_batches, num_batches};
+use super::optim::{AdamW, AdamWConfig};
+use super::schedule::lr_factor;
+use super::{speed_metrics, TrainOutput, Trainer};
+use crate::args::SaveStrategy;
+use crate::callbacks::Event;
+use crate::state::{Logs, Number, TrainerControl, TrainerState, Value};
+use anyhow::{bail, Result};
+use std::time::Instant;
+
+/// The bookkeeping of one `train()` call.
+pub(super) struct Run {
+    pub optimizer: AdamW,
+    /// Updates planned, and updates with warm-up.
+    pub max_steps: u64,
+    pub warmup: u64,
+    /// Loss summed since the last log (each update contributes its mean).
+    pub tr_loss: f64,
+    /// Loss of every logged interval so far (for `train_loss`).
+    pub total_loss: f64,
+    pub globalstep_last_logged: u64,
+    /// Floating-point operations not yet added to `state.total_flos`.
+    pub current_flos: f64,
+    pub grad_norm: Option<f64>,
+    pub learning_rate: Option<f64>,
+    /// `global_step` when this call started (non-zero after a resume).
+    pub start_step: u64,
+    pub started: Instant,
+}
+
+impl Trainer {
+    /// Trains, as HF's `Trainer.train()`, and returns the final summary.
+    pub fn train(&mut self) -> Result<TrainOutput> {
+        tch::manual_seed(self.args.seed as i64);
+        let train_bs = self.args.per_device_train_batch_size as usize;
+        let ga = self.args.gradient_accumulation_steps as usize;
+        let n_batches = num_batches(
+            self.train_data.len(),
+            train_bs,
+            self.args.dataloader_drop_last,
+        );
+        if n_batches == 0 {
+            bail!(
+                "the training data ({} samples) makes no batch of {train_bs} with --dataloader_drop_last",
+                self.train_data.len()
+            );
+        }
+        let updates_per_epoch = n_batches.div_ceil(ga).max(1) as u64;
+        let (max_steps, num_train_epochs) = if self.args.max_steps > 0 {
+            let max = self.args.max_steps as u64;
+            (max, max.div_ceil(updates_per_epoch))
+        } else {
+            let max = (self.args.num_train_epochs * updates_per_epoch as f64).ceil() as u64;
+            (max, self.args.num_train_epochs.ceil() as u64)
+        };
+
+        // _init_training_state: a fresh state, then the run's references.
+        let mut state = TrainerState {
+            train_batch_size: Some(train_bs as u32),
+            logging_steps: Number::interval(self.args.logging_steps, max_steps),
+            save_steps: Number::interval(self.args.save_steps, max_steps),
+            ..Default::default()
+        };
+        if let Some(eval_steps) = self.args.eval_steps {
+            state.eval_steps = Number::interval(eval_steps, max_steps);
+        }
+        state.max_steps = max_steps;
+        state.num_train_epochs = num_train_epochs;
+        self.state = state;
+        self.refresh_stateful_callbacks()?;
+
+        let params: Vec<(String, tch::Tensor)> =
+            self.model.var_store().variables().into_iter().collect();
+        let mut params: Vec<(String, tch::Tensor)> = params
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let optimizer = AdamW::new(
+            AdamWConfig {
+                beta1: self.args.adam_beta1,
+                beta2: self.args.adam_beta2,
+                eps: self.args.adam_epsilon,
+                weight_decay: self.args.weight_decay,
+            },
+            params
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        );
+        let mut run = Run {
+            optimizer,
+            max_steps,
+            warmup: self.args.warmup_steps_for(max_steps),
+            tr_loss: 0.0,
+            total_loss: 0.0,
+            globalstep_last_logged: self.state.global_step,
+            current_flos: 0.0,
+            grad_norm: None,
+            learning_rate: None,
+            start_step: self.state.global_step,
+            started: Instant::now(),
+        };
+        {
+            let mut view = self.view.lock();
+            view.log_history = self.state.log_history.clone();
+            view.parameters = params;
+            view.grad_norm = None;
+            view.learning_rates = run.optimizer.group_learning_rates(self.current_lr(&run));
+            view.train_batches = Some(n_batches as u32);
+            view.eval_batches = self.eval_batches();
+        }
+
+        self.fire(Event::TrainBegin, &Logs::new())?;
+        if self.args.eval_on_start {
+            self.evaluate()?;
+        }
+        for epoch in 0..num_train_epochs {
+            self.train_epoch(&mut run, epoch, n_batches)?;
+            if self.control.should_training_stop {
+                break;
+            }
+        }
+        self.finish_training(run)
+    }
+
+    /// One epoch: `on_epoch_begin`, its updates, `on_epoch_end`.
+    fn train_epoch(&mut self, run: &mut Run, epoch: u64, n_batches: usize) -> Result<()> {
+        let ga = self.args.gradient_accumulation_steps as usize;
+        let batches = epoch_batches(
+            self.train_data.len(),
+            self.args.per_device_train_batch_size as usize,
+            self.args.dataloader_drop_last,
+            Some((self.args.seed, epoch)),
+        );
+        self.fire(Event::EpochBegin, &Logs::new())?;
+        let mut step: isize = -1;
+        'updates: for update in batches.chunks(ga) {
+            for (i, indices) in update.iter().enumerate() {
+                step += 1;
+                if step as usize % ga == 0 {
+                    self.fire(Event::StepBegin, &Logs::new())?;
+                }
+                self.micro_batch(run, indices, update.len());
+                if i + 1 == update.len() {
+                    self.optimizer_update(run, epoch, step as usize + 1, n_batches)?;
+                } else {
+                    self.fire(Event::SubstepEnd, &Logs::new())?;
+                }
+                if self.control.should_epoch_stop || self.control.should_training_stop {
+                    break 'updates;
+                }
+            }
+        }
+        if step < 0 {
+            crate::ui::warn(
+                "there seems not to be a single sample in your epoch_iterator, stopping training",
+            );
+            self.control.should_training_stop = true;
+        }
+        self.fire(Event::EpochEnd, &Logs::new())?;
+        self.maybe_log_save_evaluate(run)
+    }
+
+    /// Forward and backward of one micro-batch; accumulates its loss.
+    fn micro_batch(&mut self, run: &mut Run, indices: &[i64], batches_in_update: usize) {
+        let batch = self.train_data.batch(indices);
+        let loss = self.model.loss(&batch, true) / batches_in_update as f64;
+        loss.backward();
+        let step_loss = loss.double_value(&[]);
+        if self.args.logging_nan_inf_filter && !step_loss.is_finite() {
+            run.tr_loss +=
+                run.tr_loss / (1 + self.state.global_step - run.globalstep_last_logged) as f64;
+        } else {
+            run.tr_loss += step_loss;
+        }
+        run.current_flos += self.model.flos(&batch);
+    }
+
+    /// Clipping, the optimizer step and the schedule, then `on_step_end`.
+    fn optimizer_update(
+        &mut self,
+        run: &mut Run,
+        epoch: u64,
+        batches_done: usize,
+        n_batches: usize,
+    ) -> Result<()> {
+        let grad_norm = run.optimizer.clip_grad_norm(self.args.max_grad_norm);
+        run.grad_norm = Some(grad_norm);
+        let lr = self.current_lr(run);
+        {
+            let mut view = self.view.lock();
+            view.grad_norm = Some(grad_norm);
+            view.learning_rates = run.optimizer.group_learning_rates(lr);
+        }
+        self.fire(Event::PreOptimizerStep, &Logs::new())?;
+        run.optimizer.step(lr);
+        self.fire(Event::OptimizerStep, &Logs::new())?;
+        run.learning_rate = Some(lr);
+        run.optimizer.zero_grad();
+        self.state.global_step += 1;
+        self.state.epoch = epoch as f64 + batches_done as f64 / n_batches as f64;
+        self.fire(Event::StepEnd, &Logs::new())?;
+        self.maybe_log_save_evaluate(run)
+    }
+
+    /// The scheduled learning rate of the next update.
+    fn current_lr(&self, run: &Run) -> f64 {
+        let step = run.optimizer.step;
+        self.args.learning_rate
+            * lr_factor(self.args.lr_scheduler_type, step, run.warmup, run.max_steps)
+    }
+
+    /// HF's `_maybe_log_save_evaluate`: log, evaluate, save, in that order.
+    fn maybe_log_save_evaluate(&mut self, run: &mut Run) -> Result<()> {
+        if self.control.should_log && self.state.global_step > run.globalstep_last_logged {
+            let mut logs = Logs::new();
+            let steps = (self.state.global_step - run.globalstep_last_logged) as f64;
+            logs.insert("loss", Value::Float(run.tr_loss / steps));
+            if let Some(norm) = run.grad_norm {
+                logs.insert("grad_norm", Value::Float(norm));
+            }
+            let lr = run.learning_rate.unwrap_or_else(|| self.current_lr(run));
+            logs.insert("learning_rate", Value::Float(lr));
+            run.total_loss += run.tr_loss;
+            run.tr_loss = 0.0;
+            run.globalstep_last_logged = self.state.global_step;
+            self.store_flos(run);
+            self.log(logs)?;
+        }
+        if self.control.should_evaluate {
+            let metrics = self.evaluate()?;
+            let is_new_best = self.determine_best_metric(&metrics)?;
+            if self.args.save_strategy == SaveStrategy::Best {
+                self.control.should_save = is_new_best;
+            }
+        }
+        if self.control.should_save {
+            self.store_flos(run);
+            self.save_checkpoint(Some(&run.optimizer))?;
+            self.fire(Event::Save, &Logs::new())?;
+        }
+        Ok(())
+    }
+
+    fn store_flos(&mut self, run: &mut Run) {
+        self.state.total_flos += run.current_flos;
+        run.current_flos = 0.0;
+    }
+
+    /// HF's `_determine_best_metric`: updates `best_metric` and
+    /// `best_global_step`; returns whether this evaluation is a new best.
+    fn determine_best_metric(&mut self, metrics: &Logs) -> Result<bool> {
+        let Some(key) = self.args.best_metric_key() else {
+            return Ok(false);
+        };
+        let Some(value) = metrics.get(&key).and_then(Value::as_f64) else {
+            let available: Vec<&str> = metrics.keys().collect();
+            bail!(
+                "--metric_for_best_model {:?}: the evaluation has no metric {key:?}; available metrics: {}; set --metric_for_best_model to one of them",
+                self.args.metric_for_best_model.as_deref().unwrap_or_default(),
+                available.join(", ")
+            );
+        };
+        let greater = self.args.greater_is_better.unwrap_or(false);
+        let best = self.state.best_metric.unwrap_or(if greater {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+        let better = if greater { value > best } else { value < best };
+        self.state.best_metric = Some(if better { value } else { best });
+        if better {
+            if matches!(
+                self.args.save_strategy,
+                SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
+            ) {
+                self.state.best_global_step = Some(self.state.global_step);
+            }
+        }
+        Ok(better)
+    }
+
+    /// The final summary log, the best model, `on_train_end`.
+    fn finish_training(&mut self, mut run: Run) -> Result<TrainOutput> {
+        let runtime = run.started.elapsed().as_secs_f64();
+        run.total_loss += run.tr_loss;
+        let steps_run = self.state.global_step.saturating_sub(run.start_step);
+        let train_loss = run.total_loss / steps_run.max(1) as f64;
+        let planned = run.max_steps.saturating_sub(run.start_step) as f64;
+        let total_batch = f64::from(
+            self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
+        );
+        let mut metrics = Logs::new();
+        speed_metrics(
+            &mut metrics,
+            "train",
+            runtime,
+            planned * total_batch,
+            planned,
+        );
+        self.store_flos(&mut run);
+        metrics.insert("total_flos", Value::Float(self.state.total_flos));
+        metrics.insert("train_loss", Value::Float(train_loss));
+        let metrics = self.log(metrics)?;
+        if self.args.load_best_model_at_end {
+            self.load_best_model()?;
+        }
+        self.delete_all_but_best_checkpoint()?;
+        self.fire(Event::TrainEnd, &Logs::new())?;
+        Ok(TrainOutput {
+            global_step: self.state.global_step,
+            training_loss: train_loss,
+            metrics,
+        })
+    }
+
+    /// The control flags as they stand (for tests and embedding programs).
+    pub fn control(&self) -> TrainerControl {
+        self.control
+    }
+}

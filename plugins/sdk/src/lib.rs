@@ -1,0 +1,430 @@
+//! trainbox-sdk: write a trainbox training callback in Rust.
+//!
+//! Implement [`Callback`] (every event method has an empty default, so you
+//! write only the ones you use) and export your type with
+//! [`export_plugin!`]. Build with `cargo build --target wasm32-wasip2
+//! --release`; the `.wasm` it produces is the plugin.
+//!
+//! ```ignore
+//! use trainbox_sdk::{export_plugin, Callback, Context, Event, Logs};
+//!
+//! #[derive(Default)]
+//! struct LossAlarm;
+//!
+//! impl Callback for LossAlarm {
+//!     const NAME: &'static str = "loss-alarm";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const EVENTS: &'static [Event] = &[Event::Log];
+//!
+//!     fn on_log(&mut self, cx: &mut Context, logs: &Logs) {
+//!         if logs.float("loss").is_some_and(|l| !l.is_finite()) {
+//!             cx.control.should_training_stop = true;
+//!         }
+//!     }
+//! }
+//!
+//! export_plugin!(LossAlarm);
+//! ```
+//!
+//! A plugin may change only the control flags it returns; the state and
+//! arguments are copies. It may write files in its own directory (the
+//! current directory, `.`) and print to stdout/stderr; anything else must be
+//! asked for in [`Callback::capabilities`] and granted by the user.
+
+pub mod format;
+pub mod progress;
+pub mod views;
+
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "callback",
+        pub_export_macro: true,
+        export_macro_name: "__export_callback_world",
+        default_bindings_module: "trainbox_sdk::wit",
+        generate_all,
+    });
+}
+
+pub use wit::trainbox::callback::types::{
+    Capability, Entry, Event, IntervalStrategy, SaveStrategy, TrainerControl, TrainerState,
+    TrainingArgs, Value,
+};
+
+/// The version of the `trainbox:callback` package this SDK targets.
+pub const API_VERSION: &str = "0.1.0";
+
+/// Every event, in the WIT order.
+pub const ALL_EVENTS: &[Event] = &[
+    Event::InitEnd,
+    Event::TrainBegin,
+    Event::TrainEnd,
+    Event::EpochBegin,
+    Event::EpochEnd,
+    Event::StepBegin,
+    Event::SubstepEnd,
+    Event::PreOptimizerStep,
+    Event::OptimizerStep,
+    Event::StepEnd,
+    Event::Evaluate,
+    Event::Predict,
+    Event::PredictionStep,
+    Event::Save,
+    Event::Log,
+];
+
+/// HF's name of an event, e.g. `"on_step_end"`.
+pub fn hf_name(event: Event) -> &'static str {
+    match event {
+        Event::InitEnd => "on_init_end",
+        Event::TrainBegin => "on_train_begin",
+        Event::TrainEnd => "on_train_end",
+        Event::EpochBegin => "on_epoch_begin",
+        Event::EpochEnd => "on_epoch_end",
+        Event::StepBegin => "on_step_begin",
+        Event::SubstepEnd => "on_substep_end",
+        Event::PreOptimizerStep => "on_pre_optimizer_step",
+        Event::OptimizerStep => "on_optimizer_step",
+        Event::StepEnd => "on_step_end",
+        Event::Evaluate => "on_evaluate",
+        Event::Predict => "on_predict",
+        Event::PredictionStep => "on_prediction_step",
+        Event::Save => "on_save",
+        Event::Log => "on_log",
+    }
+}
+
+/// A log entry or a metrics set: named values in the order the host made them.
+#[derive(Clone, Copy)]
+pub struct Logs<'a>(pub &'a [Entry]);
+
+impl<'a> Logs<'a> {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a Value> {
+        self.0.iter().find(|e| e.key == key).map(|e| &e.value)
+    }
+
+    /// The value of `key` as a number (ints and floats).
+    pub fn float(&self, key: &str) -> Option<f64> {
+        match self.get(key)? {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+
+    /// The entries, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        self.0.iter().map(|e| (e.key.as_str(), &e.value))
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &'a str> {
+        self.0.iter().map(|e| e.key.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What an event handler receives.
+pub struct Context<'a> {
+    /// The event being handled.
+    pub event: Event,
+    /// The run's arguments (as given to `configure`).
+    pub args: &'a TrainingArgs,
+    /// A copy of the trainer's state.
+    pub state: &'a TrainerState,
+    /// The control flags: change them to steer training. A stop, once
+    /// requested, stays requested whatever a later handler returns.
+    pub control: &'a mut TrainerControl,
+}
+
+/// `configure`'s key/value pairs (`--plugin_config NAME.KEY=VALUE`).
+pub struct Config<'a>(pub &'a [(String, String)]);
+
+impl Config<'_> {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key` parsed as `T`; an error names the key and the value.
+    pub fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{key}={v}: not a valid {}", std::any::type_name::<T>())),
+        }
+    }
+
+    /// Fails on a key that is not in `known`, naming the known ones.
+    pub fn only(&self, known: &[&str]) -> Result<(), String> {
+        match self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            Some((k, _)) => Err(format!(
+                "unknown key {k:?}; known keys: {}",
+                known.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A training callback. Implement the event methods you need; each has an
+/// empty default. The host calls only the events listed in [`Self::EVENTS`].
+#[allow(unused_variables)]
+pub trait Callback: Default + 'static {
+    /// Short name, `[a-z0-9_-]+`: its directory is `<output_dir>/plugins/<NAME>/`.
+    const NAME: &'static str;
+    /// The plugin's version (usually `env!("CARGO_PKG_VERSION")`).
+    const VERSION: &'static str;
+    /// The events to receive.
+    const EVENTS: &'static [Event];
+    /// Whether [`Callback::save_state`] holds state to keep in checkpoints.
+    const STATEFUL: bool = false;
+
+    /// What the plugin needs beyond its own directory (default: nothing).
+    fn capabilities() -> Vec<Capability> {
+        Vec::new()
+    }
+
+    /// Called once, before any event, with the run's configuration for this plugin.
+    fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Handles any event; the default dispatches to the `on_*` methods.
+    /// Override it to handle every event in one place.
+    fn on_event(&mut self, cx: &mut Context, payload: &Logs) {
+        match cx.event {
+            Event::InitEnd => self.on_init_end(cx),
+            Event::TrainBegin => self.on_train_begin(cx),
+            Event::TrainEnd => self.on_train_end(cx),
+            Event::EpochBegin => self.on_epoch_begin(cx),
+            Event::EpochEnd => self.on_epoch_end(cx),
+            Event::StepBegin => self.on_step_begin(cx),
+            Event::SubstepEnd => self.on_substep_end(cx),
+            Event::PreOptimizerStep => self.on_pre_optimizer_step(cx),
+            Event::OptimizerStep => self.on_optimizer_step(cx),
+            Event::StepEnd => self.on_step_end(cx),
+            Event::Evaluate => self.on_evaluate(cx, payload),
+            Event::Predict => self.on_predict(cx, payload),
+            Event::PredictionStep => self.on_prediction_step(cx),
+            Event::Save => self.on_save(cx),
+            Event::Log => self.on_log(cx, payload),
+        }
+    }
+
+    /// End of the trainer's construction.
+    fn on_init_end(&mut self, cx: &mut Context) {}
+    /// Start of training.
+    fn on_train_begin(&mut self, cx: &mut Context) {}
+    /// End of training, after the final summary log.
+    fn on_train_end(&mut self, cx: &mut Context) {}
+    /// Start of an epoch.
+    fn on_epoch_begin(&mut self, cx: &mut Context) {}
+    /// End of an epoch (also when cut short).
+    fn on_epoch_end(&mut self, cx: &mut Context) {}
+    /// Before the first micro-batch of an update.
+    fn on_step_begin(&mut self, cx: &mut Context) {}
+    /// After each micro-batch but the last of an update.
+    fn on_substep_end(&mut self, cx: &mut Context) {}
+    /// After clipping, before the optimizer step (gradients: [`views::model`]).
+    fn on_pre_optimizer_step(&mut self, cx: &mut Context) {}
+    /// After the optimizer step, before gradients are zeroed.
+    fn on_optimizer_step(&mut self, cx: &mut Context) {}
+    /// After an update (`global_step` counts it).
+    fn on_step_end(&mut self, cx: &mut Context) {}
+    /// After an evaluation, with its metrics.
+    fn on_evaluate(&mut self, cx: &mut Context, metrics: &Logs) {}
+    /// After a prediction run, with its metrics.
+    fn on_predict(&mut self, cx: &mut Context, metrics: &Logs) {}
+    /// After each evaluation or prediction batch.
+    fn on_prediction_step(&mut self, cx: &mut Context) {}
+    /// After a checkpoint was written.
+    fn on_save(&mut self, cx: &mut Context) {}
+    /// After a log entry was appended to the history.
+    fn on_log(&mut self, cx: &mut Context, logs: &Logs) {}
+
+    /// The state to keep in checkpoints, as a JSON object (stateful plugins).
+    fn save_state(&self) -> String {
+        "{}".into()
+    }
+
+    /// Restores a state produced by `save_state`.
+    fn load_state(&mut self, state: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Serde helpers for stateful plugins.
+pub mod state {
+    /// Serializes a state to JSON.
+    pub fn to_json<T: serde::Serialize>(state: &T) -> String {
+        serde_json::to_string(state).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// Deserializes a state from JSON, with the error as a message.
+    pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| format!("invalid state: {e}"))
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+    use std::cell::RefCell;
+
+    pub use crate::wit::exports::trainbox::callback::plugin::{Guest, PluginInfo};
+
+    /// The plugin instance and the arguments it was configured with.
+    pub struct Slot<T> {
+        plugin: Option<T>,
+        args: Option<TrainingArgs>,
+    }
+
+    impl<T: Callback> Slot<T> {
+        pub const fn new() -> Self {
+            Slot {
+                plugin: None,
+                args: None,
+            }
+        }
+
+        fn plugin(&mut self) -> &mut T {
+            self.plugin.get_or_insert_with(T::default)
+        }
+    }
+
+    pub fn describe<T: Callback>() -> PluginInfo {
+        PluginInfo {
+            name: T::NAME.into(),
+            version: T::VERSION.into(),
+            api_version: API_VERSION.into(),
+            events: T::EVENTS.to_vec(),
+            stateful: T::STATEFUL,
+            capabilities: T::capabilities(),
+        }
+    }
+
+    pub fn configure<T: Callback>(
+        slot: &RefCell<Slot<T>>,
+        args: TrainingArgs,
+        config: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let mut slot = slot.borrow_mut();
+        let result = slot.plugin().configure(&args, &Config(&config));
+        slot.args = Some(args);
+        result
+    }
+
+    pub fn on_event<T: Callback>(
+        slot: &RefCell<Slot<T>>,
+        event: Event,
+        state: TrainerState,
+        mut control: TrainerControl,
+        payload: Vec<Entry>,
+    ) -> TrainerControl {
+        let mut slot = slot.borrow_mut();
+        let Slot { plugin, args } = &mut *slot;
+        let args = args.get_or_insert_with(default_args);
+        let plugin = plugin.get_or_insert_with(T::default);
+        let mut cx = Context {
+            event,
+            args,
+            state: &state,
+            control: &mut control,
+        };
+        plugin.on_event(&mut cx, &Logs(&payload));
+        control
+    }
+
+    pub fn save_state<T: Callback>(slot: &RefCell<Slot<T>>) -> String {
+        slot.borrow_mut().plugin().save_state()
+    }
+
+    pub fn load_state<T: Callback>(slot: &RefCell<Slot<T>>, state: String) -> Result<(), String> {
+        slot.borrow_mut().plugin().load_state(&state)
+    }
+
+    /// Arguments for a plugin driven without `configure` (never by the host).
+    fn default_args() -> TrainingArgs {
+        TrainingArgs {
+            output_dir: String::new(),
+            num_train_epochs: 0.0,
+            max_steps: -1,
+            per_device_train_batch_size: 0,
+            per_device_eval_batch_size: 0,
+            gradient_accumulation_steps: 1,
+            learning_rate: 0.0,
+            weight_decay: 0.0,
+            adam_beta1: 0.0,
+            adam_beta2: 0.0,
+            adam_epsilon: 0.0,
+            max_grad_norm: 0.0,
+            lr_scheduler_type: String::new(),
+            warmup_steps: 0.0,
+            warmup_ratio: 0.0,
+            logging_strategy: IntervalStrategy::No,
+            logging_steps: 0.0,
+            logging_first_step: false,
+            logging_nan_inf_filter: false,
+            eval_strategy: IntervalStrategy::No,
+            eval_steps: None,
+            eval_delay: 0.0,
+            eval_on_start: false,
+            save_strategy: SaveStrategy::No,
+            save_steps: 0.0,
+            save_total_limit: None,
+            load_best_model_at_end: false,
+            metric_for_best_model: None,
+            greater_is_better: None,
+            seed: 0,
+            disable_tqdm: false,
+            report_to: Vec::new(),
+            run_name: None,
+            dataloader_drop_last: false,
+            restore_callback_states_from_checkpoint: false,
+        }
+    }
+}
+
+/// Exports a [`Callback`] type as the plugin of this component.
+#[macro_export]
+macro_rules! export_plugin {
+    ($ty:ty) => {
+        const _: () = {
+            use $crate::__private as __p;
+            thread_local! {
+                static SLOT: ::core::cell::RefCell<__p::Slot<$ty>> = const { ::core::cell::RefCell::new(__p::Slot::new()) };
+            }
+            struct __TrainboxExport;
+            impl __p::Guest for __TrainboxExport {
+                fn describe() -> __p::PluginInfo {
+                    __p::describe::<$ty>()
+                }
+                fn configure(args: $crate::TrainingArgs, config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>) -> ::core::result::Result<(), ::std::string::String> {
+                    SLOT.with(|s| __p::configure::<$ty>(s, args, config))
+                }
+                fn on_event(event: $crate::Event, state: $crate::TrainerState, control: $crate::TrainerControl, payload: ::std::vec::Vec<$crate::Entry>) -> $crate::TrainerControl {
+                    SLOT.with(|s| __p::on_event::<$ty>(s, event, state, control, payload))
+                }
+                fn save_state() -> ::std::string::String {
+                    SLOT.with(|s| __p::save_state::<$ty>(s))
+                }
+                fn load_state(state: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                    SLOT.with(|s| __p::load_state::<$ty>(s, state))
+                }
+            }
+            $crate::wit::__export_callback_world!(__TrainboxExport with_types_in $crate::wit);
+        };
+    };
+}

@@ -1,0 +1,160 @@
+//! The library API: a user's own tch model and data, a native callback,
+//! and the same `Trainer` the binary uses.
+
+use anyhow::Result;
+use std::sync::{Arc, Mutex};
+use tch::{nn, Tensor};
+use trainbox::{
+    Batch, Callback, Event, EventContext, Model, TensorDataset, Trainer, TrainerControl,
+    TrainingArguments,
+};
+
+/// y = w·x + c on 4 features.
+struct Linear {
+    vs: nn::VarStore,
+    layer: nn::Linear,
+}
+
+impl Model for Linear {
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
+        batch
+            .inputs
+            .apply(&self.layer)
+            .squeeze_dim(-1)
+            .mse_loss(&batch.targets, tch::Reduction::Mean)
+    }
+}
+
+fn data(n: i64) -> TensorDataset {
+    let x = Tensor::randn([n, 4], (tch::Kind::Float, tch::Device::Cpu));
+    let w = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0]);
+    let y = x.matmul(&w) + 0.25;
+    TensorDataset {
+        inputs: x,
+        targets: y,
+    }
+}
+
+/// Counts events and stops training at `stop_at`.
+struct Counter {
+    seen: Arc<Mutex<Vec<Event>>>,
+    stop_at: u64,
+}
+
+impl Callback for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+    fn on_event(
+        &mut self,
+        cx: &EventContext<'_>,
+        mut control: TrainerControl,
+    ) -> Result<TrainerControl> {
+        self.seen.lock().unwrap().push(cx.event);
+        if cx.event == Event::StepEnd && cx.state.global_step >= self.stop_at {
+            control.should_training_stop = true;
+        }
+        Ok(control)
+    }
+}
+
+fn trainer(dir: &str, args: TrainingArguments, callback: Option<Counter>) -> Result<Trainer> {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let layer = nn::linear(vs.root() / "layer", 4, 1, Default::default());
+    let out = crate::util::fresh_dir(dir);
+    let args = TrainingArguments {
+        output_dir: out.to_string_lossy().into(),
+        ..args
+    };
+    let mut b = Trainer::builder(args, Box::new(Linear { vs, layer }), Box::new(data(256)))
+        .eval_dataset(Box::new(data(64)));
+    if let Some(cb) = callback {
+        b = b.callback(Box::new(cb));
+    }
+    b.build()
+}
+
+#[test]
+fn a_users_model_trains_and_its_loss_falls() -> Result<()> {
+    let args = TrainingArguments {
+        learning_rate: 0.1,
+        num_train_epochs: 10.0,
+        per_device_train_batch_size: 16,
+        eval_strategy: trainbox::args::IntervalStrategy::Epoch,
+        save_strategy: trainbox::args::SaveStrategy::No,
+        ..Default::default()
+    };
+    let mut t = trainer("lib_train", args, None)?;
+    let before = t
+        .evaluate()?
+        .get("eval_loss")
+        .and_then(|v| v.as_f64())
+        .unwrap();
+    let out = t.train()?;
+    assert_eq!(out.global_step, 160);
+    let evals: Vec<f64> = t
+        .state()
+        .log_history
+        .iter()
+        .filter_map(|e| e.get("eval_loss")?.as_f64())
+        .collect();
+    assert_eq!(
+        evals.len(),
+        10,
+        "one per epoch (train() starts a fresh state, as HF)"
+    );
+    assert!(
+        evals[9] < before / 100.0,
+        "eval loss {before} -> {}",
+        evals[9]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_native_callback_sees_the_events_and_can_stop_training() -> Result<()> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let args = TrainingArguments {
+        save_strategy: trainbox::args::SaveStrategy::No,
+        ..Default::default()
+    };
+    let mut t = trainer(
+        "lib_callback",
+        args,
+        Some(Counter {
+            seen: seen.clone(),
+            stop_at: 3,
+        }),
+    )?;
+    let out = t.train()?;
+    assert_eq!(out.global_step, 3);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.first(), Some(&Event::InitEnd));
+    assert_eq!(seen.last(), Some(&Event::TrainEnd));
+    assert_eq!(seen.iter().filter(|e| **e == Event::StepEnd).count(), 3);
+    let names: Vec<&str> = t.callbacks().map(|c| c.name()).collect();
+    assert_eq!(names, ["DefaultFlowCallback", "counter"]);
+    Ok(())
+}
+
+#[test]
+fn evaluation_needs_an_evaluation_dataset() {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let layer = nn::linear(vs.root() / "layer", 4, 1, Default::default());
+    let args = TrainingArguments {
+        eval_strategy: trainbox::args::IntervalStrategy::Steps,
+        ..Default::default()
+    };
+    let err = Trainer::builder(args, Box::new(Linear { vs, layer }), Box::new(data(8)))
+        .build()
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("requires an evaluation dataset"),
+        "{err}"
+    );
+}

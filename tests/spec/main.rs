@@ -1,0 +1,19 @@
+//! The integration tests: they run the real `trainbox` binary with real
+//! libtorch and real `.wasm` plugins built from `plugins/` (`make plugins`).
+//! One binary, one module per area.
+
+mod util;
+
+/// The HF training loop as a test oracle: the expected events.
+mod oracle;
+
+/// The command line: flags, config files, errors that name the fix.
+mod cli;
+/// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
+mod event_flow;
+/// The library API: a user's own model and a native callback.
+mod library;
+/// Loading plugins: order, bad files, progress and printer output.
+mod plugins;
+/// `trainer_state.json` and checkpoints, read back by transformers itself.
+mod trainer_state;

@@ -1,0 +1,244 @@
+//! Loading plugins: the order, configuration, bad files, and what the
+//! printer and progress plugins print.
+
+use crate::util::{fresh_dir, plugin, Run};
+use std::path::Path;
+
+#[test]
+fn every_plugin_in_the_tree_appears_in_a_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut names = Vec::new();
+    for dir in [root.join("plugins"), root.join("plugins/testing")] {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.path().join("Cargo.toml").is_file() && name != "sdk" {
+                names.push(name);
+            }
+        }
+    }
+    let mut tests = String::new();
+    for entry in std::fs::read_dir(root.join("tests/spec"))
+        .unwrap()
+        .flatten()
+    {
+        tests.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+    }
+    for name in &names {
+        assert!(
+            tests.contains(&format!("\"{name}\"")),
+            "plugin {name} is used by no test in tests/spec"
+        );
+    }
+    assert!(names.len() >= 4, "found plugins: {names:?}");
+}
+
+#[test]
+fn plugins_from_a_folder_load_sorted_by_file_name_before_progress_or_printer() {
+    let run = Run::regression("plugins_folder");
+    let dir = run.dir.join("mine");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(plugin("stopper"), dir.join("10-first.wasm")).unwrap();
+    std::fs::copy(plugin("recorder"), dir.join("20-second.wasm")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a plugin").unwrap();
+    let done = run
+        .args(&[
+            "--plugins",
+            dir.to_str().unwrap(),
+            "--plugin_config",
+            "stopper.at_step=100",
+        ])
+        .ok();
+    let report: Vec<&str> = done
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("plugin "))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        report,
+        ["recorder", "stopper", "recorder#2", "printer"],
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.out.join("plugins/recorder-2/events.jsonl").is_file(),
+        "a second instance has its own directory"
+    );
+}
+
+#[test]
+fn printer_prints_each_log_as_hf_does() {
+    let done = Run::regression("plugins_printer")
+        .args(&["--logging_steps", "8"])
+        .ok();
+    let lines: Vec<&str> = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("[printer] {"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "three logs and the summary:\n{}",
+        done.stdout
+    );
+    assert!(lines[0].starts_with("[printer] {'loss': '"), "{}", lines[0]);
+    assert!(
+        lines[0].ends_with("'epoch': '1'}"),
+        "floats formatted with {{:.4g}}: {}",
+        lines[0]
+    );
+    assert!(
+        !done.stdout.contains("total_flos"),
+        "total_flos is left out"
+    );
+}
+
+#[test]
+fn progress_writes_logs_above_its_bars_and_replaces_the_printer() {
+    let run = Run::command(
+        "plugins_progress",
+        &["train", "--task", "regression", "--logging_steps", "12"],
+    );
+    let out = run.dir.join("out");
+    let done = run
+        .args(&[
+            "--output_dir",
+            out.to_str().unwrap(),
+            "--eval_strategy",
+            "epoch",
+        ])
+        .ok();
+    let logs: Vec<&str> = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("{'"))
+        .collect();
+    assert_eq!(
+        logs.len(),
+        6,
+        "2 step logs, 3 evaluations, the summary:\n{}",
+        done.stdout
+    );
+    assert!(
+        logs.iter().any(|l| l.starts_with("{'eval_loss': '")),
+        "{logs:?}"
+    );
+    assert!(!done.stdout.contains("[printer]"));
+    assert!(
+        done.stderr.contains("progress"),
+        "the report lists progress: {}",
+        done.stderr
+    );
+}
+
+#[test]
+fn plugin_config_reaches_the_plugin_and_bad_keys_are_rejected() {
+    let done = Run::regression("plugins_config")
+        .args(&["--plugin_config", "recorder.file=trace.jsonl"])
+        .ok();
+    assert!(done.out.join("plugins/recorder/trace.jsonl").is_file());
+    let err = Run::regression("plugins_config_bad")
+        .args(&["--plugin_config", "recorder.bogus=1"])
+        .fails();
+    assert!(
+        err.contains("recorder: configuration rejected: unknown key \"bogus\""),
+        "{err}"
+    );
+    let err = Run::regression("plugins_config_nobody")
+        .args(&["--plugin_config", "nobody.x=1"])
+        .fails();
+    assert!(err.contains("no plugin of that name is loaded"), "{err}");
+}
+
+#[test]
+fn bad_plugin_files_get_one_line_errors_naming_the_file() {
+    let dir = fresh_dir("plugins_bad_files");
+    let text = dir.join("text.wasm");
+    std::fs::write(&text, "hello").unwrap();
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let truncated = dir.join("truncated.wasm");
+    let bytes = std::fs::read(plugin("recorder")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    let cases = [
+        (&text, "not a WebAssembly file"),
+        (&core, "is a core WebAssembly module, not a component"),
+        (&truncated, "not a valid WebAssembly component"),
+    ];
+    for (path, want) in cases {
+        let p = path.to_str().unwrap();
+        let err = Run::regression("plugins_bad_file_run")
+            .args(&["--plugin", p])
+            .fails();
+        assert!(err.contains(p) && err.contains(want), "{p}: {err}");
+        let err = Run::command("plugins_bad_file_inspect", &["plugins", "inspect", p]).fails();
+        assert!(err.contains(want), "{err}");
+    }
+    let missing = dir.join("missing.wasm");
+    let err = Run::regression("plugins_missing")
+        .args(&["--plugin", missing.to_str().unwrap()])
+        .fails();
+    assert!(
+        err.contains("reading plugin") && err.contains("missing.wasm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_and_list_describe_plugins_without_training() {
+    let done = Run::command(
+        "plugins_inspect",
+        &["plugins", "inspect", plugin("progress").to_str().unwrap()],
+    )
+    .ok();
+    assert!(
+        done.stdout.contains("name:         progress"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        done.stdout.contains("on_train_begin, on_train_end"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        !done.stdout.contains("on_step_begin"),
+        "progress does not subscribe to on_step_begin"
+    );
+    let done = Run::command(
+        "plugins_list",
+        &[
+            "plugins",
+            "list",
+            crate::util::plugin_dir().to_str().unwrap(),
+        ],
+    )
+    .ok();
+    for name in ["printer", "progress", "recorder", "stopper"] {
+        assert!(
+            done.stdout.contains(&format!("name:         {name}\n")),
+            "{}",
+            done.stdout
+        );
+    }
+}
+
+#[test]
+fn unsubscribed_events_never_enter_the_plugin() {
+    let done = Run::regression("plugins_subscriptions")
+        .args(&["--plugin", plugin("stopper").to_str().unwrap()])
+        .args(&["--plugin_config", "stopper.at_step=100"])
+        .ok();
+    let report = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("stopper "))
+        .unwrap();
+    let calls: u64 = report.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        calls, 24,
+        "stopper subscribes to on_step_end only: {report}"
+    );
+}

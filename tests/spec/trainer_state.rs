@@ -1,0 +1,237 @@
+//! `trainer_state.json` and checkpoints: HF's exact format, read back by the
+//! real `transformers.TrainerState` and `safetensors` from the torch
+//! environment (`make test-env` installs them).
+
+use crate::util::Run;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Python of the torch environment (`make` exports it).
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRAINBOX_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("TRAINBOX_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trainbox"));
+    cache.join("torch-env/bin/python3")
+}
+
+/// Runs a Python snippet with `argv[1..]`; returns stdout.
+fn run_python(script: &str, args: &[&Path]) -> String {
+    let py = python();
+    let out = Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}; run `make test-env`", py.display()));
+    assert!(
+        out.status.success(),
+        "python failed (is transformers installed? run `make test-env`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn trained(test: &str) -> crate::util::Done {
+    Run::regression(test)
+        .args(&[
+            "--logging_steps",
+            "5",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "10",
+            "--save_steps",
+            "10",
+        ])
+        .args(&["--metric_for_best_model", "loss", "--learning_rate", "0.1"])
+        .ok()
+}
+
+#[test]
+fn trainer_state_is_written_in_hf_json_format() {
+    let done = trained("state_format");
+    let text = std::fs::read_to_string(done.out.join("checkpoint-20/trainer_state.json")).unwrap();
+    assert!(text.ends_with("}\n"), "trailing newline as save_to_json");
+    assert!(
+        text.starts_with("{\n  \"best_global_step\": "),
+        "keys sorted, indent 2: {text}"
+    );
+    let state = done.state("checkpoint-20/trainer_state.json");
+    assert_eq!(state["global_step"], 20);
+    assert_eq!(state["max_steps"], 24);
+    assert_eq!(state["logging_steps"], 5);
+    assert!(text.contains("\"logging_steps\": 5,"), "an int, not 5.0");
+    assert_eq!(state["train_batch_size"], 8);
+    assert_eq!(state["num_train_epochs"], 3);
+    let history = state["log_history"].as_array().unwrap();
+    assert_eq!(
+        history.len(),
+        6,
+        "logs at 5, 10, 15, 20 and evaluations at 10, 20"
+    );
+    assert_eq!(history[0]["step"], 5);
+    assert_eq!(history[1]["step"], 10);
+    assert!(
+        history[2]["eval_loss"].is_number(),
+        "the evaluation at step 10 follows its log"
+    );
+    assert_eq!(history[2]["step"], 10);
+    assert_eq!(state["best_global_step"], 20, "the loss falls with lr 0.1");
+    assert!(state["best_model_checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("checkpoint-20"));
+    assert_eq!(
+        state["stateful_callbacks"]["TrainerControl"]["args"]["should_save"],
+        true
+    );
+}
+
+#[test]
+fn transformers_loads_our_trainer_state_and_writes_the_same_bytes() {
+    let done = trained("state_transformers");
+    let ours = done.out.join("checkpoint-20/trainer_state.json");
+    let theirs = done.out.join("hf_resaved.json");
+    let script = r#"
+import sys, json
+from transformers import TrainerState
+state = TrainerState.load_from_json(sys.argv[1])
+state.save_to_json(sys.argv[2])
+print(json.dumps({"global_step": state.global_step, "epoch": state.epoch, "best_metric": state.best_metric,
+                  "n_logs": len(state.log_history), "max_steps": state.max_steps}))
+"#;
+    let printed = run_python(script, &[&ours, &theirs]);
+    let seen: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
+    let state = done.state("checkpoint-20/trainer_state.json");
+    assert_eq!(seen["global_step"], state["global_step"]);
+    assert_eq!(seen["epoch"], state["epoch"]);
+    assert_eq!(seen["best_metric"], state["best_metric"]);
+    assert_eq!(seen["max_steps"], 24);
+    assert_eq!(
+        seen["n_logs"],
+        state["log_history"].as_array().unwrap().len()
+    );
+    let (a, b) = (
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap(),
+    );
+    assert!(
+        a == b,
+        "HF's save_to_json of our state differs from our file:\n{}\n---\n{}",
+        String::from_utf8_lossy(&a),
+        String::from_utf8_lossy(&b)
+    );
+}
+
+#[test]
+fn safetensors_opens_our_weights() {
+    let done = trained("state_safetensors");
+    let model = done.out.join("checkpoint-24/model.safetensors");
+    let printed = run_python(
+        "import sys\nfrom safetensors.torch import load_file\nt = load_file(sys.argv[1])\nprint(sorted(t), float(t['a']), float(t['b']))",
+        &[&model],
+    );
+    assert!(printed.starts_with("['a', 'b']"), "{printed}");
+    let a: f64 = printed.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(a > 1.0, "the slope moved towards 2: {printed}");
+}
+
+#[test]
+fn final_state_and_model_are_written_to_output_dir() {
+    let done = trained("state_final");
+    let state = done.state("trainer_state.json");
+    let last = state["log_history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    for key in [
+        "train_runtime",
+        "train_samples_per_second",
+        "train_steps_per_second",
+        "total_flos",
+        "train_loss",
+        "epoch",
+    ] {
+        assert!(last.get(key).is_some(), "final summary has {key}: {last}");
+    }
+    assert!(done.out.join("model.safetensors").is_file());
+    // No half-written checkpoint is ever left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&done.out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary folders left: {leftovers:?}"
+    );
+}
+
+#[test]
+fn save_total_limit_keeps_the_newest_and_the_best() {
+    let done = Run::regression("state_rotation")
+        .args(&[
+            "--save_steps",
+            "4",
+            "--save_total_limit",
+            "2",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "4",
+        ])
+        .args(&[
+            "--metric_for_best_model",
+            "loss",
+            "--greater_is_better",
+            "true",
+            "--learning_rate",
+            "0.1",
+        ])
+        .ok();
+    // Greater is better on a falling loss: the first evaluation stays the best.
+    assert_eq!(done.checkpoints(), [4, 24]);
+    let state = done.state("checkpoint-24/trainer_state.json");
+    assert_eq!(state["best_global_step"], 4);
+}
+
+#[test]
+fn load_best_model_at_end_restores_the_best_weights() {
+    let done = Run::regression("state_load_best")
+        .args(&[
+            "--load_best_model_at_end",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "8",
+            "--save_steps",
+            "8",
+        ])
+        .args(&[
+            "--metric_for_best_model",
+            "loss",
+            "--greater_is_better",
+            "true",
+            "--learning_rate",
+            "0.1",
+        ])
+        .ok();
+    assert!(
+        done.stderr.contains("Loading best model from"),
+        "{}",
+        done.stderr
+    );
+    let best = std::fs::read(done.out.join("checkpoint-8/model.safetensors")).unwrap();
+    let last = std::fs::read(done.out.join("checkpoint-24/model.safetensors")).unwrap();
+    let final_model = std::fs::read(done.out.join("model.safetensors")).unwrap();
+    assert_ne!(best, last);
+    assert_eq!(
+        final_model, best,
+        "the saved final model is the best checkpoint's"
+    );
+}

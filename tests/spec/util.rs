@@ -1,0 +1,203 @@
+//! The test harness: [`Run`] is one `trainbox train` in a fresh directory
+//! named after the test (as ripgrep's `Dir` + `TestCommand`).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Where `make plugins` puts the built plugins.
+pub fn plugin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/plugins")
+}
+
+/// The path of a built plugin, or a failure that says how to build it.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = plugin_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "plugin {name} not built: run `make plugins` ({} missing)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty directory for one test.
+pub fn fresh_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("spec")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// One `trainbox` invocation.
+pub struct Run {
+    pub dir: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl Run {
+    /// `trainbox train` on the regression task (HF's test set-up: 64
+    /// samples, batch 8, 3 epochs) with the recorder loaded, in a fresh
+    /// directory, progress bars off (printer last).
+    pub fn regression(test: &str) -> Run {
+        let dir = fresh_dir(test);
+        let mut run = Run {
+            args: vec!["train".into()],
+            dir,
+            envs: Vec::new(),
+        };
+        run = run.args(&["--task", "regression", "--disable_tqdm"]);
+        let out = run.dir.join("out");
+        run.arg("--output_dir")
+            .arg(out.to_str().unwrap())
+            .plugin("recorder")
+    }
+
+    /// A bare `trainbox` command with these arguments, run in a fresh directory.
+    pub fn command(test: &str, args: &[&str]) -> Run {
+        Run {
+            dir: fresh_dir(test),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            envs: Vec::new(),
+        }
+    }
+
+    pub fn arg(mut self, a: &str) -> Run {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn args(mut self, a: &[&str]) -> Run {
+        self.args.extend(a.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Loads a built plugin.
+    pub fn plugin(self, name: &str) -> Run {
+        let path = plugin(name);
+        self.arg("--plugin").arg(path.to_str().unwrap())
+    }
+
+    /// The output directory of a training run.
+    pub fn out(&self) -> PathBuf {
+        self.dir.join("out")
+    }
+
+    fn output(&self) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainbox"));
+        cmd.args(&self.args).current_dir(&self.dir);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running trainbox")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self) -> Done {
+        let out = self.output();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "trainbox {:?} failed with {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.args,
+            out.status
+        );
+        Done {
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            out: self.out(),
+        }
+    }
+
+    /// Runs and asserts failure; returns stderr.
+    pub fn fails(&self) -> String {
+        let out = self.output();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success(),
+            "trainbox {:?} should have failed\n--- stdout\n{}\n--- stderr\n{stderr}",
+            self.args,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        stderr
+    }
+}
+
+/// What a finished run left.
+pub struct Done {
+    pub stdout: String,
+    pub stderr: String,
+    pub out: PathBuf,
+}
+
+impl Done {
+    /// The recorder's trace.
+    pub fn events(&self) -> Vec<Value> {
+        read_jsonl(&self.out.join("plugins/recorder/events.jsonl"))
+    }
+
+    /// A `trainer_state.json` under the output directory.
+    pub fn state(&self, rel: &str) -> Value {
+        let text = std::fs::read_to_string(self.out.join(rel))
+            .unwrap_or_else(|e| panic!("reading {rel}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {rel}: {e}"))
+    }
+
+    /// The checkpoint folders, by step.
+    pub fn checkpoints(&self) -> Vec<u64> {
+        let mut steps: Vec<u64> = std::fs::read_dir(&self.out)
+            .unwrap()
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("checkpoint-")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        steps.sort();
+        steps
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+        .collect()
+}
+
+/// Prints expected and actual side by side from the first difference.
+pub fn assert_same_lines(expected: &[String], actual: &[String]) {
+    if expected == actual {
+        return;
+    }
+    let first = expected
+        .iter()
+        .zip(actual)
+        .position(|(e, a)| e != a)
+        .unwrap_or(expected.len().min(actual.len()));
+    let from = first.saturating_sub(3);
+    let mut msg = format!(
+        "traces differ at line {first} (expected {} lines, got {})\n",
+        expected.len(),
+        actual.len()
+    );
+    for i in from..(first + 8).min(expected.len().max(actual.len())) {
+        let e = expected.get(i).map(String::as_str).unwrap_or("-");
+        let a = actual.get(i).map(String::as_str).unwrap_or("-");
+        let mark = if e == a { " " } else { "!" };
+        msg.push_str(&format!(
+            "{mark} {i:4} expected {e}\n{mark}      got      {a}\n"
+        ));
+    }
+    panic!("{msg}");
+}
