@@ -62,8 +62,9 @@ host: torch-env
 run: host plugins
 	$(TRAINBOX) train --task sort --output_dir runs/sort-demo \
 		--num_train_epochs 4 --per_device_train_batch_size 64 --per_device_eval_batch_size 256 \
-		--learning_rate 2e-3 --warmup_steps 0.05 --weight_decay 0.01 \
-		--logging_steps 50 --eval_strategy epoch --save_strategy epoch --save_total_limit 2
+		--learning_rate 1e-3 --warmup_steps 0.05 --weight_decay 0.01 \
+		--logging_steps 64 --eval_strategy steps --eval_steps 128 \
+		--save_strategy steps --save_steps 256 --save_total_limit 2
 
 test: host plugins test-env
 	cargo test --release --workspace
@@ -76,7 +77,7 @@ lint:
 	cd plugins && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
 
 bench: host plugins
-	cargo bench --workspace
+	cargo bench --profile release --bench dispatch
 
 clean:
 	rm -rf build runs

@@ -158,3 +158,51 @@ fn evaluation_needs_an_evaluation_dataset() {
         "{err}"
     );
 }
+
+#[test]
+fn the_sort_demo_reports_accuracy_metrics() {
+    let run = crate::util::Run::command(
+        "lib_sort_demo",
+        &["train", "--task", "sort", "--disable_tqdm"],
+    );
+    let out = run.dir.join("out");
+    let done = run
+        .args(&[
+            "--output_dir",
+            out.to_str().unwrap(),
+            "--max_steps",
+            "20",
+            "--learning_rate",
+            "1e-3",
+        ])
+        .args(&[
+            "--task_option",
+            "train_size=512",
+            "--task_option",
+            "eval_size=128",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "10",
+        ])
+        .args(&[
+            "--per_device_train_batch_size",
+            "32",
+            "--save_strategy",
+            "no",
+        ])
+        .ok();
+    let state = done.state("trainer_state.json");
+    let evals: Vec<&serde_json::Value> = state["log_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.get("eval_accuracy").is_some())
+        .collect();
+    assert_eq!(evals.len(), 2);
+    for e in evals {
+        let acc = e["eval_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{e}");
+        assert!(e["eval_sequence_accuracy"].as_f64().unwrap() <= acc);
+    }
+}

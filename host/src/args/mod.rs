@@ -206,7 +206,7 @@ impl TrainingArguments {
             ("eval_delay", self.eval_delay),
             ("num_train_epochs", self.num_train_epochs),
         ] {
-            if !(v >= 0.0) || !v.is_finite() {
+            if !v.is_finite() || v < 0.0 {
                 return Err(format!("--{name} must be a finite number >= 0, got {v}"));
             }
         }

@@ -141,7 +141,7 @@ impl Trainer {
         'updates: for update in batches.chunks(ga) {
             for (i, indices) in update.iter().enumerate() {
                 step += 1;
-                if step as usize % ga == 0 {
+                if (step as usize).is_multiple_of(ga) {
                     self.fire(Event::StepBegin, &Logs::new())?;
                 }
                 self.micro_batch(run, indices, update.len());
@@ -273,13 +273,13 @@ impl Trainer {
         });
         let better = if greater { value > best } else { value < best };
         self.state.best_metric = Some(if better { value } else { best });
-        if better {
-            if matches!(
+        if better
+            && matches!(
                 self.args.save_strategy,
                 SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
-            ) {
-                self.state.best_global_step = Some(self.state.global_step);
-            }
+            )
+        {
+            self.state.best_global_step = Some(self.state.global_step);
         }
         Ok(better)
     }

@@ -5,16 +5,20 @@
 //! `on_evaluate`/`on_predict` (sorted). The trace is what `trainbox replay`
 //! and the conformance tests read.
 
-use serde_json::{json, Map, Value};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::time::{Duration, Instant};
 use trainbox_sdk::{
     export_plugin, hf_name, Callback, Config, Context, Event, Logs, TrainingArgs, ALL_EVENTS,
 };
 
+/// Longest time events stay in the write buffer.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
 #[derive(Default)]
 struct Recorder {
     out: Option<BufWriter<File>>,
+    last_flush: Option<Instant>,
 }
 
 impl Callback for Recorder {
@@ -35,21 +39,21 @@ impl Callback for Recorder {
     }
 
     fn on_event(&mut self, cx: &mut Context, payload: &Logs) {
-        let c = &cx.control;
-        let mut line = Map::new();
-        line.insert("event".into(), json!(hf_name(cx.event)));
-        line.insert("global_step".into(), json!(cx.state.global_step));
-        line.insert("epoch".into(), json!(cx.state.epoch));
-        line.insert("max_steps".into(), json!(cx.state.max_steps));
-        line.insert(
-            "control".into(),
-            json!({
-                "should_training_stop": c.should_training_stop,
-                "should_epoch_stop": c.should_epoch_stop,
-                "should_save": c.should_save,
-                "should_evaluate": c.should_evaluate,
-                "should_log": c.should_log,
-            }),
+        let Some(out) = self.out.as_mut() else { return };
+        let (s, c) = (cx.state, &cx.control);
+        // Written by hand rather than through a JSON map: this runs on every event.
+        let _ = write!(
+            out,
+            "{{\"event\":\"{}\",\"global_step\":{},\"epoch\":{},\"max_steps\":{},\"control\":{{\"should_training_stop\":{},\"should_epoch_stop\":{},\"should_save\":{},\"should_evaluate\":{},\"should_log\":{}}}",
+            hf_name(cx.event),
+            s.global_step,
+            Number(s.epoch),
+            s.max_steps,
+            c.should_training_stop,
+            c.should_epoch_stop,
+            c.should_save,
+            c.should_evaluate,
+            c.should_log,
         );
         let keys_field = match cx.event {
             Event::Log => Some("log_keys"),
@@ -59,17 +63,37 @@ impl Callback for Recorder {
         if let Some(field) = keys_field {
             let mut keys: Vec<&str> = payload.keys().collect();
             keys.sort_unstable();
-            line.insert(field.into(), json!(keys));
+            let _ = write!(
+                out,
+                ",\"{field}\":{}",
+                serde_json::to_string(&keys).unwrap_or_default()
+            );
         }
-        if let Some(out) = self.out.as_mut() {
-            let _ = writeln!(out, "{}", Value::Object(line));
-            // Flush at the points a reader may look: a run can be killed anywhere.
-            if matches!(
+        let _ = writeln!(out, "}}");
+        // Flush at the points a reader may look, and at least every
+        // FLUSH_EVERY: a wasm instance is never dropped, so nothing else would.
+        let due = self.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY);
+        if due
+            || matches!(
                 cx.event,
-                Event::TrainEnd | Event::Save | Event::EpochEnd | Event::Log
-            ) {
-                let _ = out.flush();
-            }
+                Event::EpochEnd | Event::Evaluate | Event::Save | Event::TrainEnd
+            )
+        {
+            let _ = out.flush();
+            self.last_flush = Some(Instant::now());
+        }
+    }
+}
+
+/// A float as a JSON number (`null` when not finite).
+struct Number(f64);
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_finite() {
+            write!(f, "{:?}", self.0)
+        } else {
+            f.write_str("null")
         }
     }
 }

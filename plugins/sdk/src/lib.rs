@@ -5,7 +5,7 @@
 //! [`export_plugin!`]. Build with `cargo build --target wasm32-wasip2
 //! --release`; the `.wasm` it produces is the plugin.
 //!
-//! ```ignore
+//! ```no_run
 //! use trainbox_sdk::{export_plugin, Callback, Context, Event, Logs};
 //!
 //! #[derive(Default)]
@@ -289,6 +289,12 @@ pub mod __private {
     pub struct Slot<T> {
         plugin: Option<T>,
         args: Option<TrainingArgs>,
+    }
+
+    impl<T: Callback> Default for Slot<T> {
+        fn default() -> Self {
+            Self::new()
+        }
     }
 
     impl<T: Callback> Slot<T> {

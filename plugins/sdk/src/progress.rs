@@ -1,7 +1,7 @@
 //! Progress bars drawn by the host (so a plugin never writes terminal
 //! control sequences), and lines printed above them.
 //!
-//! ```ignore
+//! ```no_run
 //! use trainbox_sdk::progress::{write_line, Bar};
 //! let bar = Bar::new(100, "train", true);
 //! bar.advance(1);

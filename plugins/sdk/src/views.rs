@@ -1,7 +1,7 @@
 //! Read-only views on the run, queried only when needed, so that an event
 //! costs the same however long the run has been going.
 //!
-//! ```ignore
+//! ```no_run
 //! let model = trainbox_sdk::views::model();
 //! if let Some(norm) = model.grad_norm() { /* … */ }
 //! let history = trainbox_sdk::views::history();

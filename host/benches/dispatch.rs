@@ -1,0 +1,187 @@
+//! `make bench`: what plugins cost. Prints, side by side in one run, the
+//! training speed of the regression task with no plugins and with
+//! printer + progress + recorder loaded, and the cost of one event call into
+//! a Rust plugin. Runs alternate and the median is reported, since the
+//! machines are shared and noisy.
+
+use std::path::PathBuf;
+use std::time::Instant;
+use trainbox::sandbox::{PluginSettings, Sandbox, WasmPlugin};
+use trainbox::{
+    Callback, Event, EventContext, Logs, RunView, Trainer, TrainerControl, TrainerState,
+    TrainingArguments,
+};
+
+const REPEATS: usize = 5;
+const CALLS: u32 = 200_000;
+
+fn plugin_path(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../build/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} missing: run `make plugins`", p.display());
+    p
+}
+
+fn args(dir: &str, steps: i64) -> TrainingArguments {
+    TrainingArguments {
+        output_dir: std::env::temp_dir().join(dir).to_string_lossy().into(),
+        max_steps: steps,
+        logging_steps: 100.0,
+        save_strategy: trainbox::args::SaveStrategy::No,
+        disable_tqdm: true,
+        ..Default::default()
+    }
+}
+
+fn load(
+    sandbox: &Sandbox,
+    name: &str,
+    args: &TrainingArguments,
+    config: &[(&str, &str)],
+) -> WasmPlugin {
+    let compiled = sandbox
+        .compile(&plugin_path(name))
+        .expect("compiling plugin");
+    let settings = PluginSettings {
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    };
+    sandbox
+        .instantiate(&compiled, settings, args, 0)
+        .expect("instantiating plugin")
+}
+
+/// Seconds per training step of a task, with or without plugins.
+fn step_time(task: &str, steps: i64, batch: u32, with_plugins: bool) -> f64 {
+    let mut args = args(
+        if with_plugins {
+            "trainbox-bench-plugins"
+        } else {
+            "trainbox-bench-none"
+        },
+        steps,
+    );
+    args.per_device_train_batch_size = batch;
+    let _ = std::fs::remove_dir_all(&args.output_dir);
+    tch::manual_seed(0);
+    let mut options = trainbox::tasks::TaskOptions::new();
+    options.insert("train_size".into(), "4096".into());
+    let task = trainbox::tasks::build(task, &options).unwrap();
+    let view = RunView::default();
+    let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
+    let sandbox = Sandbox::new(view.clone(), None).unwrap();
+    if with_plugins {
+        for name in ["recorder", "printer", "progress"] {
+            plugins.push(Box::new(load(&sandbox, name, &args, &[])));
+        }
+    }
+    let mut trainer = Trainer::builder(args, task.model, task.train)
+        .view(view)
+        .callbacks(plugins)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    trainer.train().unwrap();
+    start.elapsed().as_secs_f64() / steps as f64
+}
+
+/// Alternating runs without and with plugins; prints the medians side by side.
+fn compare(task: &str, steps: i64, batch: u32, repeats: usize, what: &str) {
+    let (mut none, mut loaded) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        none.push(step_time(task, steps, batch, false));
+        loaded.push(step_time(task, steps, batch, true));
+    }
+    let (none, loaded) = (median(none), median(loaded));
+    println!("{task} task, {steps} steps of {what}, batch {batch} (median of {repeats} alternating runs):");
+    println!(
+        "  {:<34} {:>10.1} steps/s {:>10.1} µs/step",
+        "no plugins",
+        1.0 / none,
+        none * 1e6
+    );
+    println!(
+        "  {:<34} {:>10.1} steps/s {:>10.1} µs/step   {:+.1}% step time",
+        "printer + progress + recorder",
+        1.0 / loaded,
+        loaded * 1e6,
+        (loaded / none - 1.0) * 100.0
+    );
+}
+
+/// Nanoseconds per `on_event` call into a plugin that does nothing with it.
+fn call_cost(plugin: &mut WasmPlugin, event: Event, payload: &Logs) -> f64 {
+    let args = TrainingArguments::default();
+    let state = TrainerState {
+        global_step: 1,
+        max_steps: 10,
+        ..Default::default()
+    };
+    let cx = EventContext {
+        event,
+        args: &args,
+        state: &state,
+        payload,
+    };
+    let control = TrainerControl::default();
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        std::hint::black_box(plugin.on_event(&cx, control).unwrap());
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // Warm the compile cache and libtorch before timing anything.
+    step_time("regression", 100, 8, true);
+    compare("regression", 3000, 8, REPEATS, "a 2-parameter model");
+    compare("sort", 150, 64, 3, "the demo transformer");
+
+    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
+    let args = args("trainbox-bench-calls", 1);
+    let mut stopper = load(&sandbox, "stopper", &args, &[("at_step", "1000000000")]);
+    let mut log = Logs::new();
+    for (k, v) in [
+        ("loss", 0.5),
+        ("grad_norm", 1.0),
+        ("learning_rate", 5e-5),
+        ("epoch", 0.125),
+    ] {
+        log.insert(k, trainbox::Value::Float(v));
+    }
+    let empty = Logs::new();
+    let trivial = median(
+        (0..REPEATS)
+            .map(|_| call_cost(&mut stopper, Event::StepEnd, &empty))
+            .collect(),
+    );
+    let with_log = median(
+        (0..REPEATS)
+            .map(|_| call_cost(&mut stopper, Event::StepEnd, &log))
+            .collect(),
+    );
+    println!("one event call into a Rust plugin ({CALLS} calls, median of {REPEATS}):");
+    println!(
+        "  {:<34} {:>10.3} µs/call",
+        "on_step_end, trivial handler",
+        trivial / 1e3
+    );
+    println!(
+        "  {:<34} {:>10.3} µs/call",
+        "same, with a 4-entry log payload",
+        with_log / 1e3
+    );
+    println!(
+        "  {:<34} {:>10.3} µs/call",
+        "HF in-process Python (reference)", 0.9
+    );
+}
