@@ -10,7 +10,7 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder stopper
+PLUGINS        := printer progress recorder stopper probe
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target

@@ -242,3 +242,65 @@ fn unsubscribed_events_never_enter_the_plugin() {
         "stopper subscribes to on_step_end only: {report}"
     );
 }
+
+#[test]
+fn views_show_the_run_as_the_trainer_sees_it() {
+    let done = Run::regression("plugins_views")
+        .plugin("probe")
+        .args(&["--logging_steps", "4", "--learning_rate", "0.1"])
+        .ok();
+    let probe = crate::util::read_jsonl(&done.out.join("plugins/probe/probe.jsonl"));
+    let begin = &probe[0];
+    assert_eq!(begin["event"], "on_train_begin");
+    assert_eq!(
+        begin["dataloaders"],
+        serde_json::json!({"train": 8, "eval": 8})
+    );
+    assert_eq!(begin["parameters"], serde_json::json!(["a", "b"]));
+
+    let state = done.state("trainer_state.json");
+    let history = state["log_history"].as_array().unwrap();
+    let mut checked = 0;
+    for entry in history.iter().filter(|e| e.get("grad_norm").is_some()) {
+        let step = entry["step"].as_u64().unwrap();
+        // The update that made step N runs with global_step N-1.
+        let pre = probe
+            .iter()
+            .find(|p| p["event"] == "on_pre_optimizer_step" && p["global_step"] == step - 1)
+            .unwrap();
+        assert_eq!(
+            pre["grad_norm"], entry["grad_norm"],
+            "the view's grad norm is the logged one"
+        );
+        assert_eq!(
+            pre["learning_rates"][0], entry["learning_rate"],
+            "the view's lr is the logged one"
+        );
+        let g = |n: &str| pre["gradients"][n]["norm"].as_f64().unwrap();
+        let clipped = (g("a").powi(2) + g("b").powi(2)).sqrt();
+        let norm = entry["grad_norm"].as_f64().unwrap();
+        assert!(
+            (clipped - norm.min(1.0)).abs() < 1e-4,
+            "gradients after clipping: {clipped} vs norm {norm}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "logs at steps 4..24");
+    for log in probe.iter().filter(|p| p["event"] == "on_log") {
+        assert_eq!(log["missing_entry"], true);
+        let mut with_step: Vec<String> =
+            serde_json::from_value(log["payload_keys"].clone()).unwrap();
+        with_step.push("step".into());
+        let last: Vec<String> = serde_json::from_value(log["last_entry_keys"].clone()).unwrap();
+        assert_eq!(
+            last, with_step,
+            "on_log comes after the entry is appended to the history"
+        );
+    }
+    let history_lens: Vec<u64> = probe
+        .iter()
+        .filter(|p| p["event"] == "on_log")
+        .map(|p| p["history_len"].as_u64().unwrap())
+        .collect();
+    assert_eq!(history_lens, (1..=7).collect::<Vec<_>>());
+}
