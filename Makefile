@@ -10,7 +10,7 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder stopper probe
+PLUGINS        := printer progress recorder early-stopping stopper probe
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
@@ -68,7 +68,7 @@ run: host plugins
 
 test: host plugins test-env
 	cargo test --release --workspace
-	cd plugins && cargo test --release -p trainbox-sdk
+	cd plugins && cargo test --release --workspace
 
 lint:
 	cargo fmt --all --check

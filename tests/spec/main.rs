@@ -15,5 +15,7 @@ mod event_flow;
 mod library;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
+/// Exact resume, stateful plugins, early stopping, bad checkpoints.
+mod resume;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;

@@ -235,3 +235,121 @@ fn load_best_model_at_end_restores_the_best_weights() {
         "the saved final model is the best checkpoint's"
     );
 }
+
+#[test]
+fn transformers_reads_stateful_plugin_states_from_our_checkpoints() {
+    let done = Run::command(
+        "state_hf_reads_stateful",
+        &["train", "--task", "scripted", "--disable_tqdm"],
+    )
+    .args(&[
+        "--task_option",
+        "scores=0.5,0.4,0.3",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "4",
+        "--save_steps",
+        "8",
+    ])
+    .args(&[
+        "--metric_for_best_model",
+        "score",
+        "--plugin_config",
+        "early-stopping.early_stopping_patience=5",
+    ])
+    .arg("--output_dir")
+    .arg(
+        crate::util::fresh_dir("state_hf_reads_stateful_out")
+            .to_str()
+            .unwrap(),
+    )
+    .plugin("early-stopping")
+    .ok_in("state_hf_reads_stateful_out");
+    let path = done.out.join("checkpoint-16/trainer_state.json");
+    let script = r#"
+import sys, json
+from transformers import TrainerState, TrainerControl
+state = TrainerState.load_from_json(sys.argv[1])
+es = state.stateful_callbacks["early-stopping"]
+control = TrainerControl(**state.stateful_callbacks["TrainerControl"]["args"])
+print(json.dumps({"patience": es["args"]["early_stopping_patience"],
+                  "counter": es["attributes"]["early_stopping_patience_counter"],
+                  "should_save": control.should_save}))
+"#;
+    let seen: serde_json::Value =
+        serde_json::from_str(run_python(script, &[&path]).trim()).unwrap();
+    assert_eq!(seen["patience"], 5);
+    assert_eq!(
+        seen["counter"], 3,
+        "scores fall after the first evaluation: 3 evaluations without improvement by step 16"
+    );
+    assert_eq!(
+        seen["should_save"], true,
+        "saved before on_save resets the flag, as HF"
+    );
+}
+
+#[test]
+fn trainbox_resumes_from_a_trainer_state_written_by_transformers() {
+    let first = Run::regression("state_from_hf").args(&[
+        "--save_steps",
+        "8",
+        "--max_steps",
+        "16",
+        "--logging_steps",
+        "4",
+    ]);
+    let done = first.ok();
+    let path = done.out.join("checkpoint-8/trainer_state.json");
+    // HF writes the file from its own objects; trainbox must read it and go on.
+    let script = r#"
+import sys
+from transformers import TrainerState, TrainerControl, EarlyStoppingCallback
+state = TrainerState(epoch=1.0, global_step=8, max_steps=16, logging_steps=4, eval_steps=500, save_steps=8,
+                     train_batch_size=8, num_train_epochs=2, total_flos=123.0,
+                     log_history=[{"loss": 11.5, "grad_norm": 3.0, "learning_rate": 4e-05, "epoch": 0.5, "step": 4},
+                                  {"loss": 10.5, "grad_norm": 2.5, "learning_rate": 3e-05, "epoch": 1.0, "step": 8}],
+                     stateful_callbacks=[EarlyStoppingCallback(5, 0.2), TrainerControl()])
+state.save_to_json(sys.argv[1])
+"#;
+    run_python(script, &[&path]);
+    for trainbox_only in ["loop_state.json", "optimizer.safetensors"] {
+        std::fs::remove_file(path.parent().unwrap().join(trainbox_only)).unwrap();
+    }
+    let again = first
+        .clone()
+        .args(&[
+            "--resume_from_checkpoint",
+            path.parent().unwrap().to_str().unwrap(),
+        ])
+        .args(&["--restore_callback_states_from_checkpoint"])
+        .ok();
+    assert!(
+        again.stderr.contains("ignoring: EarlyStoppingCallback"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("no loop_state.json"),
+        "an HF checkpoint has no loop state: {}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains("AdamW moments start from zero"),
+        "{}",
+        again.stderr
+    );
+    let state = again.state("checkpoint-16/trainer_state.json");
+    let history = state["log_history"].as_array().unwrap();
+    assert_eq!(
+        history[0]["loss"], 11.5,
+        "the history written by transformers is kept"
+    );
+    assert_eq!(
+        history.iter().filter(|e| e.get("loss").is_some()).count(),
+        4,
+        "logs at 4, 8 (from HF), 12, 16"
+    );
+    assert!(state["total_flos"].as_f64().unwrap() > 123.0);
+}

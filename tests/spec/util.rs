@@ -32,6 +32,7 @@ pub fn fresh_dir(test: &str) -> PathBuf {
 }
 
 /// One `trainbox` invocation.
+#[derive(Clone)]
 pub struct Run {
     pub dir: PathBuf,
     args: Vec<String>,
@@ -75,6 +76,17 @@ impl Run {
         self
     }
 
+    pub fn env(mut self, k: &str, v: &str) -> Run {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+
+    /// Drops the environment variables set with `env`.
+    pub fn clear_env(mut self) -> Run {
+        self.envs.clear();
+        self
+    }
+
     /// Loads a built plugin.
     pub fn plugin(self, name: &str) -> Run {
         let path = plugin(name);
@@ -113,6 +125,28 @@ impl Run {
             stderr: stderr.into(),
             out: self.out(),
         }
+    }
+
+    /// Runs and asserts success, for a run whose `--output_dir` is the fresh
+    /// directory of another test name.
+    pub fn ok_in(&self, out_test: &str) -> Done {
+        let done = self.ok();
+        Done {
+            out: Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("spec")
+                .join(out_test),
+            ..done
+        }
+    }
+
+    /// Runs and returns whatever happened: (success, stdout, stderr).
+    pub fn outcome(&self) -> (bool, String, String) {
+        let out = self.output();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
     }
 
     /// Runs and asserts failure; returns stderr.

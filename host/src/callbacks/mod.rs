@@ -50,13 +50,19 @@ pub trait Callback {
         control: TrainerControl,
     ) -> Result<TrainerControl>;
 
-    /// The state to store in checkpoints, as `{"args": …, "attributes": …}`,
-    /// for stateful callbacks.
+    /// Whether the callback keeps state in checkpoints (HF's `ExportableState`).
+    fn stateful(&self) -> bool {
+        false
+    }
+
+    /// The state to store in checkpoints, as `{"args": …, "attributes": …}`
+    /// (stateful callbacks only; `None` when it cannot be had).
     fn save_state(&mut self) -> Result<Option<Json>> {
         Ok(None)
     }
 
-    /// Restores a state produced by `save_state`.
+    /// Restores a state produced by `save_state`. An `Err` is a state the
+    /// callback rejects; it stops the resume with the message.
     fn load_state(&mut self, _state: &Json) -> Result<()> {
         Ok(())
     }

@@ -288,51 +288,49 @@ impl Callback for WasmPlugin {
         }
     }
 
+    fn stateful(&self) -> bool {
+        self.info.stateful
+    }
+
     fn save_state(&mut self) -> Result<Option<Json>> {
         if !self.info.stateful {
             return Ok(None);
         }
         let Some(live) = self.live.as_mut() else {
-            return Ok(self
-                .last_state
-                .as_deref()
-                .and_then(|s| Json::parse(s).ok())
-                .map(exportable));
+            return Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()));
         };
         live.store
             .set_epoch_deadline(ticks(self.settings.limits.deadline));
-        match live
+        let text = match live
             .bindings
             .trainbox_callback_plugin()
             .call_save_state(&mut live.store)
         {
-            Ok(text) => match Json::parse(&text) {
-                Ok(json) => {
-                    self.last_state = Some(text);
-                    Ok(Some(exportable(json)))
-                }
-                Err(e) => {
-                    self.fault(
-                        "save-state",
-                        PluginFault::Trap(format!("returned a state that is not JSON: {e}")),
-                    )?;
-                    Ok(None)
-                }
-            },
+            Ok(text) => text,
             Err(e) => {
                 self.fault(
                     "save-state",
                     PluginFault::classify(&e, self.settings.limits.deadline),
                 )?;
-                Ok(None)
+                return Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()));
+            }
+        };
+        match check_state(&text) {
+            Ok(json) => {
+                self.last_state = Some(text);
+                Ok(Some(json))
+            }
+            Err(why) => {
+                self.fault("save-state", PluginFault::Trap(why))?;
+                Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()))
             }
         }
     }
 
     fn load_state(&mut self, state: &Json) -> Result<()> {
         let text = state.to_compact();
-        self.last_state = Some(text.clone());
         let Some(live) = self.live.as_mut() else {
+            self.last_state = Some(text);
             return Ok(());
         };
         live.store
@@ -342,11 +340,11 @@ impl Callback for WasmPlugin {
             .trainbox_callback_plugin()
             .call_load_state(&mut live.store, &text)
         {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => bail!(
-                "plugin {}: rejected the state from the checkpoint: {msg}",
-                self.label
-            ),
+            Ok(Ok(())) => {
+                self.last_state = Some(text);
+                Ok(())
+            }
+            Ok(Err(msg)) => bail!("plugin {} rejected its saved state: {msg}", self.label),
             Err(e) => {
                 self.fault(
                     "load-state",
@@ -378,23 +376,28 @@ impl Callback for WasmPlugin {
     }
 }
 
-/// A plugin's state in HF's `ExportableState` shape.
-fn exportable(state: Json) -> Json {
-    let has_shape = state
-        .as_object()
-        .is_some_and(|o| o.contains_key("args") && o.contains_key("attributes"));
-    if has_shape {
-        state
-    } else {
-        Json::Object(
-            [
-                ("args".to_string(), Json::Object(Default::default())),
-                ("attributes".to_string(), state),
-            ]
-            .into_iter()
-            .collect(),
-        )
+/// Largest state a plugin may keep in a checkpoint.
+pub const MAX_STATE_BYTES: usize = 16 << 20;
+
+/// Checks a `save-state` result: JSON in HF's `ExportableState` shape,
+/// `{"args": {…}, "attributes": {…}}`, of reasonable size.
+fn check_state(text: &str) -> Result<Json, String> {
+    if text.len() > MAX_STATE_BYTES {
+        return Err(format!(
+            "save-state returned {} bytes; the limit is {MAX_STATE_BYTES}",
+            text.len()
+        ));
     }
+    let json = Json::parse(text)
+        .map_err(|e| format!("save-state returned a state that is not JSON: {e}"))?;
+    let shaped = json.as_object().is_some_and(|o| {
+        o.get("args").is_some_and(|a| a.as_object().is_some())
+            && o.get("attributes").is_some_and(|a| a.as_object().is_some())
+    });
+    if !shaped {
+        return Err("save-state must return {\"args\": {…}, \"attributes\": {…}} (HF's ExportableState shape)".into());
+    }
+    Ok(json)
 }
 
 /// A fresh limiter for a store.

@@ -2,6 +2,7 @@
 //! Each task is one file, read top to bottom like tch's examples.
 
 pub mod regression;
+pub mod scripted;
 pub mod sort;
 
 use crate::trainer::data::Dataset;
@@ -37,6 +38,7 @@ pub fn build(name: &str, options: &TaskOptions) -> Result<Task> {
     match name {
         "sort" => sort::task(options),
         "regression" => regression::task(options),
+        "scripted" => scripted::task(options),
         _ => {
             let names: Vec<&str> = TASKS.iter().map(|(n, _)| *n).collect();
             match crate::suggest::closest(name, names.iter().copied()) {

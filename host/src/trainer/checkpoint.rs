@@ -5,7 +5,7 @@
 //! into place when complete, so a run killed while saving leaves the
 //! previous checkpoints intact and never a half-written `checkpoint-N`.
 
-use super::optim::AdamW;
+use super::train::Run;
 use super::Trainer;
 use crate::args::SaveStrategy;
 use crate::pyjson::Json;
@@ -21,6 +21,25 @@ pub(crate) const MODEL_FILE: &str = "model.safetensors";
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub(crate) const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub(crate) const TRAINING_ARGS_FILE: &str = "training_args.json";
+/// What HF's files do not hold but an exact resume needs: the optimizer
+/// step, the loss accumulated since the last log, the last grad norm and
+/// learning rate.
+pub(crate) const LOOP_STATE_FILE: &str = "loop_state.json";
+
+/// Fault injection for tests: `TRAINBOX_FAULT_INJECT=abort-in-save:N` kills
+/// the process half-way through writing `checkpoint-N`, as a crash would.
+fn abort_in_save(step: u64) {
+    if let Ok(spec) = std::env::var("TRAINBOX_FAULT_INJECT") {
+        if spec
+            .strip_prefix("abort-in-save:")
+            .and_then(|n| n.parse::<u64>().ok())
+            == Some(step)
+        {
+            eprintln!("trainbox: TRAINBOX_FAULT_INJECT: aborting while writing checkpoint-{step}");
+            std::process::abort();
+        }
+    }
+}
 
 /// The checkpoint folders of `dir` as (step, path), sorted by step.
 pub fn sorted_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
@@ -91,7 +110,7 @@ impl Trainer {
     }
 
     /// HF's `_save_checkpoint`: weights, optimizer, best pointer, state, rotation.
-    pub(super) fn save_checkpoint(&mut self, optimizer: Option<&AdamW>) -> Result<()> {
+    pub(super) fn save_checkpoint(&mut self, run: Option<&Run>) -> Result<()> {
         let out_dir = PathBuf::from(&self.args.output_dir);
         let step = self.state.global_step;
         let name = format!("{CHECKPOINT_PREFIX}-{step}");
@@ -119,14 +138,19 @@ impl Trainer {
                 }
             }
         }
-        if let Some(opt) = optimizer {
-            let tensors = opt.state_tensors();
+        abort_in_save(step);
+        if let Some(run) = run {
+            let tensors = run.optimizer.state_tensors();
             if !tensors.is_empty() {
                 tch::Tensor::write_safetensors(&tensors, tmp_dir.join(OPTIMIZER_FILE))
                     .with_context(|| {
                         format!("writing {}", final_dir.join(OPTIMIZER_FILE).display())
                     })?;
             }
+            let text = run.loop_state().to_pretty() + "\n";
+            std::fs::write(tmp_dir.join(LOOP_STATE_FILE), text).with_context(|| {
+                format!("writing {}", final_dir.join(LOOP_STATE_FILE).display())
+            })?;
         }
         let args_text = self.args.to_json().to_pretty() + "\n";
         std::fs::write(tmp_dir.join(TRAINING_ARGS_FILE), args_text)

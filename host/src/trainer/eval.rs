@@ -34,6 +34,7 @@ impl Trainer {
             self.args.dataloader_drop_last,
             None,
         );
+        self.model.begin_evaluation(self.state.global_step);
         let mut loss_sum = 0.0;
         let mut samples = 0usize;
         let mut sums: Vec<MetricSum> = Vec::new();

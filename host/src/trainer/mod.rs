@@ -24,6 +24,7 @@ pub mod data;
 mod eval;
 pub mod model;
 pub mod optim;
+mod resume;
 pub mod schedule;
 mod train;
 

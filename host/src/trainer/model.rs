@@ -28,6 +28,10 @@ pub trait Model {
     /// The mean loss of a batch; `train` enables dropout and the like.
     fn loss(&self, batch: &Batch, train: bool) -> Tensor;
 
+    /// Called at the start of every evaluation, before its first batch, with
+    /// the number of updates done.
+    fn begin_evaluation(&self, _global_step: u64) {}
+
     /// Loss and metrics of an evaluation batch (run without gradients).
     fn eval_batch(&self, batch: &Batch) -> EvalBatch {
         EvalBatch {

@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use std::time::Instant;
 
 /// The bookkeeping of one `train()` call.
-pub(super) struct Run {
+pub(crate) struct Run {
     pub optimizer: AdamW,
     /// Updates planned, and updates with warm-up.
     pub max_steps: u64,
@@ -57,6 +57,8 @@ impl Trainer {
             (max, self.args.num_train_epochs.ceil() as u64)
         };
 
+        let resume = self.resume_checkpoint()?;
+
         // _init_training_state: a fresh state, then the run's references.
         let mut state = TrainerState {
             train_batch_size: Some(train_bs as u32),
@@ -67,8 +69,6 @@ impl Trainer {
         if let Some(eval_steps) = self.args.eval_steps {
             state.eval_steps = Number::interval(eval_steps, max_steps);
         }
-        state.max_steps = max_steps;
-        state.num_train_epochs = num_train_epochs;
         self.state = state;
         self.refresh_stateful_callbacks()?;
 
@@ -104,6 +104,21 @@ impl Trainer {
             start_step: self.state.global_step,
             started: Instant::now(),
         };
+        let (mut first_epoch, mut skip_batches) = (0, 0);
+        if let Some(ckpt) = resume {
+            let Some(at) = self.load_checkpoint(&ckpt, &mut run, updates_per_epoch)? else {
+                return Ok(TrainOutput {
+                    global_step: self.state.global_step,
+                    training_loss: 0.0,
+                    metrics: Logs::new(),
+                });
+            };
+            (first_epoch, skip_batches) = at;
+        }
+        // init_training_references: the current run's numbers win over the checkpoint's.
+        self.state.max_steps = max_steps;
+        self.state.num_train_epochs = num_train_epochs;
+        self.state.train_batch_size = Some(train_bs as u32);
         {
             let mut view = self.view.lock();
             view.log_history = self.state.log_history.clone();
@@ -118,8 +133,13 @@ impl Trainer {
         if self.args.eval_on_start {
             self.evaluate()?;
         }
-        for epoch in 0..num_train_epochs {
-            self.train_epoch(&mut run, epoch, n_batches)?;
+        for epoch in first_epoch..num_train_epochs {
+            let skip = if epoch == first_epoch {
+                skip_batches
+            } else {
+                0
+            };
+            self.train_epoch(&mut run, epoch, n_batches, skip)?;
             if self.control.should_training_stop {
                 break;
             }
@@ -127,8 +147,15 @@ impl Trainer {
         self.finish_training(run)
     }
 
-    /// One epoch: `on_epoch_begin`, its updates, `on_epoch_end`.
-    fn train_epoch(&mut self, run: &mut Run, epoch: u64, n_batches: usize) -> Result<()> {
+    /// One epoch: `on_epoch_begin`, its updates, `on_epoch_end`. The first
+    /// `skip` batches (already trained before a resume) fire no event.
+    fn train_epoch(
+        &mut self,
+        run: &mut Run,
+        epoch: u64,
+        n_batches: usize,
+        skip: usize,
+    ) -> Result<()> {
         let ga = self.args.gradient_accumulation_steps as usize;
         let batches = epoch_batches(
             self.train_data.len(),
@@ -137,12 +164,15 @@ impl Trainer {
             Some((self.args.seed, epoch)),
         );
         self.fire(Event::EpochBegin, &Logs::new())?;
-        let mut step: isize = -1;
-        'updates: for update in batches.chunks(ga) {
+        let mut step: isize = skip as isize - 1;
+        'updates: for update in batches[skip.min(batches.len())..].chunks(ga) {
             for (i, indices) in update.iter().enumerate() {
                 step += 1;
                 if (step as usize).is_multiple_of(ga) {
                     self.fire(Event::StepBegin, &Logs::new())?;
+                    // Randomness inside the update (dropout, …) depends only on
+                    // (seed, step), so a resumed run draws the same numbers.
+                    tch::manual_seed(step_seed(self.args.seed, self.state.global_step));
                 }
                 self.micro_batch(run, indices, update.len());
                 if i + 1 == update.len() {
@@ -240,7 +270,7 @@ impl Trainer {
         }
         if self.control.should_save {
             self.store_flos(run);
-            self.save_checkpoint(Some(&run.optimizer))?;
+            self.save_checkpoint(Some(run))?;
             self.fire(Event::Save, &Logs::new())?;
         }
         Ok(())
@@ -322,4 +352,10 @@ impl Trainer {
     pub fn control(&self) -> TrainerControl {
         self.control
     }
+}
+
+/// The torch seed of update `step`: SplitMix64 of (seed, step).
+fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut rng = super::data::SplitMix64(seed ^ step.wrapping_mul(0xD1B5_4A32_D192_ED03));
+    (rng.next_u64() >> 1) as i64
 }

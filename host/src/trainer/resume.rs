@@ -1,0 +1,317 @@
+//! Resuming from a checkpoint (spec §5.10), exactly: weights, AdamW moments,
+//! schedule position, the loss accumulated since the last log, and (with
+//! `restore_callback_states_from_checkpoint`) the state of stateful plugins.
+//!
+//! Unlike HF, a checkpoint of a run that had finished, or had been stopped
+//! early, is not trained again (HF #10290), and a stateful plugin unknown to
+//! the checkpoint starts fresh with a warning instead of a crash.
+//! Everything is read and checked before anything is trained or written, so
+//! a failed resume deletes or overwrites no checkpoint.
+
+use super::checkpoint::{
+    get_last_checkpoint, LOOP_STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE,
+};
+use super::train::Run;
+use super::Trainer;
+use crate::pyjson::Json;
+use crate::state::TrainerState;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+impl Run {
+    /// The loop's own state, for `loop_state.json`.
+    pub(super) fn loop_state(&self) -> Json {
+        let opt = |v: Option<f64>| v.map_or(Json::Null, Json::Float);
+        Json::Object(BTreeMap::from([
+            ("format".to_string(), Json::Int(1)),
+            (
+                "optimizer_step".to_string(),
+                Json::Int(self.optimizer.step as i64),
+            ),
+            ("tr_loss".to_string(), Json::Float(self.tr_loss)),
+            (
+                "globalstep_last_logged".to_string(),
+                Json::Int(self.globalstep_last_logged as i64),
+            ),
+            ("grad_norm".to_string(), opt(self.grad_norm)),
+            ("learning_rate".to_string(), opt(self.learning_rate)),
+        ]))
+    }
+}
+
+/// Reads `loop_state.json`; `None` when the checkpoint has none (HF's own).
+fn read_loop_state(dir: &Path) -> Result<Option<BTreeMap<String, Json>>> {
+    let file = dir.join(LOOP_STATE_FILE);
+    if !file.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let json = Json::parse(&text).map_err(|e| anyhow!("{}: corrupt: {e}", file.display()))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| anyhow!("{}: corrupt: expected an object", file.display()))?;
+    Ok(Some(obj.clone()))
+}
+
+impl Trainer {
+    /// The checkpoint named by `--resume_from_checkpoint`, if any: a folder,
+    /// or `true` for the latest `checkpoint-N` in `output_dir`.
+    pub(super) fn resume_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let Some(value) = self.args.resume_from_checkpoint.as_deref() else {
+            return Ok(None);
+        };
+        let dir = match value.to_ascii_lowercase().as_str() {
+            "false" | "" => return Ok(None),
+            "true" => get_last_checkpoint(Path::new(&self.args.output_dir))?.ok_or_else(|| {
+                anyhow!(
+                    "--resume_from_checkpoint true: no valid checkpoint found in output directory ({}); \
+                     train without it, or pass a checkpoint folder",
+                    self.args.output_dir
+                )
+            })?,
+            _ => PathBuf::from(value),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "--resume_from_checkpoint {}: no such checkpoint folder",
+                dir.display()
+            );
+        }
+        if !dir.join(TRAINER_STATE_FILE).is_file() {
+            bail!(
+                "{}: not a checkpoint: it has no {TRAINER_STATE_FILE}",
+                dir.display()
+            );
+        }
+        Ok(Some(dir))
+    }
+
+    /// Loads a checkpoint into the model, the optimizer, the state and the
+    /// loop. Returns the epoch to start and the batches of it to skip, or
+    /// `None` when the checkpoint ends its run and there is nothing to train.
+    pub(super) fn load_checkpoint(
+        &mut self,
+        dir: &Path,
+        run: &mut Run,
+        updates_per_epoch: u64,
+    ) -> Result<Option<(u64, usize)>> {
+        let state_file = dir.join(TRAINER_STATE_FILE);
+        let loaded = TrainerState::load_from_json(&state_file)?;
+        let model_file = dir.join(MODEL_FILE);
+        if !model_file.is_file() {
+            bail!(
+                "{}: missing; the checkpoint is incomplete",
+                model_file.display()
+            );
+        }
+        let loop_state = read_loop_state(dir)?;
+        let optimizer_file = dir.join(OPTIMIZER_FILE);
+        let moments = if optimizer_file.is_file() {
+            Some(
+                tch::Tensor::read_safetensors(&optimizer_file).with_context(|| {
+                    format!(
+                        "reading {}: not a readable safetensors file",
+                        optimizer_file.display()
+                    )
+                })?,
+            )
+        } else {
+            None
+        };
+        let step = loop_state
+            .as_ref()
+            .and_then(|l| l.get("optimizer_step")?.as_i64())
+            .map_or(loaded.global_step, |s| s as u64);
+
+        // Everything is read: now apply it.
+        self.load_weights(&model_file)?;
+        match moments {
+            Some(tensors) => run
+                .optimizer
+                .load_state_tensors(step, tensors)
+                .map_err(|e| anyhow!("{}: {e}", optimizer_file.display()))?,
+            None if loaded.global_step > 0 => {
+                crate::ui::warn(&format!(
+                    "{}: no optimizer state ({OPTIMIZER_FILE}); AdamW moments start from zero",
+                    dir.display()
+                ));
+                run.optimizer.load_state_tensors(0, Vec::new())?;
+                run.optimizer.step = step;
+            }
+            None => {}
+        }
+        match &loop_state {
+            Some(l) => {
+                run.tr_loss = l.get("tr_loss").and_then(Json::as_f64).unwrap_or(0.0);
+                run.globalstep_last_logged = l
+                    .get("globalstep_last_logged")
+                    .and_then(Json::as_i64)
+                    .map_or(loaded.global_step, |s| s as u64);
+                run.grad_norm = l.get("grad_norm").and_then(Json::as_f64);
+                run.learning_rate = l.get("learning_rate").and_then(Json::as_f64);
+            }
+            None => {
+                crate::ui::warn(&format!(
+                    "{}: no {LOOP_STATE_FILE} (not written by trainbox); the loss since the last log starts from zero",
+                    dir.display()
+                ));
+                run.globalstep_last_logged = loaded.global_step;
+            }
+        }
+        run.start_step = loaded.global_step;
+        self.warn_on_changed_intervals(&loaded);
+
+        let finished = self.finished_reason(dir, &loaded, run.max_steps);
+        self.state = loaded;
+        if let Some(best) = self.state.best_model_checkpoint.clone() {
+            if !Path::new(&best).is_dir() {
+                crate::ui::warn(&format!(
+                    "best_model_checkpoint {best} no longer exists; the pointer is cleared"
+                ));
+                self.state.best_model_checkpoint = None;
+            }
+        }
+        if self.args.restore_callback_states_from_checkpoint {
+            let stored = self.state.stateful_callbacks.clone();
+            self.restore_callback_states(&stored)
+                .map_err(|e| anyhow!("{}: {e:#}", state_file.display()))?;
+        }
+        if let Some(reason) = finished {
+            crate::ui::info(&format!("{reason}; nothing to train"));
+            return Ok(None);
+        }
+        let epochs_trained = self.state.global_step / updates_per_epoch;
+        let skip = (self.state.global_step % updates_per_epoch) as usize
+            * self.args.gradient_accumulation_steps as usize;
+        crate::ui::info(&format!(
+            "resuming from {} at step {} (epoch {epochs_trained}, skipping {skip} batches)",
+            dir.display(),
+            self.state.global_step
+        ));
+        Ok(Some((epochs_trained, skip)))
+    }
+
+    /// Why a checkpoint needs no more training, if it does not.
+    fn finished_reason(&self, dir: &Path, loaded: &TrainerState, max_steps: u64) -> Option<String> {
+        if loaded.global_step >= max_steps {
+            return Some(format!(
+                "{} is at step {} of a {max_steps}-step run; pass a larger --max_steps or --num_train_epochs to train on",
+                dir.display(),
+                loaded.global_step
+            ));
+        }
+        let stopped = loaded
+            .stateful_callbacks
+            .get("TrainerControl")
+            .and_then(|c| {
+                c.as_object()?
+                    .get("args")?
+                    .as_object()?
+                    .get("should_training_stop")?
+                    .as_bool()
+            })
+            .unwrap_or(false);
+        (stopped && loaded.global_step < loaded.max_steps).then(|| {
+            format!(
+                "{} was written after training was stopped early (step {} of {})",
+                dir.display(),
+                loaded.global_step,
+                loaded.max_steps
+            )
+        })
+    }
+
+    /// HF's `compare_trainer_and_checkpoint_args`: warn, the checkpoint wins.
+    fn warn_on_changed_intervals(&self, loaded: &TrainerState) {
+        let pairs = [
+            (
+                "logging_steps",
+                Some(self.args.logging_steps),
+                loaded.logging_steps.as_f64(),
+            ),
+            (
+                "eval_steps",
+                self.args.eval_steps,
+                loaded.eval_steps.as_f64(),
+            ),
+            (
+                "save_steps",
+                Some(self.args.save_steps),
+                loaded.save_steps.as_f64(),
+            ),
+        ];
+        for (name, given, stored) in pairs {
+            if let Some(given) = given.filter(|g| *g >= 1.0 && *g != stored) {
+                crate::ui::warn(&format!(
+                    "--{name} {given} differs from the checkpoint's {stored}; the checkpoint's value is used"
+                ));
+            }
+        }
+        if let Some(bs) = loaded
+            .train_batch_size
+            .filter(|b| *b != self.args.per_device_train_batch_size)
+        {
+            crate::ui::warn(&format!(
+                "--per_device_train_batch_size {} differs from the checkpoint's {bs}",
+                self.args.per_device_train_batch_size
+            ));
+        }
+    }
+
+    /// Gives each stateful callback its stored state: instances sharing a
+    /// name take the stored list in order. A callback with no stored state
+    /// starts fresh (warning); a stored name with no callback is ignored
+    /// (warning). The order of the callbacks does not change.
+    fn restore_callback_states(&mut self, stored: &BTreeMap<String, Json>) -> Result<()> {
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        for cb in self.handler.callbacks_mut() {
+            if !cb.stateful() {
+                continue;
+            }
+            let name = cb.name().to_string();
+            let n = used.entry(name.clone()).or_default();
+            let entry = match stored.get(&name) {
+                Some(Json::Array(list)) => list.get(*n),
+                Some(single) if *n == 0 => Some(single),
+                _ => None,
+            };
+            *n += 1;
+            match entry {
+                Some(state) => cb.load_state(state)?,
+                None => crate::ui::warn(&format!(
+                    "plugin {name} (instance {n}) has no state in the checkpoint; it starts fresh"
+                )),
+            }
+        }
+        if let Some(control) = stored.get("TrainerControl") {
+            self.control = control_from_state(control).unwrap_or(self.control);
+        }
+        let unknown: Vec<&str> = stored
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "TrainerControl" && !used.contains_key(*k))
+            .collect();
+        if !unknown.is_empty() {
+            crate::ui::warn(&format!(
+                "checkpoint included callbacks not included in current configuration; ignoring: {}",
+                unknown.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A `TrainerControl` from its `ExportableState` entry.
+fn control_from_state(j: &Json) -> Option<crate::state::TrainerControl> {
+    let args = j.as_object()?.get("args")?.as_object()?;
+    let flag = |k: &str| args.get(k).and_then(Json::as_bool).unwrap_or(false);
+    Some(crate::state::TrainerControl {
+        should_training_stop: flag("should_training_stop"),
+        should_epoch_stop: flag("should_epoch_stop"),
+        should_save: flag("should_save"),
+        should_evaluate: flag("should_evaluate"),
+        should_log: flag("should_log"),
+    })
+}
