@@ -10,7 +10,7 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping stopper probe
+PLUGINS        := printer progress recorder early-stopping stopper probe hostile granted
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
@@ -54,6 +54,8 @@ plugins: wasm-target
 	@for p in $(PLUGINS); do \
 		cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/trainbox_plugin_$$(echo $$p | tr - _).wasm $(PLUGIN_OUT)/$$p.wasm; \
 	done
+	@mkdir -p build/testing
+	@cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/not-a-plugin.wasm build/testing/not-a-plugin.wasm
 	@echo "plugins: $(PLUGINS) -> $(PLUGIN_OUT)/"
 
 host: torch-env

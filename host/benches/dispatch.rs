@@ -146,9 +146,11 @@ fn main() {
     compare("regression", 3000, 8, REPEATS, "a 2-parameter model");
     compare("sort", 150, 64, 3, "the demo transformer");
 
-    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
     let args = args("trainbox-bench-calls", 1);
+    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
+    let unlimited = Sandbox::without_limits(RunView::default(), None).unwrap();
     let mut stopper = load(&sandbox, "stopper", &args, &[("at_step", "1000000000")]);
+    let mut free = load(&unlimited, "stopper", &args, &[("at_step", "1000000000")]);
     let mut log = Logs::new();
     for (k, v) in [
         ("loss", 0.5),
@@ -159,29 +161,78 @@ fn main() {
         log.insert(k, trainbox::Value::Float(v));
     }
     let empty = Logs::new();
-    let trivial = median(
-        (0..REPEATS)
-            .map(|_| call_cost(&mut stopper, Event::StepEnd, &empty))
-            .collect(),
-    );
-    let with_log = median(
-        (0..REPEATS)
-            .map(|_| call_cost(&mut stopper, Event::StepEnd, &log))
-            .collect(),
-    );
+    let per_call = |plugin: &mut WasmPlugin, payload: &Logs| {
+        median(
+            (0..REPEATS)
+                .map(|_| call_cost(plugin, Event::StepEnd, payload))
+                .collect(),
+        ) / 1e3
+    };
     println!("one event call into a Rust plugin ({CALLS} calls, median of {REPEATS}):");
-    println!(
-        "  {:<34} {:>10.3} µs/call",
+    let row = |what: &str, us: f64| println!("  {what:<34} {us:>10.3} µs/call");
+    row(
         "on_step_end, trivial handler",
-        trivial / 1e3
+        per_call(&mut stopper, &empty),
     );
-    println!(
-        "  {:<34} {:>10.3} µs/call",
+    row(
         "same, with a 4-entry log payload",
-        with_log / 1e3
+        per_call(&mut stopper, &log),
     );
+    row(
+        "same, without deadline or memory cap",
+        per_call(&mut free, &empty),
+    );
+    row("HF in-process Python (reference)", 0.9);
+
+    let restarts: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..100 {
+                stopper.restart().unwrap();
+            }
+            start.elapsed().as_secs_f64() * 1e6 / 100.0
+        })
+        .collect();
     println!(
-        "  {:<34} {:>10.3} µs/call",
-        "HF in-process Python (reference)", 0.9
+        "restarting a Rust plugin (re-instantiate, configure, restore state), median of {REPEATS}:"
     );
+    println!("  {:<34} {:>10.1} µs", "restart", median(restarts));
+
+    let cache = std::env::temp_dir().join("trainbox-bench-cache");
+    let names = [
+        "recorder",
+        "printer",
+        "progress",
+        "early-stopping",
+        "stopper",
+        "probe",
+    ];
+    let mut load_args = args.clone();
+    load_args.metric_for_best_model = Some("loss".into());
+    load_args.eval_strategy = trainbox::args::IntervalStrategy::Epoch;
+    let load_all = || {
+        let sandbox = Sandbox::new(RunView::default(), Some(cache.clone())).unwrap();
+        let start = Instant::now();
+        for i in 0..12 {
+            let compiled = sandbox
+                .compile(&plugin_path(names[i % names.len()]))
+                .unwrap();
+            sandbox
+                .instantiate(&compiled, PluginSettings::default(), &load_args, i)
+                .unwrap();
+        }
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(&cache);
+        cold.push(load_all());
+        warm.push(load_all());
+    }
+    println!(
+        "loading 12 plugins ({} distinct files): compile, instantiate, configure (median of 3):",
+        names.len()
+    );
+    println!("  {:<34} {:>10.1} ms", "cold compile cache", median(cold));
+    println!("  {:<34} {:>10.1} ms", "warm compile cache", median(warm));
 }

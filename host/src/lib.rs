@@ -30,7 +30,9 @@ pub mod ui;
 mod suggest;
 
 pub use args::TrainingArguments;
-pub use callbacks::{Callback, CallbackHandler, Event, EventContext, EventSet, RunView};
+pub use callbacks::{
+    CallReport, Callback, CallbackHandler, Event, EventContext, EventSet, RunView,
+};
 pub use state::{Logs, TrainerControl, TrainerState, Value};
 pub use trainer::data::{Batch, Dataset, TensorDataset};
 pub use trainer::model::{EvalBatch, MetricSum, Model};

@@ -17,5 +17,7 @@ mod library;
 mod plugins;
 /// Exact resume, stateful plugins, early stopping, bad checkpoints.
 mod resume;
+/// Hostile plugins, limits, grants, the compile cache, replay.
+mod sandbox;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;

@@ -67,9 +67,53 @@ pub trait Callback {
         Ok(())
     }
 
-    /// Lines for the end-of-run report (calls, time, faults), if any.
-    fn report(&self) -> Option<String> {
+    /// Called once when a training run is over: `Ok` when it completed
+    /// (after `on_train_end`), `Err` with the error when it aborted.
+    fn finish(&mut self, _outcome: &Result<(), String>) {}
+
+    /// What the end-of-run report says of this callback, if anything.
+    fn report(&self) -> Option<CallReport> {
         None
+    }
+}
+
+/// The calls into one callback and how they went, for the end-of-run report.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    /// The name in messages (`recorder`, `recorder#2`).
+    pub label: String,
+    pub calls: u64,
+    pub total: std::time::Duration,
+    pub max: std::time::Duration,
+    /// One line per fault: `<event>: <cause>`.
+    pub faults: Vec<String>,
+    pub restarts: u32,
+    pub disabled: bool,
+}
+
+impl CallReport {
+    /// The header of [`CallReport::row`].
+    pub const HEADER: &'static str =
+        "plugin                calls   total ms     max ms   mean µs  faults  restarts";
+
+    /// One row of the report table.
+    pub fn row(&self) -> String {
+        let mean = if self.calls > 0 {
+            self.total.as_secs_f64() * 1e6 / self.calls as f64
+        } else {
+            0.0
+        };
+        format!(
+            "{:<16} {:>10} {:>10.1} {:>10.1} {:>9.1} {:>7} {:>9}{}",
+            self.label,
+            self.calls,
+            self.total.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3,
+            mean,
+            self.faults.len(),
+            self.restarts,
+            if self.disabled { "  disabled" } else { "" }
+        )
     }
 }
 
@@ -106,6 +150,13 @@ impl CallbackHandler {
 
     pub fn callbacks(&self) -> impl Iterator<Item = &Box<dyn Callback>> {
         self.callbacks.iter()
+    }
+
+    /// Tells every callback that the run is over, and how.
+    pub fn finish(&mut self, outcome: &Result<(), String>) {
+        for cb in &mut self.callbacks {
+            cb.finish(outcome);
+        }
     }
 
     /// Fires `event`: resets the flags HF resets for it, then passes the

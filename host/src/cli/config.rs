@@ -19,6 +19,8 @@
 //! read_dirs = { "/data" = "data" }   # guest path = host directory
 //! write_dirs = { "/out" = "out" }
 //! env = ["HOME"]                     # environment variables to pass
+//! allow_http = ["http://127.0.0.1:5000"]  # origins it may send HTTP requests to
+//! missing_grant = "fail"             # fail | skip: when it asks for what is not granted
 //! ```
 
 use crate::args::TrainingArguments;
@@ -80,6 +82,8 @@ const PLUGIN_KEYS: &[&str] = &[
     "read_dirs",
     "write_dirs",
     "env",
+    "allow_http",
+    "missing_grant",
 ];
 
 /// Reads a TOML (`.toml`) or JSON (anything else) file into JSON values.
@@ -263,6 +267,23 @@ impl RunConfig {
                     string_list(v)
                         .ok_or_else(|| anyhow!("env must be a list of variable names"))?,
                 ),
+                "allow_http" => {
+                    let origins = string_list(v)
+                        .ok_or_else(|| anyhow!("allow_http must be a list of origins"))?;
+                    for o in origins {
+                        s.grants.http.push(
+                            crate::sandbox::normalize_origin(&o)
+                                .map_err(|e| anyhow!("allow_http: {e}"))?,
+                        );
+                    }
+                }
+                "missing_grant" => {
+                    s.skip_if_not_granted = match v.as_str() {
+                        Some("fail") => false,
+                        Some("skip") => true,
+                        _ => bail!("missing_grant must be \"fail\" or \"skip\""),
+                    }
+                }
                 _ => match crate::suggest::closest(key, PLUGIN_KEYS.iter().copied()) {
                     Some(n) => bail!("unknown key {key:?} (did you mean {n:?}?)"),
                     None => bail!("unknown key {key:?}; keys: {}", PLUGIN_KEYS.join(", ")),

@@ -4,6 +4,7 @@
 mod config;
 mod flags;
 mod plugins;
+mod replay;
 mod train;
 
 pub use config::{PluginSource, RunConfig};
@@ -18,6 +19,7 @@ USAGE:
     trainbox train [FLAGS]            train a built-in task (see `trainbox train --help`)
     trainbox plugins list DIR         describe every plugin in DIR
     trainbox plugins inspect FILE     describe one plugin file
+    trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
     trainbox --version
 ";
 
@@ -37,6 +39,7 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
             Ok(0)
         }
         "plugins" => plugins::run(rest),
+        "replay" => replay::run(rest),
         "--version" | "-V" => {
             println!(
                 "trainbox {} (trainbox:callback@{})",

@@ -15,7 +15,7 @@ fn describe(c: &CompiledPlugin) -> String {
         .map(ToString::to_string)
         .collect();
     format!(
-        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  validates:    yes",
+        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  validates:    yes\n  compiled:     {}",
         c.path.display(),
         c.info.name,
         c.info.version,
@@ -23,7 +23,8 @@ fn describe(c: &CompiledPlugin) -> String {
         events.join(", "),
         c.info.stateful,
         if caps.is_empty() { "none".to_string() } else { caps.join(", ") },
-        c.size
+        c.size,
+        if c.cached { "from the cache" } else { "now" }
     )
 }
 

@@ -3,8 +3,8 @@
 //! last), trains, and prints the plugin report.
 
 use super::config::{PluginSource, RunConfig};
-use crate::callbacks::{Callback, RunView};
-use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
+use crate::callbacks::{CallReport, Callback, RunView};
+use crate::sandbox::{default_cache_dir, CompiledPlugin, NotGranted, Sandbox};
 use crate::trainer::Trainer;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -111,7 +111,17 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
         let n = instances.entry(name).or_default();
         let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
         settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
-        plugins.push(Box::new(sandbox.instantiate(c, settings, &args, *n)?));
+        let skip = settings.skip_if_not_granted;
+        match sandbox.instantiate(c, settings, &args, *n) {
+            Ok(plugin) => plugins.push(Box::new(plugin)),
+            Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
+                crate::ui::warn(&format!(
+                    "{e}; the plugin is skipped (missing_grant = \"skip\")"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         *n += 1;
     }
 
@@ -126,17 +136,19 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
     trainer.save_model_and_state()
 }
 
-/// The end-of-run table: one line per plugin.
+/// The end-of-run report: a row per plugin, then every fault.
 fn print_report(trainer: &Trainer) {
-    let lines: Vec<String> = trainer.callbacks().filter_map(|c| c.report()).collect();
-    if lines.is_empty() {
+    let reports: Vec<CallReport> = trainer.callbacks().filter_map(|c| c.report()).collect();
+    if reports.is_empty() {
         return;
     }
-    crate::ui::eprintln(&format!(
-        "{:<16} {:>9} {:>11} {:>11} {:>9} {:>7} {:>9}",
-        "plugin", "calls", "total ms", "max ms", "mean µs", "faults", "restarts"
-    ));
-    for line in lines {
-        crate::ui::eprintln(&line);
+    crate::ui::eprintln(CallReport::HEADER);
+    for r in &reports {
+        crate::ui::eprintln(&r.row());
+    }
+    for r in reports.iter().filter(|r| !r.faults.is_empty()) {
+        for fault in &r.faults {
+            crate::ui::eprintln(&format!("fault: {}: {fault}", r.label));
+        }
     }
 }

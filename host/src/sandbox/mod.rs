@@ -12,6 +12,7 @@
 
 mod bindings;
 mod cache;
+mod clock;
 mod host;
 mod limits;
 mod output;
@@ -20,7 +21,7 @@ mod plugin;
 pub use bindings::{API_VERSION, PLUGIN_EXPORT};
 pub use cache::default_dir as default_cache_dir;
 pub use limits::PluginLimits;
-pub use plugin::{OnError, PluginFault, PluginStats, WasmPlugin, MAX_RESTARTS};
+pub use plugin::{OnError, PluginFault, WasmPlugin, MAX_RESTARTS};
 
 use crate::args::TrainingArguments;
 use crate::callbacks::{Event, EventSet, RunView};
@@ -84,6 +85,8 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Environment variables, by name, passed with their current value.
     pub env: Vec<String>,
+    /// Origins (`scheme://host:port`) the plugin may send HTTP requests to.
+    pub http: Vec<String>,
 }
 
 /// Everything the run configuration says about one plugin.
@@ -94,7 +97,35 @@ pub struct PluginSettings {
     pub limits: PluginLimits,
     pub on_error: OnError,
     pub grants: Grants,
+    /// Skip the plugin with a warning, instead of failing, when it asks for
+    /// a capability that is not granted (`missing_grant = "skip"`).
+    pub skip_if_not_granted: bool,
 }
+
+/// A plugin asked for a capability the user did not grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotGranted {
+    pub path: PathBuf,
+    pub plugin: String,
+    pub capability: Capability,
+    /// The setting to add, e.g. `plugins.mlflow.allow_http = ["http://127.0.0.1:5000"]`.
+    pub fix: String,
+}
+
+impl std::fmt::Display for NotGranted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: plugin {} asks for `{}`, which is not granted; add {} to the run config",
+            self.path.display(),
+            self.plugin,
+            self.capability,
+            self.fix
+        )
+    }
+}
+
+impl std::error::Error for NotGranted {}
 
 /// A checked, compiled plugin that has described itself.
 pub struct CompiledPlugin {
@@ -112,16 +143,27 @@ pub struct Sandbox {
     linker: Linker<PluginHost>,
     cache: CompileCache,
     view: RunView,
-    _ticker: Ticker,
+    enforce_limits: bool,
+    _ticker: Option<Ticker>,
 }
 
 impl Sandbox {
     /// A sandbox whose plugins read `view`; compiled components are cached
     /// in `cache_dir` (none: no cache).
     pub fn new(view: RunView, cache_dir: Option<PathBuf>) -> Result<Sandbox> {
+        Sandbox::build(view, cache_dir, true)
+    }
+
+    /// A sandbox that enforces no deadline and no memory cap, to measure what
+    /// the limits cost (`make bench`). Never use it for untrusted plugins.
+    pub fn without_limits(view: RunView, cache_dir: Option<PathBuf>) -> Result<Sandbox> {
+        Sandbox::build(view, cache_dir, false)
+    }
+
+    fn build(view: RunView, cache_dir: Option<PathBuf>, enforce_limits: bool) -> Result<Sandbox> {
         let mut config = Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(enforce_limits);
         config.concurrency_support(false);
         let engine =
             Engine::new(&config).map_err(|e| anyhow!("creating the wasm engine: {e:#}"))?;
@@ -130,12 +172,13 @@ impl Sandbox {
             .map_err(|e| anyhow!("linking WASI: {e:#}"))?;
         bindings::CallbackWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
             .map_err(|e| anyhow!("linking the trainbox imports: {e:#}"))?;
-        let ticker = Ticker::start(&engine);
+        let ticker = enforce_limits.then(|| Ticker::start(&engine));
         Ok(Sandbox {
             engine,
             linker,
             cache: CompileCache::new(cache_dir),
             view,
+            enforce_limits,
             _ticker: ticker,
         })
     }
@@ -210,11 +253,14 @@ impl Sandbox {
     }
 
     fn store(&self, name: &str, wasi: WasiCtx, limits: &PluginLimits) -> Store<PluginHost> {
-        let host = PluginHost::new(name, wasi, plugin::limiter(limits), self.view.clone());
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|h| &mut h.limits);
-        store.epoch_deadline_trap();
-        store
+        new_store(
+            &self.engine,
+            name,
+            wasi,
+            limits,
+            self.view.clone(),
+            self.enforce_limits,
+        )
     }
 
     /// Gives a compiled plugin its store, directory and grants, and
@@ -246,13 +292,17 @@ impl Sandbox {
         let engine = self.engine.clone();
         let view = self.view.clone();
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
+        let enforce = self.enforce_limits;
         let make_store = move || -> Result<Store<PluginHost>> {
             let wasi = wasi_ctx(&name, &own_dir, &grants)?;
-            let host = PluginHost::new(&name, wasi, plugin::limiter(&limits), view.clone());
-            let mut store = Store::new(&engine, host);
-            store.limiter(|h| &mut h.limits);
-            store.epoch_deadline_trap();
-            Ok(store)
+            Ok(new_store(
+                &engine,
+                &name,
+                wasi,
+                &limits,
+                view.clone(),
+                enforce,
+            ))
         };
         WasmPlugin::start(
             info.clone(),
@@ -266,6 +316,52 @@ impl Sandbox {
     }
 }
 
+/// A store for one plugin instance: its WASI context, its memory cap and
+/// (when `enforce`) its deadline trap.
+fn new_store(
+    engine: &Engine,
+    name: &str,
+    wasi: WasiCtx,
+    limits: &PluginLimits,
+    view: RunView,
+    enforce: bool,
+) -> Store<PluginHost> {
+    let host = PluginHost::new(name, wasi, plugin::limiter(limits), view);
+    let mut store = Store::new(engine, host);
+    if enforce {
+        store.limiter(|h| &mut h.limits);
+        store.epoch_deadline_trap();
+    }
+    store
+}
+
+/// Checks and normalises an HTTP origin grant: `scheme://host[:port]`
+/// becomes `scheme://host:port` (the default port made explicit).
+pub fn normalize_origin(origin: &str) -> Result<String, String> {
+    let (scheme, rest) = origin
+        .split_once("://")
+        .ok_or_else(|| format!("{origin:?} is not scheme://host:port"))?;
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return Err(format!("{origin:?}: the scheme must be http or https")),
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains('/') || authority.contains('@') {
+        return Err(format!(
+            "{origin:?} is not scheme://host:port (no path, no user)"
+        ));
+    }
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    Ok(if has_port {
+        format!("{scheme}://{authority}")
+    } else {
+        format!("{scheme}://{authority}:{default_port}")
+    })
+}
+
 /// The WASI context of a plugin: its own directory as `.`, granted
 /// directories and variables, capped stdout/stderr, no network, no stdin.
 fn wasi_ctx(name: &str, own_dir: &Path, grants: &Grants) -> Result<WasiCtx> {
@@ -275,6 +371,11 @@ fn wasi_ctx(name: &str, own_dir: &Path, grants: &Grants) -> Result<WasiCtx> {
     b.allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    // The host is synchronous: file I/O runs on the calling thread instead of
+    // hopping to a blocking thread pool. Set before the preopens, which copy it.
+    b.allow_blocking_current_thread(true);
+    b.wall_clock(clock::CoarseWallClock);
+    b.monotonic_clock(clock::CoarseMonotonicClock::new());
     b.preopened_dir(own_dir, ".", FsPerms::ReadWrite)
         .map_err(|e| anyhow!("granting {}: {e:#}", own_dir.display()))?;
     for d in &grants.dirs {
@@ -356,13 +457,13 @@ fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
 }
 
 /// Every capability asked for must be granted; the error names the grant to add.
-fn check_grants(path: &Path, info: &PluginInfo, grants: &Grants) -> Result<()> {
+fn check_grants(path: &Path, info: &PluginInfo, grants: &Grants) -> Result<(), NotGranted> {
     for cap in &info.capabilities {
         let granted = match cap {
             Capability::ReadDir(g) => grants.dirs.iter().any(|d| &d.guest == g),
             Capability::WriteDir(g) => grants.dirs.iter().any(|d| &d.guest == g && d.writable),
             Capability::Env(v) => grants.env.contains(v),
-            Capability::Http(_) => false,
+            Capability::Http(o) => normalize_origin(o).is_ok_and(|o| grants.http.contains(&o)),
         };
         if !granted {
             let fix = match cap {
@@ -377,11 +478,12 @@ fn check_grants(path: &Path, info: &PluginInfo, grants: &Grants) -> Result<()> {
                 Capability::Env(v) => format!("plugins.{}.env = [\"{v}\"]", info.name),
                 Capability::Http(o) => format!("plugins.{}.allow_http = [\"{o}\"]", info.name),
             };
-            bail!(
-                "{}: plugin {} asks for `{cap}`, which is not granted; add {fix} to the run config",
-                path.display(),
-                info.name
-            );
+            return Err(NotGranted {
+                path: path.to_path_buf(),
+                plugin: info.name.clone(),
+                capability: cap.clone(),
+                fix,
+            });
         }
     }
     Ok(())

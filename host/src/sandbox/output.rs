@@ -1,16 +1,23 @@
 //! What a plugin writes to stdout and stderr: split into lines, stripped of
 //! terminal control sequences, attributed to the plugin (`[name] line`),
-//! capped in size, and printed above the progress bars.
+//! capped in size ([`OUTPUT_BUDGET`](super::OUTPUT_BUDGET) per run) and in
+//! rate (a burst of [`BURST_LINES`], then [`LINES_PER_SECOND`]), and printed
+//! above the progress bars.
 
 use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// Longest line kept; the rest of a longer line is cut.
 pub const MAX_LINE: usize = 4096;
+/// Lines a plugin may print at once before the rate cap applies.
+pub const BURST_LINES: f64 = 200.0;
+/// Lines per second a plugin may print once its burst is spent.
+pub const LINES_PER_SECOND: f64 = 100.0;
 
 /// Removes terminal control sequences and control characters (tabs stay).
 pub fn sanitize(text: &str) -> String {
@@ -63,10 +70,37 @@ struct Sink {
     /// Bytes the plugin may still write in this run.
     budget: usize,
     exhausted_reported: bool,
+    /// Lines that may be printed now (a token bucket).
+    tokens: f64,
+    refilled: Instant,
+    rate_reported: bool,
 }
 
 impl Sink {
-    fn emit(&self, raw: &[u8]) {
+    /// Takes one line from the rate budget.
+    fn may_print(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * LINES_PER_SECOND).min(BURST_LINES);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return true;
+        }
+        if !self.rate_reported {
+            self.rate_reported = true;
+            crate::ui::warn(&format!(
+                "{}prints more than {LINES_PER_SECOND} lines a second; lines over the rate are dropped",
+                self.prefix
+            ));
+        }
+        false
+    }
+
+    fn emit(&mut self, raw: &[u8]) {
+        if !self.may_print() {
+            return;
+        }
         let text = String::from_utf8_lossy(raw);
         let mut line = sanitize(&text);
         if line.len() > MAX_LINE {
@@ -133,6 +167,9 @@ impl PluginOutput {
             pending: Vec::new(),
             budget,
             exhausted_reported: false,
+            tokens: BURST_LINES,
+            refilled: Instant::now(),
+            rate_reported: false,
         })))
     }
 
@@ -170,7 +207,8 @@ impl OutputStream for PluginOutput {
     }
 
     fn flush(&mut self) -> Result<(), StreamError> {
-        self.sink().flush();
+        // Guests flush after every write (Python's print writes its parts
+        // one by one): a line is printed when it ends, not when flushed.
         Ok(())
     }
 
@@ -190,7 +228,6 @@ impl tokio::io::AsyncWrite for PluginOutput {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.sink().flush();
         Poll::Ready(Ok(()))
     }
 

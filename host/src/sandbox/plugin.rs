@@ -11,7 +11,7 @@ use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
 use super::host::PluginHost;
 use super::limits::{ticks, Limiter, MemoryExceeded, PluginLimits};
 use super::{PluginInfo, PluginSettings};
-use crate::callbacks::{Callback, EventContext, EventSet};
+use crate::callbacks::{CallReport, Callback, EventContext, EventSet};
 use crate::pyjson::Json;
 use crate::state::TrainerControl;
 use anyhow::{anyhow, bail, Result};
@@ -60,6 +60,9 @@ pub enum PluginFault {
     Exit(i32),
     /// Any other trap: a panic, `unreachable`, an out-of-bounds access, a bad host call.
     Trap(String),
+    /// The call returned, but what it returned is refused (a state too
+    /// large or not in HF's shape).
+    BadOutput(String),
 }
 
 impl PluginFault {
@@ -71,10 +74,15 @@ impl PluginFault {
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return PluginFault::Exit(exit.0);
         }
-        if let Some(Trap::Interrupt) = err.downcast_ref::<Trap>() {
-            return PluginFault::Deadline(deadline);
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => PluginFault::Deadline(deadline),
+            Some(Trap::UnreachableCodeReached) => {
+                PluginFault::Trap("wasm `unreachable` executed (a panic or abort)".into())
+            }
+            Some(trap) => PluginFault::Trap(trap.to_string()),
+            // A host call that refused (a bad handle, too many handles, …).
+            None => PluginFault::Trap(err.root_cause().to_string().replace('\n', " ")),
         }
-        PluginFault::Trap(format!("{err:#}").replace('\n', " "))
     }
 }
 
@@ -85,19 +93,9 @@ impl fmt::Display for PluginFault {
             PluginFault::Memory(m) => write!(f, "{m}"),
             PluginFault::Exit(code) => write!(f, "called exit({code})"),
             PluginFault::Trap(msg) => write!(f, "trapped: {msg}"),
+            PluginFault::BadOutput(msg) => write!(f, "{msg}"),
         }
     }
-}
-
-/// Call counts and times of one plugin, for the end-of-run report.
-#[derive(Debug, Clone, Default)]
-pub struct PluginStats {
-    pub calls: u64,
-    pub total: Duration,
-    pub max: Duration,
-    pub faults: Vec<String>,
-    pub restarts: u32,
-    pub disabled: bool,
 }
 
 struct Live {
@@ -117,7 +115,7 @@ pub struct WasmPlugin {
     make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
     live: Option<Live>,
     events: EventSet,
-    stats: PluginStats,
+    stats: CallReport,
     last_state: Option<String>,
 }
 
@@ -144,7 +142,7 @@ impl WasmPlugin {
             make_store,
             live: None,
             events,
-            stats: PluginStats::default(),
+            stats: CallReport::default(),
             last_state: None,
         };
         plugin.live = Some(plugin.instantiate()?);
@@ -157,8 +155,16 @@ impl WasmPlugin {
     }
 
     /// Call statistics so far.
-    pub fn stats(&self) -> &PluginStats {
+    pub fn stats(&self) -> &CallReport {
         &self.stats
+    }
+
+    /// Replaces the instance with a fresh one from the `InstancePre`,
+    /// configured and given its last saved state (what a restart after a
+    /// fault does; public to measure it).
+    pub fn restart(&mut self) -> Result<()> {
+        self.live = Some(self.instantiate()?);
+        Ok(())
     }
 
     /// A fresh instance, configured, with the last saved state restored.
@@ -321,7 +327,7 @@ impl Callback for WasmPlugin {
                 Ok(Some(json))
             }
             Err(why) => {
-                self.fault("save-state", PluginFault::Trap(why))?;
+                self.fault("save-state", PluginFault::BadOutput(why))?;
                 Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()))
             }
         }
@@ -355,24 +361,32 @@ impl Callback for WasmPlugin {
         }
     }
 
-    fn report(&self) -> Option<String> {
-        let s = &self.stats;
-        let mean = if s.calls > 0 {
-            s.total.as_secs_f64() * 1e6 / s.calls as f64
-        } else {
-            0.0
+    fn finish(&mut self, outcome: &Result<(), String>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
         };
-        Some(format!(
-            "{:<16} {:>9} {:>11.1} {:>11.1} {:>9.1} {:>7} {:>9}{}",
-            self.label,
-            s.calls,
-            s.total.as_secs_f64() * 1e3,
-            s.max.as_secs_f64() * 1e3,
-            mean,
-            s.faults.len(),
-            s.restarts,
-            if s.disabled { "  disabled" } else { "" }
-        ))
+        let outcome = match outcome {
+            Ok(()) => wit::RunOutcome::Completed,
+            Err(e) => wit::RunOutcome::Aborted(e.clone()),
+        };
+        live.store
+            .set_epoch_deadline(ticks(self.settings.limits.init_deadline));
+        if let Err(e) = live
+            .bindings
+            .trainbox_callback_plugin()
+            .call_finish(&mut live.store, &outcome)
+        {
+            let fault = PluginFault::classify(&e, self.settings.limits.init_deadline);
+            self.stats.faults.push(format!("finish: {fault}"));
+            crate::ui::warn(&format!("plugin {}: finish {fault}", self.label));
+        }
+    }
+
+    fn report(&self) -> Option<CallReport> {
+        Some(CallReport {
+            label: self.label.clone(),
+            ..self.stats.clone()
+        })
     }
 }
 
@@ -384,18 +398,17 @@ pub const MAX_STATE_BYTES: usize = 16 << 20;
 fn check_state(text: &str) -> Result<Json, String> {
     if text.len() > MAX_STATE_BYTES {
         return Err(format!(
-            "save-state returned {} bytes; the limit is {MAX_STATE_BYTES}",
+            "returned a state of {} bytes; the limit is {MAX_STATE_BYTES}",
             text.len()
         ));
     }
-    let json = Json::parse(text)
-        .map_err(|e| format!("save-state returned a state that is not JSON: {e}"))?;
+    let json = Json::parse(text).map_err(|e| format!("returned a state that is not JSON: {e}"))?;
     let shaped = json.as_object().is_some_and(|o| {
         o.get("args").is_some_and(|a| a.as_object().is_some())
             && o.get("attributes").is_some_and(|a| a.as_object().is_some())
     });
     if !shaped {
-        return Err("save-state must return {\"args\": {…}, \"attributes\": {…}} (HF's ExportableState shape)".into());
+        return Err("returned a state not in HF's ExportableState shape {\"args\": {…}, \"attributes\": {…}}".into());
     }
     Ok(json)
 }

@@ -33,7 +33,18 @@ pub(crate) struct Run {
 
 impl Trainer {
     /// Trains, as HF's `Trainer.train()`, and returns the final summary.
+    /// However it ends, every callback's `finish` is called last.
     pub fn train(&mut self) -> Result<TrainOutput> {
+        let result = self.train_inner();
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{e:#}")),
+        };
+        self.handler.finish(&outcome);
+        result
+    }
+
+    fn train_inner(&mut self) -> Result<TrainOutput> {
         tch::manual_seed(self.args.seed as i64);
         let train_bs = self.args.per_device_train_batch_size as usize;
         let ga = self.args.gradient_accumulation_steps as usize;

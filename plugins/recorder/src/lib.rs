@@ -2,14 +2,17 @@
 //! `<output_dir>/plugins/recorder/events.jsonl`, one JSON object per line:
 //! `event` (HF name), `global_step`, `epoch`, `max_steps`, `control` (the five
 //! flags as received), plus `log_keys` on `on_log` and `metric_keys` on
-//! `on_evaluate`/`on_predict` (sorted). The trace is what `trainbox replay`
-//! and the conformance tests read.
+//! `on_evaluate`/`on_predict` (sorted). With `recorder.values=true` it also
+//! writes the values, as `logs` or `metrics`, so that `trainbox replay` can
+//! feed them back. `recorder.file` names the file. The trace is what
+//! `trainbox replay` and the conformance tests read.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 use trainbox_sdk::{
-    export_plugin, hf_name, Callback, Config, Context, Event, Logs, TrainingArgs, ALL_EVENTS,
+    export_plugin, hf_name, Callback, Config, Context, Event, Logs, RunOutcome, TrainingArgs,
+    Value, ALL_EVENTS,
 };
 
 /// Longest time events stay in the write buffer.
@@ -18,6 +21,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 #[derive(Default)]
 struct Recorder {
     out: Option<BufWriter<File>>,
+    values: bool,
     last_flush: Option<Instant>,
 }
 
@@ -27,7 +31,8 @@ impl Callback for Recorder {
     const EVENTS: &'static [Event] = ALL_EVENTS;
 
     fn configure(&mut self, _args: &TrainingArgs, config: &Config) -> Result<(), String> {
-        config.only(&["file"])?;
+        config.only(&["file", "values"])?;
+        self.values = config.parse("values")?.unwrap_or(false);
         let name = config.get("file").unwrap_or("events.jsonl");
         let file = File::options()
             .create(true)
@@ -36,6 +41,12 @@ impl Callback for Recorder {
             .map_err(|e| format!("opening {name}: {e}"))?;
         self.out = Some(BufWriter::new(file));
         Ok(())
+    }
+
+    fn finish(&mut self, _outcome: &RunOutcome) {
+        if let Some(out) = self.out.as_mut() {
+            let _ = out.flush();
+        }
     }
 
     fn on_event(&mut self, cx: &mut Context, payload: &Logs) {
@@ -68,10 +79,22 @@ impl Callback for Recorder {
                 ",\"{field}\":{}",
                 serde_json::to_string(&keys).unwrap_or_default()
             );
+            if self.values {
+                let values: serde_json::Map<String, serde_json::Value> = payload
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json_value(v)))
+                    .collect();
+                let name = if field == "log_keys" {
+                    "logs"
+                } else {
+                    "metrics"
+                };
+                let _ = write!(out, ",\"{name}\":{}", serde_json::Value::Object(values));
+            }
         }
         let _ = writeln!(out, "}}");
-        // Flush at the points a reader may look, and at least every
-        // FLUSH_EVERY: a wasm instance is never dropped, so nothing else would.
+        // Flush at the points a reader may look and at least every
+        // FLUSH_EVERY (a run killed outright loses no more), and in `finish`.
         let due = self.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_EVERY);
         if due
             || matches!(
@@ -82,6 +105,17 @@ impl Callback for Recorder {
             let _ = out.flush();
             self.last_flush = Some(Instant::now());
         }
+    }
+}
+
+/// A log value as JSON (non-finite floats as null).
+fn json_value(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Int(i) => (*i).into(),
+        Value::Text(s) => s.clone().into(),
+        Value::Flag(b) => (*b).into(),
     }
 }
 

@@ -48,8 +48,8 @@ pub mod wit {
 }
 
 pub use wit::trainbox::callback::types::{
-    Capability, Entry, Event, IntervalStrategy, SaveStrategy, TrainerControl, TrainerState,
-    TrainingArgs, Value,
+    Capability, Entry, Event, IntervalStrategy, RunOutcome, SaveStrategy, TrainerControl,
+    TrainerState, TrainingArgs, Value,
 };
 
 /// The version of the `trainbox:callback` package this SDK targets.
@@ -254,6 +254,10 @@ pub trait Callback: Default + 'static {
     /// After a log entry was appended to the history.
     fn on_log(&mut self, cx: &mut Context, logs: &Logs) {}
 
+    /// Called once when the run is over, however it ended (after
+    /// `on_train_end` when it completed): flush and close what you hold.
+    fn finish(&mut self, outcome: &RunOutcome) {}
+
     /// The state to keep in checkpoints (stateful plugins), in HF's
     /// `ExportableState` shape: build it with [`state::exportable`].
     fn save_state(&self) -> String {
@@ -400,6 +404,10 @@ pub mod __private {
         slot.borrow_mut().plugin().load_state(&state)
     }
 
+    pub fn finish<T: Callback>(slot: &RefCell<Slot<T>>, outcome: RunOutcome) {
+        slot.borrow_mut().plugin().finish(&outcome)
+    }
+
     /// Arguments for a plugin driven without `configure` (never by the host).
     fn default_args() -> TrainingArgs {
         TrainingArgs {
@@ -467,6 +475,9 @@ macro_rules! export_plugin {
                 }
                 fn load_state(state: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     SLOT.with(|s| __p::load_state::<$ty>(s, state))
+                }
+                fn finish(outcome: $crate::RunOutcome) {
+                    SLOT.with(|s| __p::finish::<$ty>(s, outcome))
                 }
             }
             $crate::wit::__export_callback_world!(__TrainboxExport with_types_in $crate::wit);

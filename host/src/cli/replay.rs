@@ -1,0 +1,179 @@
+//! `trainbox replay TRACE.jsonl PLUGIN.wasm [FLAGS]`: feeds a recorded event
+//! trace (the recorder's format) to a plugin, offline, and prints the
+//! control flags it returns, one JSON line per event it subscribes to, so
+//! that a plugin can be tested without training.
+//!
+//! The trace's `event`, `global_step`, `epoch`, `max_steps` and `control`
+//! make the state and control of each call. Log and metric values come from
+//! the trace's `logs`/`metrics` objects when it has them (record with
+//! `--plugin_config recorder.values=true`); otherwise each key of
+//! `log_keys`/`metric_keys` carries NaN. As the trainer would, replay tracks
+//! `best_metric` and `best_global_step` from the evaluations (by
+//! `--metric_for_best_model`) and fills the log-history view from the logs.
+//! FLAGS are `trainbox train`'s: the training arguments and `--plugin_config`
+//! reach the plugin's `configure`.
+
+use super::config::RunConfig;
+use crate::callbacks::{Callback, Event, EventContext, RunView};
+use crate::sandbox::{default_cache_dir, Sandbox};
+use crate::state::{Logs, TrainerControl, TrainerState, Value};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value as J;
+use std::path::Path;
+
+/// One recorded event.
+struct Recorded {
+    event: Event,
+    state: TrainerState,
+    control: TrainerControl,
+    payload: Logs,
+}
+
+fn control_of(j: &J) -> TrainerControl {
+    let flag = |k: &str| j.get(k).and_then(J::as_bool).unwrap_or(false);
+    TrainerControl {
+        should_training_stop: flag("should_training_stop"),
+        should_epoch_stop: flag("should_epoch_stop"),
+        should_save: flag("should_save"),
+        should_evaluate: flag("should_evaluate"),
+        should_log: flag("should_log"),
+    }
+}
+
+fn value_of(j: &J) -> Option<Value> {
+    Some(match j {
+        J::Bool(b) => Value::Flag(*b),
+        J::String(s) => Value::Text(s.clone()),
+        J::Number(n) if n.is_i64() => Value::Int(n.as_i64()?),
+        J::Number(n) => Value::Float(n.as_f64()?),
+        _ => return None,
+    })
+}
+
+fn parse_line(line: &str) -> Result<Recorded, String> {
+    let j: J = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let name = j["event"].as_str().ok_or("no \"event\"")?;
+    let event = Event::from_name(name).ok_or_else(|| format!("unknown event {name:?}"))?;
+    let state = TrainerState {
+        global_step: j["global_step"].as_u64().ok_or("no \"global_step\"")?,
+        epoch: j["epoch"].as_f64().unwrap_or(0.0),
+        max_steps: j["max_steps"].as_u64().unwrap_or(0),
+        ..Default::default()
+    };
+    let mut payload = Logs::new();
+    let values = j
+        .get("logs")
+        .or_else(|| j.get("metrics"))
+        .and_then(J::as_object);
+    if let Some(values) = values {
+        for (k, v) in values {
+            payload.insert(
+                k.clone(),
+                value_of(v).ok_or_else(|| format!("value of {k:?} is not a scalar"))?,
+            );
+        }
+    } else if let Some(keys) = j
+        .get("log_keys")
+        .or_else(|| j.get("metric_keys"))
+        .and_then(J::as_array)
+    {
+        for k in keys.iter().filter_map(J::as_str) {
+            payload.insert(k, Value::Float(f64::NAN));
+        }
+    }
+    Ok(Recorded {
+        event,
+        state,
+        control: control_of(&j["control"]),
+        payload,
+    })
+}
+
+fn read_trace(path: &Path) -> Result<Vec<Recorded>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading trace {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| parse_line(l).map_err(|e| anyhow!("{}:{}: {e}", path.display(), n + 1)))
+        .collect()
+}
+
+fn control_json(c: &TrainerControl) -> J {
+    J::Object(
+        c.named()
+            .iter()
+            .map(|(k, v)| (k.to_string(), J::Bool(*v)))
+            .collect(),
+    )
+}
+
+/// Runs `trainbox replay`; exit code 1 when the plugin faulted.
+pub fn run(argv: &[String]) -> Result<i32> {
+    let [trace, plugin, flags @ ..] = argv else {
+        bail!(
+            "usage: trainbox replay TRACE.jsonl PLUGIN.wasm [--plugin_config NAME.KEY=VALUE ...]"
+        );
+    };
+    let mut cfg: RunConfig = super::flags::parse_train(flags)?;
+    cfg.args
+        .finish()
+        .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    let events = read_trace(Path::new(trace))?;
+    let view = RunView::default();
+    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
+    let compiled = sandbox.compile(Path::new(plugin))?;
+    let name = compiled.info.name.clone();
+    let mut settings = cfg.plugin_settings.get(&name).cloned().unwrap_or_default();
+    settings.config = cfg.plugin_config.get(&name).cloned().unwrap_or_default();
+    let mut plugin = sandbox.instantiate(&compiled, settings, &cfg.args, 0)?;
+    let events_wanted = plugin.events();
+    let mut delivered = 0;
+    let (mut best_metric, mut best_global_step) = (None, None);
+    for r in &events {
+        let mut state = r.state.clone();
+        (state.best_metric, state.best_global_step) = (best_metric, best_global_step);
+        if r.event == Event::Log {
+            let mut entry = r.payload.clone();
+            entry.insert("step", Value::Int(state.global_step as i64));
+            view.lock().log_history.push(entry);
+        }
+        if events_wanted.contains(r.event) {
+            let cx = EventContext {
+                event: r.event,
+                args: &cfg.args,
+                state: &state,
+                payload: &r.payload,
+            };
+            let mut control = r.control;
+            control.merge(plugin.on_event(&cx, r.control)?);
+            delivered += 1;
+            let line = serde_json::json!({
+                "event": r.event.hf_name(),
+                "global_step": state.global_step,
+                "control": control_json(&control),
+            });
+            crate::ui::println(&line.to_string());
+        }
+        // The trainer's `_determine_best_metric`, after `on_evaluate`.
+        if let (Event::Evaluate, Some(key)) = (r.event, cfg.args.best_metric_key()) {
+            if let Some(v) = r.payload.get(&key).and_then(Value::as_f64) {
+                let greater = cfg.args.greater_is_better.unwrap_or(false);
+                if best_metric.is_none_or(|b: f64| if greater { v > b } else { v < b }) {
+                    (best_metric, best_global_step) = (Some(v), Some(state.global_step));
+                }
+            }
+        }
+    }
+    let report = plugin.report().unwrap_or_default();
+    crate::ui::eprintln(&format!(
+        "replayed {delivered} of {} events into {name}",
+        events.len()
+    ));
+    crate::ui::eprintln(crate::callbacks::CallReport::HEADER);
+    crate::ui::eprintln(&report.row());
+    for fault in &report.faults {
+        crate::ui::eprintln(&format!("fault: {}: {fault}", report.label));
+    }
+    Ok(if report.faults.is_empty() { 0 } else { 1 })
+}
