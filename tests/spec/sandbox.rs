@@ -483,3 +483,79 @@ fn replay_feeds_a_recorded_trace_to_a_plugin_offline() {
         replayed.stderr
     );
 }
+
+#[test]
+fn outgoing_http_reaches_only_granted_origins() {
+    let server = crate::util::HttpRecorder::start(18765);
+    // A listener on the origin that is not granted: nothing may connect to it.
+    let denied = std::net::TcpListener::bind("127.0.0.1:18766").unwrap();
+    denied.set_nonblocking(true).unwrap();
+    let run = Run::regression("sandbox_http")
+        .plugin("http-probe")
+        .args(&["--logging_steps", "8"]);
+    std::fs::write(
+        run.dir.join("http.toml"),
+        "[plugins.http-probe]\nallow_http = [\"http://127.0.0.1:18765\"]\n",
+    )
+    .unwrap();
+    let done = run
+        .clone()
+        .args(&[
+            "--config",
+            "http.toml",
+            "--plugin_config",
+            "http-probe.url=http://127.0.0.1:18765/log",
+        ])
+        .args(&[
+            "--plugin_config",
+            "http-probe.denied_url=http://127.0.0.1:18766/steal",
+        ])
+        .ok();
+    let seen = std::fs::read_to_string(done.out.join("plugins/http-probe/http.txt")).unwrap();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(
+        lines[0].starts_with("denied_url: refused:") && lines[0].contains("HttpRequestDenied"),
+        "{seen}"
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "denied, then logs at 8, 16, 24 and the summary: {seen}"
+    );
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("status 200 {\"ok\": true}")),
+        "{seen}"
+    );
+    let requests = server.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 4);
+    assert_eq!(
+        (requests[0].0.as_str(), requests[0].1.as_str()),
+        ("POST", "/log")
+    );
+    assert!(
+        requests[0].2.starts_with("{\"step\": 8, \"loss\": "),
+        "{:?}",
+        requests[0]
+    );
+    assert!(
+        denied.accept().is_err(),
+        "no connection was made to the origin that is not granted"
+    );
+    assert!(
+        done.stderr
+            .contains("HTTP request to http://127.0.0.1:18766 denied"),
+        "{}",
+        done.stderr
+    );
+
+    // Without the grant, the plugin does not load; the error names the grant.
+    let err = Run::regression("sandbox_http_no_grant")
+        .plugin("http-probe")
+        .fails();
+    assert!(
+        err.contains("add plugins.http-probe.allow_http = [\"http://127.0.0.1:18765\"]"),
+        "{err}"
+    );
+}

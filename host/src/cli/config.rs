@@ -20,6 +20,7 @@
 //! write_dirs = { "/out" = "out" }
 //! env = ["HOME"]                     # environment variables to pass
 //! allow_http = ["http://127.0.0.1:5000"]  # origins it may send HTTP requests to
+//! http_timeout_ms = 5000             # connect / first byte / between bytes
 //! missing_grant = "fail"             # fail | skip: when it asks for what is not granted
 //! ```
 
@@ -83,6 +84,7 @@ const PLUGIN_KEYS: &[&str] = &[
     "write_dirs",
     "env",
     "allow_http",
+    "http_timeout_ms",
     "missing_grant",
 ];
 
@@ -276,6 +278,13 @@ impl RunConfig {
                                 .map_err(|e| anyhow!("allow_http: {e}"))?,
                         );
                     }
+                }
+                "http_timeout_ms" => {
+                    let ms = v
+                        .as_i64()
+                        .filter(|m| *m > 0)
+                        .ok_or_else(|| anyhow!("http_timeout_ms must be a positive integer"))?;
+                    s.limits.http_timeout = Duration::from_millis(ms as u64);
                 }
                 "missing_grant" => {
                     s.skip_if_not_granted = match v.as_str() {

@@ -3,11 +3,14 @@
 //! when the plugin asks, and never let the plugin change anything.
 
 use super::bindings::{wit, wit_progress, wit_views};
+use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{sanitize, MAX_LINE};
 use crate::callbacks::{RunView, TensorStats};
+use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Most host handles (views, bars) a plugin may hold at once.
 const MAX_HANDLES: usize = 256;
@@ -30,17 +33,31 @@ pub struct PluginHost {
     pub(super) table: ResourceTable,
     pub(super) limits: Limiter,
     pub(super) view: RunView,
+    pub(super) http_ctx: WasiHttpCtx,
+    /// The plugin's HTTP grant and timeouts (wasi-http's hooks).
+    pub(super) http: HttpPolicy,
+    /// When the current call into the plugin must end.
+    pub(super) call_deadline: Option<Instant>,
     handles: usize,
 }
 
 impl PluginHost {
-    pub(super) fn new(name: &str, wasi: WasiCtx, limits: Limiter, view: RunView) -> Self {
+    pub(super) fn new(
+        name: &str,
+        wasi: WasiCtx,
+        http: HttpPolicy,
+        limits: Limiter,
+        view: RunView,
+    ) -> Self {
         PluginHost {
             name: name.to_string(),
             wasi,
             table: ResourceTable::new(),
             limits,
             view,
+            http_ctx: WasiHttpCtx::new(),
+            http,
+            call_deadline: None,
             handles: 0,
         }
     }
@@ -64,6 +81,17 @@ impl WasiView for PluginHost {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http.deadline = self.call_deadline;
+        WasiHttpCtxView {
+            ctx: &mut self.http_ctx,
+            table: &mut self.table,
+            hooks: &mut self.http,
         }
     }
 }

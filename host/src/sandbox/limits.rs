@@ -21,6 +21,9 @@ pub struct PluginLimits {
     /// Wall time of `describe`, `configure` and `load-state` (default 10 s),
     /// which may have to start an interpreter.
     pub init_deadline: Duration,
+    /// Longest an outgoing HTTP request may take to connect, to answer, and
+    /// between two bytes (default 5 s; never past the call's deadline).
+    pub http_timeout: Duration,
 }
 
 impl Default for PluginLimits {
@@ -29,6 +32,7 @@ impl Default for PluginLimits {
             memory_bytes: 64 << 20,
             deadline: Duration::from_millis(100),
             init_deadline: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -36,6 +40,14 @@ impl Default for PluginLimits {
 /// The epoch ticks that make up `d` (at least one).
 pub fn ticks(d: Duration) -> u64 {
     (d.as_micros() / TICK.as_micros()).max(1) as u64 + 1
+}
+
+/// Arms a store for a call of at most `d`: the epoch deadline for the
+/// guest's own code, and the time HTTP requests may take (epochs do not
+/// interrupt a plugin blocked in a host call).
+pub(super) fn arm(store: &mut wasmtime::Store<super::host::PluginHost>, d: Duration) {
+    store.set_epoch_deadline(ticks(d));
+    store.data_mut().call_deadline = Some(std::time::Instant::now() + d);
 }
 
 /// The error a plugin's call fails with when it outgrows its memory cap.

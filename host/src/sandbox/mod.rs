@@ -14,12 +14,14 @@ mod bindings;
 mod cache;
 mod clock;
 mod host;
+mod http_policy;
 mod limits;
 mod output;
 mod plugin;
 
 pub use bindings::{API_VERSION, PLUGIN_EXPORT};
 pub use cache::default_dir as default_cache_dir;
+pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
 pub use plugin::{OnError, PluginFault, WasmPlugin, MAX_RESTARTS};
 
@@ -29,7 +31,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bindings::{wit, CallbackPre};
 use cache::CompileCache;
 use host::PluginHost;
-use limits::{ticks, Ticker};
+use http_policy::HttpPolicy;
+use limits::{arm, Ticker};
 use output::{Channel, PluginOutput};
 use std::path::{Path, PathBuf};
 use wasmtime::component::{HasSelf, Linker};
@@ -170,6 +173,8 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| anyhow!("linking WASI: {e:#}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+            .map_err(|e| anyhow!("linking WASI HTTP: {e:#}"))?;
         bindings::CallbackWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
             .map_err(|e| anyhow!("linking the trainbox imports: {e:#}"))?;
         let ticker = enforce_limits.then(|| Ticker::start(&engine));
@@ -223,7 +228,7 @@ impl Sandbox {
         // Describe, in a store with no grants and the default limits.
         let limits = PluginLimits::default();
         let mut store = self.store("describe", WasiCtx::builder().build(), &limits);
-        store.set_epoch_deadline(ticks(limits.init_deadline));
+        arm(&mut store, limits.init_deadline);
         let bindings = pre.instantiate(&mut store).map_err(|e| {
             anyhow!(
                 "{}: instantiation failed: {}",
@@ -231,7 +236,7 @@ impl Sandbox {
                 PluginFault::classify(&e, limits.init_deadline)
             )
         })?;
-        store.set_epoch_deadline(ticks(limits.init_deadline));
+        arm(&mut store, limits.init_deadline);
         let raw = bindings
             .trainbox_callback_plugin()
             .call_describe(&mut store)
@@ -253,10 +258,12 @@ impl Sandbox {
     }
 
     fn store(&self, name: &str, wasi: WasiCtx, limits: &PluginLimits) -> Store<PluginHost> {
+        let http = HttpPolicy::deny_all(name);
         new_store(
             &self.engine,
             name,
             wasi,
+            http,
             limits,
             self.view.clone(),
             self.enforce_limits,
@@ -295,10 +302,12 @@ impl Sandbox {
         let enforce = self.enforce_limits;
         let make_store = move || -> Result<Store<PluginHost>> {
             let wasi = wasi_ctx(&name, &own_dir, &grants)?;
+            let http = HttpPolicy::new(&name, grants.http.clone(), limits.http_timeout);
             Ok(new_store(
                 &engine,
                 &name,
                 wasi,
+                http,
                 &limits,
                 view.clone(),
                 enforce,
@@ -322,44 +331,18 @@ fn new_store(
     engine: &Engine,
     name: &str,
     wasi: WasiCtx,
+    http: HttpPolicy,
     limits: &PluginLimits,
     view: RunView,
     enforce: bool,
 ) -> Store<PluginHost> {
-    let host = PluginHost::new(name, wasi, plugin::limiter(limits), view);
+    let host = PluginHost::new(name, wasi, http, plugin::limiter(limits), view);
     let mut store = Store::new(engine, host);
     if enforce {
         store.limiter(|h| &mut h.limits);
         store.epoch_deadline_trap();
     }
     store
-}
-
-/// Checks and normalises an HTTP origin grant: `scheme://host[:port]`
-/// becomes `scheme://host:port` (the default port made explicit).
-pub fn normalize_origin(origin: &str) -> Result<String, String> {
-    let (scheme, rest) = origin
-        .split_once("://")
-        .ok_or_else(|| format!("{origin:?} is not scheme://host:port"))?;
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        _ => return Err(format!("{origin:?}: the scheme must be http or https")),
-    };
-    let authority = rest.trim_end_matches('/');
-    if authority.is_empty() || authority.contains('/') || authority.contains('@') {
-        return Err(format!(
-            "{origin:?} is not scheme://host:port (no path, no user)"
-        ));
-    }
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
-    Ok(if has_port {
-        format!("{scheme}://{authority}")
-    } else {
-        format!("{scheme}://{authority}:{default_port}")
-    })
 }
 
 /// The WASI context of a plugin: its own directory as `.`, granted

@@ -9,7 +9,7 @@
 
 use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
 use super::host::PluginHost;
-use super::limits::{ticks, Limiter, MemoryExceeded, PluginLimits};
+use super::limits::{arm, Limiter, MemoryExceeded, PluginLimits};
 use super::{PluginInfo, PluginSettings};
 use crate::callbacks::{CallReport, Callback, EventContext, EventSet};
 use crate::pyjson::Json;
@@ -170,13 +170,13 @@ impl WasmPlugin {
     /// A fresh instance, configured, with the last saved state restored.
     fn instantiate(&mut self) -> Result<Live> {
         let mut store = (self.make_store)()?;
-        let init = ticks(self.settings.limits.init_deadline);
-        store.set_epoch_deadline(init);
+        let init = self.settings.limits.init_deadline;
+        arm(&mut store, init);
         let bindings = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| anyhow!("{}: instantiation failed: {e:#}", self.label))?;
-        store.set_epoch_deadline(init);
+        arm(&mut store, init);
         let config: Vec<(String, String)> = self.settings.config.clone();
         bindings
             .trainbox_callback_plugin()
@@ -190,7 +190,7 @@ impl WasmPlugin {
             })?
             .map_err(|msg| anyhow!("{}: configuration rejected: {msg}", self.label))?;
         if let Some(state) = &self.last_state {
-            store.set_epoch_deadline(init);
+            arm(&mut store, init);
             bindings
                 .trainbox_callback_plugin()
                 .call_load_state(&mut store, state)
@@ -266,7 +266,7 @@ impl Callback for WasmPlugin {
             return Ok(control);
         };
         let deadline = self.settings.limits.deadline;
-        live.store.set_epoch_deadline(ticks(deadline));
+        arm(&mut live.store, deadline);
         let state = wit::TrainerState::from(cx.state);
         let payload = if cx.payload.is_empty() {
             Vec::new()
@@ -305,8 +305,7 @@ impl Callback for WasmPlugin {
         let Some(live) = self.live.as_mut() else {
             return Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()));
         };
-        live.store
-            .set_epoch_deadline(ticks(self.settings.limits.deadline));
+        arm(&mut live.store, self.settings.limits.deadline);
         let text = match live
             .bindings
             .trainbox_callback_plugin()
@@ -339,8 +338,7 @@ impl Callback for WasmPlugin {
             self.last_state = Some(text);
             return Ok(());
         };
-        live.store
-            .set_epoch_deadline(ticks(self.settings.limits.init_deadline));
+        arm(&mut live.store, self.settings.limits.init_deadline);
         match live
             .bindings
             .trainbox_callback_plugin()
@@ -369,8 +367,7 @@ impl Callback for WasmPlugin {
             Ok(()) => wit::RunOutcome::Completed,
             Err(e) => wit::RunOutcome::Aborted(e.clone()),
         };
-        live.store
-            .set_epoch_deadline(ticks(self.settings.limits.init_deadline));
+        arm(&mut live.store, self.settings.limits.init_deadline);
         if let Err(e) = live
             .bindings
             .trainbox_callback_plugin()

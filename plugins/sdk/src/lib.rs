@@ -32,6 +32,8 @@
 //! asked for in [`Callback::capabilities`] and granted by the user.
 
 pub mod format;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod progress;
 pub mod views;
 
