@@ -9,8 +9,21 @@ TRANSFORMERS_VERSION := 5.24.0
 TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
+# Tools that build plugins in other languages (componentize-py, componentize-js,
+# wit-bindgen-cli, wasm-tools, the WASI adapter), installed on first use.
+LANG_TOOLS     := $(TRAINBOX_CACHE)/lang-tools
+COMPONENTIZE_PY_VERSION := 0.25.1
+JCO_VERSION    := 1.35.0
+COMPONENTIZE_JS_VERSION := 0.23.0
+# componentize-js reads its input through preview2-shim's default "/" preopen,
+# which 0.26.1 removed: keep the last version that has it.
+PREVIEW2_SHIM_VERSION := 0.26.0
+WIT_BINDGEN_VERSION := 0.61.1
+WASM_TOOLS_VERSION := 1.258.3
+# Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
+EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping stopper probe hostile granted
+PLUGINS        := printer progress recorder early-stopping stopper probe hostile granted http-probe
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
@@ -21,7 +34,7 @@ export TRAINBOX_PYTHON := $(PYTHON)
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins examples lang-tools host torch-env test-env wasm-target lint bench clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -48,7 +61,46 @@ test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-plugins: wasm-target
+# Python: componentize-py in a virtual environment of its own.
+$(LANG_TOOLS)/.py-$(COMPONENTIZE_PY_VERSION):
+	python3 -m venv $(LANG_TOOLS)/py
+	$(LANG_TOOLS)/py/bin/pip install --quiet componentize-py==$(COMPONENTIZE_PY_VERSION)
+	touch $@
+
+# JavaScript: componentize-js (and jco, for its copy of the WASI WIT files).
+$(LANG_TOOLS)/.js-$(COMPONENTIZE_JS_VERSION)-$(PREVIEW2_SHIM_VERSION):
+	mkdir -p $(LANG_TOOLS)/npm
+	npm install --prefix $(LANG_TOOLS)/npm --no-fund --no-audit --loglevel=error \
+		@bytecodealliance/jco@$(JCO_VERSION) @bytecodealliance/componentize-js@$(COMPONENTIZE_JS_VERSION) \
+		@bytecodealliance/preview2-shim@$(PREVIEW2_SHIM_VERSION)
+	touch $@
+
+# C: Debian's clang, lld and wasi-libc; wit-bindgen-cli and wasm-tools from
+# crates.io; the WASI preview-1 adapter of wasmtime 48.
+$(LANG_TOOLS)/.c-$(WIT_BINDGEN_VERSION)-$(WASM_TOOLS_VERSION):
+	@if ! command -v clang >/dev/null || ! command -v wasm-ld >/dev/null || [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then \
+		echo "installing clang, lld and wasi-libc from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang lld wasi-libc libclang-rt-dev-wasm32; \
+	fi
+	cargo install --locked --quiet --root $(LANG_TOOLS) wit-bindgen-cli@$(WIT_BINDGEN_VERSION)
+	cargo install --locked --quiet --root $(LANG_TOOLS) wasm-tools@$(WASM_TOOLS_VERSION)
+	cargo run --release --quiet -p wasi-adapter -- $(LANG_TOOLS)/adapters
+	touch $@
+
+lang-tools: $(LANG_TOOLS)/.py-$(COMPONENTIZE_PY_VERSION) $(LANG_TOOLS)/.js-$(COMPONENTIZE_JS_VERSION)-$(PREVIEW2_SHIM_VERSION) \
+	$(LANG_TOOLS)/.c-$(WIT_BINDGEN_VERSION)-$(WASM_TOOLS_VERSION)
+
+examples: lang-tools
+	@mkdir -p $(PLUGIN_OUT)
+	@for e in $(EXAMPLES); do \
+		dir=$${e%%:*}; name=$${e##*:}; \
+		$(MAKE) --no-print-directory -C plugins/examples/$$dir TOOLS=$(LANG_TOOLS) \
+			BUILD=$(CURDIR)/build/examples/$$dir OUT=$(CURDIR)/$(PLUGIN_OUT)/$$name.wasm || exit 1; \
+	done
+
+plugins: rust-plugins examples
+
+rust-plugins: wasm-target
 	cd plugins && cargo build --release --target wasm32-wasip2 --workspace
 	@mkdir -p $(PLUGIN_OUT)
 	@for p in $(PLUGINS); do \

@@ -14,6 +14,7 @@ use trainbox::{
 
 const REPEATS: usize = 5;
 const CALLS: u32 = 200_000;
+const LANG_CALLS: u32 = 20_000;
 
 fn plugin_path(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -115,6 +116,11 @@ fn compare(task: &str, steps: i64, batch: u32, repeats: usize, what: &str) {
 
 /// Nanoseconds per `on_event` call into a plugin that does nothing with it.
 fn call_cost(plugin: &mut WasmPlugin, event: Event, payload: &Logs) -> f64 {
+    calls(plugin, event, payload, CALLS)
+}
+
+/// Nanoseconds per call over `n` calls.
+fn calls(plugin: &mut WasmPlugin, event: Event, payload: &Logs, n: u32) -> f64 {
     let args = TrainingArguments::default();
     let state = TrainerState {
         global_step: 1,
@@ -129,10 +135,10 @@ fn call_cost(plugin: &mut WasmPlugin, event: Event, payload: &Logs) -> f64 {
     };
     let control = TrainerControl::default();
     let start = Instant::now();
-    for _ in 0..CALLS {
+    for _ in 0..n {
         std::hint::black_box(plugin.on_event(&cx, control).unwrap());
     }
-    start.elapsed().as_nanos() as f64 / f64::from(CALLS)
+    start.elapsed().as_nanos() as f64 / f64::from(n)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -183,6 +189,39 @@ fn main() {
         per_call(&mut free, &empty),
     );
     row("HF in-process Python (reference)", 0.9);
+
+    // One trivial event per language: each plugin gets an event it ignores.
+    println!("one event call by plugin language (on_step_end, ignored by the plugin; {LANG_CALLS} calls, median of {REPEATS}):");
+    for (lang, name) in [
+        ("Rust", "stopper"),
+        ("C", "grad-warn"),
+        ("Python", "nan-guard"),
+        ("JavaScript", "csv-logger"),
+    ] {
+        let mut p = load(
+            &sandbox,
+            name,
+            &args,
+            if name == "stopper" {
+                &[("at_step", "1000000000")]
+            } else {
+                &[]
+            },
+        );
+        let us = median(
+            (0..REPEATS)
+                .map(|_| calls(&mut p, Event::StepEnd, &empty, LANG_CALLS))
+                .collect(),
+        ) / 1e3;
+        let size = std::fs::metadata(plugin_path(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "  {:<34} {us:>10.3} µs/call   ({name}, {:.1} MB component)",
+            lang,
+            size as f64 / 1e6
+        );
+    }
 
     let restarts: Vec<f64> = (0..REPEATS)
         .map(|_| {

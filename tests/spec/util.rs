@@ -180,6 +180,11 @@ impl Done {
     pub fn state(&self, rel: &str) -> Value {
         let text = std::fs::read_to_string(self.out.join(rel))
             .unwrap_or_else(|e| panic!("reading {rel}: {e}"));
+        // Python's json writes NaN and ±Infinity, which serde_json does not read.
+        let text = text
+            .replace("-Infinity", "null")
+            .replace("Infinity", "null")
+            .replace("NaN", "null");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {rel}: {e}"))
     }
 

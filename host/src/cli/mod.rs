@@ -3,6 +3,7 @@
 
 mod config;
 mod flags;
+mod new;
 mod plugins;
 mod replay;
 mod train;
@@ -20,6 +21,7 @@ USAGE:
     trainbox plugins list DIR         describe every plugin in DIR
     trainbox plugins inspect FILE     describe one plugin file
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
+    trainbox plugin new NAME --lang rust|python|js|c   start a plugin
     trainbox --version
 ";
 
@@ -40,6 +42,7 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
         }
         "plugins" => plugins::run(rest),
         "replay" => replay::run(rest),
+        "plugin" => new::run(rest),
         "--version" | "-V" => {
             println!(
                 "trainbox {} (trainbox:callback@{})",

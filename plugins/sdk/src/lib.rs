@@ -30,6 +30,140 @@
 //! arguments are copies. It may write files in its own directory (the
 //! current directory, `.`) and print to stdout/stderr; anything else must be
 //! asked for in [`Callback::capabilities`] and granted by the user.
+//!
+//! # Examples by event family
+//!
+//! **The training loop** (`on_step_begin`, `on_step_end`, `on_epoch_*`):
+//! steer it through the control flags.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default)]
+//! struct SaveEvery100;
+//! impl Callback for SaveEvery100 {
+//!     const NAME: &'static str = "save-every-100";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::StepEnd];
+//!     fn on_step_end(&mut self, cx: &mut Context) {
+//!         if cx.state.global_step % 100 == 0 {
+//!             cx.control.should_save = true;
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! **The optimizer** (`on_pre_optimizer_step`, `on_optimizer_step`):
+//! gradients are read through [`views::model`], never copied into the call.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default)]
+//! struct GradWatch;
+//! impl Callback for GradWatch {
+//!     const NAME: &'static str = "grad-watch";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::PreOptimizerStep];
+//!     fn on_pre_optimizer_step(&mut self, cx: &mut Context) {
+//!         let model = views::model();
+//!         for name in model.parameter_names() {
+//!             if let Some(g) = model.gradient(&name) {
+//!                 if g.nonfinite > 0 {
+//!                     println!("step {}: {name} has {} NaN/inf gradients", cx.state.global_step, g.nonfinite);
+//!                     cx.control.should_training_stop = true;
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! **Logging** (`on_log`): the entry is the payload; the history is a view.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default)]
+//! struct Printer;
+//! impl Callback for Printer {
+//!     const NAME: &'static str = "printer";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::Log];
+//!     fn on_log(&mut self, _cx: &mut Context, logs: &Logs) {
+//!         println!("{} (entry {} of the history)", format::py_dict(logs, 100), views::history().len());
+//!     }
+//! }
+//! ```
+//!
+//! **Evaluation** (`on_evaluate`, `on_prediction_step`, `on_predict`): the
+//! metrics are the payload; `state.best_metric` is the best before this one.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default)]
+//! struct StopAtAccuracy;
+//! impl Callback for StopAtAccuracy {
+//!     const NAME: &'static str = "stop-at-accuracy";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::Evaluate];
+//!     fn on_evaluate(&mut self, cx: &mut Context, metrics: &Logs) {
+//!         if metrics.float("eval_accuracy").is_some_and(|a| a >= 0.99) {
+//!             cx.control.should_training_stop = true;
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! **Checkpoints and state** (`on_save`, [`Callback::save_state`],
+//! [`Callback::load_state`]): a stateful plugin's state is kept in every
+//! checkpoint and comes back after a restart or a resume.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default, serde::Serialize, serde::Deserialize)]
+//! struct Saves { count: u32 }
+//! impl Callback for Saves {
+//!     const NAME: &'static str = "count-saves";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::Save];
+//!     const STATEFUL: bool = true;
+//!     fn on_save(&mut self, _cx: &mut Context) {
+//!         self.count += 1;
+//!     }
+//!     fn save_state(&self) -> String {
+//!         state::exportable(&(), self)
+//!     }
+//!     fn load_state(&mut self, text: &str) -> Result<(), String> {
+//!         *self = state::attributes(text)?;
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! **The run's life** (`configure`, `on_train_begin`, `on_train_end`,
+//! [`Callback::finish`]): set up from the configuration, close at the end,
+//! however the run ended.
+//!
+//! ```no_run
+//! # use trainbox_sdk::*;
+//! #[derive(Default)]
+//! struct Notes { file: Option<std::fs::File> }
+//! impl Callback for Notes {
+//!     const NAME: &'static str = "notes";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const EVENTS: &'static [Event] = &[Event::TrainBegin];
+//!     fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
+//!         config.only(&["file"])?;
+//!         let name = config.get("file").unwrap_or("notes.txt");
+//!         self.file = Some(std::fs::File::create(name).map_err(|e| e.to_string())?);
+//!         Ok(())
+//!     }
+//!     fn finish(&mut self, outcome: &RunOutcome) {
+//!         use std::io::Write;
+//!         if let (Some(f), RunOutcome::Aborted(why)) = (self.file.as_mut(), outcome) {
+//!             let _ = writeln!(f, "aborted: {why}");
+//!         }
+//!     }
+//! }
+//! ```
 
 pub mod format;
 #[cfg(feature = "http")]
