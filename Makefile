@@ -7,6 +7,9 @@ TRAINBOX_CACHE ?= $(HOME)/.cache/trainbox
 TORCH_VERSION  := 2.13.0
 TRANSFORMERS_VERSION := 5.24.0
 TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
+# The real readers and servers the integration tests check our output with.
+READERS_ENV    := $(TRAINBOX_CACHE)/readers-env
+READERS        := tensorboard==2.21.0 mlflow==3.17.2 dvclive==3.49.1 dvc==3.67.1 wandb==0.31.0 codecarbon==3.3.2
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
 # Tools that build plugins in other languages (componentize-py, componentize-js,
@@ -23,7 +26,7 @@ WASM_TOOLS_VERSION := 1.258.3
 # Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
 EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping stopper probe hostile granted http-probe
+PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon stopper probe hostile granted http-probe
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
@@ -31,6 +34,7 @@ export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(TORCH_ENV)/bin:$(PATH)
 # tch loads libtorch from the environment; build.rs also bakes in an rpath.
 export TRAINBOX_PYTHON := $(PYTHON)
+export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
@@ -56,7 +60,12 @@ $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION): $(TORCH_ENV)/.torch-$(TORCH_VERSION)
 	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)
+$(READERS_ENV)/.readers-1:
+	python3 -m venv $(READERS_ENV)
+	$(READERS_ENV)/bin/pip install --quiet $(READERS)
+	touch $@
+
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION) $(READERS_ENV)/.readers-1
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -120,8 +129,10 @@ run: host plugins
 		--logging_steps 64 --eval_strategy steps --eval_steps 128 \
 		--save_strategy steps --save_steps 256 --save_total_limit 2
 
+# The MLflow tests need a tracking server: the script starts one on
+# 127.0.0.1 for the duration of the tests and stops it after.
 test: host plugins test-env
-	cargo test --release --workspace
+	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
 
 lint:

@@ -145,7 +145,7 @@ fn report_to_rejects_unknown_integrations() {
         .args(&["--report_to", "tensorbord"])
         .fails();
     assert!(
-        err.contains("--report_to tensorbord: not supported"),
+        err.contains("--report_to tensorbord: tensorbord is not supported, only dvclive, mlflow, tensorboard, wandb, codecarbon are supported"),
         "{err}"
     );
 }

@@ -11,6 +11,8 @@ mod oracle;
 mod cli;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
 mod event_flow;
+/// TensorBoard, MLflow, DVCLive, W&B and CodeCarbon, against their real readers.
+mod integrations;
 /// Plugins in Python, JavaScript and C; `trainbox plugin new`.
 mod languages;
 /// The library API: a user's own model and a native callback.

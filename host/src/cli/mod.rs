@@ -3,6 +3,7 @@
 
 mod config;
 mod flags;
+pub mod integrations;
 mod new;
 mod plugins;
 mod replay;
@@ -10,7 +11,8 @@ mod train;
 
 pub use config::{PluginSource, RunConfig};
 pub use flags::parse_train;
-pub use train::{builtin_plugin_dir, wasm_files, INTEGRATIONS};
+pub use integrations::INTEGRATIONS;
+pub use train::{builtin_plugin_dir, wasm_files};
 
 use anyhow::{bail, Result};
 

@@ -3,15 +3,13 @@
 //! last), trains, and prints the plugin report.
 
 use super::config::{PluginSource, RunConfig};
+use super::integrations;
 use crate::callbacks::{CallReport, Callback, RunView};
 use crate::sandbox::{default_cache_dir, CompiledPlugin, NotGranted, Sandbox};
 use crate::trainer::Trainer;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The logger integrations that ship with trainbox, in HF's "all" order.
-pub const INTEGRATIONS: &[&str] = &[];
 
 /// Where the built-in plugins (`progress.wasm`, `printer.wasm`, …) are:
 /// `$TRAINBOX_PLUGIN_DIR`, else the folder `make plugins` fills.
@@ -45,36 +43,27 @@ pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The plugin files of a run, in dispatch order.
-fn plugin_files(cfg: &RunConfig) -> Result<Vec<PathBuf>> {
+/// The plugin files of a run, in dispatch order, each with the integration
+/// it is when `--report_to` named it.
+fn plugin_files(cfg: &RunConfig) -> Result<Vec<(PathBuf, Option<&'static str>)>> {
     let mut files = Vec::new();
-    for name in &cfg.args.report_to {
-        if name == "all" {
-            for n in INTEGRATIONS {
-                files.push(builtin(n)?);
-            }
-        } else if INTEGRATIONS.contains(&name.as_str()) {
-            files.push(builtin(name)?);
-        } else {
-            let supported = if INTEGRATIONS.is_empty() {
-                "none yet".to_string()
-            } else {
-                INTEGRATIONS.join(", ")
-            };
-            bail!("--report_to {name}: not supported; supported integrations: {supported} (or \"all\", \"none\")");
-        }
+    for name in integrations::selected(&cfg.args.report_to)? {
+        files.push((builtin(name)?, Some(name)));
     }
     for source in &cfg.plugins {
         match source {
-            PluginSource::Dir(dir) => files.extend(wasm_files(dir)?),
-            PluginSource::File(f) => files.push(f.clone()),
+            PluginSource::Dir(dir) => files.extend(wasm_files(dir)?.into_iter().map(|f| (f, None))),
+            PluginSource::File(f) => files.push((f.clone(), None)),
         }
     }
-    files.push(builtin(if cfg.args.disable_tqdm {
-        "printer"
-    } else {
-        "progress"
-    })?);
+    files.push((
+        builtin(if cfg.args.disable_tqdm {
+            "printer"
+        } else {
+            "progress"
+        })?,
+        None,
+    ));
     Ok(files)
 }
 
@@ -91,13 +80,13 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
 
     let view = RunView::default();
     let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
-    let compiled: Vec<CompiledPlugin> = plugin_files(&cfg)?
-        .iter()
-        .map(|p| sandbox.compile(p))
+    let compiled: Vec<(CompiledPlugin, Option<&str>)> = plugin_files(&cfg)?
+        .into_iter()
+        .map(|(p, integration)| Ok((sandbox.compile(&p)?, integration)))
         .collect::<Result<_>>()?;
     for name in cfg.plugin_config.keys().chain(cfg.plugin_settings.keys()) {
-        if !compiled.iter().any(|c| &c.info.name == name) {
-            let loaded: Vec<&str> = compiled.iter().map(|c| c.info.name.as_str()).collect();
+        if !compiled.iter().any(|(c, _)| &c.info.name == name) {
+            let loaded: Vec<&str> = compiled.iter().map(|(c, _)| c.info.name.as_str()).collect();
             bail!(
                 "settings for plugin {name:?}, but no plugin of that name is loaded (loaded: {})",
                 loaded.join(", ")
@@ -106,11 +95,14 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
     }
     let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
     let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
-    for c in &compiled {
+    for (c, integration) in &compiled {
         let name = c.info.name.as_str();
         let n = instances.entry(name).or_default();
         let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
         settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
+        if let Some(integration) = integration {
+            settings = integrations::settings(integration, &args, settings)?;
+        }
         let skip = settings.skip_if_not_granted;
         match sandbox.instantiate(c, settings, &args, *n) {
             Ok(plugin) => plugins.push(Box::new(plugin)),

@@ -165,6 +165,7 @@
 //! }
 //! ```
 
+pub mod args;
 pub mod format;
 #[cfg(feature = "http")]
 pub mod http;

@@ -1,0 +1,250 @@
+//! The logger integrations that ship with trainbox (`--report_to`), as HF's
+//! `INTEGRATION_TO_CALLBACK`: each is a plugin in the built-in folder that
+//! runs with only what it needs, granted here because the user named it:
+//! HF's environment variables by name, the one directory it writes, and for
+//! MLflow the one origin of `MLFLOW_TRACKING_URI`. Facts about the machine
+//! that a plugin cannot see (host name, process id, CPU) come in its config.
+
+use crate::args::TrainingArguments;
+use crate::sandbox::{normalize_origin, DirGrant, PluginSettings};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// One integration: its name (the plugin's and `--report_to`'s) and the
+/// environment variables it reads.
+pub struct Integration {
+    pub name: &'static str,
+    pub env: &'static [&'static str],
+}
+
+/// The shipped integrations, in HF's `"all"` order.
+pub const INTEGRATIONS: &[Integration] = &[
+    Integration {
+        name: "dvclive",
+        env: &["HF_DVCLIVE_LOG_MODEL"],
+    },
+    Integration {
+        name: "mlflow",
+        env: &[
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_EXPERIMENT_NAME",
+            "MLFLOW_TAGS",
+            "MLFLOW_NESTED_RUN",
+            "MLFLOW_RUN_ID",
+            "MLFLOW_FLATTEN_PARAMS",
+            "MLFLOW_MAX_LOG_PARAMS",
+            "HF_MLFLOW_LOG_ARTIFACTS",
+            "DISABLE_MLFLOW_INTEGRATION",
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+            "MLFLOW_TRACKING_TOKEN",
+        ],
+    },
+    Integration {
+        name: "tensorboard",
+        env: &["TENSORBOARD_LOGGING_DIR"],
+    },
+    Integration {
+        name: "wandb",
+        env: &[
+            "WANDB_PROJECT",
+            "WANDB_ENTITY",
+            "WANDB_MODE",
+            "WANDB_DIR",
+            "WANDB_LOG_MODEL",
+            "WANDB_WATCH",
+            "WANDB_RUN_ID",
+        ],
+    },
+    Integration {
+        name: "codecarbon",
+        env: &["CODECARBON_COUNTRY_ISO_CODE", "CODECARBON_REGION"],
+    },
+];
+
+/// The names of the shipped integrations.
+pub fn names() -> Vec<&'static str> {
+    INTEGRATIONS.iter().map(|i| i.name).collect()
+}
+
+/// The integrations `report_to` asks for, in order (`all` expands to every
+/// shipped one); an unknown name is an error listing the supported ones.
+pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in report_to {
+        let names: Vec<&'static str> = if name == "all" {
+            names()
+        } else {
+            match INTEGRATIONS.iter().find(|i| i.name == name) {
+                Some(i) => vec![i.name],
+                None => bail!(
+                    "--report_to {name}: {name} is not supported, only {} are supported (or \"all\", \"none\")",
+                    names().join(", ")
+                ),
+            }
+        };
+        for n in names {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A directory grant, created if missing.
+fn dir_grant(host: &Path, guest: &str) -> Result<DirGrant> {
+    std::fs::create_dir_all(host).with_context(|| format!("creating {}", host.display()))?;
+    let host = host
+        .canonicalize()
+        .with_context(|| format!("resolving {}", host.display()))?;
+    Ok(DirGrant {
+        host,
+        guest: guest.into(),
+        writable: true,
+    })
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `key=value` facts added to a plugin's config (the user's values win).
+fn add_config(s: &mut PluginSettings, pairs: Vec<(&str, String)>) {
+    for (k, v) in pairs {
+        if !s.config.iter().any(|(key, _)| key == k) {
+            s.config.push((k.to_string(), v));
+        }
+    }
+}
+
+/// The grants and config of integration `name`, on top of the user's settings.
+pub fn settings(
+    name: &str,
+    args: &TrainingArguments,
+    mut s: PluginSettings,
+) -> Result<PluginSettings> {
+    let integration = INTEGRATIONS
+        .iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| anyhow!("no integration {name}"))?;
+    s.grants
+        .env
+        .extend(integration.env.iter().map(|v| v.to_string()));
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    add_config(
+        &mut s,
+        vec![
+            ("hostname", host_name()),
+            ("pid", std::process::id().to_string()),
+        ],
+    );
+    match name {
+        "tensorboard" => {
+            // HF: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<%b%d_%H-%M-%S>_<hostname>;
+            // the plugin names the run folder, the host grants the folder above it.
+            let root = match std::env::var_os("TENSORBOARD_LOGGING_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => Path::new(&args.output_dir).join("runs"),
+            };
+            s.grants.dirs.push(dir_grant(&root, "/tensorboard")?);
+            let fixed = std::env::var_os("TENSORBOARD_LOGGING_DIR").is_some();
+            add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
+        }
+        "mlflow" => {
+            if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI") {
+                if uri.starts_with("http://") || uri.starts_with("https://") {
+                    let origin_part = uri.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                    let origin = normalize_origin(&origin_part)
+                        .map_err(|e| anyhow!("MLFLOW_TRACKING_URI: {e}"))?;
+                    s.grants.http.push(origin);
+                }
+            }
+        }
+        "dvclive" => s
+            .grants
+            .dirs
+            .push(dir_grant(&cwd.join("dvclive"), "/dvclive")?),
+        "wandb" => {
+            let base = std::env::var_os("WANDB_DIR")
+                .map(PathBuf::from)
+                .unwrap_or(cwd);
+            s.grants
+                .dirs
+                .push(dir_grant(&base.join("wandb"), "/wandb")?);
+        }
+        "codecarbon" => {
+            let powercap = std::env::var_os("TRAINBOX_POWERCAP_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/sys/class/powercap"));
+            if powercap.is_dir() {
+                s.grants.dirs.push(DirGrant {
+                    host: powercap,
+                    guest: "/powercap".into(),
+                    writable: false,
+                });
+            }
+            add_config(&mut s, machine_facts());
+        }
+        _ => {}
+    }
+    Ok(s)
+}
+
+/// What codecarbon reads of the machine, which a plugin cannot see.
+fn machine_facts() -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let cpu_count = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let ram_kb: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    vec![
+        ("cpu_model", cpu_model),
+        ("cpu_count", cpu_count.to_string()),
+        ("ram_total_gb", format!("{}", ram_kb / 1024.0 / 1024.0)),
+        (
+            "os",
+            format!("Linux-{}-{}", kernel.trim(), std::env::consts::ARCH),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_to_expands_all_and_rejects_unknown_names() {
+        assert_eq!(selected(&["all".into()]).unwrap(), names());
+        assert_eq!(
+            selected(&["tensorboard".into(), "all".into()]).unwrap()[0],
+            "tensorboard"
+        );
+        let err = selected(&["tensorbord".into()]).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "tensorbord is not supported, only dvclive, mlflow, tensorboard, wandb, codecarbon"
+            ),
+            "{err}"
+        );
+    }
+}

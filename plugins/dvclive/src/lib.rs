@@ -1,0 +1,14 @@
+//! dvclive: HF's `report_to="dvclive"` integration (skeleton, being written).
+
+use trainbox_sdk::{export_plugin, Callback, Event};
+
+#[derive(Default)]
+struct Plugin;
+
+impl Callback for Plugin {
+    const NAME: &'static str = "dvclive";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const EVENTS: &'static [Event] = &[];
+}
+
+export_plugin!(Plugin);

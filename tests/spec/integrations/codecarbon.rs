@@ -1,0 +1,1 @@
+//! codecarbon: checked against its real reader (being written).

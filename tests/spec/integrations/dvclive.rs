@@ -1,0 +1,1 @@
+//! dvclive: checked against its real reader (being written).

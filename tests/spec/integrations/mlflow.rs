@@ -1,0 +1,1 @@
+//! mlflow: checked against its real reader (being written).

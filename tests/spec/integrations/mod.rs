@@ -1,0 +1,9 @@
+//! The logger integrations of `--report_to`, each checked against the real
+//! reader or server of its tool, installed in the readers environment
+//! (`make test-env`).
+
+mod codecarbon;
+mod dvclive;
+mod mlflow;
+mod tensorboard;
+mod wandb;

@@ -1,0 +1,1 @@
+//! tensorboard: checked against its real reader (being written).

@@ -1,0 +1,1 @@
+//! wandb: checked against its real reader (being written).
