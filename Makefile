@@ -10,6 +10,11 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 # The real readers and servers the integration tests check our output with.
 READERS_ENV    := $(TRAINBOX_CACHE)/readers-env
 READERS        := tensorboard==2.21.0 mlflow==3.17.2 dvclive==3.49.1 dvc==3.67.1 wandb==0.31.0 codecarbon==3.3.2
+# codecarbon's data tables (carbon intensities, CPU TDPs; MIT), taken from its wheel
+# on PyPI and embedded in the codecarbon plugin at build time, never committed.
+CODECARBON_VERSION := 3.3.2
+CODECARBON_DATA := $(TRAINBOX_CACHE)/codecarbon-data-$(CODECARBON_VERSION)
+export CODECARBON_DATA_DIR ?= $(CODECARBON_DATA)/codecarbon/data
 PYTHON         := $(TORCH_ENV)/bin/python3
 PLUGIN_OUT     := build/plugins
 # Tools that build plugins in other languages (componentize-py, componentize-js,
@@ -38,7 +43,7 @@ export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins rust-plugins examples lang-tools host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins examples lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -109,7 +114,14 @@ examples: lang-tools
 
 plugins: rust-plugins examples
 
-rust-plugins: wasm-target
+$(CODECARBON_DATA)/.ok:
+	python3 -m pip download --quiet --no-deps --only-binary=:all: codecarbon==$(CODECARBON_VERSION) -d $(CODECARBON_DATA)/wheel
+	python3 -m zipfile -e $(CODECARBON_DATA)/wheel/codecarbon-$(CODECARBON_VERSION)-py3-none-any.whl $(CODECARBON_DATA)
+	touch $@
+
+codecarbon-data: $(CODECARBON_DATA)/.ok
+
+rust-plugins: wasm-target codecarbon-data
 	cd plugins && cargo build --release --target wasm32-wasip2 --workspace
 	@mkdir -p $(PLUGIN_OUT)
 	@for p in $(PLUGINS); do \
@@ -135,7 +147,7 @@ test: host plugins test-env
 	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
 
-lint:
+lint: codecarbon-data
 	cargo fmt --all --check
 	cd plugins && cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings

@@ -73,7 +73,7 @@ impl Json {
     /// `json.dumps(value, indent=2, sort_keys=True)`.
     pub fn to_pretty(&self) -> String {
         let mut out = String::new();
-        write_value(&mut out, self, 0);
+        write_value(&mut out, self, Some(0));
         out
     }
 
@@ -81,7 +81,7 @@ impl Json {
     /// separators (`", "` and `": "`).
     pub fn to_compact(&self) -> String {
         let mut out = String::new();
-        write_compact(&mut out, self);
+        write_value(&mut out, self, None);
         out
     }
 
@@ -189,75 +189,54 @@ fn write_scalar(out: &mut String, v: &Json) -> bool {
     true
 }
 
-fn newline(out: &mut String, depth: usize) {
-    out.push('\n');
-    out.extend(std::iter::repeat_n(' ', depth * 2));
-}
-
-fn write_value(out: &mut String, v: &Json, depth: usize) {
+/// Writes `v`, pretty with `indent` levels of two spaces (Python's
+/// `indent=2`), or on one line with `", "` and `": "` when `indent` is `None`.
+fn write_value(out: &mut String, v: &Json, indent: Option<usize>) {
     if write_scalar(out, v) {
         return;
     }
     match v {
-        Json::Array(items) => {
-            out.push('[');
-            for (n, item) in items.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                newline(out, depth + 1);
-                write_value(out, item, depth + 1);
-            }
-            newline(out, depth);
-            out.push(']');
-        }
-        Json::Object(map) => {
-            out.push('{');
-            for (n, (k, item)) in map.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                newline(out, depth + 1);
-                write_string(out, k);
-                out.push_str(": ");
-                write_value(out, item, depth + 1);
-            }
-            newline(out, depth);
-            out.push('}');
-        }
+        Json::Array(items) => write_items(out, ('[', ']'), items.iter().map(|i| (None, i)), indent),
+        Json::Object(map) => write_items(
+            out,
+            ('{', '}'),
+            map.iter().map(|(k, i)| (Some(k), i)),
+            indent,
+        ),
         _ => unreachable!("scalars are written by write_scalar"),
     }
 }
 
-fn write_compact(out: &mut String, v: &Json) {
-    if write_scalar(out, v) {
-        return;
-    }
-    match v {
-        Json::Array(items) => {
-            out.push('[');
-            for (n, item) in items.iter().enumerate() {
-                if n > 0 {
-                    out.push_str(", ");
-                }
-                write_compact(out, item);
-            }
-            out.push(']');
+/// The items of an array (no keys) or an object, between `brackets`.
+fn write_items<'a>(
+    out: &mut String,
+    brackets: (char, char),
+    items: impl Iterator<Item = (Option<&'a String>, &'a Json)>,
+    indent: Option<usize>,
+) {
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', depth * 2));
+    };
+    out.push(brackets.0);
+    let inner = indent.map(|d| d + 1);
+    for (n, (key, item)) in items.enumerate() {
+        if n > 0 {
+            out.push_str(if indent.is_some() { "," } else { ", " });
         }
-        Json::Object(map) => {
-            out.push('{');
-            for (n, (k, item)) in map.iter().enumerate() {
-                if n > 0 {
-                    out.push_str(", ");
-                }
-                write_string(out, k);
-                out.push_str(": ");
-                write_compact(out, item);
-            }
-            out.push('}');
+        if let Some(d) = inner {
+            newline(out, d);
         }
-        _ => unreachable!("scalars are written by write_scalar"),
+        if let Some(k) = key {
+            write_string(out, k);
+            out.push_str(": ");
+        }
+        write_value(out, item, inner);
     }
+    if let Some(d) = indent {
+        newline(out, d);
+    }
+    out.push(brackets.1);
 }
 
 struct Parser<'a> {

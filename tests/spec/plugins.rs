@@ -17,11 +17,15 @@ fn every_plugin_in_the_tree_appears_in_a_test() {
         }
     }
     let mut tests = String::new();
-    for entry in std::fs::read_dir(root.join("tests/spec"))
-        .unwrap()
-        .flatten()
-    {
-        tests.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+    let mut dirs = vec![root.join("tests/spec")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                tests.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+            }
+        }
     }
     for name in &names {
         assert!(

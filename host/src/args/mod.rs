@@ -70,10 +70,20 @@ macro_rules! training_arguments {
                 }
             }
 
-            /// The arguments as HF's `to_dict()`: every field, by name.
+            /// The arguments as HF's `to_dict()`: every field, by name; the
+            /// intervals above 1 as ints, as HF's `__post_init__` casts them.
             pub fn to_json(&self) -> Json {
                 let mut map = BTreeMap::new();
                 $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
+                for key in ["logging_steps", "eval_steps", "save_steps"] {
+                    if let Some(v) = map.get_mut(key) {
+                        if let Json::Float(f) = *v {
+                            if f > 1.0 && f.fract() == 0.0 {
+                                *v = Json::Int(f as i64);
+                            }
+                        }
+                    }
+                }
                 Json::Object(map)
             }
 

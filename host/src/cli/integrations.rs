@@ -179,9 +179,11 @@ pub fn settings(
                 .push(dir_grant(&base.join("wandb"), "/wandb")?);
         }
         "codecarbon" => {
+            // The real folders, not /sys/class/powercap, whose entries are
+            // symlinks into /sys/devices that a sandboxed plugin cannot follow.
             let powercap = std::env::var_os("TRAINBOX_POWERCAP_DIR")
                 .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/sys/class/powercap"));
+                .unwrap_or_else(|| PathBuf::from("/sys/devices/virtual/powercap"));
             if powercap.is_dir() {
                 s.grants.dirs.push(DirGrant {
                     host: powercap,
@@ -216,10 +218,22 @@ fn machine_facts() -> Vec<(&'static str, String)> {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0);
+    // Sockets, as `lscpu`'s "Socket(s)": distinct physical ids (at least 1).
+    let mut sockets: Vec<&str> = cpuinfo
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("physical id")?
+                .split_once(':')
+                .map(|(_, v)| v.trim())
+        })
+        .collect();
+    sockets.sort_unstable();
+    sockets.dedup();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     vec![
         ("cpu_model", cpu_model),
         ("cpu_count", cpu_count.to_string()),
+        ("cpu_sockets", sockets.len().max(1).to_string()),
         ("ram_total_gb", format!("{}", ram_kb / 1024.0 / 1024.0)),
         (
             "os",

@@ -114,7 +114,6 @@ pub struct WasmPlugin {
     args: wit::TrainingArgs,
     make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
     live: Option<Live>,
-    events: EventSet,
     stats: CallReport,
     last_state: Option<String>,
 }
@@ -131,7 +130,6 @@ impl WasmPlugin {
         args: wit::TrainingArgs,
         make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
     ) -> Result<WasmPlugin> {
-        let events = info.events;
         let mut plugin = WasmPlugin {
             info,
             label,
@@ -141,7 +139,6 @@ impl WasmPlugin {
             args,
             make_store,
             live: None,
-            events,
             stats: CallReport::default(),
             last_state: None,
         };
@@ -254,7 +251,7 @@ impl Callback for WasmPlugin {
     }
 
     fn events(&self) -> EventSet {
-        self.events
+        self.info.events
     }
 
     fn on_event(

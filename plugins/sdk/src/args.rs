@@ -22,6 +22,15 @@ fn save(s: SaveStrategy) -> &'static str {
     }
 }
 
+/// An interval as HF keeps it after `__post_init__`: an int above 1.
+fn steps(v: f64) -> Value {
+    if v > 1.0 && v.fract() == 0.0 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
 /// The arguments as a JSON object, keys in HF's names (sorted).
 pub fn to_json(a: &TrainingArgs) -> Map<String, Value> {
     let v = json!({
@@ -41,15 +50,15 @@ pub fn to_json(a: &TrainingArgs) -> Map<String, Value> {
         "warmup_steps": a.warmup_steps,
         "warmup_ratio": a.warmup_ratio,
         "logging_strategy": interval(a.logging_strategy),
-        "logging_steps": a.logging_steps,
+        "logging_steps": steps(a.logging_steps),
         "logging_first_step": a.logging_first_step,
         "logging_nan_inf_filter": a.logging_nan_inf_filter,
         "eval_strategy": interval(a.eval_strategy),
-        "eval_steps": a.eval_steps,
+        "eval_steps": a.eval_steps.map(steps),
         "eval_delay": a.eval_delay,
         "eval_on_start": a.eval_on_start,
         "save_strategy": save(a.save_strategy),
-        "save_steps": a.save_steps,
+        "save_steps": steps(a.save_steps),
         "save_total_limit": a.save_total_limit,
         "load_best_model_at_end": a.load_best_model_at_end,
         "metric_for_best_model": a.metric_for_best_model,

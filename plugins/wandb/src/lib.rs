@@ -1,14 +1,201 @@
-//! wandb: HF's `report_to="wandb"` integration (skeleton, being written).
+//! wandb: HF's `WandbCallback` (`--report_to wandb`) in offline mode. It
+//! writes what `wandb.init(mode="offline")` and HF's calls would: a run
+//! folder `wandb/offline-run-YYYYMMDD_HHMMSS-<id>/run-<id>.wandb` in W&B's
+//! transaction-log format, which `wandb leet inspect` reads and
+//! `wandb sync` uploads.
+//!
+//! As HF: the run is named `run_name`; its config is `args.to_dict()` plus
+//! `model/num_parameters` (written at the end); `train/global_step` is the
+//! x-axis of every metric; each log goes to the history under
+//! `rewrite_logs` names with `train/global_step`, except `train_runtime`,
+//! `train_samples_per_second`, `train_steps_per_second`, `train_loss` and
+//! `total_flos`, which go to the summary; prediction metrics are logged too.
+//! The run is created at configure (so that a bad setting stops the run
+//! before training) and exits with code 0 when training completed, 1 when it
+//! was aborted (W&B shows "finished" and "failed").
+//!
+//! Grants (`--report_to wandb` gives them): `/wandb` writable
+//! (`$WANDB_DIR/wandb`, else `./wandb`) and the `WANDB_*` variables read by
+//! `settings`. Config: `hostname` and `pid`, facts the host adds.
+//!
+//! Not done: model artifacts (`WANDB_LOG_MODEL`), `wandb.watch`
+//! (`WANDB_WATCH`), the `latest-run` link, online mode.
+//!
+//! Modules: `settings` (environment), `run` (the run folder and its
+//! records), `proto` (record encoding), `framing` (the log format), `clock`.
 
-use trainbox_sdk::{export_plugin, Callback, Event};
+mod clock;
+mod framing;
+mod proto;
+mod run;
+mod settings;
+
+use run::{json_f64, Pair, Run, RunFields};
+use settings::Mode;
+use trainbox_sdk::{
+    args, export_plugin, views, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
+    TrainingArgs, Value,
+};
+
+/// Where `--report_to wandb` mounts the `wandb` folder.
+const ROOT: &str = "/wandb";
+
+/// HF's `single_value_scalars`: logged to the summary, not the history.
+const SUMMARY_KEYS: &[&str] = &[
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "train_loss",
+    "total_flos",
+];
+
+/// The environment variables read (granted by `--report_to wandb`, which
+/// also reads `WANDB_DIR` itself to mount `/wandb`).
+const ENV: &[&str] = &[
+    "WANDB_MODE",
+    "WANDB_PROJECT",
+    "WANDB_ENTITY",
+    "WANDB_RUN_ID",
+    "WANDB_LOG_MODEL",
+    "WANDB_WATCH",
+];
 
 #[derive(Default)]
-struct Plugin;
-
-impl Callback for Plugin {
-    const NAME: &'static str = "wandb";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const EVENTS: &'static [Event] = &[];
+struct Wandb {
+    /// The open run; none when disabled or after a write failed.
+    run: Option<Run>,
+    /// The last `train/global_step` logged, for rows that lack it.
+    last_global_step: Option<u64>,
 }
 
-export_plugin!(Plugin);
+/// A log value as JSON text.
+fn value_json(v: &Value) -> String {
+    match v {
+        Value::Float(f) => json_f64(*f),
+        Value::Int(i) => i.to_string(),
+        Value::Text(s) => serde_json::Value::from(s.as_str()).to_string(),
+        Value::Flag(b) => b.to_string(),
+    }
+}
+
+impl Wandb {
+    /// Runs `f` on the open run; a failure is reported once and closes it.
+    fn with_run(&mut self, f: impl FnOnce(&mut Run) -> Result<(), String>) {
+        if let Some(run) = self.run.as_mut() {
+            if let Err(e) = f(run) {
+                eprintln!("{e}; nothing more is logged to W&B");
+                self.run = None;
+            }
+        }
+    }
+
+    /// HF's `config["model/num_parameters"]`. HF sets it at train begin; it
+    /// is counted at the end, where a call may take seconds, because the
+    /// views give a parameter's size only with its statistics, which take
+    /// long on a big model (an event call has 100 ms). The config is the
+    /// same once the offline run is complete.
+    fn count_parameters(&mut self) {
+        let model = views::model();
+        let count: u64 = model
+            .parameter_names()
+            .iter()
+            .filter_map(|n| model.parameter(n))
+            .map(|s| s.numel)
+            .sum();
+        if count > 0 {
+            let pairs = [("model/num_parameters".to_string(), count.to_string())];
+            self.with_run(|run| run.config(&pairs));
+        }
+    }
+
+    /// `wandb.log` of `logs` under `rewrite_logs` names, with the step metric.
+    fn log_row(&mut self, logs: &Logs, global_step: Option<u64>) {
+        let mut row: Vec<Pair> = logs
+            .iter()
+            .map(|(k, v)| (args::rewrite_key(k), value_json(v)))
+            .collect();
+        if let Some(step) = global_step.or(self.last_global_step) {
+            row.push(("train/global_step".into(), step.to_string()));
+            self.last_global_step = Some(step);
+        }
+        self.with_run(|run| run.log(row));
+    }
+}
+
+impl Callback for Wandb {
+    const NAME: &'static str = "wandb";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const EVENTS: &'static [Event] = &[Event::Log, Event::Predict];
+
+    fn capabilities() -> Vec<Capability> {
+        let mut caps = vec![Capability::WriteDir(ROOT.into())];
+        caps.extend(ENV.iter().map(|v| Capability::Env(v.to_string())));
+        caps
+    }
+
+    fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
+        config.only(&["hostname", "pid"])?;
+        let settings = match settings::from_env(|k| std::env::var(k).ok())? {
+            Mode::Disabled => return Ok(()),
+            Mode::Offline(s) => s,
+        };
+        for w in &settings.warnings {
+            eprintln!("warning: {w}");
+        }
+        let fields = RunFields {
+            entity: settings.entity,
+            project: settings.project,
+            display_name: args.run_name.clone(),
+            host: config.get("hostname").unwrap_or("localhost").to_string(),
+            config: args::to_json(args)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+        };
+        let id = settings.run_id.unwrap_or_else(clock::random_id);
+        self.run = Some(Run::create(ROOT, id, fields)?);
+        Ok(())
+    }
+
+    fn on_log(&mut self, cx: &mut Context, logs: &Logs) {
+        let summary: Vec<Pair> = logs
+            .iter()
+            .filter(|(k, _)| SUMMARY_KEYS.contains(k))
+            .map(|(k, v)| (k.to_string(), value_json(v)))
+            .collect();
+        if !summary.is_empty() {
+            self.with_run(|run| run.summary(&summary));
+        }
+        let rest: Vec<_> = logs
+            .0
+            .iter()
+            .filter(|e| !SUMMARY_KEYS.contains(&e.key.as_str()))
+            .cloned()
+            .collect();
+        self.log_row(&Logs(&rest), Some(cx.state.global_step));
+    }
+
+    fn on_predict(&mut self, _cx: &mut Context, metrics: &Logs) {
+        self.log_row(metrics, None);
+    }
+
+    fn finish(&mut self, outcome: &RunOutcome) {
+        let code = match outcome {
+            RunOutcome::Completed => 0,
+            RunOutcome::Aborted(_) => 1,
+        };
+        self.count_parameters();
+        self.with_run(|run| run.exit(code));
+        if let Some(run) = self.run.take() {
+            println!("offline run written to wandb/{}", run_folder(&run.dir));
+        }
+    }
+}
+
+fn run_folder(dir: &str) -> &str {
+    dir.strip_prefix(ROOT)
+        .unwrap_or(dir)
+        .trim_start_matches('/')
+}
+
+export_plugin!(Wandb);

@@ -1,0 +1,382 @@
+//! The MLflow run's life on the server, as a state machine driven by the
+//! plugin's events: find or create the experiment, create (or resume) the
+//! run, then send what is queued (params, tags, metrics) in `log-batch`
+//! calls, and end the run FINISHED or FAILED.
+//!
+//! Each event gives the engine a time budget ([`Engine::pump`]); it sends
+//! until the budget or the queue runs out. A server that does not answer,
+//! answers 5xx or is unreachable costs one failed request per backoff
+//! period, and what could not be sent waits for a later event or `finish`,
+//! which retries a few times. An error that retrying cannot fix (the origin
+//! not granted, bad credentials, a run that does not exist) stops all
+//! sending. No metric is dropped silently: whatever is given up is counted
+//! and reported at the end.
+
+use crate::metrics::Metric;
+use crate::net::{origin, Net, NetError};
+use crate::wire::{self, ApiError, Request};
+use std::collections::{BTreeSet, VecDeque};
+
+mod steps;
+#[cfg(test)]
+mod tests;
+
+/// The time a request gets at least; with less left, it waits for a later call.
+pub const MIN_REQUEST_MS: u64 = 10;
+/// First wait after a failure; it doubles up to [`MAX_BACKOFF_MS`].
+pub const FIRST_BACKOFF_MS: u64 = 100;
+pub const MAX_BACKOFF_MS: u64 = 5_000;
+/// Retries of a failing request at `finish`, waiting 200, 400, 800 ms.
+pub const FINISH_RETRIES: u32 = 3;
+/// Metrics kept waiting for the server at most; older ones are given up.
+pub const MAX_QUEUED_METRICS: usize = 100_000;
+
+/// What the plugin is asked to log to, from the environment and the args.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The tracking URI (for messages; `Net` sends relative to it).
+    pub uri: String,
+    pub experiment_name: Option<String>,
+    /// Resume this run (`MLFLOW_RUN_ID`).
+    pub run_id: Option<String>,
+    pub run_name: Option<String>,
+    pub params: Vec<(String, String)>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A message for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Something went wrong (stderr).
+    Warn(String),
+    /// What happened (stdout).
+    Info(String),
+}
+
+/// Where the setup is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stage {
+    FindExperiment,
+    CreateExperiment,
+    /// `start_time` is fixed at the first attempt; `unsure` after a create
+    /// whose reply never came: search for the run before creating another.
+    CreateRun {
+        experiment_id: String,
+        start_time: Option<u64>,
+        unsure: bool,
+    },
+    GetRun,
+    ReopenRun,
+    Ready,
+    Failed,
+}
+
+/// Something queued for `log-batch`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Item {
+    Params(Vec<(String, String)>),
+    Tags(Vec<(String, String)>),
+    Metrics(Vec<Metric>),
+}
+
+/// What a request was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    FindExperiment,
+    CreateExperiment,
+    SearchRun,
+    CreateRun,
+    GetRun,
+    ReopenRun,
+    /// The first `n` queued items.
+    Batch {
+        items: usize,
+        metrics: usize,
+    },
+}
+
+/// How a request ended, for the retry logic.
+pub(super) enum Outcome {
+    Done,
+    Retry,
+    Stop,
+}
+
+pub struct Engine {
+    plan: Plan,
+    stage: Stage,
+    experiment_id: Option<String>,
+    run_id: Option<String>,
+    queue: VecDeque<Item>,
+    queued_metrics: usize,
+    sent_metrics: u64,
+    unsent_metrics: u64,
+    /// After a batch of merged items was refused: send items one by one.
+    no_merge: bool,
+    failures: u32,
+    retry_at: u64,
+    last_error: Option<String>,
+    notes: Vec<Note>,
+    warned: BTreeSet<String>,
+}
+
+impl Engine {
+    pub fn new(plan: Plan) -> Engine {
+        let stage = match (&plan.run_id, &plan.experiment_name) {
+            (Some(_), _) => Stage::GetRun,
+            (None, Some(_)) => Stage::FindExperiment,
+            // HF with no MLFLOW_EXPERIMENT_NAME: the Default experiment.
+            (None, None) => Stage::CreateRun {
+                experiment_id: "0".into(),
+                start_time: None,
+                unsure: false,
+            },
+        };
+        Engine {
+            plan,
+            stage,
+            experiment_id: None,
+            run_id: None,
+            queue: VecDeque::new(),
+            queued_metrics: 0,
+            sent_metrics: 0,
+            unsent_metrics: 0,
+            no_merge: false,
+            failures: 0,
+            retry_at: 0,
+            last_error: None,
+            notes: Vec::new(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    /// The messages since the last call.
+    pub fn take_notes(&mut self) -> Vec<Note> {
+        std::mem::take(&mut self.notes)
+    }
+
+    /// The run's id once it exists.
+    #[cfg(test)]
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    /// Metrics sent, and metrics given up so far.
+    #[cfg(test)]
+    pub fn counts(&self) -> (u64, u64) {
+        (self.sent_metrics, self.unsent_metrics)
+    }
+
+    /// Queues the metrics of one log entry (one `log-batch` unless it is huge).
+    pub fn log(&mut self, metrics: Vec<Metric>) {
+        if metrics.is_empty() {
+            return;
+        }
+        if self.stage == Stage::Failed {
+            self.unsent_metrics += metrics.len() as u64;
+            return;
+        }
+        self.queued_metrics += metrics.len();
+        for chunk in wire::chunks(
+            metrics,
+            wire::MAX_METRICS_PER_BATCH,
+            wire::MAX_BODY_BYTES,
+            wire::metric_size,
+        ) {
+            self.queue.push_back(Item::Metrics(chunk));
+        }
+        while self.queued_metrics > MAX_QUEUED_METRICS {
+            let Some(pos) = self
+                .queue
+                .iter()
+                .position(|i| matches!(i, Item::Metrics(_)))
+            else {
+                break;
+            };
+            if let Some(Item::Metrics(old)) = self.queue.remove(pos) {
+                self.queued_metrics -= old.len();
+                self.unsent_metrics += old.len() as u64;
+            }
+            self.warn_once(
+                "queue-full",
+                format!("more than {MAX_QUEUED_METRICS} metrics are waiting for {}; the oldest are given up", self.plan.uri),
+            );
+        }
+    }
+
+    /// Counts metrics that cannot be sent at all (say, a key too long for
+    /// MLflow), with the reason.
+    pub fn not_sendable(&mut self, count: usize, why: String) {
+        self.unsent_metrics += count as u64;
+        self.warn(why.clone());
+        self.last_error = Some(why);
+    }
+
+    /// Sends for at most `budget_ms`: setup first, then the queue. Waits
+    /// out the backoff after a failure unless `finishing`, when it retries
+    /// [`FINISH_RETRIES`] times instead.
+    pub fn pump(&mut self, net: &mut dyn Net, budget_ms: u64, finishing: bool) {
+        let start = net.now_ms();
+        let mut retries = 0;
+        loop {
+            let now = net.now_ms();
+            let left = budget_ms.saturating_sub(now.saturating_sub(start));
+            if self.stage == Stage::Failed
+                || left < MIN_REQUEST_MS
+                || (!finishing && now < self.retry_at)
+            {
+                return;
+            }
+            let Some((request, step)) = self.next_request(now) else {
+                return;
+            };
+            match self.send(net, &request, step, left) {
+                Outcome::Done => {}
+                Outcome::Stop => return,
+                Outcome::Retry if finishing && retries < FINISH_RETRIES => {
+                    let wait = 200 << retries;
+                    retries += 1;
+                    let used = net.now_ms().saturating_sub(start);
+                    if used + wait + MIN_REQUEST_MS > budget_ms {
+                        return;
+                    }
+                    net.sleep_ms(wait);
+                }
+                Outcome::Retry => return,
+            }
+        }
+    }
+
+    /// Flushes what is queued, ends the run with `status` (FINISHED or
+    /// FAILED) and reports what was sent and what could not be.
+    pub fn finish(&mut self, net: &mut dyn Net, status: &str, budget_ms: u64) {
+        let start = net.now_ms();
+        self.pump(net, budget_ms.saturating_sub(500).max(MIN_REQUEST_MS), true);
+        if let (Some(run_id), Stage::Ready) = (self.run_id.clone(), &self.stage) {
+            let left = budget_ms.saturating_sub(net.now_ms().saturating_sub(start));
+            let request = wire::update_run(&run_id, status, Some(net.now_ms()), None);
+            match net.send(&request, left.max(MIN_REQUEST_MS)) {
+                Ok(r) if (200..300).contains(&r.status) => {}
+                Ok(r) => self.warn(format!(
+                    "could not end run {run_id} as {status}: {}",
+                    ApiError::parse(r.status, &r.body)
+                )),
+                Err(e) => self.warn(format!("could not end run {run_id} as {status}: {e}")),
+            }
+        }
+        let left: u64 = self
+            .queue
+            .iter()
+            .map(|i| match i {
+                Item::Metrics(m) => m.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        self.unsent_metrics += left;
+        self.queue.clear();
+        self.queued_metrics = 0;
+        if let Some(run_id) = &self.run_id {
+            let experiment = self.experiment_id.as_deref().unwrap_or("?");
+            self.notes.push(Note::Info(format!(
+                "run {run_id}: {} metrics logged, ended {status}; see {}/#/experiments/{experiment}/runs/{run_id}",
+                self.sent_metrics, self.plan.uri
+            )));
+        }
+        if self.unsent_metrics > 0 {
+            let why = self.last_error.as_deref().unwrap_or("unknown error");
+            self.notes.push(Note::Info(format!(
+                "{} metrics could not be sent to {}: {why}",
+                self.unsent_metrics, self.plan.uri
+            )));
+        }
+    }
+
+    /// Sends one request and moves on according to how it went.
+    fn send(&mut self, net: &mut dyn Net, request: &Request, step: Step, left: u64) -> Outcome {
+        let result = net.send(request, left);
+        let now = net.now_ms();
+        match result {
+            Ok(r) if (200..300).contains(&r.status) => {
+                if self.failures > 0 {
+                    self.failures = 0;
+                    self.warned.remove("unreachable");
+                    self.notes
+                        .push(Note::Info(format!("{} answers again", self.plan.uri)));
+                }
+                match self.succeeded(step, &r.body) {
+                    Ok(()) => Outcome::Done,
+                    Err(why) => self.fail(format!(
+                        "{} answered {} {} with {why}; is MLFLOW_TRACKING_URI the address of an MLflow tracking server?",
+                        self.plan.uri, request.method, request.path
+                    )),
+                }
+            }
+            Ok(r) => {
+                let error = ApiError::parse(r.status, &r.body);
+                if error.is_transient() {
+                    self.transient(error.to_string(), now)
+                } else {
+                    self.rejected(step, error)
+                }
+            }
+            Err(NetError::Denied) => self.fail(format!(
+                "HTTP to {origin} is not granted to this plugin; add plugins.mlflow.allow_http = [\"{origin}\"] to the run config (--report_to mlflow grants it by itself)",
+                origin = origin(&self.plan.uri)
+            )),
+            Err(NetError::Timeout(why)) => {
+                // The server may have done it: look before doing it again.
+                match &mut self.stage {
+                    Stage::CreateRun { unsure, .. } if step == Step::CreateRun => *unsure = true,
+                    Stage::CreateExperiment => self.stage = Stage::FindExperiment,
+                    _ => {}
+                }
+                self.transient(why, now)
+            }
+            Err(NetError::Failed(why)) => self.transient(why, now),
+        }
+    }
+
+    /// A failure that may pass: wait and try again.
+    fn transient(&mut self, why: String, now: u64) -> Outcome {
+        self.failures += 1;
+        let wait = (FIRST_BACKOFF_MS << (self.failures - 1).min(16)).min(MAX_BACKOFF_MS);
+        self.retry_at = now.saturating_add(wait);
+        let message = format!(
+            "cannot reach {} ({why}); metrics are kept and sent when it answers",
+            self.plan.uri
+        );
+        self.last_error = Some(why);
+        self.warn_once("unreachable", message);
+        Outcome::Retry
+    }
+
+    /// A failure retrying cannot fix: stop sending, count what is queued.
+    fn fail(&mut self, why: String) -> Outcome {
+        self.stage = Stage::Failed;
+        let queued: usize = self
+            .queue
+            .drain(..)
+            .map(|i| match i {
+                Item::Metrics(m) => m.len(),
+                _ => 0,
+            })
+            .sum();
+        self.unsent_metrics += queued as u64;
+        self.queued_metrics = 0;
+        self.warn(format!("{why}; nothing more is sent to MLflow"));
+        self.last_error = Some(why);
+        Outcome::Stop
+    }
+
+    fn warn(&mut self, text: String) {
+        if self.warned.insert(text.clone()) {
+            self.notes.push(Note::Warn(text));
+        }
+    }
+
+    fn warn_once(&mut self, key: &str, text: String) {
+        if self.warned.insert(key.to_string()) {
+            self.notes.push(Note::Warn(text));
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The engine's requests and what their replies mean: the setup steps
+//! (experiment, run, or the run to resume), the `log-batch` of what is
+//! queued, and the handling of each step's success and refusal.
+
+use super::{Engine, Item, Outcome, Stage, Step};
+use crate::metrics::Metric;
+use crate::wire::{self, ApiError, Request};
+
+impl Engine {
+    /// The next request to send, if any.
+    pub(super) fn next_request(&mut self, now: u64) -> Option<(Request, Step)> {
+        let plan = &self.plan;
+        let name = plan.experiment_name.as_deref().unwrap_or_default();
+        let run = self
+            .run_id
+            .as_deref()
+            .or(plan.run_id.as_deref())
+            .unwrap_or_default();
+        Some(match &mut self.stage {
+            Stage::FindExperiment => (wire::get_experiment_by_name(name), Step::FindExperiment),
+            Stage::CreateExperiment => (wire::create_experiment(name), Step::CreateExperiment),
+            Stage::CreateRun {
+                experiment_id,
+                start_time,
+                unsure,
+            } => {
+                let start = *start_time.get_or_insert(now);
+                if *unsure {
+                    (wire::search_run(experiment_id, start), Step::SearchRun)
+                } else {
+                    let mut tags = plan.tags.clone();
+                    tags.push(("mlflow.source.name".into(), "trainbox".into()));
+                    tags.push(("mlflow.source.type".into(), "LOCAL".into()));
+                    let request =
+                        wire::create_run(experiment_id, start, plan.run_name.as_deref(), &tags);
+                    (request, Step::CreateRun)
+                }
+            }
+            Stage::GetRun => (wire::get_run(run), Step::GetRun),
+            Stage::ReopenRun => (
+                wire::update_run(run, "RUNNING", None, plan.run_name.as_deref()),
+                Step::ReopenRun,
+            ),
+            Stage::Ready => return self.next_batch(),
+            Stage::Failed => return None,
+        })
+    }
+
+    /// A `log-batch` of the first queued item, or of the first metric items
+    /// merged up to the batch limits.
+    fn next_batch(&self) -> Option<(Request, Step)> {
+        let run = self.run_id.as_deref()?;
+        let (request, items, metrics) = match self.queue.front()? {
+            Item::Params(p) => (wire::log_batch(run, &[], p, &[]), 1, 0),
+            Item::Tags(t) => (wire::log_batch(run, &[], &[], t), 1, 0),
+            Item::Metrics(_) => {
+                let mut merged: Vec<Metric> = Vec::new();
+                let mut bytes = 0;
+                let mut items = 0;
+                for item in &self.queue {
+                    let Item::Metrics(m) = item else { break };
+                    let size: usize = m.iter().map(wire::metric_size).sum();
+                    let fits = merged.len() + m.len() <= wire::MAX_METRICS_PER_BATCH
+                        && bytes + size <= wire::MAX_BODY_BYTES;
+                    if items > 0 && (self.no_merge || !fits) {
+                        break;
+                    }
+                    merged.extend_from_slice(m);
+                    bytes += size;
+                    items += 1;
+                }
+                (wire::log_batch(run, &merged, &[], &[]), items, merged.len())
+            }
+        };
+        Some((request, Step::Batch { items, metrics }))
+    }
+
+    /// Moves on after a 2xx reply.
+    pub(super) fn succeeded(&mut self, step: Step, body: &str) -> Result<(), String> {
+        match step {
+            Step::FindExperiment => {
+                let (id, lifecycle) = wire::experiment(body)?;
+                if lifecycle == "deleted" {
+                    let name = self.plan.experiment_name.clone().unwrap_or_default();
+                    self.fail(format!(
+                        "experiment {name:?} (id {id}) is deleted on {}; restore it (`mlflow experiments restore --experiment-id {id}`) or set another MLFLOW_EXPERIMENT_NAME",
+                        self.plan.uri
+                    ));
+                } else {
+                    self.create_run_in(id);
+                }
+            }
+            Step::CreateExperiment => {
+                let id = wire::created_experiment(body)?;
+                self.create_run_in(id);
+            }
+            Step::SearchRun => match wire::found_run(body, self.plan.run_name.as_deref())? {
+                Some(run_id) => self.ready(run_id, Vec::new()),
+                None => {
+                    if let Stage::CreateRun { unsure, .. } = &mut self.stage {
+                        *unsure = false;
+                    }
+                }
+            },
+            Step::CreateRun => {
+                let run_id = wire::created_run(body)?;
+                self.ready(run_id, Vec::new());
+            }
+            Step::GetRun => {
+                let info = wire::run_info(body)?;
+                let run_id = self.plan.run_id.clone().unwrap_or_default();
+                if info.lifecycle_stage == "deleted" {
+                    self.fail(format!(
+                        "MLFLOW_RUN_ID={run_id}: the run is deleted on {}; restore it or unset MLFLOW_RUN_ID to start a new run",
+                        self.plan.uri
+                    ));
+                    return Ok(());
+                }
+                self.experiment_id = Some(info.experiment_id);
+                self.plan.params = self.params_to_add(&info.params);
+                self.stage = Stage::ReopenRun;
+            }
+            Step::ReopenRun => {
+                let run_id = self.plan.run_id.clone().unwrap_or_default();
+                let tags = self.plan.tags.clone();
+                self.ready(run_id, tags);
+            }
+            Step::Batch { items, metrics } => {
+                for _ in 0..items {
+                    self.queue.pop_front();
+                }
+                self.queued_metrics -= metrics;
+                self.sent_metrics += metrics as u64;
+                self.no_merge = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// A resumed run keeps its params: MLflow refuses to change one. Those
+    /// that differ are reported, those missing are added.
+    fn params_to_add(&mut self, existing: &[(String, String)]) -> Vec<(String, String)> {
+        let mut add = Vec::new();
+        for (key, value) in std::mem::take(&mut self.plan.params) {
+            match existing.iter().find(|(k, _)| *k == key) {
+                None => add.push((key, value)),
+                Some((_, old)) if *old == value => {}
+                Some((_, old)) => self.warn(format!(
+                    "param {key} of the resumed run stays {old:?} (MLflow does not allow changing a param; this run has {value:?})"
+                )),
+            }
+        }
+        add
+    }
+
+    fn create_run_in(&mut self, experiment_id: String) {
+        self.stage = Stage::CreateRun {
+            experiment_id,
+            start_time: None,
+            unsure: false,
+        };
+    }
+
+    /// The run exists: params and tags go first, before queued metrics.
+    fn ready(&mut self, run_id: String, tags: Vec<(String, String)>) {
+        if let Stage::CreateRun { experiment_id, .. } = &self.stage {
+            self.experiment_id = Some(experiment_id.clone());
+        }
+        self.run_id = Some(run_id);
+        self.stage = Stage::Ready;
+        let size = wire::pair_size;
+        let (max, bytes) = (wire::MAX_PARAMS_TAGS_PER_BATCH, wire::MAX_BODY_BYTES);
+        for chunk in wire::chunks(tags, max, bytes, size).into_iter().rev() {
+            self.queue.push_front(Item::Tags(chunk));
+        }
+        let params = std::mem::take(&mut self.plan.params);
+        for chunk in wire::chunks(params, max, bytes, size).into_iter().rev() {
+            self.queue.push_front(Item::Params(chunk));
+        }
+    }
+
+    /// A 4xx: what it means depends on the step.
+    pub(super) fn rejected(&mut self, step: Step, error: ApiError) -> Outcome {
+        let uri = self.plan.uri.clone();
+        match step {
+            _ if error.status == 401 => self.fail(format!(
+                "{uri} refused the credentials ({error}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+            )),
+            _ if error.status == 403 && error.message.contains("Host header") => self.fail(format!(
+                "{uri} refused the request's Host header ({error}); start the server with --allowed-hosts naming the host of MLFLOW_TRACKING_URI"
+            )),
+            _ if error.status == 403 => self.fail(format!(
+                "{uri} refused access ({error}); check the permissions of the MLflow user"
+            )),
+            Step::FindExperiment if error.is("RESOURCE_DOES_NOT_EXIST") => {
+                self.stage = Stage::CreateExperiment;
+                Outcome::Done
+            }
+            Step::CreateExperiment if error.is("RESOURCE_ALREADY_EXISTS") => {
+                self.stage = Stage::FindExperiment;
+                Outcome::Done
+            }
+            Step::SearchRun => {
+                if let Stage::CreateRun { unsure, .. } = &mut self.stage {
+                    *unsure = false;
+                }
+                Outcome::Done
+            }
+            Step::GetRun if error.is("RESOURCE_DOES_NOT_EXIST") => self.fail(format!(
+                "MLFLOW_RUN_ID={}: no such run on {uri}; unset MLFLOW_RUN_ID to start a new run",
+                self.plan.run_id.as_deref().unwrap_or_default()
+            )),
+            Step::Batch { items, .. } if items > 1 => {
+                // One of the merged items is refused: find it, one by one.
+                self.no_merge = true;
+                Outcome::Done
+            }
+            Step::Batch { .. } if error.is("RESOURCE_DOES_NOT_EXIST") => {
+                self.fail(format!("the run is gone from {uri} ({error})"))
+            }
+            Step::Batch { .. } => {
+                match self.queue.pop_front() {
+                    Some(Item::Metrics(m)) => {
+                        self.queued_metrics -= m.len();
+                        self.unsent_metrics += m.len() as u64;
+                        let keys: Vec<&str> = m.iter().map(|m| m.key.as_str()).collect();
+                        self.last_error = Some(error.to_string());
+                        self.warn(format!(
+                            "{uri} refused {} metrics ({}): {error}",
+                            m.len(),
+                            keys.join(", ")
+                        ));
+                    }
+                    Some(Item::Params(p)) => self.warn(format!(
+                        "{uri} refused {} params: {error}",
+                        p.len()
+                    )),
+                    Some(Item::Tags(t)) => self.warn(format!(
+                        "{uri} refused {} tags: {error}",
+                        t.len()
+                    )),
+                    None => {}
+                }
+                Outcome::Done
+            }
+            _ => self.fail(format!("{uri} refused to set up the run: {error}")),
+        }
+    }
+}
