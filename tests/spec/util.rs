@@ -309,3 +309,31 @@ impl Drop for HttpRecorder {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// A program of the readers environment (`make test-env`): `python3`,
+/// `dvc`, `wandb`, `mlflow`. Found next to `$TRAINBOX_READERS_PYTHON`, else
+/// in `$TRAINBOX_CACHE` (default `~/.cache/trainbox`)`/readers-env/bin`.
+pub fn readers_bin(name: &str) -> PathBuf {
+    let python = std::env::var_os("TRAINBOX_READERS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("TRAINBOX_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
+                });
+            cache.join("readers-env/bin/python3")
+        });
+    let path = python.with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} not found: run `make test-env` (or set TRAINBOX_READERS_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// The Python of the readers environment.
+pub fn readers_python() -> PathBuf {
+    readers_bin("python3")
+}

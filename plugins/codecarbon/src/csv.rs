@@ -6,6 +6,7 @@
 //! `emissions.csv_0.bak`, …) and a new file is started, as codecarbon does.
 
 use std::io::Write;
+use trainbox_sdk::python::float_repr;
 
 /// `EmissionsData`'s fields, in order.
 pub const COLUMNS: [&str; 38] = [
@@ -59,43 +60,6 @@ pub enum Cell {
     Empty,
 }
 
-/// Python's `repr(float)`: the shortest digits that read back the same,
-/// in fixed notation when the exponent is in [-4, 16), else `d.ddde±XX`.
-pub fn py_float(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let sci = format!("{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` has an exponent");
-    let exp: i32 = exp.parse().expect("an integer exponent");
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if v.is_sign_negative() { "-" } else { "" };
-    if !(-4..16).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
-    }
-    let body = if exp < 0 {
-        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-    } else {
-        let point = exp as usize + 1;
-        if digits.len() > point {
-            format!("{}.{}", &digits[..point], &digits[point..])
-        } else {
-            format!("{digits}{}.0", "0".repeat(point - digits.len()))
-        }
-    };
-    format!("{sign}{body}")
-}
-
 /// A cell as pandas writes it (`csv.QUOTE_MINIMAL`).
 fn render(cell: &Cell) -> String {
     match cell {
@@ -103,7 +67,7 @@ fn render(cell: &Cell) -> String {
             format!("\"{}\"", s.replace('"', "\"\""))
         }
         Cell::Text(s) => s.clone(),
-        Cell::Float(f) => py_float(*f),
+        Cell::Float(f) => float_repr(*f),
         Cell::Int(i) => i.to_string(),
         Cell::Empty => String::new(),
     }
@@ -210,7 +174,7 @@ mod tests {
             (f64::NAN, "nan"),
         ];
         for (v, want) in cases {
-            assert_eq!(py_float(v), want, "{v:e}");
+            assert_eq!(float_repr(v), want, "{v:e}");
         }
     }
 

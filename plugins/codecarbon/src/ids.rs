@@ -2,15 +2,7 @@
 //! `timestamp` as `%Y-%m-%dT%H:%M:%S` in UTC (the sandbox has no time zone;
 //! codecarbon writes local time).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// 64 random bits (`RandomState` is seeded from wasi:random).
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-}
+use trainbox_sdk::time::{random_u64, unix_now, Utc};
 
 /// `str(uuid.uuid4())`.
 pub fn uuid4() -> String {
@@ -27,39 +19,18 @@ pub fn uuid4() -> String {
     )
 }
 
-/// The civil date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + (month <= 2) as i64, month, day)
-}
-
 /// `%Y-%m-%dT%H:%M:%S` of a Unix time, in UTC.
 pub fn timestamp(unix_secs: i64) -> String {
-    let (y, m, d) = civil_from_days(unix_secs.div_euclid(86_400));
-    let s = unix_secs.rem_euclid(86_400);
+    let t = Utc::from_unix(unix_secs);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
     )
 }
 
 /// [`timestamp`] of now.
 pub fn now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    timestamp(secs)
+    timestamp(unix_now() as i64)
 }
 
 #[cfg(test)]

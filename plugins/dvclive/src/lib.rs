@@ -17,12 +17,11 @@
 //! integration, are accepted and unused).
 
 mod live;
-mod python;
 mod yaml;
 
 use live::Live;
-use python::Py;
 use std::path::Path;
+use trainbox_sdk::python::Py;
 use trainbox_sdk::{
     args, export_plugin, Callback, Capability, Config, Context, Event, Logs, TrainingArgs, Value,
 };

@@ -11,12 +11,12 @@
 //! What it does not do: save a DVC experiment, `dvc init` a Git repository,
 //! reports, images, plots other than metrics, artifacts, DVC Studio.
 
-use crate::python::{float_repr, json_dumps, Py};
 use crate::yaml;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use trainbox_sdk::python::{float_repr, json_dumps, Py};
 
 /// What `Live()` removes from its directory when it starts (no resume).
 const STALE: &[&str] = &[

@@ -9,8 +9,8 @@
 
 mod scalar;
 
-use crate::python::{float_repr, json_dumps, Py};
 use scalar::{printable, resolves_to_non_string, Analysis};
+use trainbox_sdk::python::{float_repr, json_dumps, Py};
 
 /// ruamel's `best_width`.
 const WIDTH: usize = 80;

@@ -170,6 +170,7 @@ pub mod format;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod progress;
+pub mod python;
 pub mod views;
 
 #[doc(hidden)]
@@ -408,6 +409,7 @@ pub trait Callback: Default + 'static {
 }
 
 pub mod state;
+pub mod time;
 
 #[doc(hidden)]
 #[path = "export.rs"]

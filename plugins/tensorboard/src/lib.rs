@@ -21,12 +21,11 @@
 mod clock;
 mod crc32c;
 mod proto;
-#[path = "../../dvclive/src/python.rs"]
-mod python;
 mod writer;
 
 use proto::Body;
 use std::path::PathBuf;
+use trainbox_sdk::python;
 use trainbox_sdk::{
     args, export_plugin, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
     TrainingArgs, Value,

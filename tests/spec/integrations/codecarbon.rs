@@ -5,30 +5,10 @@
 //! powercap tree, gives the same CPU energy, wrap-around included; and
 //! `Emissions` gives the same kg CO2eq for several countries and regions.
 
-use crate::util::{plugin, Run};
+use crate::util::{plugin, readers_python, Run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The readers environment's Python (`make test-env`), with codecarbon 3.3.2.
-fn readers_python() -> PathBuf {
-    let python = std::env::var_os("TRAINBOX_READERS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("TRAINBOX_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
-                });
-            cache.join("readers-env/bin/python3")
-        });
-    assert!(
-        python.is_file(),
-        "{} not found: run `make test-env` (codecarbon 3.3.2 in the readers environment)",
-        python.display()
-    );
-    python
-}
 
 /// codecarbon as the oracle. For each row of the CSV at argv[1] it prints
 /// the row and what codecarbon computes from the row's inputs (duration,

@@ -4,31 +4,10 @@
 //! repository: `dvc metrics show`, `dvc params diff --all` and
 //! `dvc plots show`, through the plugin's `dvclive/dvc.yaml`.
 
-use crate::util::{plugin, Run};
+use crate::util::{plugin, readers_bin, Run};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// A program of the readers environment (`make test-env`): `python3`, `dvc`.
-fn readers_bin(name: &str) -> PathBuf {
-    let python = std::env::var_os("TRAINBOX_READERS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("TRAINBOX_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
-                });
-            cache.join("readers-env/bin/python3")
-        });
-    let path = python.with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{} not found: run `make test-env` (dvclive 3.49.1 and dvc 3.67.1 in the readers environment)",
-        path.display()
-    );
-    path
-}
 
 /// Real dvclive fed as HF's `DVCLiveCallback` feeds it: `Live()`,
 /// `log_params`, then per log `log_metric(standardize_metric_name(k))` and

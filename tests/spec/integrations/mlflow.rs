@@ -6,9 +6,8 @@
 //! Also: a resumed run (`MLFLOW_RUN_ID`), a server that is not there, an
 //! aborted run, and the grants.
 
-use crate::util::{Done, Run};
+use crate::util::{readers_python, Done, Run};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::process::Command;
 
 /// The tracking server's URI, or a failure that says how to get one.
@@ -19,25 +18,6 @@ fn server() -> String {
              (or `tools/with-mlflow-server.sh $TRAINBOX_CACHE/readers-env/bin/mlflow cargo test --release --test spec integrations::mlflow`)"
         )
     })
-}
-
-/// The Python of the readers environment (`make test-env`), which has mlflow.
-fn readers_python() -> PathBuf {
-    let path = match std::env::var_os("TRAINBOX_READERS_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("TRAINBOX_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trainbox")
-            })
-            .join("readers-env/bin/python3"),
-    };
-    assert!(
-        path.is_file(),
-        "{} not found: run `make test-env` (or set TRAINBOX_READERS_PYTHON)",
-        path.display()
-    );
-    path
 }
 
 /// A name no other test, and no earlier run on the same server, used.

@@ -6,30 +6,10 @@
 //! strings as text summaries. Every record must also re-serialize to the
 //! same bytes through tensorboard's protobuf classes.
 
-use crate::util::{plugin, Run};
+use crate::util::{plugin, readers_python, Run};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// The Python of the readers environment (`make test-env`).
-fn readers_python() -> PathBuf {
-    let path = std::env::var_os("TRAINBOX_READERS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("TRAINBOX_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
-                });
-            cache.join("readers-env/bin/python3")
-        });
-    assert!(
-        path.is_file(),
-        "{} not found: run `make test-env` (or set TRAINBOX_READERS_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 /// Reads a log dir with `EventAccumulator`; prints what it found as JSON.
 /// With a second argument, also reads a copy of the first event file with

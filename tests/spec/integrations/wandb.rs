@@ -5,36 +5,15 @@
 //! `rewrite_logs` names with `train/global_step`, the summary scalars, and
 //! the exit state.
 
-use crate::util::{plugin, Run};
+use crate::util::{plugin, readers_bin, Run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The `wandb` command of the readers environment (`make test-env`).
-fn wandb_bin() -> PathBuf {
-    let python = std::env::var_os("TRAINBOX_READERS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("TRAINBOX_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
-                });
-            cache.join("readers-env/bin/python3")
-        });
-    let wandb = python.with_file_name("wandb");
-    assert!(
-        wandb.is_file(),
-        "{} not found: run `make test-env` (wandb 0.31.0 in the readers environment)",
-        wandb.display()
-    );
-    wandb
-}
-
 /// `wandb leet inspect [flags] FILE`, parsed: one JSON object with
 /// `--summary`, else one per line.
 fn leet(flags: &[&str], file: &Path) -> Vec<Value> {
-    let out = Command::new(wandb_bin())
+    let out = Command::new(readers_bin("wandb"))
         .args(["leet", "inspect"])
         .args(flags)
         .arg(file)

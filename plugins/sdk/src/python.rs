@@ -1,8 +1,7 @@
 //! Python's text forms, byte for byte, over [`Py`], an ordered Python value:
-//! `repr(float)` and `json.dumps(value, indent=N)` (with its
-//! default `ensure_ascii`). The tensorboard plugin includes this file too
-//! (`#[path]`); it belongs in `trainbox_sdk::format` once the SDK is open
-//! for changes.
+//! `repr(float)`, `repr(value)`, `str(value)` and `json.dumps(value,
+//! indent=N)` (with its default `ensure_ascii`): what loggers that mirror a
+//! Python library must write.
 
 use std::fmt::Write;
 
@@ -82,6 +81,37 @@ pub fn float_repr(v: f64) -> String {
         let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
     out
+}
+
+/// Python's `repr(value)`: `None`, `True`, `5e-05`, `'text'`, `['a', 1]`,
+/// `{'k': 1.0}`.
+pub fn repr(v: &Py) -> String {
+    match v {
+        Py::None => "None".into(),
+        Py::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Py::Int(i) => i.to_string(),
+        Py::Float(f) => float_repr(*f),
+        Py::Str(s) => crate::format::py_str(s),
+        Py::List(items) => format!(
+            "[{}]",
+            items.iter().map(repr).collect::<Vec<_>>().join(", ")
+        ),
+        Py::Dict(entries) => {
+            let items: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", crate::format::py_str(k), repr(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// Python's `str(value)`: a string as it is, anything else as its `repr`.
+pub fn str(v: &Py) -> String {
+    match v {
+        Py::Str(s) => s.clone(),
+        other => repr(other),
+    }
 }
 
 /// Python's `json.dumps(v, indent=indent)`; `None` is the one-line form.
