@@ -514,7 +514,7 @@ fn outgoing_http_reaches_only_granted_origins() {
     let seen = std::fs::read_to_string(done.out.join("plugins/http-probe/http.txt")).unwrap();
     let lines: Vec<&str> = seen.lines().collect();
     assert!(
-        lines[0].starts_with("denied_url: refused:") && lines[0].contains("HttpRequestDenied"),
+        lines[0].starts_with("denied_url: refused:") && lines[0].contains("HTTP request denied"),
         "{seen}"
     );
     assert_eq!(

@@ -13,12 +13,15 @@
 //! # Ok::<(), String>(())
 //! ```
 
+use std::time::Duration;
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme};
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
 use wasip2::io::streams::StreamError;
 
 /// A response: status and body.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
@@ -31,34 +34,69 @@ impl Response {
     }
 }
 
-/// Sends a request and waits for the whole response. A JSON body gets
-/// `content-type: application/json` unless `headers` says otherwise.
-pub fn request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<Response, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url}: no scheme"))?;
+/// Why no response came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The host refused the origin: it is not in `plugins.<name>.allow_http`.
+    Denied,
+    /// No response in time (the server may still have done the request).
+    Timeout(String),
+    /// Anything else: a refused connection, DNS, a reset, a bad URL.
+    Failed(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Denied => write!(
+                f,
+                "HTTP request denied (origin not granted: add it to plugins.<name>.allow_http)"
+            ),
+            HttpError::Timeout(why) | HttpError::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// A request to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// `http[s]://host[:port]/path?query`.
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    /// A non-empty body gets `content-length`, and `content-type:
+    /// application/json` unless `headers` says otherwise.
+    pub body: &'a [u8],
+    /// The longest wait for the response (connecting and reading the body
+    /// get half of it each); `None`: the host's limits only.
+    pub timeout: Option<Duration>,
+}
+
+/// Sends a request and waits for the whole response.
+pub fn send(r: &Request) -> Result<Response, HttpError> {
+    let failed = |what: &str| HttpError::Failed(format!("{}: {what}", r.url));
+    let (scheme, rest) = r.url.split_once("://").ok_or_else(|| failed("no scheme"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut fields: Vec<(String, Vec<u8>)> = headers
+    let mut fields: Vec<(String, Vec<u8>)> = r
+        .headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
-    if !body.is_empty() {
+    if !r.body.is_empty() {
         if !fields.iter().any(|(k, _)| k == "content-type") {
             fields.push(("content-type".into(), b"application/json".to_vec()));
         }
-        fields.push(("content-length".into(), body.len().to_string().into_bytes()));
+        fields.push((
+            "content-length".into(),
+            r.body.len().to_string().into_bytes(),
+        ));
     }
-    let fields = Fields::from_list(&fields).map_err(|e| format!("headers: {e:?}"))?;
+    let fields = Fields::from_list(&fields).map_err(|e| failed(&format!("headers: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
-    let method = match method {
+    let method = match r.method {
         "GET" => Method::Get,
         "POST" => Method::Post,
         "PUT" => Method::Put,
@@ -66,56 +104,104 @@ pub fn request(
         "PATCH" => Method::Patch,
         other => Method::Other(other.into()),
     };
-    req.set_method(&method).map_err(|()| "bad method")?;
+    req.set_method(&method).map_err(|()| failed("bad method"))?;
     let scheme = match scheme {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => Scheme::Other(other.into()),
     };
-    req.set_scheme(Some(&scheme)).map_err(|()| "bad scheme")?;
+    req.set_scheme(Some(&scheme))
+        .map_err(|()| failed("bad scheme"))?;
     req.set_authority(Some(authority))
-        .map_err(|()| "bad authority")?;
+        .map_err(|()| failed("bad host"))?;
     req.set_path_with_query(Some(path))
-        .map_err(|()| "bad path")?;
-    let out_body = req.body().map_err(|()| "body taken")?;
+        .map_err(|()| failed("bad path"))?;
+    let options = r.timeout.map(|t| {
+        let nanos = |d: Duration| d.max(Duration::from_millis(1)).as_nanos() as u64;
+        let options = RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(nanos(t / 2)));
+        let _ = options.set_first_byte_timeout(Some(nanos(t)));
+        let _ = options.set_between_bytes_timeout(Some(nanos(t / 2)));
+        options
+    });
+    let out_body = req.body().map_err(|()| failed("body taken"))?;
     // Send first: the host consumes the body as it is written.
-    let future = outgoing_handler::handle(req, None).map_err(|e| format!("{url}: {e}"))?;
+    let future = outgoing_handler::handle(req, options).map_err(kind)?;
     {
-        let out = out_body.write().map_err(|()| "body stream taken")?;
-        for chunk in body.chunks(4096) {
-            // A denied or failed request shows in the response below.
+        let out = out_body.write().map_err(|()| failed("body stream taken"))?;
+        for chunk in r.body.chunks(4096) {
+            // A refused or failed request shows in the response below.
             if out.blocking_write_and_flush(chunk).is_err() {
                 break;
             }
         }
     }
     let _ = OutgoingBody::finish(out_body, None);
-    let response = {
-        let ready = future.subscribe();
-        ready.block();
-        future.get()
-    };
-    let response = response
-        .ok_or("the response never came")?
-        .map_err(|()| "the response was taken")?
-        .map_err(|e| format!("{url}: {e}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or_else(|| failed("the response never came"))?
+        .map_err(|()| failed("the response was taken"))?
+        .map_err(kind)?;
     let status = response.status();
-    let in_body = response.consume().map_err(|()| "reply body taken")?;
+    let in_body = response
+        .consume()
+        .map_err(|()| failed("reply body taken"))?;
     let mut body = Vec::new();
     {
-        let stream = in_body.stream().map_err(|()| "reply stream taken")?;
+        let stream = in_body
+            .stream()
+            .map_err(|()| failed("reply stream taken"))?;
         loop {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(format!("{url}: reading the reply: {}", e.to_debug_string()))
+                    return Err(failed(&format!(
+                        "reading the reply: {}",
+                        e.to_debug_string()
+                    )))
                 }
             }
         }
     }
     drop(IncomingBody::finish(in_body));
     Ok(Response { status, body })
+}
+
+/// A wasi:http error, by kind.
+fn kind(e: ErrorCode) -> HttpError {
+    match e {
+        ErrorCode::HttpRequestDenied => HttpError::Denied,
+        ErrorCode::ConnectionTimeout => HttpError::Timeout("timed out connecting".into()),
+        ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => {
+            HttpError::Timeout("timed out waiting for the reply".into())
+        }
+        ErrorCode::ConnectionRefused => HttpError::Failed("connection refused".into()),
+        ErrorCode::DnsError(_) | ErrorCode::DnsTimeout | ErrorCode::DestinationNotFound => {
+            HttpError::Failed("the host name does not resolve".into())
+        }
+        other => HttpError::Failed(format!("{other:?}")),
+    }
+}
+
+/// Sends a request with no timeout of its own; errors as text.
+pub fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Response, String> {
+    send(&Request {
+        method,
+        url,
+        headers,
+        body,
+        timeout: None,
+    })
+    .map_err(|e| format!("{url}: {e}"))
 }
 
 /// `GET url`.
