@@ -206,3 +206,48 @@ fn the_sort_demo_reports_accuracy_metrics() {
         assert!(e["eval_sequence_accuracy"].as_f64().unwrap() <= acc);
     }
 }
+
+#[test]
+fn predict_fires_prediction_steps_then_on_predict_with_test_metrics() -> Result<()> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let args = TrainingArguments {
+        save_strategy: trainbox::args::SaveStrategy::No,
+        ..Default::default()
+    };
+    let mut t = trainer(
+        "lib_predict",
+        args,
+        Some(Counter {
+            seen: seen.clone(),
+            stop_at: u64::MAX,
+        }),
+    )?;
+    seen.lock().unwrap().clear();
+    let metrics = t.predict(&data(20))?;
+    let keys: Vec<&str> = metrics.keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "test_loss",
+            "test_runtime",
+            "test_samples_per_second",
+            "test_steps_per_second"
+        ]
+    );
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            Event::PredictionStep,
+            Event::PredictionStep,
+            Event::PredictionStep,
+            Event::Predict
+        ],
+        "3 batches of 8"
+    );
+    assert!(
+        t.state().log_history.is_empty(),
+        "predict does not log, as HF"
+    );
+    Ok(())
+}
