@@ -54,8 +54,8 @@ fn events_after(done: &Done, step: u64) -> Vec<String> {
 
 /// Trains `flags` in one go, and again from `checkpoint-{at}` of that run in
 /// a fresh directory; asserts identical weights, optimizer state, log history
-/// (timing aside) and events after the resume point.
-fn assert_resume_is_exact(test: &str, flags: &[&str], at: u64, last: u64) {
+/// (timing aside) and events after the resume point. Returns both runs.
+fn assert_resume_is_exact(test: &str, flags: &[&str], at: u64, last: u64) -> (Done, Done) {
     let whole = Run::regression(&format!("{test}_whole")).args(flags).ok();
     let resumed_run = Run::regression(&format!("{test}_resumed"))
         .args(flags)
@@ -83,6 +83,7 @@ fn assert_resume_is_exact(test: &str, flags: &[&str], at: u64, last: u64) {
     let b = without_timing(resumed.state(&format!("{ckpt}/trainer_state.json")));
     assert_eq!(a, b, "trainer_state.json differs (timing fields aside)");
     assert_eq!(events_after(&whole, at), events_after(&resumed, at));
+    (whole, resumed)
 }
 
 #[test]
@@ -108,7 +109,7 @@ fn resume_is_exact_with_gradient_accumulation_and_step_evaluation() {
         "2",
     ];
     // 4 updates per epoch: checkpoint-6 is in the middle of the second epoch.
-    assert_resume_is_exact("resume_ga", &flags, 6, 12);
+    let _ = assert_resume_is_exact("resume_ga", &flags, 6, 12);
 }
 
 #[test]
@@ -123,7 +124,32 @@ fn resume_is_exact_with_epoch_evaluation_and_a_log_interval_spanning_the_checkpo
         "--save_steps",
         "12",
     ];
-    assert_resume_is_exact("resume_epoch_eval", &flags, 12, 24);
+    let (whole, resumed) = assert_resume_is_exact("resume_epoch_eval", &flags, 12, 24);
+
+    // `train_loss` of the resumed run averages steps 11-24: the loss of 11
+    // and 12 came in the checkpoint, with the log interval they belong to.
+    let history = |done: &Done| {
+        done.state("trainer_state.json")["log_history"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (whole, resumed) = (history(&whole), history(&resumed));
+    let loss_at = |step: u64| {
+        whole
+            .iter()
+            .find(|e| e["step"] == step && e.get("loss").is_some())
+            .unwrap()["loss"]
+            .as_f64()
+            .unwrap()
+    };
+    let train_loss = |log: &[Value]| log.last().unwrap()["train_loss"].as_f64().unwrap();
+    let want = (24.0 * train_loss(&whole) - 5.0 * (loss_at(5) + loss_at(10))) / 14.0;
+    let got = train_loss(&resumed);
+    assert!(
+        (got - want).abs() <= 1e-4 + 1e-3 * want.abs(),
+        "train_loss after resume: {got}, the mean of steps 11-24 is {want}"
+    );
 }
 
 #[test]
@@ -578,6 +604,18 @@ fn bad_checkpoints_fail_clearly_and_lose_nothing() {
         "resume_bad_optimizer",
         |c| std::fs::write(c.join("optimizer.safetensors"), b"garbage").unwrap(),
         "optimizer.safetensors: not a readable safetensors file",
+        &[],
+    );
+    assert_resume_fails(
+        "resume_bad_loop_state",
+        |c| {
+            let path = c.join("loop_state.json");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut state: Value = serde_json::from_str(&text).unwrap();
+            state["globalstep_last_logged"] = serde_json::json!(9000);
+            std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+        },
+        "loop_state.json: corrupt: globalstep_last_logged must be a step from 0 to the checkpoint's global_step 8",
         &[],
     );
     assert_resume_fails(

@@ -40,19 +40,57 @@ impl Run {
     }
 }
 
-/// Reads `loop_state.json`; `None` when the checkpoint has none (HF's own).
-fn read_loop_state(dir: &Path) -> Result<Option<BTreeMap<String, Json>>> {
+/// What `loop_state.json` holds, checked.
+struct LoopState {
+    optimizer_step: u64,
+    tr_loss: f64,
+    globalstep_last_logged: u64,
+    grad_norm: Option<f64>,
+    learning_rate: Option<f64>,
+}
+
+/// Reads and checks `loop_state.json` of a checkpoint at `global_step`;
+/// `None` when the checkpoint has none (HF's own).
+fn read_loop_state(dir: &Path, global_step: u64) -> Result<Option<LoopState>> {
     let file = dir.join(LOOP_STATE_FILE);
     if !file.exists() {
         return Ok(None);
     }
+    let corrupt = |why: String| {
+        anyhow!(
+            "{}: corrupt: {why}; restore it from a copy, or delete it to resume with the loss since the last log reset",
+            file.display()
+        )
+    };
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let json = Json::parse(&text).map_err(|e| anyhow!("{}: corrupt: {e}", file.display()))?;
+    let json = Json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
     let obj = json
         .as_object()
-        .ok_or_else(|| anyhow!("{}: corrupt: expected an object", file.display()))?;
-    Ok(Some(obj.clone()))
+        .ok_or_else(|| corrupt("expected an object".into()))?;
+    let step = |key: &str| -> Result<u64> {
+        match obj.get(key).map(|v| v.as_i64()) {
+            Some(Some(n)) if (0..=global_step as i64).contains(&n) => Ok(n as u64),
+            Some(_) => Err(corrupt(format!(
+                "{key} must be a step from 0 to the checkpoint's global_step {global_step}"
+            ))),
+            None => Err(corrupt(format!("{key} is missing"))),
+        }
+    };
+    let number = |key: &str, required: bool| -> Result<Option<f64>> {
+        match obj.get(key) {
+            None | Some(Json::Null) if !required => Ok(None),
+            Some(v) if v.as_f64().is_some() => Ok(v.as_f64()),
+            _ => Err(corrupt(format!("{key} must be a number"))),
+        }
+    };
+    Ok(Some(LoopState {
+        optimizer_step: step("optimizer_step")?,
+        tr_loss: number("tr_loss", true)?.unwrap_or(0.0),
+        globalstep_last_logged: step("globalstep_last_logged")?,
+        grad_norm: number("grad_norm", false)?,
+        learning_rate: number("learning_rate", false)?,
+    }))
 }
 
 impl Trainer {
@@ -106,7 +144,7 @@ impl Trainer {
                 model_file.display()
             );
         }
-        let loop_state = read_loop_state(dir)?;
+        let loop_state = read_loop_state(dir, loaded.global_step)?;
         let optimizer_file = dir.join(OPTIMIZER_FILE);
         let moments = if optimizer_file.is_file() {
             Some(
@@ -122,8 +160,7 @@ impl Trainer {
         };
         let step = loop_state
             .as_ref()
-            .and_then(|l| l.get("optimizer_step")?.as_i64())
-            .map_or(loaded.global_step, |s| s as u64);
+            .map_or(loaded.global_step, |l| l.optimizer_step);
 
         // Everything is read: now apply it.
         self.load_weights(&model_file)?;
@@ -144,13 +181,10 @@ impl Trainer {
         }
         match &loop_state {
             Some(l) => {
-                run.tr_loss = l.get("tr_loss").and_then(Json::as_f64).unwrap_or(0.0);
-                run.globalstep_last_logged = l
-                    .get("globalstep_last_logged")
-                    .and_then(Json::as_i64)
-                    .map_or(loaded.global_step, |s| s as u64);
-                run.grad_norm = l.get("grad_norm").and_then(Json::as_f64);
-                run.learning_rate = l.get("learning_rate").and_then(Json::as_f64);
+                run.tr_loss = l.tr_loss;
+                run.globalstep_last_logged = l.globalstep_last_logged;
+                run.grad_norm = l.grad_norm;
+                run.learning_rate = l.learning_rate;
             }
             None => {
                 crate::ui::warn(&format!(
@@ -161,6 +195,9 @@ impl Trainer {
             }
         }
         run.start_step = loaded.global_step;
+        // `train_loss` averages the steps whose loss this call has: those
+        // since the last log before the checkpoint, carried in `tr_loss`.
+        run.loss_from_step = run.globalstep_last_logged;
         self.warn_on_changed_intervals(&loaded);
 
         let finished = self.finished_reason(dir, &loaded, run.max_steps);

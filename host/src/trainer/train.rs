@@ -28,6 +28,9 @@ pub(crate) struct Run {
     pub learning_rate: Option<f64>,
     /// `global_step` when this call started (non-zero after a resume).
     pub start_step: u64,
+    /// The step after which `total_loss` and `tr_loss` count losses: the
+    /// start, or the last log before the checkpoint resumed from.
+    pub loss_from_step: u64,
     pub started: Instant,
 }
 
@@ -113,6 +116,7 @@ impl Trainer {
             grad_norm: None,
             learning_rate: None,
             start_step: self.state.global_step,
+            loss_from_step: self.state.global_step,
             started: Instant::now(),
         };
         let (mut first_epoch, mut skip_batches) = (0, 0);
@@ -329,8 +333,8 @@ impl Trainer {
     fn finish_training(&mut self, mut run: Run) -> Result<TrainOutput> {
         let runtime = run.started.elapsed().as_secs_f64();
         run.total_loss += run.tr_loss;
-        let steps_run = self.state.global_step.saturating_sub(run.start_step);
-        let train_loss = run.total_loss / steps_run.max(1) as f64;
+        let steps_with_loss = self.state.global_step.saturating_sub(run.loss_from_step);
+        let train_loss = run.total_loss / steps_with_loss.max(1) as f64;
         let planned = run.max_steps.saturating_sub(run.start_step) as f64;
         let total_batch = f64::from(
             self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
