@@ -261,6 +261,7 @@ fn views_show_the_run_as_the_trainer_sees_it() {
         serde_json::json!({"train": 8, "eval": 8})
     );
     assert_eq!(begin["parameters"], serde_json::json!(["a", "b"]));
+    assert_eq!(begin["parameter_count"], 2, "a and b are scalars");
 
     let state = done.state("trainer_state.json");
     let history = state["log_history"].as_array().unwrap();

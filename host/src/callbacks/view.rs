@@ -21,36 +21,47 @@ pub struct TensorStats {
 }
 
 impl TensorStats {
-    /// Computes the statistics of `t` (no gradient is recorded).
-    pub fn of(t: &Tensor) -> TensorStats {
-        tch::no_grad(|| {
-            let t = t.to_kind(tch::Kind::Double);
-            let numel = t.numel() as u64;
-            if numel == 0 {
-                return TensorStats {
-                    numel,
-                    norm: 0.0,
-                    mean: 0.0,
-                    std: 0.0,
-                    min: 0.0,
-                    max: 0.0,
-                    nonfinite: 0,
-                };
-            }
-            let nonfinite = numel - t.isfinite().sum(tch::Kind::Int64).int64_value(&[]) as u64;
-            TensorStats {
+    /// Computes the statistics of `t` in its own dtype, without copying it
+    /// and without recording gradients; `None` if libtorch refuses.
+    pub fn of(t: &Tensor) -> Option<TensorStats> {
+        tch::no_grad(|| Self::compute(t).ok())
+    }
+
+    fn compute(t: &Tensor) -> Result<TensorStats, tch::TchError> {
+        let t = if t.is_floating_point() {
+            t.shallow_clone()
+        } else {
+            t.f_to_kind(tch::Kind::Float)?
+        };
+        let numel = t.numel() as u64;
+        if numel == 0 {
+            return Ok(TensorStats {
                 numel,
-                norm: t.norm().double_value(&[]),
-                mean: t.mean(tch::Kind::Double).double_value(&[]),
-                std: if numel > 1 {
-                    t.std(true).double_value(&[])
-                } else {
-                    0.0
-                },
-                min: t.min().double_value(&[]),
-                max: t.max().double_value(&[]),
-                nonfinite,
-            }
+                norm: 0.0,
+                mean: 0.0,
+                std: 0.0,
+                min: 0.0,
+                max: 0.0,
+                nonfinite: 0,
+            });
+        }
+        let scalar = |r: Result<Tensor, tch::TchError>| r?.f_double_value(&[]);
+        let finite = t
+            .f_isfinite()?
+            .f_sum(tch::Kind::Int64)?
+            .f_int64_value(&[])?;
+        Ok(TensorStats {
+            numel,
+            norm: scalar(t.f_norm())?,
+            mean: scalar(t.f_mean(None))?,
+            std: if numel > 1 {
+                scalar(t.f_std(true))?
+            } else {
+                0.0
+            },
+            min: scalar(t.f_min())?,
+            max: scalar(t.f_max())?,
+            nonfinite: numel - finite as u64,
         })
     }
 }
@@ -78,10 +89,19 @@ impl RunData {
         let (_, p) = self.parameters.iter().find(|(n, _)| n == name)?;
         if grad {
             let g = p.grad();
-            g.defined().then(|| TensorStats::of(&g))
+            if g.defined() {
+                TensorStats::of(&g)
+            } else {
+                None
+            }
         } else {
-            Some(TensorStats::of(p))
+            TensorStats::of(p)
         }
+    }
+
+    /// Number of elements of all trainable parameters.
+    pub fn parameter_count(&self) -> u64 {
+        self.parameters.iter().map(|(_, p)| p.numel() as u64).sum()
     }
 }
 

@@ -5,7 +5,7 @@
 //! `wandb sync` uploads.
 //!
 //! As HF: the run is named `run_name`; its config is `args.to_dict()` plus
-//! `model/num_parameters` (written at the end); `train/global_step` is the
+//! `model/num_parameters` (at train begin); `train/global_step` is the
 //! x-axis of every metric; each log goes to the history under
 //! `rewrite_logs` names with `train/global_step`, except `train_runtime`,
 //! `train_samples_per_second`, `train_steps_per_second`, `train_loss` and
@@ -89,19 +89,9 @@ impl Wandb {
         }
     }
 
-    /// HF's `config["model/num_parameters"]`. HF sets it at train begin; it
-    /// is counted at the end, where a call may take seconds, because the
-    /// views give a parameter's size only with its statistics, which take
-    /// long on a big model (an event call has 100 ms). The config is the
-    /// same once the offline run is complete.
+    /// HF's `config["model/num_parameters"]`, set at train begin.
     fn count_parameters(&mut self) {
-        let model = views::model();
-        let count: u64 = model
-            .parameter_names()
-            .iter()
-            .filter_map(|n| model.parameter(n))
-            .map(|s| s.numel)
-            .sum();
+        let count = views::model().parameter_count();
         if count > 0 {
             let pairs = [("model/num_parameters".to_string(), count.to_string())];
             self.with_run(|run| run.config(&pairs));
@@ -125,7 +115,7 @@ impl Wandb {
 impl Callback for Wandb {
     const NAME: &'static str = "wandb";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const EVENTS: &'static [Event] = &[Event::Log, Event::Predict];
+    const EVENTS: &'static [Event] = &[Event::TrainBegin, Event::Log, Event::Predict];
 
     fn capabilities() -> Vec<Capability> {
         let mut caps = vec![Capability::WriteDir(ROOT.into())];
@@ -157,6 +147,10 @@ impl Callback for Wandb {
         Ok(())
     }
 
+    fn on_train_begin(&mut self, _cx: &mut Context) {
+        self.count_parameters();
+    }
+
     fn on_log(&mut self, cx: &mut Context, logs: &Logs) {
         let summary: Vec<Pair> = logs
             .iter()
@@ -184,7 +178,6 @@ impl Callback for Wandb {
             RunOutcome::Completed => 0,
             RunOutcome::Aborted(_) => 1,
         };
-        self.count_parameters();
         self.with_run(|run| run.exit(code));
         if let Some(run) = self.run.take() {
             println!("offline run written to wandb/{}", run_folder(&run.dir));

@@ -54,6 +54,7 @@ impl Callback for Probe {
                 let d = views::dataloaders();
                 line["dataloaders"] = json!({"train": d.train, "eval": d.eval});
                 line["parameters"] = json!(model.parameter_names());
+                line["parameter_count"] = json!(model.parameter_count());
             }
             Event::PreOptimizerStep | Event::OptimizerStep => {
                 let names = model.parameter_names();
