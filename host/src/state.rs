@@ -7,9 +7,10 @@
 //! byte (see `pyjson`); reading tolerates unknown keys and fills missing ones
 //! with defaults, unlike HF's `load_from_json`.
 
+use crate::args::{SaveStrategy, TrainingArguments};
 use crate::callbacks::Event;
 use crate::pyjson::Json;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -42,7 +43,8 @@ impl Value {
         }
     }
 
-    fn from_json(j: &Json) -> Option<Value> {
+    /// A scalar JSON value; `None` for null, arrays and objects.
+    pub fn from_json(j: &Json) -> Option<Value> {
         Some(match j {
             Json::Float(f) => Value::Float(*f),
             Json::Int(i) => Value::Int(*i),
@@ -204,6 +206,45 @@ fn opt<T>(v: &Option<T>, f: impl FnOnce(&T) -> Json) -> Json {
 }
 
 impl TrainerState {
+    /// HF's `_determine_best_metric`, after an evaluation: updates
+    /// `best_metric` and (when checkpoints are saved) `best_global_step`;
+    /// returns whether `metrics` is a new best. An error when the evaluation
+    /// lacks `--metric_for_best_model`.
+    pub fn determine_best_metric(
+        &mut self,
+        args: &TrainingArguments,
+        metrics: &Logs,
+    ) -> Result<bool> {
+        let Some(key) = args.best_metric_key() else {
+            return Ok(false);
+        };
+        let Some(value) = metrics.get(&key).and_then(Value::as_f64) else {
+            let available: Vec<&str> = metrics.keys().collect();
+            bail!(
+                "--metric_for_best_model {:?}: the evaluation has no metric {key:?}; available metrics: {}; set --metric_for_best_model to one of them",
+                args.metric_for_best_model.as_deref().unwrap_or_default(),
+                available.join(", ")
+            );
+        };
+        let greater = args.greater_is_better.unwrap_or(false);
+        let best = self.best_metric.unwrap_or(if greater {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
+        let better = if greater { value > best } else { value < best };
+        self.best_metric = Some(if better { value } else { best });
+        if better
+            && matches!(
+                args.save_strategy,
+                SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
+            )
+        {
+            self.best_global_step = Some(self.global_step);
+        }
+        Ok(better)
+    }
+
     /// The state as HF's `asdict(state)`.
     pub fn to_json(&self) -> Json {
         let mut m = BTreeMap::new();
@@ -446,6 +487,25 @@ impl TrainerControl {
             ("should_evaluate", self.should_evaluate),
             ("should_log", self.should_log),
         ]
+    }
+
+    /// The flags of an object with HF's field names; a missing or non-bool
+    /// flag is false.
+    pub fn from_flags(flags: &BTreeMap<String, Json>) -> TrainerControl {
+        let flag = |k: &str| flags.get(k).and_then(Json::as_bool).unwrap_or(false);
+        TrainerControl {
+            should_training_stop: flag("should_training_stop"),
+            should_epoch_stop: flag("should_epoch_stop"),
+            should_save: flag("should_save"),
+            should_evaluate: flag("should_evaluate"),
+            should_log: flag("should_log"),
+        }
+    }
+
+    /// The control from its `ExportableState` entry, as
+    /// [`exportable_state`](Self::exportable_state) writes it.
+    pub fn from_exportable(j: &Json) -> Option<TrainerControl> {
+        Some(Self::from_flags(j.as_object()?.get("args")?.as_object()?))
     }
 
     /// The control as an `ExportableState` entry (`{"args": flags, "attributes": {}}`).

@@ -190,6 +190,12 @@ fn a_run_killed_while_saving_resumes_from_the_last_complete_checkpoint() {
         .args(&["--resume_from_checkpoint", "true"]);
     let done = resumed.ok();
     assert!(
+        done.stderr
+            .contains(".checkpoint-12.tmp: removed, an unfinished save"),
+        "the leftover is cleaned up first: {}",
+        done.stderr
+    );
+    assert!(
         done.stderr.contains("checkpoint-8 at step 8"),
         "picks the last complete one: {}",
         done.stderr

@@ -201,6 +201,36 @@ fn save_total_limit_keeps_the_newest_and_the_best() {
 }
 
 #[test]
+fn save_strategy_best_saves_at_each_new_best_only() {
+    let run = |test: &str, greater: &str| {
+        Run::regression(test)
+            .args(&["--save_strategy", "best", "--eval_strategy", "steps"])
+            .args(&["--eval_steps", "4", "--metric_for_best_model", "loss"])
+            .args(&["--greater_is_better", greater, "--learning_rate", "0.1"])
+            .ok()
+    };
+    // A falling loss: every evaluation is a new best, and each is saved.
+    let done = run("state_save_best_falling", "false");
+    assert_eq!(done.checkpoints(), [4, 8, 12, 16, 20, 24]);
+    // Greater is better on a falling loss: only the first one is.
+    let done = run("state_save_best_first", "true");
+    assert_eq!(done.checkpoints(), [4], "no save at the end, as HF");
+    let saves: Vec<u64> = done
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "on_save")
+        .map(|e| e["global_step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(saves, [4]);
+    let state = done.state("trainer_state.json");
+    assert_eq!(state["best_global_step"], 4);
+    assert!(state["best_model_checkpoint"]
+        .as_str()
+        .unwrap()
+        .ends_with("checkpoint-4"));
+}
+
+#[test]
 fn load_best_model_at_end_restores_the_best_weights() {
     let done = Run::regression("state_load_best")
         .args(&[

@@ -15,10 +15,10 @@
 
 use super::config::RunConfig;
 use crate::callbacks::{Callback, Event, EventContext, RunView};
+use crate::pyjson::Json;
 use crate::sandbox::{default_cache_dir, Sandbox};
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value as J;
 use std::path::Path;
 
 /// One recorded event.
@@ -29,62 +29,51 @@ struct Recorded {
     payload: Logs,
 }
 
-fn control_of(j: &J) -> TrainerControl {
-    let flag = |k: &str| j.get(k).and_then(J::as_bool).unwrap_or(false);
-    TrainerControl {
-        should_training_stop: flag("should_training_stop"),
-        should_epoch_stop: flag("should_epoch_stop"),
-        should_save: flag("should_save"),
-        should_evaluate: flag("should_evaluate"),
-        should_log: flag("should_log"),
-    }
-}
-
-fn value_of(j: &J) -> Option<Value> {
-    Some(match j {
-        J::Bool(b) => Value::Flag(*b),
-        J::String(s) => Value::Text(s.clone()),
-        J::Number(n) if n.is_i64() => Value::Int(n.as_i64()?),
-        J::Number(n) => Value::Float(n.as_f64()?),
-        _ => return None,
-    })
-}
-
 fn parse_line(line: &str) -> Result<Recorded, String> {
-    let j: J = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let name = j["event"].as_str().ok_or("no \"event\"")?;
+    let j = Json::parse(line).map_err(|e| format!("not JSON: {e}"))?;
+    let j = j.as_object().ok_or("not a JSON object")?;
+    let name = j
+        .get("event")
+        .and_then(Json::as_str)
+        .ok_or("no \"event\"")?;
     let event = Event::from_name(name).ok_or_else(|| format!("unknown event {name:?}"))?;
+    let step = |k: &str| j.get(k).and_then(Json::as_i64).filter(|n| *n >= 0);
     let state = TrainerState {
-        global_step: j["global_step"].as_u64().ok_or("no \"global_step\"")?,
-        epoch: j["epoch"].as_f64().unwrap_or(0.0),
-        max_steps: j["max_steps"].as_u64().unwrap_or(0),
+        global_step: step("global_step").ok_or("no \"global_step\"")? as u64,
+        epoch: j.get("epoch").and_then(Json::as_f64).unwrap_or(0.0),
+        max_steps: step("max_steps").unwrap_or(0) as u64,
         ..Default::default()
     };
     let mut payload = Logs::new();
     let values = j
         .get("logs")
         .or_else(|| j.get("metrics"))
-        .and_then(J::as_object);
+        .and_then(Json::as_object);
     if let Some(values) = values {
         for (k, v) in values {
             payload.insert(
                 k.clone(),
-                value_of(v).ok_or_else(|| format!("value of {k:?} is not a scalar"))?,
+                Value::from_json(v).ok_or_else(|| format!("value of {k:?} is not a scalar"))?,
             );
         }
     } else if let Some(keys) = j
         .get("log_keys")
         .or_else(|| j.get("metric_keys"))
-        .and_then(J::as_array)
+        .and_then(Json::as_array)
     {
-        for k in keys.iter().filter_map(J::as_str) {
+        for k in keys.iter().filter_map(Json::as_str) {
             payload.insert(k, Value::Float(f64::NAN));
         }
     }
+    let control = j
+        .get("control")
+        .and_then(Json::as_object)
+        .map(TrainerControl::from_flags)
+        .unwrap_or_default();
     Ok(Recorded {
         event,
         state,
-        control: control_of(&j["control"]),
+        control,
         payload,
     })
 }
@@ -99,13 +88,12 @@ fn read_trace(path: &Path) -> Result<Vec<Recorded>> {
         .collect()
 }
 
-fn control_json(c: &TrainerControl) -> J {
-    J::Object(
-        c.named()
-            .iter()
-            .map(|(k, v)| (k.to_string(), J::Bool(*v)))
-            .collect(),
-    )
+fn control_json(c: &TrainerControl) -> serde_json::Value {
+    c.named()
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::Bool(*v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Runs `trainbox replay`; exit code 1 when the plugin faulted.
@@ -156,13 +144,9 @@ pub fn run(argv: &[String]) -> Result<i32> {
             crate::ui::println(&line.to_string());
         }
         // The trainer's `_determine_best_metric`, after `on_evaluate`.
-        if let (Event::Evaluate, Some(key)) = (r.event, cfg.args.best_metric_key()) {
-            if let Some(v) = r.payload.get(&key).and_then(Value::as_f64) {
-                let greater = cfg.args.greater_is_better.unwrap_or(false);
-                if best_metric.is_none_or(|b: f64| if greater { v > b } else { v < b }) {
-                    (best_metric, best_global_step) = (Some(v), Some(state.global_step));
-                }
-            }
+        if r.event == Event::Evaluate {
+            state.determine_best_metric(&cfg.args, &r.payload)?;
+            (best_metric, best_global_step) = (state.best_metric, state.best_global_step);
         }
     }
     let report = plugin.report().unwrap_or_default();

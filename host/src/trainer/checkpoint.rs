@@ -67,6 +67,54 @@ pub fn sorted_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// Finishes or undoes the saves a killed run left in `dir`: a
+/// `.checkpoint-N.old` whose `checkpoint-N` is missing is the only whole
+/// copy and is put back; one beside its replacement is removed; every
+/// `.checkpoint-N.tmp` (possibly incomplete) is removed.
+pub fn recover_interrupted_saves(dir: &Path) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .collect();
+    for name in names {
+        let Some(hidden) = name
+            .strip_prefix('.')
+            .filter(|h| h.starts_with(CHECKPOINT_PREFIX))
+        else {
+            continue;
+        };
+        let path = dir.join(&name);
+        if let Some(ckpt) = hidden.strip_suffix(".old") {
+            let target = dir.join(ckpt);
+            if target.exists() {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("removing {}", path.display()))?;
+            } else {
+                std::fs::rename(&path, &target)
+                    .with_context(|| format!("restoring {}", target.display()))?;
+                crate::ui::warn(&format!(
+                    "{}: restored from {name}, left by a run killed while saving",
+                    target.display()
+                ));
+            }
+        } else if hidden.ends_with(".tmp") {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
+            crate::ui::warn(&format!(
+                "{}: removed, an unfinished save of a killed run",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// HF's `get_last_checkpoint`: the checkpoint with the largest step.
 pub fn get_last_checkpoint(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(sorted_checkpoints(dir)?.pop().map(|(_, p)| p))
@@ -305,5 +353,41 @@ impl Trainer {
 fn sync_dir(dir: &Path) {
     if let Ok(f) = std::fs::File::open(dir) {
         let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interrupted_saves_are_restored_or_removed() {
+        let dir = std::env::temp_dir().join(format!("trainbox-recover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mk = |name: &str| {
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+            std::fs::write(dir.join(name).join("marker"), name).unwrap();
+        };
+        // Killed between the two renames: the old copy is the only whole one.
+        mk(".checkpoint-8.old");
+        mk(".checkpoint-8.tmp");
+        // Killed while removing the replaced copy.
+        mk("checkpoint-4");
+        mk(".checkpoint-4.old");
+        // Not ours.
+        mk(".cache.old");
+        recover_interrupted_saves(&dir).unwrap();
+        let marker = |name: &str| std::fs::read_to_string(dir.join(name).join("marker")).ok();
+        assert_eq!(marker("checkpoint-8").as_deref(), Some(".checkpoint-8.old"));
+        assert_eq!(marker("checkpoint-4").as_deref(), Some("checkpoint-4"));
+        for gone in [
+            ".checkpoint-8.old",
+            ".checkpoint-8.tmp",
+            ".checkpoint-4.old",
+        ] {
+            assert!(!dir.join(gone).exists(), "{gone}");
+        }
+        assert!(dir.join(".cache.old").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

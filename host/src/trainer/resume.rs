@@ -14,7 +14,7 @@ use super::checkpoint::{
 use super::train::Run;
 use super::Trainer;
 use crate::pyjson::Json;
-use crate::state::TrainerState;
+use crate::state::{TrainerControl, TrainerState};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -242,14 +242,8 @@ impl Trainer {
         let stopped = loaded
             .stateful_callbacks
             .get("TrainerControl")
-            .and_then(|c| {
-                c.as_object()?
-                    .get("args")?
-                    .as_object()?
-                    .get("should_training_stop")?
-                    .as_bool()
-            })
-            .unwrap_or(false);
+            .and_then(TrainerControl::from_exportable)
+            .is_some_and(|c| c.should_training_stop);
         (stopped && loaded.global_step < loaded.max_steps).then(|| {
             format!(
                 "{} was written after training was stopped early (step {} of {})",
@@ -323,7 +317,7 @@ impl Trainer {
             }
         }
         if let Some(control) = stored.get("TrainerControl") {
-            self.control = control_from_state(control).unwrap_or(self.control);
+            self.control = TrainerControl::from_exportable(control).unwrap_or(self.control);
         }
         let unknown: Vec<&str> = stored
             .keys()
@@ -338,17 +332,4 @@ impl Trainer {
         }
         Ok(())
     }
-}
-
-/// A `TrainerControl` from its `ExportableState` entry.
-fn control_from_state(j: &Json) -> Option<crate::state::TrainerControl> {
-    let args = j.as_object()?.get("args")?.as_object()?;
-    let flag = |k: &str| args.get(k).and_then(Json::as_bool).unwrap_or(false);
-    Some(crate::state::TrainerControl {
-        should_training_stop: flag("should_training_stop"),
-        should_epoch_stop: flag("should_epoch_stop"),
-        should_save: flag("should_save"),
-        should_evaluate: flag("should_evaluate"),
-        should_log: flag("should_log"),
-    })
 }

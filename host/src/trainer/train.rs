@@ -9,6 +9,7 @@ use crate::args::SaveStrategy;
 use crate::callbacks::Event;
 use crate::state::{Logs, Number, TrainerControl, TrainerState, Value};
 use anyhow::{bail, Result};
+use std::path::Path;
 use std::time::Instant;
 
 /// The bookkeeping of one `train()` call.
@@ -71,6 +72,7 @@ impl Trainer {
             (max, self.args.num_train_epochs.ceil() as u64)
         };
 
+        super::checkpoint::recover_interrupted_saves(Path::new(&self.args.output_dir))?;
         let resume = self.resume_checkpoint()?;
 
         // _init_training_state: a fresh state, then the run's references.
@@ -278,7 +280,7 @@ impl Trainer {
         }
         if self.control.should_evaluate {
             let metrics = self.evaluate()?;
-            let is_new_best = self.determine_best_metric(&metrics)?;
+            let is_new_best = self.state.determine_best_metric(&self.args, &metrics)?;
             if self.args.save_strategy == SaveStrategy::Best {
                 self.control.should_save = is_new_best;
             }
@@ -294,39 +296,6 @@ impl Trainer {
     fn store_flos(&mut self, run: &mut Run) {
         self.state.total_flos += run.current_flos;
         run.current_flos = 0.0;
-    }
-
-    /// HF's `_determine_best_metric`: updates `best_metric` and
-    /// `best_global_step`; returns whether this evaluation is a new best.
-    fn determine_best_metric(&mut self, metrics: &Logs) -> Result<bool> {
-        let Some(key) = self.args.best_metric_key() else {
-            return Ok(false);
-        };
-        let Some(value) = metrics.get(&key).and_then(Value::as_f64) else {
-            let available: Vec<&str> = metrics.keys().collect();
-            bail!(
-                "--metric_for_best_model {:?}: the evaluation has no metric {key:?}; available metrics: {}; set --metric_for_best_model to one of them",
-                self.args.metric_for_best_model.as_deref().unwrap_or_default(),
-                available.join(", ")
-            );
-        };
-        let greater = self.args.greater_is_better.unwrap_or(false);
-        let best = self.state.best_metric.unwrap_or(if greater {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
-        let better = if greater { value > best } else { value < best };
-        self.state.best_metric = Some(if better { value } else { best });
-        if better
-            && matches!(
-                self.args.save_strategy,
-                SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
-            )
-        {
-            self.state.best_global_step = Some(self.state.global_step);
-        }
-        Ok(better)
     }
 
     /// The final summary log, the best model, `on_train_end`.
