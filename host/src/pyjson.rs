@@ -24,6 +24,15 @@ pub enum Json {
 }
 
 impl Json {
+    /// Levels of arrays and objects (0 for a scalar).
+    pub fn depth(&self) -> usize {
+        match self {
+            Json::Array(items) => 1 + items.iter().map(Json::depth).max().unwrap_or(0),
+            Json::Object(map) => 1 + map.values().map(Json::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// The value as a float, for ints and floats.
     pub fn as_f64(&self) -> Option<f64> {
         match self {
@@ -90,6 +99,7 @@ impl Json {
         let mut p = Parser {
             s: text.as_bytes(),
             i: 0,
+            depth: 0,
         };
         p.ws();
         let v = p.value()?;
@@ -239,9 +249,14 @@ fn write_items<'a>(
     out.push(brackets.1);
 }
 
+/// Deepest nesting of arrays and objects the parser accepts: deeper input
+/// (a plugin's state, a crafted file) is an error, not a stack overflow.
+pub const MAX_DEPTH: usize = 128;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -270,6 +285,9 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Result<Json, String> {
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(&format!("nested deeper than {MAX_DEPTH} levels")));
+        }
         let Some(&c) = self.s.get(self.i) else {
             return Err(self.err("unexpected end of input"));
         };
@@ -377,6 +395,13 @@ impl Parser<'_> {
     }
 
     fn array(&mut self) -> Result<Json, String> {
+        self.depth += 1;
+        let result = self.array_items();
+        self.depth -= 1;
+        result
+    }
+
+    fn array_items(&mut self) -> Result<Json, String> {
         self.i += 1;
         let mut items = Vec::new();
         self.ws();
@@ -397,6 +422,13 @@ impl Parser<'_> {
     }
 
     fn object(&mut self) -> Result<Json, String> {
+        self.depth += 1;
+        let result = self.object_items();
+        self.depth -= 1;
+        result
+    }
+
+    fn object_items(&mut self) -> Result<Json, String> {
         self.i += 1;
         let mut map = BTreeMap::new();
         self.ws();
@@ -474,6 +506,16 @@ mod tests {
             v.to_compact(),
             r#"[0, 0.0, -3, 1e-05, NaN, -Infinity, "\ud83d\ude00"]"#
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(2_000_000);
+        assert!(Json::parse(&deep)
+            .unwrap_err()
+            .contains("nested deeper than 128 levels"));
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(Json::parse(&ok).is_ok());
     }
 
     #[test]

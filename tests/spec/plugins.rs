@@ -143,6 +143,23 @@ fn plugin_config_reaches_the_plugin_and_bad_keys_are_rejected() {
         .args(&["--plugin_config", "recorder.file=trace.jsonl"])
         .ok();
     assert!(done.out.join("plugins/recorder/trace.jsonl").is_file());
+    assert_eq!(
+        std::fs::read_to_string(done.out.join("plugins/recorder/outcome.txt")).unwrap(),
+        "completed\n"
+    );
+    // A plugin that refuses its config stops the run before training; the
+    // plugins already started hear that it aborted.
+    let run = Run::regression("plugins_config_later_fails").plugin("hostile");
+    let err = run.fails();
+    assert!(
+        err.contains("hostile: configuration rejected: hostile needs hostile.mode"),
+        "{err}"
+    );
+    let outcome = std::fs::read_to_string(run.out().join("plugins/recorder/outcome.txt")).unwrap();
+    assert!(
+        outcome.starts_with("aborted: ") && outcome.contains("hostile needs hostile.mode"),
+        "{outcome}"
+    );
     let err = Run::regression("plugins_config_bad")
         .args(&["--plugin_config", "recorder.bogus=1"])
         .fails();

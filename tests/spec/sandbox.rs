@@ -90,7 +90,8 @@ fn assert_fault_reported(done: &Done, cause: &str, times: usize) {
 
 #[test]
 fn plugin_in_an_infinite_loop_is_interrupted_restarted_then_disabled() {
-    let done = hostile("sandbox_loop", "loop", "deadline_ms = 250").ok();
+    let done =
+        hostile("sandbox_loop", "loop", "deadline_ms = 250").completes_with_faults("hostile");
     assert_run_complete(&done);
     assert_fault_reported(&done, "ran past its deadline of 250 ms", 4);
     let (_, max_ms, faults, restarts, disabled) = report_row(&done, "hostile");
@@ -107,7 +108,7 @@ fn plugin_in_an_infinite_loop_is_interrupted_restarted_then_disabled() {
 
 #[test]
 fn memory_bomb_hits_its_cap_and_training_goes_on() {
-    let done = hostile("sandbox_alloc", "alloc", "memory_mb = 32").ok();
+    let done = hostile("sandbox_alloc", "alloc", "memory_mb = 32").completes_with_faults("hostile");
     assert_run_complete(&done);
     assert_fault_reported(&done, "memory limit exceeded", 4);
     assert!(
@@ -119,7 +120,7 @@ fn memory_bomb_hits_its_cap_and_training_goes_on() {
 
 #[test]
 fn panic_is_a_trap_with_the_message_attributed() {
-    let done = hostile("sandbox_panic", "panic", "").ok();
+    let done = hostile("sandbox_panic", "panic", "").completes_with_faults("hostile");
     assert_run_complete(&done);
     assert_fault_reported(&done, "a panic", 4);
     assert!(
@@ -132,7 +133,8 @@ fn panic_is_a_trap_with_the_message_attributed() {
 
 #[test]
 fn exit_ends_the_plugin_not_the_run() {
-    let done = hostile("sandbox_exit", "exit", "on_error = \"disable\"").ok();
+    let done =
+        hostile("sandbox_exit", "exit", "on_error = \"disable\"").completes_with_faults("hostile");
     assert_run_complete(&done);
     assert_fault_reported(&done, "called exit", 1);
     let (_, _, faults, restarts, disabled) = report_row(&done, "hostile");
@@ -224,8 +226,75 @@ fn flood_is_capped_filtered_and_attributed() {
 }
 
 #[test]
+fn write_line_shares_the_output_caps() {
+    let done = hostile("sandbox_lines", "lines", "deadline_ms = 5000").ok();
+    assert_run_complete(&done);
+    let lines = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("write-line "))
+        .count();
+    assert!(
+        (200..=400).contains(&lines),
+        "a burst, then the rate cap: {lines} lines"
+    );
+    assert!(!done.stdout.contains('\u{1b}'), "no escape sequence");
+    assert!(
+        done.stderr
+            .contains("[hostile] prints more than 100 lines a second"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn bars_and_handles_are_capped_per_instance() {
+    let done =
+        hostile("sandbox_bars", "bars", "deadline_ms = 5000").completes_with_faults("hostile");
+    assert_run_complete(&done);
+    assert_fault_reported(&done, "made more than 1000 progress bars", 4);
+    let done = hostile("sandbox_handles", "handles", "deadline_ms = 5000")
+        .completes_with_faults("hostile");
+    assert_run_complete(&done);
+    assert_fault_reported(&done, "holds more than 4096 handles", 4);
+    let (_, _, faults, restarts, disabled) = report_row(&done, "hostile");
+    assert_eq!((faults, restarts, disabled), (4, 3, true));
+}
+
+#[test]
+fn a_state_nested_too_deep_is_refused_not_a_crash() {
+    let done = hostile("sandbox_deep_state", "deep-state", "deadline_ms = 5000")
+        .completes_with_faults("hostile");
+    assert_run_complete(&done);
+    assert!(
+        done.stderr.contains("save-state:") && done.stderr.contains("nested deeper than"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_restarted_plugin_gets_its_last_saved_state() {
+    let done = hostile("sandbox_counter", "counter", "")
+        .args(&["--plugin_config", "hostile.at_step=10"])
+        .completes_with_faults("hostile");
+    assert_run_complete(&done);
+    let counts = std::fs::read_to_string(done.out.join("plugins/hostile/counts.txt")).unwrap();
+    let lines: Vec<&str> = counts.lines().collect();
+    assert_eq!(lines[9], "step 10 count 10", "{counts}");
+    // Restarted with the state of checkpoint-8 (count 8), not from zero.
+    assert_eq!(lines[10], "step 11 count 9", "{counts}");
+    assert_eq!(lines.last().unwrap(), &"step 24 count 22", "{counts}");
+    let state = done.state("checkpoint-24/trainer_state.json");
+    assert_eq!(
+        state["stateful_callbacks"]["hostile"]["attributes"]["count"], 22,
+        "the checkpoint holds the restored count"
+    );
+}
+
+#[test]
 fn a_huge_state_is_refused_and_checkpoints_stay_whole() {
-    let done = hostile("sandbox_big_state", "big-state", "").ok();
+    let done = hostile("sandbox_big_state", "big-state", "").completes_with_faults("hostile");
     assert_run_complete(&done);
     assert!(
         done.stderr.contains("save-state: memory limit exceeded"),
@@ -239,7 +308,7 @@ fn a_huge_state_is_refused_and_checkpoints_stay_whole() {
         "memory_mb = 256\ndeadline_ms = 5000",
     )
     .args(&["--plugin_config", "hostile.state_mb=40"])
-    .ok();
+    .completes_with_faults("hostile");
     assert_run_complete(&done);
     assert!(
         done.stderr

@@ -127,6 +127,31 @@ impl Run {
         }
     }
 
+    /// Runs a training that completes although a plugin faults: asserts
+    /// exit status 1 and the closing warning naming the faulted plugin.
+    pub fn completes_with_faults(&self, plugin: &str) -> Done {
+        let out = self.output();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "trainbox {:?}: expected exit status 1\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            self.args
+        );
+        assert!(
+            stderr.contains(&format!("training completed, but {plugin} faulted")),
+            "{stderr}"
+        );
+        Done {
+            stdout,
+            stderr,
+            out: self.out(),
+        }
+    }
+
     /// Runs and asserts success, for a run whose `--output_dir` is the fresh
     /// directory of another test name.
     pub fn ok_in(&self, out_test: &str) -> Done {

@@ -300,7 +300,7 @@ impl TrainingArguments {
                     .into(),
             );
         }
-        self.report_to = normalize_report_to(&self.report_to);
+        self.report_to = normalize_report_to(&self.report_to)?;
         Ok(())
     }
 
@@ -327,16 +327,23 @@ impl TrainingArguments {
     }
 }
 
-/// `"none"` becomes no integration; everything else is kept in order
-/// (`"all"` is expanded where the shipped integrations are known).
-fn normalize_report_to(list: &[String]) -> Vec<String> {
+/// `"none"` alone becomes no integration; everything else is kept in order,
+/// without repeats (`"all"` is expanded where the shipped integrations are
+/// known). As HF, `"none"` beside another integration is an error.
+fn normalize_report_to(list: &[String]) -> Result<Vec<String>, String> {
+    if list.len() > 1 && list.iter().any(|i| i == "none") {
+        return Err(format!(
+            "--report_to none cannot be combined with other integrations (got {}): pass none alone, or only the integrations to use",
+            list.join(" ")
+        ));
+    }
     let mut out = Vec::new();
     for item in list {
         if item != "none" && !out.contains(item) {
             out.push(item.clone());
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -428,6 +435,10 @@ mod tests {
         a.set("report_to", &["none".into()]).unwrap();
         a.finish().unwrap();
         assert!(a.report_to.is_empty());
+        a.set("report_to", &["none".into(), "mlflow".into()])
+            .unwrap();
+        let err = a.finish().unwrap_err();
+        assert!(err.contains("none cannot be combined"), "{err}");
     }
 
     #[test]

@@ -6,66 +6,13 @@
 //! that a plugin cannot see (host name, process id, CPU) come in its config.
 
 use crate::args::TrainingArguments;
-use crate::sandbox::{normalize_origin, DirGrant, PluginSettings};
+use crate::sandbox::{normalize_origin, Capability, DirGrant, PluginInfo, PluginSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-/// One integration: its name (the plugin's and `--report_to`'s) and the
-/// environment variables it reads.
-pub struct Integration {
-    pub name: &'static str,
-    pub env: &'static [&'static str],
-}
-
-/// The shipped integrations, in HF's `"all"` order.
-pub const INTEGRATIONS: &[Integration] = &[
-    Integration {
-        name: "dvclive",
-        env: &["HF_DVCLIVE_LOG_MODEL"],
-    },
-    Integration {
-        name: "mlflow",
-        env: &[
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_EXPERIMENT_NAME",
-            "MLFLOW_TAGS",
-            "MLFLOW_NESTED_RUN",
-            "MLFLOW_RUN_ID",
-            "MLFLOW_FLATTEN_PARAMS",
-            "MLFLOW_MAX_LOG_PARAMS",
-            "HF_MLFLOW_LOG_ARTIFACTS",
-            "DISABLE_MLFLOW_INTEGRATION",
-            "MLFLOW_TRACKING_USERNAME",
-            "MLFLOW_TRACKING_PASSWORD",
-            "MLFLOW_TRACKING_TOKEN",
-        ],
-    },
-    Integration {
-        name: "tensorboard",
-        env: &["TENSORBOARD_LOGGING_DIR"],
-    },
-    Integration {
-        name: "wandb",
-        env: &[
-            "WANDB_PROJECT",
-            "WANDB_ENTITY",
-            "WANDB_MODE",
-            "WANDB_DIR",
-            "WANDB_LOG_MODEL",
-            "WANDB_WATCH",
-            "WANDB_RUN_ID",
-        ],
-    },
-    Integration {
-        name: "codecarbon",
-        env: &["CODECARBON_COUNTRY_ISO_CODE", "CODECARBON_REGION"],
-    },
-];
-
-/// The names of the shipped integrations.
-pub fn names() -> Vec<&'static str> {
-    INTEGRATIONS.iter().map(|i| i.name).collect()
-}
+/// The shipped integrations, in HF's `"all"` order. Each is a plugin of
+/// that name in the built-in folder.
+pub const INTEGRATIONS: &[&str] = &["dvclive", "mlflow", "tensorboard", "wandb", "codecarbon"];
 
 /// The integrations `report_to` asks for, in order (`all` expands to every
 /// shipped one); an unknown name is an error listing the supported ones.
@@ -73,13 +20,13 @@ pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
     let mut out: Vec<&'static str> = Vec::new();
     for name in report_to {
         let names: Vec<&'static str> = if name == "all" {
-            names()
+            INTEGRATIONS.to_vec()
         } else {
-            match INTEGRATIONS.iter().find(|i| i.name == name) {
-                Some(i) => vec![i.name],
+            match INTEGRATIONS.iter().find(|i| *i == name) {
+                Some(i) => vec![*i],
                 None => bail!(
                     "--report_to {name}: {name} is not supported, only {} are supported (or \"all\", \"none\")",
-                    names().join(", ")
+                    INTEGRATIONS.join(", ")
                 ),
             }
         };
@@ -123,19 +70,22 @@ fn add_config(s: &mut PluginSettings, pairs: Vec<(&str, String)>) {
     }
 }
 
-/// The grants and config of integration `name`, on top of the user's settings.
+/// The grants and config of integration `name` (the plugin `info`
+/// describes), on top of the user's settings: exactly the environment
+/// variables the plugin declares, and the folders and origin it needs.
 pub fn settings(
     name: &str,
+    info: &PluginInfo,
     args: &TrainingArguments,
     mut s: PluginSettings,
 ) -> Result<PluginSettings> {
-    let integration = INTEGRATIONS
-        .iter()
-        .find(|i| i.name == name)
-        .ok_or_else(|| anyhow!("no integration {name}"))?;
-    s.grants
-        .env
-        .extend(integration.env.iter().map(|v| v.to_string()));
+    for c in &info.capabilities {
+        if let Capability::Env(var) = c {
+            if !s.grants.env.contains(var) {
+                s.grants.env.push(var.clone());
+            }
+        }
+    }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     add_config(
         &mut s,
@@ -248,7 +198,7 @@ mod tests {
 
     #[test]
     fn report_to_expands_all_and_rejects_unknown_names() {
-        assert_eq!(selected(&["all".into()]).unwrap(), names());
+        assert_eq!(selected(&["all".into()]).unwrap(), INTEGRATIONS);
         assert_eq!(
             selected(&["tensorboard".into(), "all".into()]).unwrap()[0],
             "tensorboard"

@@ -25,6 +25,10 @@ USAGE:
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
     trainbox plugin new NAME --lang rust|python|js|c   start a plugin
     trainbox --version
+
+EXIT STATUS:
+    0 success; 1 training completed but a plugin faulted (see the report);
+    2 an error stopped the command
 ";
 
 /// Runs the command line; returns the process exit code.
@@ -38,10 +42,7 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
             print!("{}", flags::train_help());
             Ok(0)
         }
-        "train" => {
-            train::run(flags::parse_train(rest)?)?;
-            Ok(0)
-        }
+        "train" => train::run(flags::parse_train(rest)?),
         "plugins" => plugins::run(rest),
         "replay" => replay::run(rest),
         "plugin" => new::run(rest),

@@ -67,11 +67,17 @@ fn plugin_files(cfg: &RunConfig) -> Result<Vec<(PathBuf, Option<&'static str>)>>
     Ok(files)
 }
 
-/// Runs `trainbox train`.
-pub fn run(mut cfg: RunConfig) -> Result<()> {
+/// Runs `trainbox train`; exit code 1 when training completed but a plugin
+/// faulted.
+pub fn run(mut cfg: RunConfig) -> Result<i32> {
     cfg.args
         .finish()
         .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    // Plugins see `all` as the integrations it stands for, as HF's args do.
+    cfg.args.report_to = integrations::selected(&cfg.args.report_to)?
+        .into_iter()
+        .map(String::from)
+        .collect();
     let args = cfg.args.clone();
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("creating output_dir {}", args.output_dir))?;
@@ -100,21 +106,37 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
         let n = instances.entry(name).or_default();
         let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
         settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
-        if let Some(integration) = integration {
-            settings = integrations::settings(integration, &args, settings)?;
+        let started = match integration {
+            Some(integration) => integrations::settings(integration, &c.info, &args, settings),
+            None => Ok(settings),
         }
-        let skip = settings.skip_if_not_granted;
-        match sandbox.instantiate(c, settings, &args, *n) {
-            Ok(plugin) => plugins.push(Box::new(plugin)),
-            Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
-                crate::ui::warn(&format!(
-                    "{e}; the plugin is skipped (missing_grant = \"skip\")"
-                ));
-                continue;
+        .and_then(|settings| {
+            let skip = settings.skip_if_not_granted;
+            match sandbox.instantiate(c, settings, &args, *n) {
+                Ok(plugin) => Ok(Some(plugin)),
+                Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
+                    crate::ui::warn(&format!(
+                        "{e}; the plugin is skipped (missing_grant = \"skip\")"
+                    ));
+                    Ok(None)
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => return Err(e),
+        });
+        match started {
+            Ok(Some(plugin)) => {
+                plugins.push(Box::new(plugin));
+                *n += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // The plugins already started hear that the run is over.
+                for p in &mut plugins {
+                    p.finish(&Err(format!("{e:#}")));
+                }
+                return Err(e);
+            }
         }
-        *n += 1;
     }
 
     let mut trainer = Trainer::builder(args, task.model, task.train)
@@ -123,24 +145,35 @@ pub fn run(mut cfg: RunConfig) -> Result<()> {
         .callbacks(plugins)
         .build()?;
     let result = trainer.train();
-    print_report(&trainer);
+    let faulted = print_report(&trainer);
     result?;
-    trainer.save_model_and_state()
+    trainer.save_model_and_state()?;
+    if faulted.is_empty() {
+        return Ok(0);
+    }
+    crate::ui::warn(&format!(
+        "training completed, but {} faulted (see the report above); exit status 1",
+        faulted.join(", ")
+    ));
+    Ok(1)
 }
 
-/// The end-of-run report: a row per plugin, then every fault.
-fn print_report(trainer: &Trainer) {
+/// The end-of-run report: a row per plugin, then every fault. Returns the
+/// labels of the plugins that faulted.
+fn print_report(trainer: &Trainer) -> Vec<String> {
     let reports: Vec<CallReport> = trainer.callbacks().filter_map(|c| c.report()).collect();
     if reports.is_empty() {
-        return;
+        return Vec::new();
     }
     crate::ui::eprintln(CallReport::HEADER);
     for r in &reports {
         crate::ui::eprintln(&r.row());
     }
-    for r in reports.iter().filter(|r| !r.faults.is_empty()) {
+    let faulted: Vec<&CallReport> = reports.iter().filter(|r| !r.faults.is_empty()).collect();
+    for r in &faulted {
         for fault in &r.faults {
             crate::ui::eprintln(&format!("fault: {}: {fault}", r.label));
         }
     }
+    faulted.iter().map(|r| r.label.clone()).collect()
 }

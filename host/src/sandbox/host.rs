@@ -5,15 +5,18 @@
 use super::bindings::{wit, wit_progress, wit_views};
 use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
-use super::output::{sanitize, MAX_LINE};
+use super::output::{clean_line, PluginOutput};
 use crate::callbacks::{RunView, TensorStats};
 use std::time::Instant;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Most host handles (views, bars) a plugin may hold at once.
-const MAX_HANDLES: usize = 256;
+/// Most resources (files, streams, HTTP objects, views, bars) a plugin may
+/// hold at once: they live in host memory, outside its memory cap.
+pub const MAX_RESOURCES: usize = 4096;
+/// Most progress bars a plugin may make in a run (left bars stay drawn).
+pub const MAX_BARS: usize = 1000;
 
 /// A plugin's handle on the log history.
 pub struct LogHistoryHandle;
@@ -38,7 +41,9 @@ pub struct PluginHost {
     pub(super) http: HttpPolicy,
     /// When the current call into the plugin must end.
     pub(super) call_deadline: Option<Instant>,
-    handles: usize,
+    /// The plugin's stdout, where `progress.write-line` prints too.
+    stdout: PluginOutput,
+    bars_made: usize,
 }
 
 impl PluginHost {
@@ -48,30 +53,35 @@ impl PluginHost {
         http: HttpPolicy,
         limits: Limiter,
         view: RunView,
+        stdout: PluginOutput,
     ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         PluginHost {
             name: name.to_string(),
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits,
             view,
             http_ctx: WasiHttpCtx::new(),
             http,
             call_deadline: None,
-            handles: 0,
+            stdout,
+            bars_made: 0,
         }
     }
 
     fn push<T: Send + 'static>(&mut self, value: T) -> wasmtime::Result<Resource<T>> {
-        if self.handles >= MAX_HANDLES {
-            wasmtime::bail!("plugin {:?} holds more than {MAX_HANDLES} host handles; drop the ones it no longer uses", self.name);
-        }
-        self.handles += 1;
-        Ok(self.table.push(value)?)
+        self.table.push(value).map_err(|e| match e {
+            ResourceTableError::Full => wasmtime::format_err!(
+                "plugin {:?} holds more than {MAX_RESOURCES} handles (views, bars, streams); it must drop the ones it no longer needs",
+                self.name
+            ),
+            other => other.into(),
+        })
     }
 
     fn delete<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<T> {
-        self.handles = self.handles.saturating_sub(1);
         Ok(self.table.delete(handle)?)
     }
 }
@@ -164,6 +174,10 @@ impl wit_views::HostModelStats for PluginHost {
             .collect())
     }
 
+    fn parameter_count(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<u64> {
+        Ok(self.view.lock().parameter_count())
+    }
+
     fn parameter(
         &mut self,
         _: Resource<ModelStatsHandle>,
@@ -193,23 +207,9 @@ impl wit_views::HostModelStats for PluginHost {
     }
 }
 
-fn clean_line(line: &str) -> String {
-    let mut line = sanitize(line);
-    if line.len() > MAX_LINE {
-        let mut cut = MAX_LINE;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-    }
-    line
-}
-
 impl wit_progress::Host for PluginHost {
     fn write_line(&mut self, line: String) -> wasmtime::Result<()> {
-        for part in line.split('\n') {
-            crate::ui::println(&clean_line(part));
-        }
+        self.stdout.write_line(&line);
         Ok(())
     }
 }
@@ -221,6 +221,13 @@ impl wit_progress::HostBar for PluginHost {
         label: String,
         leave: bool,
     ) -> wasmtime::Result<Resource<BarHandle>> {
+        if self.bars_made >= MAX_BARS {
+            wasmtime::bail!(
+                "plugin {:?} made more than {MAX_BARS} progress bars",
+                self.name
+            );
+        }
+        self.bars_made += 1;
         let bar = crate::ui::bar(total, &clean_line(&label));
         self.push(BarHandle {
             bar,

@@ -73,7 +73,7 @@ impl std::error::Error for MemoryExceeded {}
 /// with [`MemoryExceeded`], a type the fault classification can match.
 pub struct Limiter {
     cap: usize,
-    /// Bytes of each memory, by order of creation (a component may have several).
+    /// Bytes of all its memories together (a component may have several).
     used: usize,
 }
 

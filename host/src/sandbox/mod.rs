@@ -33,14 +33,18 @@ use cache::CompileCache;
 use host::PluginHost;
 use http_policy::HttpPolicy;
 use limits::{arm, Ticker};
-use output::{Channel, PluginOutput};
+use output::{clean_line, Channel, PluginOutput};
 use std::path::{Path, PathBuf};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-/// Bytes a plugin may write to stdout and stderr together in one run.
+/// Bytes one plugin instance may write to each of its streams (stdout with
+/// `write-line`, and stderr) in one run; a restart gets a fresh budget.
 pub const OUTPUT_BUDGET: usize = 1 << 20;
+
+/// The memory cap while a plugin describes itself, before its own cap is known.
+const DESCRIBE_MEMORY: usize = 256 << 20;
 
 /// A capability a plugin asks for in `describe`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,9 +229,21 @@ impl Sandbox {
         let pre =
             CallbackPre::new(instance_pre).map_err(|e| anyhow!("{}: {e:#}", path.display()))?;
 
-        // Describe, in a store with no grants and the default limits.
-        let limits = PluginLimits::default();
-        let mut store = self.store("describe", WasiCtx::builder().build(), &limits);
+        // Describe, in a store with no grants, the default deadline and a
+        // generous memory cap (the plugin's own cap is not known yet).
+        let limits = PluginLimits {
+            memory_bytes: DESCRIBE_MEMORY,
+            ..PluginLimits::default()
+        };
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let stdout = PluginOutput::new(&label, Channel::Stdout, OUTPUT_BUDGET);
+        let mut b = WasiCtx::builder();
+        b.stdout(stdout.clone())
+            .stderr(PluginOutput::new(&label, Channel::Stderr, OUTPUT_BUDGET));
+        let mut store = self.store(&label, b.build(), stdout, &limits);
         arm(&mut store, limits.init_deadline);
         let bindings = pre.instantiate(&mut store).map_err(|e| {
             anyhow!(
@@ -257,12 +273,18 @@ impl Sandbox {
         })
     }
 
-    fn store(&self, name: &str, wasi: WasiCtx, limits: &PluginLimits) -> Store<PluginHost> {
+    fn store(
+        &self,
+        name: &str,
+        wasi: WasiCtx,
+        stdout: PluginOutput,
+        limits: &PluginLimits,
+    ) -> Store<PluginHost> {
         let http = HttpPolicy::deny_all(name);
         new_store(
             &self.engine,
             name,
-            wasi,
+            (wasi, stdout),
             http,
             limits,
             self.view.clone(),
@@ -301,12 +323,12 @@ impl Sandbox {
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
         let enforce = self.enforce_limits;
         let make_store = move || -> Result<Store<PluginHost>> {
-            let wasi = wasi_ctx(&name, &own_dir, &grants)?;
+            let io = wasi_ctx(&name, &own_dir, &grants)?;
             let http = HttpPolicy::new(&name, grants.http.clone(), limits.http_timeout);
             Ok(new_store(
                 &engine,
                 &name,
-                wasi,
+                io,
                 http,
                 &limits,
                 view.clone(),
@@ -325,18 +347,18 @@ impl Sandbox {
     }
 }
 
-/// A store for one plugin instance: its WASI context, its memory cap and
-/// (when `enforce`) its deadline trap.
+/// A store for one plugin instance: its WASI context (with the stdout that
+/// `write-line` shares), its memory cap and (when `enforce`) its deadline trap.
 fn new_store(
     engine: &Engine,
     name: &str,
-    wasi: WasiCtx,
+    (wasi, stdout): (WasiCtx, PluginOutput),
     http: HttpPolicy,
     limits: &PluginLimits,
     view: RunView,
     enforce: bool,
 ) -> Store<PluginHost> {
-    let host = PluginHost::new(name, wasi, http, plugin::limiter(limits), view);
+    let host = PluginHost::new(name, wasi, http, plugin::limiter(limits), view, stdout);
     let mut store = Store::new(engine, host);
     if enforce {
         store.limiter(|h| &mut h.limits);
@@ -346,10 +368,12 @@ fn new_store(
 }
 
 /// The WASI context of a plugin: its own directory as `.`, granted
-/// directories and variables, capped stdout/stderr, no network, no stdin.
-fn wasi_ctx(name: &str, own_dir: &Path, grants: &Grants) -> Result<WasiCtx> {
+/// directories and variables, capped stdout/stderr, no network, no stdin;
+/// and its stdout, which `write-line` also writes to (one shared budget).
+fn wasi_ctx(name: &str, own_dir: &Path, grants: &Grants) -> Result<(WasiCtx, PluginOutput)> {
     let mut b = WasiCtx::builder();
-    b.stdout(PluginOutput::new(name, Channel::Stdout, OUTPUT_BUDGET));
+    let stdout = PluginOutput::new(name, Channel::Stdout, OUTPUT_BUDGET);
+    b.stdout(stdout.clone());
     b.stderr(PluginOutput::new(name, Channel::Stderr, OUTPUT_BUDGET));
     b.allow_tcp(false)
         .allow_udp(false)
@@ -375,7 +399,7 @@ fn wasi_ctx(name: &str, own_dir: &Path, grants: &Grants) -> Result<WasiCtx> {
             b.env(var, value);
         }
     }
-    Ok(b.build())
+    Ok((b.build(), stdout))
 }
 
 /// Rejects a file that is not a component, with the reason.
@@ -402,9 +426,9 @@ fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !name_ok {
         bail!(
-            "{}: plugin name {:?} is invalid: use 1-64 lowercase letters, digits, '-' or '_'",
+            "{}: plugin name {} is invalid: use 1-64 lowercase letters, digits, '-' or '_'",
             path.display(),
-            raw.name
+            clean_line(&format!("{:?}", raw.name))
         );
     }
     if raw
@@ -416,10 +440,10 @@ fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
         bail!(
             "{}: built for trainbox:callback@{}, this host supports {API_VERSION}; rebuild with trainbox-sdk {API_VERSION}",
             path.display(),
-            raw.api_version
+            clean_line(&raw.api_version)
         );
     }
-    let capabilities = raw
+    let capabilities: Vec<Capability> = raw
         .capabilities
         .into_iter()
         .map(|c| match c {
@@ -429,9 +453,23 @@ fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
             wit::Capability::Env(v) => Capability::Env(v),
         })
         .collect();
+    for c in &capabilities {
+        let (Capability::ReadDir(text)
+        | Capability::WriteDir(text)
+        | Capability::Http(text)
+        | Capability::Env(text)) = c;
+        if clean_line(text) != *text {
+            bail!(
+                "{}: asks for a capability with control characters or over {} bytes: {}",
+                path.display(),
+                output::MAX_LINE,
+                clean_line(&format!("{text:?}"))
+            );
+        }
+    }
     Ok(PluginInfo {
         name: raw.name,
-        version: raw.version,
+        version: clean_line(&raw.version),
         api_version: raw.api_version,
         events: raw.events.into_iter().map(Event::from).collect(),
         stateful: raw.stateful,

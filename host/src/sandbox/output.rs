@@ -19,6 +19,21 @@ pub const BURST_LINES: f64 = 200.0;
 /// Lines per second a plugin may print once its burst is spent.
 pub const LINES_PER_SECOND: f64 = 100.0;
 
+/// A line fit for the terminal: control sequences removed, cut at
+/// [`MAX_LINE`] bytes (marked with ` …`).
+pub fn clean_line(text: &str) -> String {
+    let mut line = sanitize(text);
+    if line.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str(" …");
+    }
+    line
+}
+
 /// Removes terminal control sequences and control characters (tabs stay).
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -101,35 +116,58 @@ impl Sink {
         if !self.may_print() {
             return;
         }
-        let text = String::from_utf8_lossy(raw);
-        let mut line = sanitize(&text);
-        if line.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !line.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.truncate(cut);
-            line.push_str(" …");
-        }
-        let line = format!("{}{}", self.prefix, line);
+        let line = format!(
+            "{}{}",
+            self.prefix,
+            clean_line(&String::from_utf8_lossy(raw))
+        );
+        self.print(&line);
+    }
+
+    fn print(&self, line: &str) {
         match self.channel {
-            Channel::Stdout => crate::ui::println(&line),
-            Channel::Stderr => crate::ui::eprintln(&line),
+            Channel::Stdout => crate::ui::println(line),
+            Channel::Stderr => crate::ui::eprintln(line),
+        }
+    }
+
+    /// Takes `n` bytes from the budget; false (after one warning) when spent.
+    fn spend(&mut self, n: usize) -> bool {
+        if n <= self.budget {
+            self.budget -= n;
+            return true;
+        }
+        self.budget = 0;
+        if !self.exhausted_reported {
+            self.exhausted_reported = true;
+            crate::ui::warn(&format!(
+                "{}output limit reached; further output is dropped",
+                self.prefix
+            ));
+        }
+        false
+    }
+
+    /// One line written through `progress.write-line`: the same budget and
+    /// rate, printed as is, except that a line that would pass for the
+    /// host's own (`trainbox: …`) keeps the plugin's name.
+    fn write_line(&mut self, text: &str) {
+        if !self.spend(text.len() + 1) || !self.may_print() {
+            return;
+        }
+        let line = clean_line(text);
+        if line.trim_start().starts_with("trainbox") {
+            let line = format!("{}{line}", self.prefix);
+            self.print(&line);
+        } else {
+            self.print(&line);
         }
     }
 
     fn write(&mut self, mut bytes: &[u8]) {
-        if bytes.len() > self.budget {
-            bytes = &bytes[..self.budget];
-            if !self.exhausted_reported {
-                self.exhausted_reported = true;
-                crate::ui::warn(&format!(
-                    "{}output limit reached; further output is dropped",
-                    self.prefix
-                ));
-            }
-        }
-        self.budget -= bytes.len();
+        let allowed = bytes.len().min(self.budget);
+        self.spend(bytes.len());
+        bytes = &bytes[..allowed];
         for &b in bytes {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.pending);
@@ -171,6 +209,13 @@ impl PluginOutput {
             refilled: Instant::now(),
             rate_reported: false,
         })))
+    }
+
+    /// Prints a line for `progress.write-line`, under the same caps.
+    pub fn write_line(&self, text: &str) {
+        for part in text.split('\n') {
+            self.sink().write_line(part);
+        }
     }
 
     fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {

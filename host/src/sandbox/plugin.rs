@@ -10,6 +10,7 @@
 use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
 use super::host::PluginHost;
 use super::limits::{arm, Limiter, MemoryExceeded, PluginLimits};
+use super::output::clean_line;
 use super::{PluginInfo, PluginSettings};
 use crate::callbacks::{CallReport, Callback, EventContext, EventSet};
 use crate::pyjson::Json;
@@ -185,7 +186,13 @@ impl WasmPlugin {
                     PluginFault::classify(&e, self.settings.limits.init_deadline)
                 )
             })?
-            .map_err(|msg| anyhow!("{}: configuration rejected: {msg}", self.label))?;
+            .map_err(|msg| {
+                anyhow!(
+                    "{}: configuration rejected: {}",
+                    self.label,
+                    clean_line(&msg)
+                )
+            })?;
         if let Some(state) = &self.last_state {
             arm(&mut store, init);
             bindings
@@ -198,7 +205,13 @@ impl WasmPlugin {
                         PluginFault::classify(&e, self.settings.limits.init_deadline)
                     )
                 })?
-                .map_err(|msg| anyhow!("{}: rejected its saved state: {msg}", self.label))?;
+                .map_err(|msg| {
+                    anyhow!(
+                        "{}: rejected its saved state: {}",
+                        self.label,
+                        clean_line(&msg)
+                    )
+                })?;
         }
         Ok(Live { store, bindings })
     }
@@ -208,6 +221,19 @@ impl WasmPlugin {
         let record = format!("{what}: {fault}");
         self.stats.faults.push(record.clone());
         self.live = None;
+        let hint = match fault {
+            PluginFault::Deadline(_) => "deadline_ms",
+            PluginFault::Memory(_) => "memory_mb",
+            _ => "",
+        };
+        let record = if hint.is_empty() {
+            record
+        } else {
+            format!(
+                "{record} (if it needs more, set plugins.{}.{hint})",
+                self.info.name
+            )
+        };
         let head = format!(
             "plugin {} {} ({})",
             self.label,
@@ -335,17 +361,21 @@ impl Callback for WasmPlugin {
             self.last_state = Some(text);
             return Ok(());
         };
+        // Kept before the call: if the plugin faults while loading, its
+        // restart is given this state again.
+        self.last_state = Some(text.clone());
         arm(&mut live.store, self.settings.limits.init_deadline);
         match live
             .bindings
             .trainbox_callback_plugin()
             .call_load_state(&mut live.store, &text)
         {
-            Ok(Ok(())) => {
-                self.last_state = Some(text);
-                Ok(())
-            }
-            Ok(Err(msg)) => bail!("plugin {} rejected its saved state: {msg}", self.label),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => bail!(
+                "plugin {} rejected its saved state: {}",
+                self.label,
+                clean_line(&msg)
+            ),
             Err(e) => {
                 self.fault(
                     "load-state",
@@ -389,6 +419,9 @@ pub const MAX_STATE_BYTES: usize = 16 << 20;
 
 /// Checks a `save-state` result: JSON in HF's `ExportableState` shape,
 /// `{"args": {…}, "attributes": {…}}`, of reasonable size.
+/// Deepest nesting of a plugin's state.
+const MAX_STATE_DEPTH: usize = crate::pyjson::MAX_DEPTH - 8;
+
 fn check_state(text: &str) -> Result<Json, String> {
     if text.len() > MAX_STATE_BYTES {
         return Err(format!(
@@ -397,6 +430,13 @@ fn check_state(text: &str) -> Result<Json, String> {
         ));
     }
     let json = Json::parse(text).map_err(|e| format!("returned a state that is not JSON: {e}"))?;
+    // Room for the levels `trainer_state.json` puts around it, which must
+    // stay readable on resume.
+    if json.depth() > MAX_STATE_DEPTH {
+        return Err(format!(
+            "returned a state nested deeper than {MAX_STATE_DEPTH} levels"
+        ));
+    }
     let shaped = json.as_object().is_some_and(|o| {
         o.get("args").is_some_and(|a| a.as_object().is_some())
             && o.get("attributes").is_some_and(|a| a.as_object().is_some())
@@ -410,4 +450,27 @@ fn check_state(text: &str) -> Result<Json, String> {
 /// A fresh limiter for a store.
 pub(super) fn limiter(limits: &PluginLimits) -> Limiter {
     Limiter::new(limits.memory_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        format!(
+            "{{\"args\": {{}}, \"attributes\": {{\"x\": {}{}}}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn states_must_be_shaped_and_shallow_enough_to_resume() {
+        assert!(check_state(&nested(MAX_STATE_DEPTH - 2)).is_ok());
+        let err = check_state(&nested(MAX_STATE_DEPTH)).unwrap_err();
+        assert!(err.contains("nested deeper than 120 levels"), "{err}");
+        let err = check_state(&nested(100_000)).unwrap_err();
+        assert!(err.contains("not JSON"), "{err}");
+        assert!(check_state("{\"args\": []}").is_err());
+    }
 }

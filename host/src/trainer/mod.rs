@@ -32,7 +32,7 @@ use crate::args::TrainingArguments;
 use crate::callbacks::{Callback, CallbackHandler, Event, RunView};
 use crate::flow::DefaultFlowCallback;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use data::Dataset;
 use model::Model;
 
@@ -83,24 +83,35 @@ impl TrainerBuilder {
         self
     }
 
-    /// Validates the arguments, assembles the callback list and fires `on_init_end`.
+    /// Validates the arguments, assembles the callback list and fires
+    /// `on_init_end`. On error, the callbacks are told the run aborted.
     pub fn build(self) -> Result<Trainer> {
-        let mut args = self.args;
-        args.finish()
-            .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
-        if args.eval_strategy != crate::args::IntervalStrategy::No && self.eval_data.is_none() {
-            return Err(anyhow!(
-                "--eval_strategy {} requires an evaluation dataset; the task has none",
-                args.eval_strategy
-            ));
-        }
-        if self.train_data.is_empty() {
-            return Err(anyhow!("the training dataset is empty"));
-        }
         let mut handler = CallbackHandler::default();
         handler.add(Box::new(DefaultFlowCallback));
         for cb in self.callbacks {
             handler.add(cb);
+        }
+        let mut args = self.args;
+        let checked = args
+            .finish()
+            .map_err(|e| anyhow!("invalid training arguments: {e}"))
+            .and_then(|()| {
+                if args.eval_strategy != crate::args::IntervalStrategy::No
+                    && self.eval_data.is_none()
+                {
+                    bail!(
+                        "--eval_strategy {} requires an evaluation dataset; the task has none",
+                        args.eval_strategy
+                    );
+                }
+                if self.train_data.is_empty() {
+                    bail!("the training dataset is empty");
+                }
+                Ok(())
+            });
+        if let Err(e) = checked {
+            handler.finish(&Err(format!("{e:#}")));
+            return Err(e);
         }
         let mut trainer = Trainer {
             args,
@@ -112,7 +123,10 @@ impl TrainerBuilder {
             control: TrainerControl::default(),
             view: self.view,
         };
-        trainer.fire(Event::InitEnd, &Logs::new())?;
+        if let Err(e) = trainer.fire(Event::InitEnd, &Logs::new()) {
+            trainer.handler.finish(&Err(format!("{e:#}")));
+            return Err(e);
+        }
         Ok(trainer)
     }
 }

@@ -5,7 +5,8 @@
 //! `on_evaluate`/`on_predict` (sorted). With `recorder.values=true` it also
 //! writes the values, as `logs` or `metrics`, so that `trainbox replay` can
 //! feed them back. `recorder.file` names the file. The trace is what
-//! `trainbox replay` and the conformance tests read.
+//! `trainbox replay` and the conformance tests read. When the run is over,
+//! `outcome.txt` says how: `completed`, or `aborted: <the error>`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -43,10 +44,15 @@ impl Callback for Recorder {
         Ok(())
     }
 
-    fn finish(&mut self, _outcome: &RunOutcome) {
+    fn finish(&mut self, outcome: &RunOutcome) {
         if let Some(out) = self.out.as_mut() {
             let _ = out.flush();
         }
+        let text = match outcome {
+            RunOutcome::Completed => "completed\n".to_string(),
+            RunOutcome::Aborted(why) => format!("aborted: {why}\n"),
+        };
+        let _ = std::fs::write("outcome.txt", text);
     }
 
     fn on_event(&mut self, cx: &mut Context, payload: &Logs) {

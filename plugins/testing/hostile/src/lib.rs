@@ -11,9 +11,17 @@
 //! - `big-state`: is stateful and returns a state of `hostile.state_mb` MiB (default 100)
 //! - `escape`: tries to read and write outside its directory, read the
 //!   environment and open a socket, and writes what happened to `escape.txt`
+//! - `lines`: calls `write-line` 100,000 times (output is capped)
+//! - `bars`: makes 2,000 progress bars (the host refuses past 1,000)
+//! - `handles`: keeps 10,000 view handles (the host's table refuses)
+//! - `deep-state`: is stateful and returns a state nested 100,000 deep
+//! - `counter`: is stateful; counts its `on_step_end` calls in its state,
+//!   appends `step N count C` to `counts.txt`, and panics once, at `at_step`
 
 use std::io::Write;
-use trainbox_sdk::{export_plugin, state, Callback, Config, Context, Event, TrainingArgs};
+use trainbox_sdk::{
+    export_plugin, progress, state, views, Callback, Config, Context, Event, TrainingArgs,
+};
 
 #[derive(Default)]
 struct Hostile {
@@ -22,6 +30,8 @@ struct Hostile {
     sleep_ms: u64,
     state_mb: usize,
     hoard: Vec<Vec<u8>>,
+    /// `on_step_end` calls, as restored from the last saved state (`counter`).
+    count: u64,
 }
 
 /// Every attempt to get out, and what came of it.
@@ -101,6 +111,21 @@ impl Callback for Hostile {
             std::thread::sleep(std::time::Duration::from_millis(self.sleep_ms));
             return;
         }
+        if self.mode == "counter" {
+            self.count += 1;
+            let step = cx.state.global_step;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open("counts.txt")
+            {
+                let _ = writeln!(f, "step {step} count {}", self.count);
+            }
+            if step == self.at_step {
+                panic!("hostile counter panics at step {step}");
+            }
+            return;
+        }
         if cx.state.global_step < self.at_step {
             return;
         }
@@ -122,6 +147,21 @@ impl Callback for Hostile {
                     let _ = writeln!(out, "\u{1b}[2J\u{1b}[31mflood line {i}\u{1b}[0m");
                 }
             }
+            "lines" => {
+                for i in 0..100_000 {
+                    progress::write_line(&format!("\u{1b}[2Kwrite-line {i}"));
+                }
+            }
+            "bars" => {
+                for i in 0..2_000 {
+                    progress::Bar::new(10, &format!("bar {i}"), false);
+                }
+            }
+            "handles" => {
+                for _ in 0..10_000 {
+                    std::mem::forget(views::history());
+                }
+            }
             "escape" if cx.state.global_step == self.at_step => {
                 let report: Vec<String> = escape_attempts()
                     .into_iter()
@@ -138,7 +178,29 @@ impl Callback for Hostile {
             let blob = "x".repeat(self.state_mb << 20);
             return state::exportable(&(), &std::collections::BTreeMap::from([("blob", blob)]));
         }
+        if self.mode == "deep-state" {
+            let depth = 100_000;
+            return format!(
+                "{{\"args\": {{}}, \"attributes\": {{\"deep\": {}{}}}}}",
+                "[".repeat(depth),
+                "]".repeat(depth)
+            );
+        }
+        if self.mode == "counter" {
+            return state::exportable(
+                &(),
+                &std::collections::BTreeMap::from([("count", self.count)]),
+            );
+        }
         state::exportable(&(), &())
+    }
+
+    fn load_state(&mut self, text: &str) -> Result<(), String> {
+        if self.mode == "counter" {
+            let saved: std::collections::BTreeMap<String, u64> = state::attributes(text)?;
+            self.count = saved.get("count").copied().unwrap_or(0);
+        }
+        Ok(())
     }
 }
 
