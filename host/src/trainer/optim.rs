@@ -172,8 +172,14 @@ impl AdamW {
                             p.value.size()
                         );
                     }
-                    p.exp_avg = Some(m.to_device(p.value.device()));
-                    p.exp_avg_sq = Some(v.to_device(p.value.device()));
+                    if !m.is_floating_point() || !v.is_floating_point() {
+                        bail!("optimizer state of {:?} is not floating point", p.name);
+                    }
+                    // In the parameter's dtype and device, which AdamW's
+                    // in-place updates require.
+                    let like = |t: Tensor| t.to_device(p.value.device()).to_kind(p.value.kind());
+                    p.exp_avg = Some(like(m));
+                    p.exp_avg_sq = Some(like(v));
                 }
                 (None, None) if step == 0 => {}
                 _ => bail!("optimizer state has no moments for parameter {:?}", p.name),
@@ -219,6 +225,36 @@ mod tests {
             assert!((f64::from(*g) - w).abs() < 1e-5, "{got:?} vs {want:?}");
         }
         assert_eq!(opt.state_tensors().len(), 2);
+    }
+
+    #[test]
+    fn loaded_moments_take_the_parameter_dtype_and_ints_are_refused() {
+        let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        let mut opt = AdamW::new(cfg, vec![("w".into(), p.shallow_clone())]);
+        let moments = |t: Tensor| {
+            vec![
+                ("exp_avg.w".to_string(), t.shallow_clone()),
+                ("exp_avg_sq.w".to_string(), t),
+            ]
+        };
+        opt.load_state_tensors(3, moments(Tensor::from_slice(&[0.1f64, 0.2])))
+            .unwrap();
+        assert!(opt
+            .state_tensors()
+            .iter()
+            .all(|(_, t)| t.kind() == tch::Kind::Float));
+        (&p * &p).sum(tch::Kind::Float).backward();
+        opt.step(0.01); // in-place updates in float32: no dtype panic
+        let err = opt
+            .load_state_tensors(3, moments(Tensor::from_slice(&[1i64, 2])))
+            .unwrap_err();
+        assert!(err.to_string().contains("not floating point"), "{err}");
     }
 
     #[test]
