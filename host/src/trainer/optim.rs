@@ -197,6 +197,15 @@ impl AdamW {
 mod tests {
     use super::*;
 
+    fn config(weight_decay: f64) -> AdamWConfig {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+        }
+    }
+
     #[test]
     fn grouping_exempts_biases_and_norms() {
         assert!(is_no_decay("encoder.layer0.bias"));
@@ -210,13 +219,7 @@ mod tests {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
         let loss = (&p * &p).sum(tch::Kind::Float);
         loss.backward();
-        let cfg = AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.1,
-        };
-        let mut opt = AdamW::new(cfg, vec![("w".into(), p.shallow_clone())]);
+        let mut opt = AdamW::new(config(0.1), vec![("w".into(), p.shallow_clone())]);
         opt.step(0.01);
         // First Adam step moves each weight by lr * sign(grad); decay first scales by (1 - lr*wd).
         let got: Vec<f32> = Vec::try_from(&p.detach()).unwrap();
@@ -230,13 +233,7 @@ mod tests {
     #[test]
     fn loaded_moments_take_the_parameter_dtype_and_ints_are_refused() {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
-        let cfg = AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
-        let mut opt = AdamW::new(cfg, vec![("w".into(), p.shallow_clone())]);
+        let mut opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())]);
         let moments = |t: Tensor| {
             vec![
                 ("exp_avg.w".to_string(), t.shallow_clone()),
@@ -263,15 +260,7 @@ mod tests {
         (&p * Tensor::from_slice(&[3.0f32, 4.0]))
             .sum(tch::Kind::Float)
             .backward();
-        let opt = AdamW::new(
-            AdamWConfig {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                weight_decay: 0.0,
-            },
-            vec![("w".into(), p.shallow_clone())],
-        );
+        let opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())]);
         let norm = opt.clip_grad_norm(1.0);
         assert!((norm - 5.0).abs() < 1e-6);
         let after = opt.gradients()[0].norm().double_value(&[]);
