@@ -237,11 +237,32 @@ fn write_line_shares_the_output_caps() {
 }
 
 #[test]
+fn stdout_and_write_line_share_one_byte_budget() {
+    let done = hostile("sandbox_budget", "budget", "deadline_ms = 5000").ok();
+    assert_run_complete(&done);
+    assert!(
+        done.stderr
+            .contains("[hostile] output limit reached (1024 KiB at once"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        !done.stdout.contains("after the budget"),
+        "write-line draws on the budget stdout spent"
+    );
+    assert_eq!(report_row(&done, "hostile").2, 0, "not a fault");
+}
+
+#[test]
 fn bars_and_handles_are_capped_per_instance() {
     let done =
         hostile("sandbox_bars", "bars", "deadline_ms = 5000").completes_with_faults("hostile");
     assert_run_complete(&done);
-    assert_fault_reported(&done, "made more than 1000 progress bars", 4);
+    assert_fault_reported(&done, "has more than 32 progress bars open", 4);
+    let done = hostile("sandbox_left_bars", "left-bars", "deadline_ms = 5000")
+        .completes_with_faults("hostile");
+    assert_run_complete(&done);
+    assert_fault_reported(&done, "left more than 1000 progress bars drawn", 4);
     let done = hostile("sandbox_handles", "handles", "deadline_ms = 5000")
         .completes_with_faults("hostile");
     assert_run_complete(&done);

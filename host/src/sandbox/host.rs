@@ -15,8 +15,11 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// Most resources (files, streams, HTTP objects, views, bars) a plugin may
 /// hold at once: they live in host memory, outside its memory cap.
 pub const MAX_RESOURCES: usize = 4096;
-/// Most progress bars a plugin may make in a run (left bars stay drawn).
-pub const MAX_BARS: usize = 1000;
+/// Most progress bars one plugin instance may have open at once.
+pub const MAX_OPEN_BARS: usize = 32;
+/// Most bars one plugin instance may leave drawn (`leave`) when closed:
+/// each stays on the terminal.
+pub const MAX_LEFT_BARS: usize = 1000;
 
 /// A plugin's handle on the log history.
 pub struct LogHistoryHandle;
@@ -43,7 +46,8 @@ pub struct PluginHost {
     pub(super) call_deadline: Option<Instant>,
     /// The plugin's stdout, where `progress.write-line` prints too.
     stdout: PluginOutput,
-    bars_made: usize,
+    bars_open: usize,
+    bars_left: usize,
 }
 
 impl PluginHost {
@@ -67,7 +71,8 @@ impl PluginHost {
             http,
             call_deadline: None,
             stdout,
-            bars_made: 0,
+            bars_open: 0,
+            bars_left: 0,
         }
     }
 
@@ -221,13 +226,20 @@ impl wit_progress::HostBar for PluginHost {
         label: String,
         leave: bool,
     ) -> wasmtime::Result<Resource<BarHandle>> {
-        if self.bars_made >= MAX_BARS {
+        if self.bars_open >= MAX_OPEN_BARS {
             wasmtime::bail!(
-                "plugin {:?} made more than {MAX_BARS} progress bars",
+                "plugin {:?} has more than {MAX_OPEN_BARS} progress bars open; it must close them",
                 self.name
             );
         }
-        self.bars_made += 1;
+        if leave && self.bars_left >= MAX_LEFT_BARS {
+            wasmtime::bail!(
+                "plugin {:?} left more than {MAX_LEFT_BARS} progress bars drawn",
+                self.name
+            );
+        }
+        self.bars_open += 1;
+        self.bars_left += usize::from(leave);
         let bar = crate::ui::bar(total, &clean_line(&label));
         self.push(BarHandle {
             bar,
@@ -249,6 +261,7 @@ impl wit_progress::HostBar for PluginHost {
         if !bar.closed {
             bar.closed = true;
             crate::ui::finish_bar(&bar.bar, bar.leave);
+            self.bars_open -= 1;
         }
         Ok(())
     }
@@ -257,6 +270,7 @@ impl wit_progress::HostBar for PluginHost {
         let bar = self.delete(handle)?;
         if !bar.closed {
             crate::ui::finish_bar(&bar.bar, bar.leave);
+            self.bars_open -= 1;
         }
         Ok(())
     }

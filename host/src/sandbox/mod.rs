@@ -39,8 +39,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-/// Bytes one plugin instance may write to each of its streams (stdout with
-/// `write-line`, and stderr) in one run; a restart gets a fresh budget.
+/// Bytes one plugin instance may write at once to each of its streams
+/// (stdout with `write-line`, and stderr); then 64 KiB a second. A restarted
+/// instance starts with a full budget.
 pub const OUTPUT_BUDGET: usize = 1 << 20;
 
 /// The memory cap while a plugin describes itself, before its own cap is known.

@@ -1,8 +1,8 @@
 //! What a plugin writes to stdout and stderr: split into lines, stripped of
 //! terminal control sequences, attributed to the plugin (`[name] line`),
-//! capped in size ([`OUTPUT_BUDGET`](super::OUTPUT_BUDGET) per run) and in
-//! rate (a burst of [`BURST_LINES`], then [`LINES_PER_SECOND`]), and printed
-//! above the progress bars.
+//! capped in bytes (a burst of [`OUTPUT_BUDGET`](super::OUTPUT_BUDGET), then
+//! [`BYTES_PER_SECOND`]) and in lines (a burst of [`BURST_LINES`], then
+//! [`LINES_PER_SECOND`]), and printed above the progress bars.
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -18,20 +18,29 @@ pub const MAX_LINE: usize = 4096;
 pub const BURST_LINES: f64 = 200.0;
 /// Lines per second a plugin may print once its burst is spent.
 pub const LINES_PER_SECOND: f64 = 100.0;
+/// Bytes per second a stream may write once its byte budget is spent.
+pub const BYTES_PER_SECOND: f64 = 64.0 * 1024.0;
 
 /// A line fit for the terminal: control sequences removed, cut at
 /// [`MAX_LINE`] bytes (marked with ` …`).
 pub fn clean_line(text: &str) -> String {
-    let mut line = sanitize(text);
-    if line.len() > MAX_LINE {
-        let mut cut = MAX_LINE;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
+    // Bounded work: a longer input is cut before it is cleaned.
+    let input = &text[..floor_char_boundary(text, MAX_LINE * 4)];
+    let mut line = sanitize(input);
+    if line.len() > MAX_LINE || input.len() < text.len() {
+        line.truncate(floor_char_boundary(&line, MAX_LINE));
         line.push_str(" …");
     }
     line
+}
+
+/// The largest char boundary of `s` at or below `at`.
+fn floor_char_boundary(s: &str, at: usize) -> usize {
+    let mut cut = at.min(s.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
 }
 
 /// Removes terminal control sequences and control characters (tabs stay).
@@ -82,8 +91,9 @@ struct Sink {
     prefix: String,
     channel: Channel,
     pending: Vec<u8>,
-    /// Bytes the plugin may still write in this run.
-    budget: usize,
+    /// Bytes that may be written now (a token bucket of `budget` bytes).
+    bytes: f64,
+    budget: f64,
     exhausted_reported: bool,
     /// Lines that may be printed now (a token bucket).
     tokens: f64,
@@ -92,12 +102,18 @@ struct Sink {
 }
 
 impl Sink {
-    /// Takes one line from the rate budget.
-    fn may_print(&mut self) -> bool {
+    /// Refills both buckets for the time since the last refill.
+    fn refill(&mut self) {
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * LINES_PER_SECOND).min(BURST_LINES);
+        self.bytes = (self.bytes + elapsed * BYTES_PER_SECOND).min(self.budget);
         self.refilled = now;
+    }
+
+    /// Takes one line from the rate budget.
+    fn may_print(&mut self) -> bool {
+        self.refill();
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             return true;
@@ -131,44 +147,49 @@ impl Sink {
         }
     }
 
-    /// Takes `n` bytes from the budget; false (after one warning) when spent.
-    fn spend(&mut self, n: usize) -> bool {
-        if n <= self.budget {
-            self.budget -= n;
-            return true;
-        }
-        self.budget = 0;
-        if !self.exhausted_reported {
+    /// Takes up to `n` bytes from the budget; returns how many it got (after
+    /// one warning when short).
+    fn spend(&mut self, n: usize) -> usize {
+        self.refill();
+        let got = n.min(self.bytes as usize);
+        self.bytes -= got as f64;
+        if got < n && !self.exhausted_reported {
             self.exhausted_reported = true;
             crate::ui::warn(&format!(
-                "{}output limit reached; further output is dropped",
-                self.prefix
+                "{}output limit reached ({} KiB at once, then {} KiB a second); output over it is dropped",
+                self.prefix,
+                self.budget as usize / 1024,
+                BYTES_PER_SECOND as usize / 1024
             ));
         }
-        false
+        got
     }
 
-    /// One line written through `progress.write-line`: the same budget and
-    /// rate, printed as is, except that a line that would pass for the
-    /// host's own (`trainbox: …`) keeps the plugin's name.
-    fn write_line(&mut self, text: &str) {
-        if !self.spend(text.len() + 1) || !self.may_print() {
+    /// Lines written through `progress.write-line` (the text may hold
+    /// several): the same budget and rate as stdout, charged once for the
+    /// whole text; printed as is, except that a line that would pass for
+    /// the host's own (`trainbox: …`) keeps the plugin's name.
+    fn write_lines(&mut self, text: &str) {
+        if self.spend(text.len() + 1) < text.len() + 1 {
             return;
         }
-        let line = clean_line(text);
-        if line.trim_start().starts_with("trainbox") {
-            let line = format!("{}{line}", self.prefix);
-            self.print(&line);
-        } else {
-            self.print(&line);
+        for part in text.split('\n') {
+            if !self.may_print() {
+                return; // the rest would be dropped too
+            }
+            let line = clean_line(part);
+            if line.trim_start().starts_with("trainbox") {
+                let line = format!("{}{line}", self.prefix);
+                self.print(&line);
+            } else {
+                self.print(&line);
+            }
         }
     }
 
-    fn write(&mut self, mut bytes: &[u8]) {
-        let allowed = bytes.len().min(self.budget);
-        self.spend(bytes.len());
-        bytes = &bytes[..allowed];
-        for &b in bytes {
+    fn write(&mut self, bytes: &[u8]) {
+        let allowed = self.spend(bytes.len());
+        for &b in &bytes[..allowed] {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.pending);
                 self.emit(&line);
@@ -203,7 +224,8 @@ impl PluginOutput {
             prefix: format!("[{name}] "),
             channel,
             pending: Vec::new(),
-            budget,
+            bytes: budget as f64,
+            budget: budget as f64,
             exhausted_reported: false,
             tokens: BURST_LINES,
             refilled: Instant::now(),
@@ -211,11 +233,9 @@ impl PluginOutput {
         })))
     }
 
-    /// Prints a line for `progress.write-line`, under the same caps.
+    /// Prints the line(s) of `progress.write-line`, under the same caps.
     pub fn write_line(&self, text: &str) {
-        for part in text.split('\n') {
-            self.sink().write_line(part);
-        }
+        self.sink().write_lines(text);
     }
 
     fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
@@ -291,5 +311,34 @@ mod tests {
         assert_eq!(sanitize("a\u{1b}]0;title\u{7}b"), "ab");
         assert_eq!(sanitize("tab\there\r\u{8}"), "tab\there");
         assert_eq!(sanitize("\u{1b}[2J\u{1b}[Hclear"), "clear");
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_a_char_boundary() {
+        assert_eq!(clean_line("short"), "short");
+        let long = "é".repeat(MAX_LINE);
+        let cut = clean_line(&long);
+        assert!(
+            cut.ends_with(" …") && cut.len() <= MAX_LINE + 4,
+            "{}",
+            cut.len()
+        );
+        // Escapes that shrink to nothing still end in a cut mark.
+        let escapes = "\u{1b}[0m".repeat(MAX_LINE * 2);
+        assert_eq!(clean_line(&escapes), " …");
+    }
+
+    #[test]
+    fn the_byte_budget_is_a_burst_then_a_rate() {
+        let out = PluginOutput::new("t", Channel::Stderr, 100);
+        let mut sink = out.sink();
+        assert_eq!(sink.spend(60), 60);
+        assert_eq!(sink.spend(60), 40, "the rest of the burst");
+        sink.refilled -= std::time::Duration::from_millis(10);
+        let got = sink.spend(10_000);
+        assert!(
+            (90..=100).contains(&got),
+            "refilled at 64 KiB/s, capped at the burst: {got}"
+        );
     }
 }

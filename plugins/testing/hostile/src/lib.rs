@@ -12,7 +12,10 @@
 //! - `escape`: tries to read and write outside its directory, read the
 //!   environment and open a socket, and writes what happened to `escape.txt`
 //! - `lines`: calls `write-line` 100,000 times (output is capped)
-//! - `bars`: makes 2,000 progress bars (the host refuses past 1,000)
+//! - `budget`: once, prints 1.1 MB to stdout, then a 20 kB `write-line`
+//!   that the spent byte budget drops
+//! - `bars`: keeps 100 progress bars open (the host refuses past 32)
+//! - `left-bars`: makes 2,000 bars left drawn when closed (refused past 1,000)
 //! - `handles`: keeps 10,000 view handles (the host's table refuses)
 //! - `deep-state`: is stateful and returns a state nested 100,000 deep
 //! - `counter`: is stateful; counts its `on_step_end` calls in its state,
@@ -147,14 +150,29 @@ impl Callback for Hostile {
                     let _ = writeln!(out, "\u{1b}[2J\u{1b}[31mflood line {i}\u{1b}[0m");
                 }
             }
+            "budget" if cx.state.global_step == self.at_step => {
+                let line = "b".repeat(999);
+                let mut out = std::io::stdout().lock();
+                for _ in 0..1100 {
+                    let _ = writeln!(out, "{line}");
+                }
+                drop(out);
+                progress::write_line(&format!("after the budget {}", "x".repeat(20_000)));
+            }
             "lines" => {
                 for i in 0..100_000 {
                     progress::write_line(&format!("\u{1b}[2Kwrite-line {i}"));
                 }
             }
             "bars" => {
+                let open: Vec<progress::Bar> = (0..100)
+                    .map(|i| progress::Bar::new(10, &format!("bar {i}"), false))
+                    .collect();
+                drop(open);
+            }
+            "left-bars" => {
                 for i in 0..2_000 {
-                    progress::Bar::new(10, &format!("bar {i}"), false);
+                    progress::Bar::new(10, &format!("bar {i}"), true).close();
                 }
             }
             "handles" => {
