@@ -174,14 +174,15 @@ impl Run {
         )
     }
 
-    /// Runs and asserts failure; returns stderr.
+    /// Runs and asserts that an error stopped it (exit status 2); returns stderr.
     pub fn fails(&self) -> String {
         let out = self.output();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(
-            !out.status.success(),
-            "trainbox {:?} should have failed\n--- stdout\n{}\n--- stderr\n{stderr}",
+            out.status.code() == Some(2),
+            "trainbox {:?} should have stopped with exit status 2, got {}\n--- stdout\n{}\n--- stderr\n{stderr}",
             self.args,
+            out.status,
             String::from_utf8_lossy(&out.stdout)
         );
         stderr

@@ -14,6 +14,40 @@ use std::path::{Path, PathBuf};
 /// that name in the built-in folder.
 pub const INTEGRATIONS: &[&str] = &["dvclive", "mlflow", "tensorboard", "wandb", "codecarbon"];
 
+/// The environment variables `--report_to` may grant each integration: the
+/// ones HF's callback reads. A plugin gets those of them it declares; a
+/// variable it declares beyond these must be granted by the user.
+fn allowed_env(name: &str) -> &'static [&'static str] {
+    match name {
+        "dvclive" => &["HF_DVCLIVE_LOG_MODEL"],
+        "mlflow" => &[
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_EXPERIMENT_NAME",
+            "MLFLOW_TAGS",
+            "MLFLOW_NESTED_RUN",
+            "MLFLOW_RUN_ID",
+            "MLFLOW_FLATTEN_PARAMS",
+            "MLFLOW_MAX_LOG_PARAMS",
+            "HF_MLFLOW_LOG_ARTIFACTS",
+            "DISABLE_MLFLOW_INTEGRATION",
+            "MLFLOW_TRACKING_USERNAME",
+            "MLFLOW_TRACKING_PASSWORD",
+            "MLFLOW_TRACKING_TOKEN",
+        ],
+        "tensorboard" => &["TENSORBOARD_LOGGING_DIR"],
+        "wandb" => &[
+            "WANDB_PROJECT",
+            "WANDB_ENTITY",
+            "WANDB_MODE",
+            "WANDB_LOG_MODEL",
+            "WANDB_WATCH",
+            "WANDB_RUN_ID",
+        ],
+        "codecarbon" => &["CODECARBON_COUNTRY_ISO_CODE", "CODECARBON_REGION"],
+        _ => &[],
+    }
+}
+
 /// The integrations `report_to` asks for, in order (`all` expands to every
 /// shipped one); an unknown name is an error listing the supported ones.
 pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
@@ -71,17 +105,23 @@ fn add_config(s: &mut PluginSettings, pairs: Vec<(&str, String)>) {
 }
 
 /// The grants and config of integration `name` (the plugin `info`
-/// describes), on top of the user's settings: exactly the environment
-/// variables the plugin declares, and the folders and origin it needs.
+/// describes), on top of the user's settings: the variables of HF's
+/// callback that the plugin declares, and the folders and origin it needs.
 pub fn settings(
     name: &str,
     info: &PluginInfo,
     args: &TrainingArguments,
     mut s: PluginSettings,
 ) -> Result<PluginSettings> {
+    if info.name != name {
+        bail!(
+            "the {name} integration's plugin describes itself as {:?}; reinstall the built-in plugins (make plugins)",
+            info.name
+        );
+    }
     for c in &info.capabilities {
         if let Capability::Env(var) = c {
-            if !s.grants.env.contains(var) {
+            if allowed_env(name).contains(&var.as_str()) && !s.grants.env.contains(var) {
                 s.grants.env.push(var.clone());
             }
         }
@@ -195,6 +235,40 @@ fn machine_facts() -> Vec<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(name: &str, env: &[&str]) -> PluginInfo {
+        PluginInfo {
+            name: name.into(),
+            version: "0".into(),
+            api_version: crate::sandbox::API_VERSION.into(),
+            events: Default::default(),
+            stateful: false,
+            capabilities: env.iter().map(|v| Capability::Env(v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn integrations_get_only_hf_variables_they_declare() {
+        let args = TrainingArguments::default();
+        // (mlflow: the one integration that creates no folder here.)
+        let s = settings(
+            "mlflow",
+            &info("mlflow", &["MLFLOW_RUN_ID", "AWS_SECRET_ACCESS_KEY"]),
+            &args,
+            PluginSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(s.grants.env, ["MLFLOW_RUN_ID"]);
+        let err = settings(
+            "mlflow",
+            &info("stealer", &[]),
+            &args,
+            PluginSettings::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("describes itself as \"stealer\""), "{err}");
+    }
 
     #[test]
     fn report_to_expands_all_and_rejects_unknown_names() {

@@ -14,9 +14,10 @@
 //! reach the plugin's `configure`.
 
 use super::config::RunConfig;
+use crate::args::TrainingArguments;
 use crate::callbacks::{Callback, Event, EventContext, RunView};
 use crate::pyjson::Json;
-use crate::sandbox::{default_cache_dir, Sandbox};
+use crate::sandbox::{default_cache_dir, Sandbox, WasmPlugin};
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
@@ -115,10 +116,35 @@ pub fn run(argv: &[String]) -> Result<i32> {
     let mut settings = cfg.plugin_settings.get(&name).cloned().unwrap_or_default();
     settings.config = cfg.plugin_config.get(&name).cloned().unwrap_or_default();
     let mut plugin = sandbox.instantiate(&compiled, settings, &cfg.args, 0)?;
+    let fed = feed(&events, &mut plugin, &cfg.args, &view);
+    // As at the end of a training run: the plugin hears how it ended.
+    plugin.finish(&fed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
+    let delivered = fed?;
+    let report = plugin.report().unwrap_or_default();
+    crate::ui::eprintln(&format!(
+        "replayed {delivered} of {} events into {name}",
+        events.len()
+    ));
+    crate::ui::eprintln(crate::callbacks::CallReport::HEADER);
+    crate::ui::eprintln(&report.row());
+    for fault in &report.faults {
+        crate::ui::eprintln(&format!("fault: {}: {fault}", report.label));
+    }
+    Ok(if report.faults.is_empty() { 0 } else { 1 })
+}
+
+/// Feeds the recorded events to the plugin, tracking the best metric and
+/// the log history as the trainer would; returns the events delivered.
+fn feed(
+    events: &[Recorded],
+    plugin: &mut WasmPlugin,
+    args: &TrainingArguments,
+    view: &RunView,
+) -> Result<usize> {
     let events_wanted = plugin.events();
     let mut delivered = 0;
     let (mut best_metric, mut best_global_step) = (None, None);
-    for r in &events {
+    for r in events {
         let mut state = r.state.clone();
         (state.best_metric, state.best_global_step) = (best_metric, best_global_step);
         if r.event == Event::Log {
@@ -129,7 +155,7 @@ pub fn run(argv: &[String]) -> Result<i32> {
         if events_wanted.contains(r.event) {
             let cx = EventContext {
                 event: r.event,
-                args: &cfg.args,
+                args,
                 state: &state,
                 payload: &r.payload,
             };
@@ -145,19 +171,9 @@ pub fn run(argv: &[String]) -> Result<i32> {
         }
         // The trainer's `_determine_best_metric`, after `on_evaluate`.
         if r.event == Event::Evaluate {
-            state.determine_best_metric(&cfg.args, &r.payload)?;
+            state.determine_best_metric(args, &r.payload)?;
             (best_metric, best_global_step) = (state.best_metric, state.best_global_step);
         }
     }
-    let report = plugin.report().unwrap_or_default();
-    crate::ui::eprintln(&format!(
-        "replayed {delivered} of {} events into {name}",
-        events.len()
-    ));
-    crate::ui::eprintln(crate::callbacks::CallReport::HEADER);
-    crate::ui::eprintln(&report.row());
-    for fault in &report.faults {
-        crate::ui::eprintln(&format!("fault: {}: {fault}", report.label));
-    }
-    Ok(if report.faults.is_empty() { 0 } else { 1 })
+    Ok(delivered)
 }

@@ -218,22 +218,24 @@ impl WasmPlugin {
 
     /// Applies the fault policy after a failed call.
     fn fault(&mut self, what: &str, fault: PluginFault) -> Result<()> {
-        let record = format!("{what}: {fault}");
-        self.stats.faults.push(record.clone());
-        self.live = None;
+        // Name the setting that would help, where there is one: event calls
+        // run under `deadline_ms`; describe, configure and load-state under
+        // a fixed init deadline.
         let hint = match fault {
-            PluginFault::Deadline(_) => "deadline_ms",
+            PluginFault::Deadline(d) if d == self.settings.limits.deadline => "deadline_ms",
             PluginFault::Memory(_) => "memory_mb",
             _ => "",
         };
         let record = if hint.is_empty() {
-            record
+            format!("{what}: {fault}")
         } else {
             format!(
-                "{record} (if it needs more, set plugins.{}.{hint})",
+                "{what}: {fault} (if it needs more, set plugins.{}.{hint})",
                 self.info.name
             )
         };
+        self.stats.faults.push(record.clone());
+        self.live = None;
         let head = format!(
             "plugin {} {} ({})",
             self.label,

@@ -4,7 +4,11 @@
 //!
 //! Unlike HF, a checkpoint of a run that had finished, or had been stopped
 //! early, is not trained again (HF #10290), and a stateful plugin unknown to
-//! the checkpoint starts fresh with a warning instead of a crash.
+//! the checkpoint starts fresh with a warning instead of a crash. The loss
+//! of the steps since the last log is carried over (HF drops it), so logs
+//! after a resume equal those of a run in one go; and `train_loss` is the
+//! mean over the steps whose loss the resumed call holds (HF divides the
+//! loss since the resume by every step of the run, under-reporting it).
 //! Everything is read and checked before anything is trained or written, so
 //! a failed resume deletes or overwrites no checkpoint.
 
