@@ -230,20 +230,8 @@ impl RunConfig {
         let s = self.plugin_settings.entry(name.to_string()).or_default();
         for (key, v) in table {
             match key.as_str() {
-                "memory_mb" => {
-                    let mb = v
-                        .as_i64()
-                        .filter(|m| *m > 0)
-                        .ok_or_else(|| anyhow!("memory_mb must be a positive integer"))?;
-                    s.limits.memory_bytes = (mb as usize) << 20;
-                }
-                "deadline_ms" => {
-                    let ms = v
-                        .as_i64()
-                        .filter(|m| *m > 0)
-                        .ok_or_else(|| anyhow!("deadline_ms must be a positive integer"))?;
-                    s.limits.deadline = Duration::from_millis(ms as u64);
-                }
+                "memory_mb" => s.limits.memory_bytes = (positive(key, v)? as usize) << 20,
+                "deadline_ms" => s.limits.deadline = Duration::from_millis(positive(key, v)?),
                 "on_error" => {
                     let text = v
                         .as_str()
@@ -280,11 +268,7 @@ impl RunConfig {
                     }
                 }
                 "http_timeout_ms" => {
-                    let ms = v
-                        .as_i64()
-                        .filter(|m| *m > 0)
-                        .ok_or_else(|| anyhow!("http_timeout_ms must be a positive integer"))?;
-                    s.limits.http_timeout = Duration::from_millis(ms as u64);
+                    s.limits.http_timeout = Duration::from_millis(positive(key, v)?)
                 }
                 "missing_grant" => {
                     s.skip_if_not_granted = match v.as_str() {
@@ -301,4 +285,12 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// A plugin setting that must be a positive integer.
+fn positive(key: &str, v: &Json) -> Result<u64> {
+    v.as_i64()
+        .filter(|n| *n > 0)
+        .map(|n| n as u64)
+        .ok_or_else(|| anyhow!("{key} must be a positive integer"))
 }

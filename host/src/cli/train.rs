@@ -4,8 +4,9 @@
 
 use super::config::{PluginSource, RunConfig};
 use super::integrations;
+use crate::args::TrainingArguments;
 use crate::callbacks::{CallReport, Callback, RunView};
-use crate::sandbox::{default_cache_dir, CompiledPlugin, NotGranted, Sandbox};
+use crate::sandbox::{default_cache_dir, CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
 use crate::trainer::Trainer;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -104,25 +105,7 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     for (c, integration) in &compiled {
         let name = c.info.name.as_str();
         let n = instances.entry(name).or_default();
-        let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
-        settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
-        let started = match integration {
-            Some(integration) => integrations::settings(integration, &c.info, &args, settings),
-            None => Ok(settings),
-        }
-        .and_then(|settings| {
-            let skip = settings.skip_if_not_granted;
-            match sandbox.instantiate(c, settings, &args, *n) {
-                Ok(plugin) => Ok(Some(plugin)),
-                Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
-                    crate::ui::warn(&format!(
-                        "{e}; the plugin is skipped (missing_grant = \"skip\")"
-                    ));
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
-        });
+        let started = start_plugin(&sandbox, c, *integration, &cfg, &args, *n);
         match started {
             Ok(Some(plugin)) => {
                 plugins.push(Box::new(plugin));
@@ -156,6 +139,36 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         faulted.join(", ")
     ));
     Ok(1)
+}
+
+/// Instance `instance` of a compiled plugin, with the user's settings (and
+/// the integration's grants, when `--report_to` named it); `None` when it
+/// is skipped for a missing grant (`missing_grant = "skip"`).
+fn start_plugin(
+    sandbox: &Sandbox,
+    c: &CompiledPlugin,
+    integration: Option<&str>,
+    cfg: &RunConfig,
+    args: &TrainingArguments,
+    instance: usize,
+) -> Result<Option<WasmPlugin>> {
+    let name = c.info.name.as_str();
+    let mut settings = cfg.plugin_settings.get(name).cloned().unwrap_or_default();
+    settings.config = cfg.plugin_config.get(name).cloned().unwrap_or_default();
+    if let Some(integration) = integration {
+        settings = integrations::settings(integration, &c.info, args, settings)?;
+    }
+    let skip = settings.skip_if_not_granted;
+    match sandbox.instantiate(c, settings, args, instance) {
+        Ok(plugin) => Ok(Some(plugin)),
+        Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
+            crate::ui::warn(&format!(
+                "{e}; the plugin is skipped (missing_grant = \"skip\")"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The end-of-run report: a row per plugin, then every fault. Returns the

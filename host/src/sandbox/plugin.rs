@@ -293,11 +293,7 @@ impl Callback for WasmPlugin {
         let deadline = self.settings.limits.deadline;
         arm(&mut live.store, deadline);
         let state = wit::TrainerState::from(cx.state);
-        let payload = if cx.payload.is_empty() {
-            Vec::new()
-        } else {
-            entries(cx.payload)
-        };
+        let payload = entries(cx.payload);
         let started = Instant::now();
         let result = live.bindings.trainbox_callback_plugin().call_on_event(
             &mut live.store,
