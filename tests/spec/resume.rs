@@ -18,6 +18,18 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `run`, resuming from a copy of `checkpoint-{step}` of the run `from`.
+fn resuming(run: Run, from: &Done, step: u64) -> Run {
+    let name = format!("checkpoint-{step}");
+    copy_dir(&from.out.join(&name), &run.out().join(&name));
+    run.args(&["--resume_from_checkpoint", "true"])
+}
+
+/// [`resuming`], restoring the stateful plugins' states too.
+fn restoring(run: Run, from: &Done, step: u64) -> Run {
+    resuming(run, from, step).arg("--restore_callback_states_from_checkpoint")
+}
+
 /// A state without the fields that measure time.
 fn without_timing(mut state: Value) -> Value {
     for entry in state["log_history"].as_array_mut().unwrap() {
@@ -57,14 +69,12 @@ fn events_after(done: &Done, step: u64) -> Vec<String> {
 /// (timing aside) and events after the resume point. Returns both runs.
 fn assert_resume_is_exact(test: &str, flags: &[&str], at: u64, last: u64) -> (Done, Done) {
     let whole = Run::regression(&format!("{test}_whole")).args(flags).ok();
-    let resumed_run = Run::regression(&format!("{test}_resumed"))
-        .args(flags)
-        .args(&["--resume_from_checkpoint", "true"]);
-    copy_dir(
-        &whole.out.join(format!("checkpoint-{at}")),
-        &resumed_run.out().join(format!("checkpoint-{at}")),
-    );
-    let resumed = resumed_run.ok();
+    let resumed = resuming(
+        Run::regression(&format!("{test}_resumed")).args(flags),
+        &whole,
+        at,
+    )
+    .ok();
     assert!(
         resumed.stderr.contains("resuming from"),
         "{}",
@@ -239,11 +249,7 @@ fn resuming_a_finished_run_does_not_train_again() {
     // With a longer run asked for, it trains on from the checkpoint.
     let longer =
         Run::regression("resume_finished_longer").args(&["--save_steps", "8", "--max_steps", "32"]);
-    copy_dir(
-        &done.out.join("checkpoint-24"),
-        &longer.out().join("checkpoint-24"),
-    );
-    let longer = longer.args(&["--resume_from_checkpoint", "true"]).ok();
+    let longer = resuming(longer, &done, 24).ok();
     assert_eq!(longer.state("trainer_state.json")["global_step"], 32);
 }
 
@@ -372,18 +378,7 @@ fn the_patience_counter_survives_a_resume() {
     );
 
     let run = with_output(early_stopping("resume_patience", 3, 0.0));
-    copy_dir(
-        &whole.out.join(format!("checkpoint-{at}")),
-        &run.out().join(format!("checkpoint-{at}")),
-    );
-    let restored = run
-        .clone()
-        .args(&[
-            "--resume_from_checkpoint",
-            "true",
-            "--restore_callback_states_from_checkpoint",
-        ])
-        .ok();
+    let restored = restoring(run, &whole, at).ok();
     assert_eq!(
         restored.state("trainer_state.json")["global_step"],
         expected,
@@ -391,11 +386,7 @@ fn the_patience_counter_survives_a_resume() {
     );
 
     let run = with_output(early_stopping("resume_patience_fresh", 3, 0.0));
-    copy_dir(
-        &whole.out.join(format!("checkpoint-{at}")),
-        &run.out().join(format!("checkpoint-{at}")),
-    );
-    let fresh = run.clone().args(&["--resume_from_checkpoint", "true"]).ok();
+    let fresh = resuming(run, &whole, at).ok();
     let fresh_step = fresh.state("trainer_state.json")["global_step"]
         .as_u64()
         .unwrap();
@@ -470,20 +461,9 @@ fn two_instances_restore_in_order_and_missing_or_extra_plugins_only_warn() {
     }
     std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
 
-    let run = base("resume_two_instances_b");
-    copy_dir(
-        &first.out.join("checkpoint-8"),
-        &run.out().join("checkpoint-8"),
-    );
-    let done = run
-        .clone()
+    let done = restoring(base("resume_two_instances_b"), &first, 8)
         .plugin("early-stopping")
         .plugin("early-stopping")
-        .args(&[
-            "--resume_from_checkpoint",
-            "true",
-            "--restore_callback_states_from_checkpoint",
-        ])
         .ok();
     let after = done.state("checkpoint-16/trainer_state.json");
     let patience: Vec<u64> = after["stateful_callbacks"]["early-stopping"]
@@ -496,19 +476,8 @@ fn two_instances_restore_in_order_and_missing_or_extra_plugins_only_warn() {
 
     // A plugin the checkpoint does not know starts fresh with a warning.
     let plain = base("resume_missing_plain").ok();
-    let run = base("resume_missing");
-    copy_dir(
-        &plain.out.join("checkpoint-8"),
-        &run.out().join("checkpoint-8"),
-    );
-    let done = run
-        .clone()
+    let done = restoring(base("resume_missing"), &plain, 8)
         .plugin("early-stopping")
-        .args(&[
-            "--resume_from_checkpoint",
-            "true",
-            "--restore_callback_states_from_checkpoint",
-        ])
         .ok();
     assert!(
         done.stderr.contains(
@@ -520,19 +489,7 @@ fn two_instances_restore_in_order_and_missing_or_extra_plugins_only_warn() {
     assert!(done.out.join("checkpoint-16").is_dir());
 
     // A stored state for a plugin not loaded now is reported and ignored.
-    let run = base("resume_extra");
-    copy_dir(
-        &first.out.join("checkpoint-8"),
-        &run.out().join("checkpoint-8"),
-    );
-    let done = run
-        .clone()
-        .args(&[
-            "--resume_from_checkpoint",
-            "true",
-            "--restore_callback_states_from_checkpoint",
-        ])
-        .ok();
+    let done = restoring(base("resume_extra"), &first, 8).ok();
     assert!(
         done.stderr
             .contains("not included in current configuration; ignoring: early-stopping"),
