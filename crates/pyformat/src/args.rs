@@ -1,0 +1,152 @@
+//! Hugging Face's `TrainingArguments.to_dict()` for the fields trainbox
+//! keeps: their names, in the order of the WIT record `training-args`, and
+//! the value a default `TrainingArguments()` holds after `__post_init__`.
+//!
+//! The one list both sides follow. The host's `TrainingArguments` and its
+//! `to_json`, the WIT record and the SDK's `args::to_json` and default
+//! arguments are each checked against [`TRAINING_ARGS`] by a test, so a field
+//! added to one side and not to the others fails the build's tests.
+
+use crate::Json;
+
+/// A constant Python value: what [`TRAINING_ARGS`] holds as defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lit {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'static str),
+    /// A list of strings.
+    List(&'static [&'static str]),
+}
+
+impl Lit {
+    /// The value as a [`Json`].
+    pub fn to_json(self) -> Json {
+        match self {
+            Lit::None => Json::Null,
+            Lit::Bool(b) => Json::Bool(b),
+            Lit::Int(i) => Json::Int(i),
+            Lit::Float(f) => Json::Float(f),
+            Lit::Str(s) => Json::Str(s.into()),
+            Lit::List(items) => Json::Array(items.iter().map(|s| Json::Str((*s).into())).collect()),
+        }
+    }
+}
+
+/// One field of `TrainingArguments`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Field {
+    /// HF's name, also the host's flag (`--logging_steps`) and, in
+    /// kebab-case, the WIT record's field.
+    pub name: &'static str,
+    /// `TrainingArguments().to_dict()[name]` in transformers 5.24, with
+    /// `report_to` normalised as HF does for `"none"` (to `[]`).
+    pub default: Lit,
+    /// Whether plugins receive it (a field of the WIT record `training-args`).
+    pub in_wit: bool,
+}
+
+const fn field(name: &'static str, default: Lit) -> Field {
+    Field {
+        name,
+        default,
+        in_wit: true,
+    }
+}
+
+/// The fields of `TrainingArguments` that trainbox keeps, in the WIT record's
+/// order, then those the host keeps to itself.
+pub const TRAINING_ARGS: &[Field] = &[
+    field("output_dir", Lit::Str("trainer_output")),
+    field("num_train_epochs", Lit::Float(3.0)),
+    field("max_steps", Lit::Int(-1)),
+    field("per_device_train_batch_size", Lit::Int(8)),
+    field("per_device_eval_batch_size", Lit::Int(8)),
+    field("gradient_accumulation_steps", Lit::Int(1)),
+    field("learning_rate", Lit::Float(5e-5)),
+    field("weight_decay", Lit::Float(0.0)),
+    field("adam_beta1", Lit::Float(0.9)),
+    field("adam_beta2", Lit::Float(0.999)),
+    field("adam_epsilon", Lit::Float(1e-8)),
+    field("max_grad_norm", Lit::Float(1.0)),
+    field("lr_scheduler_type", Lit::Str("linear")),
+    field("warmup_steps", Lit::Float(0.0)),
+    field("warmup_ratio", Lit::Float(0.0)),
+    field("logging_strategy", Lit::Str("steps")),
+    field("logging_steps", Lit::Int(500)),
+    field("logging_first_step", Lit::Bool(false)),
+    field("logging_nan_inf_filter", Lit::Bool(true)),
+    field("eval_strategy", Lit::Str("no")),
+    field("eval_steps", Lit::None),
+    field("eval_delay", Lit::Float(0.0)),
+    field("eval_on_start", Lit::Bool(false)),
+    field("save_strategy", Lit::Str("steps")),
+    field("save_steps", Lit::Int(500)),
+    field("save_total_limit", Lit::None),
+    field("load_best_model_at_end", Lit::Bool(false)),
+    field("metric_for_best_model", Lit::None),
+    field("greater_is_better", Lit::None),
+    field("seed", Lit::Int(42)),
+    field("disable_tqdm", Lit::Bool(false)),
+    field("report_to", Lit::List(&[])),
+    field("run_name", Lit::None),
+    field("dataloader_drop_last", Lit::Bool(false)),
+    field("restore_callback_states_from_checkpoint", Lit::Bool(false)),
+    Field {
+        name: "resume_from_checkpoint",
+        default: Lit::None,
+        in_wit: false,
+    },
+];
+
+/// The fields whose value HF's `__post_init__` turns into an int when it is
+/// a whole number above 1 (`logging_steps=5.0` is written `5`; a ratio such
+/// as `0.25` stays a float).
+pub const INTERVALS: [&str; 3] = ["logging_steps", "eval_steps", "save_steps"];
+
+/// An interval as `to_dict()` holds it: `Some(int)` for a whole number above
+/// 1, `None` when it stays a float.
+pub fn interval_as_int(v: f64) -> Option<i64> {
+    (v > 1.0 && v.fract() == 0.0).then_some(v as i64)
+}
+
+/// The default of the field `name`.
+pub fn default_of(name: &str) -> Option<Lit> {
+    TRAINING_ARGS
+        .iter()
+        .find(|f| f.name == name)
+        .map(|f| f.default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_the_wit_records_fields_in_order() {
+        let wit =
+            crate::wit::record_fields(include_str!("../../../wit/callback.wit"), "training-args");
+        let ours: Vec<String> = TRAINING_ARGS
+            .iter()
+            .filter(|f| f.in_wit)
+            .map(|f| f.name.replace('_', "-"))
+            .collect();
+        assert_eq!(
+            ours, wit,
+            "TRAINING_ARGS and the WIT record `training-args` (wit/callback.wit) differ"
+        );
+    }
+
+    #[test]
+    fn intervals_become_ints_only_when_whole_and_above_one() {
+        assert_eq!(interval_as_int(500.0), Some(500));
+        assert_eq!(interval_as_int(1.0), None);
+        assert_eq!(interval_as_int(0.25), None);
+        assert_eq!(interval_as_int(2.5), None);
+        for name in INTERVALS {
+            assert!(default_of(name).is_some(), "{name} is a field");
+        }
+    }
+}
