@@ -32,6 +32,9 @@ WASM_TOOLS_VERSION := 1.258.3
 EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
 PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon stopper probe hostile granted http-probe
+# What `make run` needs: the default plugins (progress bars, or the printer
+# with --disable_tqdm). No other language's toolchain, no codecarbon data.
+DEMO_PLUGINS   := printer progress
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
@@ -43,7 +46,7 @@ export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins rust-plugins examples lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins demo-plugins examples lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -121,12 +124,18 @@ $(CODECARBON_DATA)/.ok:
 
 codecarbon-data: $(CODECARBON_DATA)/.ok
 
-rust-plugins: wasm-target codecarbon-data
-	cd plugins && cargo build --release --target wasm32-wasip2 --workspace
-	@mkdir -p $(PLUGIN_OUT)
-	@for p in $(PLUGINS); do \
+# Copies built plugin crates trainbox_plugin_<name>.wasm to $(PLUGIN_OUT)/<name>.wasm.
+copy-plugins = @mkdir -p $(PLUGIN_OUT); for p in $(1); do \
 		cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/trainbox_plugin_$$(echo $$p | tr - _).wasm $(PLUGIN_OUT)/$$p.wasm; \
 	done
+
+demo-plugins: wasm-target
+	cd plugins && cargo build --release --target wasm32-wasip2 $(foreach p,$(DEMO_PLUGINS),-p trainbox-plugin-$(p))
+	$(call copy-plugins,$(DEMO_PLUGINS))
+
+rust-plugins: wasm-target codecarbon-data
+	cd plugins && cargo build --release --target wasm32-wasip2 --workspace
+	$(call copy-plugins,$(PLUGINS))
 	@mkdir -p build/testing
 	@cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/not-a-plugin.wasm build/testing/not-a-plugin.wasm
 	@echo "plugins: $(PLUGINS) -> $(PLUGIN_OUT)/"
@@ -134,7 +143,7 @@ rust-plugins: wasm-target codecarbon-data
 host: torch-env
 	cargo build --release
 
-run: host plugins
+run: host demo-plugins
 	$(TRAINBOX) train --task sort --output_dir runs/sort-demo \
 		--num_train_epochs 4 --per_device_train_batch_size 64 --per_device_eval_batch_size 256 \
 		--learning_rate 1e-3 --warmup_steps 0.05 --weight_decay 0.01 \

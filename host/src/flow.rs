@@ -3,7 +3,8 @@
 //! functions of (args, state, control), so they are unit-tested in isolation.
 
 use crate::args::{IntervalStrategy, SaveStrategy, TrainingArguments};
-use crate::callbacks::{Callback, Event, EventContext, EventSet};
+use crate::callbacks::{Callback, EventContext};
+use crate::event::{Event, EventSet};
 use crate::state::{TrainerControl, TrainerState};
 use anyhow::Result;
 

@@ -19,6 +19,7 @@
 pub mod args;
 pub mod callbacks;
 pub mod cli;
+pub mod event;
 pub mod flow;
 pub mod pyjson;
 pub mod sandbox;
@@ -26,13 +27,14 @@ pub mod state;
 pub mod tasks;
 pub mod trainer;
 pub mod ui;
+pub mod view;
 
 mod suggest;
 
 pub use args::TrainingArguments;
-pub use callbacks::{
-    CallReport, Callback, CallbackHandler, Event, EventContext, EventSet, RunView,
-};
+pub use callbacks::{Callback, CallbackHandler, EventContext};
+pub use event::{Event, EventSet};
+pub use view::RunView;
 pub use state::{Logs, TrainerControl, TrainerState, Value};
 pub use trainer::data::{Batch, Dataset, TensorDataset};
 pub use trainer::model::{EvalBatch, MetricSum, Model};

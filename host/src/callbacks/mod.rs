@@ -1,20 +1,18 @@
 //! Callbacks and the handler that calls them.
 //!
 //! A [`Callback`] is anything that handles events: the native
-//! `DefaultFlowCallback` (see `flow`) and the wasm plugins of `sandbox` alike.
-//! The [`CallbackHandler`] owns them in list order, applies HF's control
-//! resets before each event, skips callbacks not subscribed to it, and merges
-//! the control each one returns. [`RunView`] is the read-only window on the
-//! run (log history, parameters, gradients, learning rates) that callbacks
-//! query on demand. This module knows nothing of wasm.
+//! `DefaultFlowCallback` (see `flow`) and the wasm plugins of `sandbox` alike
+//! (`plugin.rs` adapts a `WasmPlugin` to the trait). The
+//! [`CallbackHandler`] owns them in list order, applies HF's control resets
+//! before each event, skips callbacks not subscribed to it, and merges the
+//! control each one returns. The read-only run (log history, parameters,
+//! gradients) is `view::RunView`, which callbacks query on demand.
 
-mod event;
-mod view;
-
-pub use event::{Event, EventSet};
-pub use view::{RunData, RunView, TensorStats};
+mod plugin;
 
 use crate::args::TrainingArguments;
+use crate::event::{Event, EventSet};
+use crate::sandbox::CallReport;
 use crate::pyjson::Json;
 use crate::state::{Logs, TrainerControl, TrainerState};
 use anyhow::Result;
@@ -77,46 +75,6 @@ pub trait Callback {
     }
 }
 
-/// The calls into one callback and how they went, for the end-of-run report.
-#[derive(Debug, Clone, Default)]
-pub struct CallReport {
-    /// The name in messages (`recorder`, `recorder#2`).
-    pub label: String,
-    pub calls: u64,
-    pub total: std::time::Duration,
-    pub max: std::time::Duration,
-    /// One line per fault: `<event>: <cause>`.
-    pub faults: Vec<String>,
-    pub restarts: u32,
-    pub disabled: bool,
-}
-
-impl CallReport {
-    /// The header of [`CallReport::row`].
-    pub const HEADER: &'static str =
-        "plugin                calls   total ms     max ms   mean µs  faults  restarts";
-
-    /// One row of the report table.
-    pub fn row(&self) -> String {
-        let mean = if self.calls > 0 {
-            self.total.as_secs_f64() * 1e6 / self.calls as f64
-        } else {
-            0.0
-        };
-        format!(
-            "{:<16} {:>10} {:>10.1} {:>10.1} {:>9.1} {:>7} {:>9}{}",
-            self.label,
-            self.calls,
-            self.total.as_secs_f64() * 1e3,
-            self.max.as_secs_f64() * 1e3,
-            mean,
-            self.faults.len(),
-            self.restarts,
-            if self.disabled { "  disabled" } else { "" }
-        )
-    }
-}
-
 /// The ordered list of callbacks, as HF's `CallbackHandler`.
 #[derive(Default)]
 pub struct CallbackHandler {
@@ -169,7 +127,7 @@ impl CallbackHandler {
         control: &mut TrainerControl,
         payload: &Logs,
     ) -> Result<()> {
-        control.reset_for(event);
+        reset_for(event, control);
         let cx = EventContext {
             event,
             args,
@@ -190,5 +148,55 @@ impl CallbackHandler {
             }
         }
         Ok(())
+    }
+}
+
+/// HF's resets before an event, applied once here as HF's `CallbackHandler`
+/// does (`on_train_begin` clears the training stop, `on_epoch_begin` the
+/// epoch stop, `on_step_begin` log, evaluate and save; `on_log`,
+/// `on_evaluate` and `on_save` clear their own flag).
+fn reset_for(event: Event, control: &mut TrainerControl) {
+    match event {
+        Event::TrainBegin => control.should_training_stop = false,
+        Event::EpochBegin => control.should_epoch_stop = false,
+        Event::StepBegin => {
+            control.should_log = false;
+            control.should_evaluate = false;
+            control.should_save = false;
+        }
+        Event::Log => control.should_log = false,
+        Event::Evaluate => control.should_evaluate = false,
+        Event::Save => control.should_save = false,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_resets_only_hf_flags() {
+        let all = TrainerControl {
+            should_training_stop: true,
+            should_epoch_stop: true,
+            should_save: true,
+            should_evaluate: true,
+            should_log: true,
+        };
+        let after = |e| {
+            let mut c = all;
+            reset_for(e, &mut c);
+            c
+        };
+        assert!(!after(Event::TrainBegin).should_training_stop);
+        assert!(!after(Event::EpochBegin).should_epoch_stop);
+        let step = after(Event::StepBegin);
+        assert!(!step.should_log && !step.should_evaluate && !step.should_save);
+        assert!(step.should_training_stop && step.should_epoch_stop);
+        assert!(!after(Event::Log).should_log);
+        assert!(!after(Event::Evaluate).should_evaluate);
+        assert!(!after(Event::Save).should_save);
+        assert_eq!(after(Event::StepEnd), all);
     }
 }

@@ -24,11 +24,12 @@
 //! missing_grant = "fail"             # fail | skip: when it asks for what is not granted
 //! ```
 
-use crate::args::TrainingArguments;
+use crate::args::{SetError, TrainingArguments};
 use crate::pyjson::Json;
 use crate::sandbox::{DirGrant, OnError, PluginSettings};
 use crate::tasks::TaskOptions;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,17 +76,6 @@ const RUN_KEYS: &[&str] = &[
     "plugin_files",
     "plugin_config",
     "plugins",
-];
-const PLUGIN_KEYS: &[&str] = &[
-    "memory_mb",
-    "deadline_ms",
-    "on_error",
-    "read_dirs",
-    "write_dirs",
-    "env",
-    "allow_http",
-    "http_timeout_ms",
-    "missing_grant",
 ];
 
 /// Reads a TOML (`.toml`) or JSON (anything else) file into JSON values.
@@ -198,18 +188,15 @@ impl RunConfig {
                             .map_err(|e| anyhow!("{file}: plugins.{name}: {e}"))?;
                     }
                 }
-                _ => self.args.set_json(key, value).map_err(|e| {
-                    let near = crate::suggest::closest(key, RUN_KEYS.iter().copied());
-                    match near {
-                        Some(n) if e.starts_with("unknown argument") => {
-                            anyhow!("{file}: unknown key {key:?} (did you mean {n:?}?)")
+                _ => self.args.set_json(key, value).map_err(|e| match e {
+                    SetError::Unknown { near, .. } => {
+                        let run_key = crate::suggest::closest(key, RUN_KEYS.iter().copied());
+                        match run_key.or(near.as_deref()) {
+                            Some(n) => anyhow!("{file}: unknown key {key:?} (did you mean {n:?}?)"),
+                            None => anyhow!("{file}: unknown key {key:?}"),
                         }
-                        _ if e.starts_with("unknown argument") => anyhow!(
-                            "{file}: {}",
-                            e.replacen("unknown argument", "unknown key", 1)
-                        ),
-                        _ => anyhow!("{file}: {key}: {e}"),
                     }
+                    SetError::Invalid(why) => anyhow!("{file}: {key}: {why}"),
                 })?,
             }
         }
@@ -224,73 +211,165 @@ impl RunConfig {
     }
 
     fn apply_plugin_section(&mut self, name: &str, section: &Json, base: &Path) -> Result<()> {
-        let table = section
-            .as_object()
-            .ok_or_else(|| anyhow!("expected a table"))?;
+        let table: PluginTable = serde_json::from_value(to_serde(section)).map_err(|e| {
+            // serde names the field and lists the known ones.
+            anyhow!("{}", e.to_string().replace(" at line 0 column 0", ""))
+        })?;
         let s = self.plugin_settings.entry(name.to_string()).or_default();
-        for (key, v) in table {
-            match key.as_str() {
-                "memory_mb" => s.limits.memory_bytes = (positive(key, v)? as usize) << 20,
-                "deadline_ms" => s.limits.deadline = Duration::from_millis(positive(key, v)?),
-                "on_error" => {
-                    let text = v
-                        .as_str()
-                        .ok_or_else(|| anyhow!("on_error must be a string"))?;
-                    s.on_error = text.parse::<OnError>().map_err(|e| anyhow!(e))?;
-                }
-                "read_dirs" | "write_dirs" => {
-                    let dirs = v.as_object().ok_or_else(|| {
-                        anyhow!("{key} must be a table of guest path = host directory")
-                    })?;
-                    for (guest, host) in dirs {
-                        let host = host
-                            .as_str()
-                            .ok_or_else(|| anyhow!("{key}.{guest} must be a directory path"))?;
-                        s.grants.dirs.push(DirGrant {
-                            host: base.join(host),
-                            guest: guest.clone(),
-                            writable: key == "write_dirs",
-                        });
-                    }
-                }
-                "env" => s.grants.env.extend(
-                    string_list(v)
-                        .ok_or_else(|| anyhow!("env must be a list of variable names"))?,
-                ),
-                "allow_http" => {
-                    let origins = string_list(v)
-                        .ok_or_else(|| anyhow!("allow_http must be a list of origins"))?;
-                    for o in origins {
-                        s.grants.http.push(
-                            crate::sandbox::normalize_origin(&o)
-                                .map_err(|e| anyhow!("allow_http: {e}"))?,
-                        );
-                    }
-                }
-                "http_timeout_ms" => {
-                    s.limits.http_timeout = Duration::from_millis(positive(key, v)?)
-                }
-                "missing_grant" => {
-                    s.skip_if_not_granted = match v.as_str() {
-                        Some("fail") => false,
-                        Some("skip") => true,
-                        _ => bail!("missing_grant must be \"fail\" or \"skip\""),
-                    }
-                }
-                _ => match crate::suggest::closest(key, PLUGIN_KEYS.iter().copied()) {
-                    Some(n) => bail!("unknown key {key:?} (did you mean {n:?}?)"),
-                    None => bail!("unknown key {key:?}; keys: {}", PLUGIN_KEYS.join(", ")),
-                },
+        if let Some(mb) = table.memory_mb {
+            s.limits.memory_bytes = (positive("memory_mb", mb)? as usize) << 20;
+        }
+        if let Some(ms) = table.deadline_ms {
+            s.limits.deadline = Duration::from_millis(positive("deadline_ms", ms)?);
+        }
+        if let Some(ms) = table.http_timeout_ms {
+            s.limits.http_timeout = Duration::from_millis(positive("http_timeout_ms", ms)?);
+        }
+        if let Some(policy) = table.on_error {
+            s.on_error = policy.parse::<OnError>()?;
+        }
+        for (dirs, writable) in [(table.read_dirs, false), (table.write_dirs, true)] {
+            for (guest, host) in dirs.unwrap_or_default() {
+                s.grants.dirs.push(DirGrant {
+                    host: base.join(host),
+                    guest,
+                    writable,
+                });
             }
+        }
+        s.grants.env.extend(table.env.map(OneOrMany::into_vec).unwrap_or_default());
+        for o in table.allow_http.map(OneOrMany::into_vec).unwrap_or_default() {
+            s.grants.http.push(
+                crate::sandbox::normalize_origin(&o).map_err(|e| anyhow!("allow_http: {e}"))?,
+            );
+        }
+        if let Some(missing) = table.missing_grant {
+            s.skip_if_not_granted = missing == MissingGrant::Skip;
         }
         Ok(())
     }
 }
 
+/// A `[plugins.NAME]` table: how the host runs one plugin. Unknown keys
+/// are refused, naming the known ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PluginTable {
+    /// Memory cap in MiB.
+    memory_mb: Option<i64>,
+    /// Per-event deadline in milliseconds.
+    deadline_ms: Option<i64>,
+    /// `restart`, `disable` or `abort`.
+    on_error: Option<String>,
+    /// Guest path = host directory, read-only.
+    read_dirs: Option<BTreeMap<String, String>>,
+    /// Guest path = host directory, read-write.
+    write_dirs: Option<BTreeMap<String, String>>,
+    /// Environment variables to pass, by name.
+    env: Option<OneOrMany>,
+    /// Origins it may send HTTP requests to.
+    allow_http: Option<OneOrMany>,
+    /// Connect / first byte / between bytes, in milliseconds.
+    http_timeout_ms: Option<i64>,
+    /// What to do when the plugin asks for what is not granted.
+    missing_grant: Option<MissingGrant>,
+}
+
+/// A string, or a list of strings.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// `missing_grant = "fail" | "skip"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum MissingGrant {
+    Fail,
+    Skip,
+}
+
+/// A config value as serde sees it (non-finite floats become null).
+fn to_serde(v: &Json) -> serde_json::Value {
+    use serde_json::Value as V;
+    match v {
+        Json::Null => V::Null,
+        Json::Bool(b) => V::Bool(*b),
+        Json::Int(i) => V::from(*i),
+        Json::Float(f) => serde_json::Number::from_f64(*f).map_or(V::Null, V::Number),
+        Json::Str(s) => V::String(s.clone()),
+        Json::Array(a) => V::Array(a.iter().map(to_serde).collect()),
+        Json::Object(o) => V::Object(o.iter().map(|(k, v)| (k.clone(), to_serde(v))).collect()),
+    }
+}
+
 /// A plugin setting that must be a positive integer.
-fn positive(key: &str, v: &Json) -> Result<u64> {
-    v.as_i64()
+fn positive(key: &str, n: i64) -> Result<u64> {
+    u64::try_from(n)
+        .ok()
         .filter(|n| *n > 0)
-        .map(|n| n as u64)
         .ok_or_else(|| anyhow!("{key} must be a positive integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml_text: &str) -> Result<PluginSettings> {
+        let table: toml::Table = toml_text.parse().unwrap();
+        let json = toml_to_json(toml::Value::Table(table));
+        let mut cfg = RunConfig::default();
+        cfg.apply_plugin_section("p", &json, Path::new("/base"))?;
+        Ok(cfg.plugin_settings.remove("p").unwrap())
+    }
+
+    #[test]
+    fn plugin_tables_set_limits_policy_and_grants() {
+        let s = section(
+            r#"
+            memory_mb = 8
+            deadline_ms = 250
+            on_error = "disable"
+            read_dirs = { "/data" = "data" }
+            env = "HOME"
+            allow_http = ["HTTP://127.0.0.1:5000"]
+            missing_grant = "skip"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.limits.memory_bytes, 8 << 20);
+        assert_eq!(s.limits.deadline, Duration::from_millis(250));
+        assert_eq!(s.on_error, OnError::Disable);
+        assert_eq!(s.grants.dirs[0].host, Path::new("/base/data"));
+        assert!(!s.grants.dirs[0].writable);
+        assert_eq!(s.grants.env, ["HOME"]);
+        assert_eq!(s.grants.http, ["http://127.0.0.1:5000"]);
+        assert!(s.skip_if_not_granted);
+    }
+
+    #[test]
+    fn plugin_tables_refuse_unknown_keys_and_bad_values() {
+        let err = section("memry_mb = 8").unwrap_err().to_string();
+        assert!(err.contains("unknown field `memry_mb`"), "{err}");
+        assert!(err.contains("memory_mb"), "names the known keys: {err}");
+        let err = section("deadline_ms = 0").unwrap_err().to_string();
+        assert_eq!(err, "deadline_ms must be a positive integer");
+        let err = section("memory_mb = \"8\"").unwrap_err().to_string();
+        assert!(err.contains("invalid type"), "{err}");
+        let err = section("on_error = \"ignore\"").unwrap_err().to_string();
+        assert!(err.contains("restart, disable or abort"), "{err}");
+        let err = section("missing_grant = \"maybe\"").unwrap_err().to_string();
+        assert!(err.contains("fail") && err.contains("skip"), "{err}");
+    }
 }

@@ -15,7 +15,9 @@
 
 use super::config::RunConfig;
 use crate::args::TrainingArguments;
-use crate::callbacks::{Callback, Event, EventContext, RunView};
+use crate::callbacks::{Callback, EventContext};
+use crate::event::Event;
+use crate::view::RunView;
 use crate::pyjson::Json;
 use crate::sandbox::{default_cache_dir, Sandbox, WasmPlugin};
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
@@ -120,12 +122,12 @@ pub fn run(argv: &[String]) -> Result<i32> {
     // As at the end of a training run: the plugin hears how it ended.
     plugin.finish(&fed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
     let delivered = fed?;
-    let report = plugin.report().unwrap_or_default();
+    let report = plugin.report().clone();
     crate::ui::eprintln(&format!(
         "replayed {delivered} of {} events into {name}",
         events.len()
     ));
-    crate::ui::eprintln(crate::callbacks::CallReport::HEADER);
+    crate::ui::eprintln(crate::sandbox::CallReport::HEADER);
     crate::ui::eprintln(&report.row());
     for fault in &report.faults {
         crate::ui::eprintln(&format!("fault: {}: {fault}", report.label));

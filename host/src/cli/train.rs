@@ -5,8 +5,9 @@
 use super::config::{PluginSource, RunConfig};
 use super::integrations;
 use crate::args::TrainingArguments;
-use crate::callbacks::{CallReport, Callback, RunView};
-use crate::sandbox::{default_cache_dir, CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
+use crate::callbacks::Callback;
+use crate::view::RunView;
+use crate::sandbox::{default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
 use crate::trainer::Trainer;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 #![allow(missing_docs)]
 
 use crate::args::{IntervalStrategy, SaveStrategy, TrainingArguments};
-use crate::callbacks::Event;
+use crate::event::Event;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
 
 mod generated {

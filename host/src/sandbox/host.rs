@@ -6,7 +6,7 @@ use super::bindings::{wit, wit_progress, wit_views};
 use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{clean_line, PluginOutput};
-use crate::callbacks::{RunView, TensorStats};
+use crate::view::{RunView, TensorStats};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};

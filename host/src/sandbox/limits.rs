@@ -42,14 +42,6 @@ pub fn ticks(d: Duration) -> u64 {
     (d.as_micros() / TICK.as_micros()).max(1) as u64 + 1
 }
 
-/// Arms a store for a call of at most `d`: the epoch deadline for the
-/// guest's own code, and the time HTTP requests may take (epochs do not
-/// interrupt a plugin blocked in a host call).
-pub(super) fn arm(store: &mut wasmtime::Store<super::host::PluginHost>, d: Duration) {
-    store.set_epoch_deadline(ticks(d));
-    store.data_mut().call_deadline = Some(std::time::Instant::now() + d);
-}
-
 /// The error a plugin's call fails with when it outgrows its memory cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryExceeded {
@@ -71,6 +63,16 @@ impl std::error::Error for MemoryExceeded {}
 
 /// A `ResourceLimiter` that caps the sum of a plugin's memories and fails
 /// with [`MemoryExceeded`], a type the fault classification can match.
+///
+/// Its limits, as wasmtime's `StoreLimitsBuilder` lists its own:
+/// - memory: the sum of all linear memories may not pass the cap
+///   ([`PluginLimits::memory_bytes`], 64 MiB by default); growing past it
+///   traps the call with [`MemoryExceeded`] instead of returning -1, so the
+///   fault is reported and the policy applies;
+/// - tables: each table may hold at most 1,000,000 elements; a larger
+///   `table.grow` fails (returns -1 to the guest, no trap);
+/// - at most 1,000 instances, 1,000 tables and 100 memories per store; a
+///   component that needs more fails to instantiate.
 pub struct Limiter {
     cap: usize,
     /// Bytes of all its memories together (a component may have several).

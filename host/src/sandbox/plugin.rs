@@ -1,149 +1,105 @@
 //! One loaded plugin: its store and instance, the calls into it, and what
 //! happens when it misbehaves (its fault policy).
 //!
-//! A trapped instance is dead (wasmtime refuses to re-enter it): under
-//! `on_error = restart` the plugin is re-instantiated from its `InstancePre`,
-//! configured again and given its last saved state, at most
-//! [`MAX_RESTARTS`] times; then it is disabled. Under `disable` it is
-//! disabled at once; under `abort` the run stops with the fault.
+//! Every call goes through [`call`](super::call::call), so each export is
+//! timed and its failure classified the same way. A trapped instance is
+//! dead (wasmtime refuses to re-enter it): under `on_error = restart` the
+//! plugin is re-instantiated from its `InstancePre`, configured again and
+//! given its last saved state, at most [`MAX_RESTARTS`] times; then it is
+//! disabled. Under `disable` it is disabled at once; under `abort` the run
+//! stops with the fault.
 
 use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
+use super::call::call;
+use super::describe::PluginInfo;
+use super::fault::{OnError, PluginFault};
 use super::host::PluginHost;
-use super::limits::{arm, Limiter, MemoryExceeded, PluginLimits};
 use super::output::clean_line;
-use super::{PluginInfo, PluginSettings};
-use crate::callbacks::{CallReport, Callback, EventContext, EventSet};
+use super::report::{CallReport, Export};
+use super::PluginSettings;
+use crate::event::Event;
 use crate::pyjson::Json;
-use crate::state::TrainerControl;
+use crate::state::{Logs, TrainerControl, TrainerState};
 use anyhow::{anyhow, bail, Result};
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use wasmtime::{Store, Trap};
+use std::time::Duration;
+use wasmtime::Store;
 
 /// Restarts allowed under `on_error = restart` before the plugin is disabled.
 pub const MAX_RESTARTS: u32 = 3;
-
-/// What to do when a plugin faults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum OnError {
-    /// Re-instantiate it with its last saved state (at most 3 times), then disable it.
-    #[default]
-    Restart,
-    /// Stop calling it; training goes on.
-    Disable,
-    /// Stop the run.
-    Abort,
-}
-
-impl std::str::FromStr for OnError {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "restart" => Ok(OnError::Restart),
-            "disable" => Ok(OnError::Disable),
-            "abort" => Ok(OnError::Abort),
-            _ => Err(format!(
-                "on_error must be restart, disable or abort, got {s:?}"
-            )),
-        }
-    }
-}
-
-/// How a plugin call failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PluginFault {
-    /// The call ran past its deadline and was interrupted.
-    Deadline(Duration),
-    /// The plugin outgrew its memory cap.
-    Memory(MemoryExceeded),
-    /// The plugin called `exit`.
-    Exit(i32),
-    /// Any other trap: a panic, `unreachable`, an out-of-bounds access, a bad host call.
-    Trap(String),
-    /// The call returned, but what it returned is refused (a state too
-    /// large or not in HF's shape).
-    BadOutput(String),
-}
-
-impl PluginFault {
-    /// Classifies a call error by type, never by message.
-    pub fn classify(err: &wasmtime::Error, deadline: Duration) -> PluginFault {
-        if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
-            return PluginFault::Memory(*m);
-        }
-        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            return PluginFault::Exit(exit.0);
-        }
-        match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => PluginFault::Deadline(deadline),
-            Some(Trap::UnreachableCodeReached) => {
-                PluginFault::Trap("wasm `unreachable` executed (a panic or abort)".into())
-            }
-            Some(trap) => PluginFault::Trap(trap.to_string()),
-            // A host call that refused (a bad handle, too many handles, …).
-            None => PluginFault::Trap(err.root_cause().to_string().replace('\n', " ")),
-        }
-    }
-}
-
-impl fmt::Display for PluginFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginFault::Deadline(d) => write!(f, "ran past its deadline of {} ms", d.as_millis()),
-            PluginFault::Memory(m) => write!(f, "{m}"),
-            PluginFault::Exit(code) => write!(f, "called exit({code})"),
-            PluginFault::Trap(msg) => write!(f, "trapped: {msg}"),
-            PluginFault::BadOutput(msg) => write!(f, "{msg}"),
-        }
-    }
-}
 
 struct Live {
     store: Store<PluginHost>,
     bindings: CallbackWorld,
 }
 
-/// A plugin, ready to receive events. Implements [`Callback`].
+/// Why a fresh instance could not be started.
+enum StartFailure {
+    /// Its store could not be made (a granted directory is gone, …).
+    Store(anyhow::Error),
+    /// A call faulted.
+    Fault(Export, PluginFault),
+    /// `configure` refused the configuration.
+    ConfigRejected(String),
+    /// `load-state` refused the saved state.
+    StateRejected(String),
+}
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartFailure::Store(e) => write!(f, "{e:#}"),
+            StartFailure::Fault(export, fault) => write!(f, "{} {fault}", export.wit_name()),
+            StartFailure::ConfigRejected(msg) => write!(f, "configuration rejected: {msg}"),
+            StartFailure::StateRejected(msg) => write!(f, "rejected its saved state: {msg}"),
+        }
+    }
+}
+
+/// A plugin, ready to receive events (`callbacks` adapts it to `Callback`).
 pub struct WasmPlugin {
     info: PluginInfo,
-    /// The name in messages (`recorder`, or `recorder#2` for a second instance).
-    label: String,
     path: PathBuf,
     pre: CallbackPre<PluginHost>,
     settings: PluginSettings,
     args: wit::TrainingArgs,
     make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
     live: Option<Live>,
-    stats: CallReport,
+    /// Calls and faults so far; its label is the name in messages
+    /// (`recorder`, or `recorder#2` for a second instance).
+    report: CallReport,
     last_state: Option<String>,
 }
 
 impl WasmPlugin {
     /// Instantiates and configures a plugin. `make_store` builds a fresh
-    /// store with the plugin's grants (called again on restart).
+    /// store with the plugin's grants (called again on restart); `report`
+    /// holds what loading it cost so far (its `describe`).
     pub(super) fn start(
         info: PluginInfo,
-        label: String,
         path: PathBuf,
         pre: CallbackPre<PluginHost>,
         settings: PluginSettings,
         args: wit::TrainingArgs,
         make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
+        report: CallReport,
     ) -> Result<WasmPlugin> {
         let mut plugin = WasmPlugin {
             info,
-            label,
             path,
             pre,
             settings,
             args,
             make_store,
             live: None,
-            stats: CallReport::default(),
+            report,
             last_state: None,
         };
-        plugin.live = Some(plugin.instantiate()?);
+        let live = plugin
+            .instantiate()
+            .map_err(|failure| anyhow!("{}: {failure}", plugin.report.label))?;
+        plugin.live = Some(live);
         Ok(plugin)
     }
 
@@ -152,71 +108,80 @@ impl WasmPlugin {
         &self.info
     }
 
-    /// Call statistics so far.
-    pub fn stats(&self) -> &CallReport {
-        &self.stats
+    /// The name in messages: `recorder`, or `recorder#2` for a second instance.
+    pub fn label(&self) -> &str {
+        &self.report.label
+    }
+
+    /// Calls, times and faults so far.
+    pub fn report(&self) -> &CallReport {
+        &self.report
     }
 
     /// Replaces the instance with a fresh one from the `InstancePre`,
     /// configured and given its last saved state (what a restart after a
     /// fault does; public to measure it).
     pub fn restart(&mut self) -> Result<()> {
-        self.live = Some(self.instantiate()?);
+        let live = self
+            .instantiate()
+            .map_err(|failure| anyhow!("{}: {failure}", self.report.label))?;
+        self.live = Some(live);
         Ok(())
     }
 
     /// A fresh instance, configured, with the last saved state restored.
-    fn instantiate(&mut self) -> Result<Live> {
-        let mut store = (self.make_store)()?;
+    fn instantiate(&mut self) -> Result<Live, StartFailure> {
+        let mut store = (self.make_store)().map_err(StartFailure::Store)?;
         let init = self.settings.limits.init_deadline;
-        arm(&mut store, init);
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow!("{}: instantiation failed: {e:#}", self.label))?;
-        arm(&mut store, init);
-        let config: Vec<(String, String)> = self.settings.config.clone();
-        bindings
-            .trainbox_callback_plugin()
-            .call_configure(&mut store, &self.args, &config)
-            .map_err(|e| {
-                anyhow!(
-                    "{}: configure {}",
-                    self.label,
-                    PluginFault::classify(&e, self.settings.limits.init_deadline)
-                )
-            })?
-            .map_err(|msg| {
-                anyhow!(
-                    "{}: configuration rejected: {}",
-                    self.label,
-                    clean_line(&msg)
-                )
-            })?;
+        let report = &mut self.report;
+        let fault = |export| move |f| StartFailure::Fault(export, f);
+        let bindings = call(&mut store, report, Export::Configure, init, |s| {
+            self.pre.instantiate(s)
+        })
+        .map_err(fault(Export::Configure))?;
+        let plugin = bindings.trainbox_callback_plugin();
+        call(&mut store, report, Export::Configure, init, |s| {
+            plugin.call_configure(s, &self.args, &self.settings.config)
+        })
+        .map_err(fault(Export::Configure))?
+        .map_err(|msg| StartFailure::ConfigRejected(clean_line(&msg)))?;
         if let Some(state) = &self.last_state {
-            arm(&mut store, init);
-            bindings
-                .trainbox_callback_plugin()
-                .call_load_state(&mut store, state)
-                .map_err(|e| {
-                    anyhow!(
-                        "{}: load-state {}",
-                        self.label,
-                        PluginFault::classify(&e, self.settings.limits.init_deadline)
-                    )
-                })?
-                .map_err(|msg| {
-                    anyhow!(
-                        "{}: rejected its saved state: {}",
-                        self.label,
-                        clean_line(&msg)
-                    )
-                })?;
+            call(&mut store, report, Export::LoadState, init, |s| {
+                plugin.call_load_state(s, state)
+            })
+            .map_err(fault(Export::LoadState))?
+            .map_err(|msg| StartFailure::StateRejected(clean_line(&msg)))?;
         }
         Ok(Live { store, bindings })
     }
 
-    /// Applies the fault policy after a failed call.
+    /// Calls the live instance through `export`, under `deadline`; `None`
+    /// when the plugin is disabled.
+    fn call<T>(
+        &mut self,
+        export: Export,
+        deadline: Duration,
+        f: impl FnOnce(&CallbackWorld, &mut Store<PluginHost>) -> wasmtime::Result<T>,
+    ) -> Option<Result<T, PluginFault>> {
+        let live = self.live.as_mut()?;
+        let bindings = &live.bindings;
+        Some(call(&mut live.store, &mut self.report, export, deadline, |s| {
+            f(bindings, s)
+        }))
+    }
+
+    /// `plugin <label> <version> (<path>)`: how messages name the plugin.
+    fn head(&self) -> String {
+        format!(
+            "plugin {} {} ({})",
+            self.report.label,
+            self.info.version,
+            self.path.display()
+        )
+    }
+
+    /// Applies the fault policy after a failed call of `what` (an event's
+    /// HF name or an export's WIT name).
     fn fault(&mut self, what: &str, fault: PluginFault) -> Result<()> {
         // Name the setting that would help, where there is one: event calls
         // run under `deadline_ms`; describe, configure and load-state under
@@ -234,111 +199,96 @@ impl WasmPlugin {
                 self.info.name
             )
         };
-        self.stats.faults.push(record.clone());
+        self.report.faults.push(record.clone());
         self.live = None;
-        let head = format!(
-            "plugin {} {} ({})",
-            self.label,
-            self.info.version,
-            self.path.display()
-        );
+        let head = self.head();
         match self.settings.on_error {
             OnError::Abort => bail!("{head}: {record}; aborting the run (on_error = abort)"),
             OnError::Disable => {
-                self.stats.disabled = true;
+                self.report.disabled = true;
                 crate::ui::warn(&format!("{head}: {record}; disabled (on_error = disable)"));
             }
-            OnError::Restart if self.stats.restarts >= MAX_RESTARTS => {
-                self.stats.disabled = true;
+            OnError::Restart if self.report.restarts >= MAX_RESTARTS => {
+                self.report.disabled = true;
                 crate::ui::warn(&format!(
                     "{head}: {record}; disabled after {MAX_RESTARTS} restarts"
                 ));
             }
             OnError::Restart => {
-                self.stats.restarts += 1;
+                self.report.restarts += 1;
                 crate::ui::warn(&format!(
                     "{head}: {record}; restarting ({}/{MAX_RESTARTS})",
-                    self.stats.restarts
+                    self.report.restarts
                 ));
                 match self.instantiate() {
                     Ok(live) => self.live = Some(live),
-                    Err(e) => {
-                        self.stats.disabled = true;
-                        crate::ui::warn(&format!("{head}: restart failed: {e:#}; disabled"));
+                    Err(failure) => {
+                        self.report.disabled = true;
+                        self.report.faults.push(format!("restart: {failure}"));
+                        crate::ui::warn(&format!("{head}: restart failed: {failure}; disabled"));
                     }
                 }
             }
         }
         Ok(())
     }
-}
 
-impl Callback for WasmPlugin {
-    fn name(&self) -> &str {
-        &self.info.name
-    }
-
-    fn events(&self) -> EventSet {
-        self.info.events
-    }
-
-    fn on_event(
+    /// Delivers one event; returns the control the plugin hands back, or
+    /// `control` unchanged when it is disabled or faulted. An `Err` only
+    /// under `on_error = abort`.
+    pub fn handle_event(
         &mut self,
-        cx: &EventContext<'_>,
+        event: Event,
+        state: &TrainerState,
         control: TrainerControl,
+        payload: &Logs,
     ) -> Result<TrainerControl> {
-        let Some(live) = self.live.as_mut() else {
+        if self.live.is_none() {
             return Ok(control);
-        };
+        }
+        let state = wit::TrainerState::from(state);
+        let payload = entries(payload);
         let deadline = self.settings.limits.deadline;
-        arm(&mut live.store, deadline);
-        let state = wit::TrainerState::from(cx.state);
-        let payload = entries(cx.payload);
-        let started = Instant::now();
-        let result = live.bindings.trainbox_callback_plugin().call_on_event(
-            &mut live.store,
-            cx.event.into(),
-            &state,
-            control.into(),
-            &payload,
-        );
-        let took = started.elapsed();
-        self.stats.calls += 1;
-        self.stats.total += took;
-        self.stats.max = self.stats.max.max(took);
+        let result = self.call(Export::OnEvent, deadline, |b, s| {
+            b.trainbox_callback_plugin().call_on_event(
+                s,
+                event.into(),
+                &state,
+                control.into(),
+                &payload,
+            )
+        });
         match result {
-            Ok(returned) => Ok(returned.into()),
-            Err(e) => {
-                self.fault(cx.event.hf_name(), PluginFault::classify(&e, deadline))?;
+            None => Ok(control),
+            Some(Ok(returned)) => Ok(returned.into()),
+            Some(Err(fault)) => {
+                self.fault(event.hf_name(), fault)?;
                 Ok(control)
             }
         }
     }
 
-    fn stateful(&self) -> bool {
-        self.info.stateful
+    /// The last state known to be good, for when a fresh one cannot be had.
+    fn last_good_state(&self) -> Option<Json> {
+        self.last_state.as_deref().and_then(|s| Json::parse(s).ok())
     }
 
-    fn save_state(&mut self) -> Result<Option<Json>> {
+    /// The plugin's state for a checkpoint (stateful plugins only), checked
+    /// to be HF's `ExportableState` shape and within the size limit.
+    pub fn save_state(&mut self) -> Result<Option<Json>> {
         if !self.info.stateful {
             return Ok(None);
         }
-        let Some(live) = self.live.as_mut() else {
-            return Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()));
-        };
-        arm(&mut live.store, self.settings.limits.deadline);
-        let text = match live
-            .bindings
-            .trainbox_callback_plugin()
-            .call_save_state(&mut live.store)
-        {
-            Ok(text) => text,
-            Err(e) => {
-                self.fault(
-                    "save-state",
-                    PluginFault::classify(&e, self.settings.limits.deadline),
-                )?;
-                return Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()));
+        let deadline = self.settings.limits.deadline;
+        let result = self.call(Export::SaveState, deadline, |b, s| {
+            b.trainbox_callback_plugin().call_save_state(s)
+        });
+        let text = match result {
+            None => return Ok(self.last_good_state()),
+            Some(Ok(text)) => text,
+            Some(Err(fault)) => {
+                self.fault(Export::SaveState.wit_name(), fault)?;
+                return Ok(self.last_good_state());
             }
         };
         match check_state(&text) {
@@ -347,79 +297,60 @@ impl Callback for WasmPlugin {
                 Ok(Some(json))
             }
             Err(why) => {
-                self.fault("save-state", PluginFault::BadOutput(why))?;
-                Ok(self.last_state.as_deref().and_then(|s| Json::parse(s).ok()))
+                self.fault(Export::SaveState.wit_name(), PluginFault::BadOutput(why))?;
+                Ok(self.last_good_state())
             }
         }
     }
 
-    fn load_state(&mut self, state: &Json) -> Result<()> {
+    /// Restores a state from a checkpoint. An `Err` is a state the plugin
+    /// rejects (the resume stops), or a fault under `on_error = abort`.
+    pub fn load_state(&mut self, state: &Json) -> Result<()> {
         let text = state.to_compact();
-        let Some(live) = self.live.as_mut() else {
-            self.last_state = Some(text);
-            return Ok(());
-        };
         // Kept before the call: if the plugin faults while loading, its
         // restart is given this state again.
         self.last_state = Some(text.clone());
-        arm(&mut live.store, self.settings.limits.init_deadline);
-        match live
-            .bindings
-            .trainbox_callback_plugin()
-            .call_load_state(&mut live.store, &text)
-        {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(msg)) => bail!(
+        let init = self.settings.limits.init_deadline;
+        let result = self.call(Export::LoadState, init, |b, s| {
+            b.trainbox_callback_plugin().call_load_state(s, &text)
+        });
+        match result {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(msg))) => bail!(
                 "plugin {} rejected its saved state: {}",
-                self.label,
+                self.report.label,
                 clean_line(&msg)
             ),
-            Err(e) => {
-                self.fault(
-                    "load-state",
-                    PluginFault::classify(&e, self.settings.limits.init_deadline),
-                )?;
-                Ok(())
-            }
+            Some(Err(fault)) => self.fault(Export::LoadState.wit_name(), fault),
         }
     }
 
-    fn finish(&mut self, outcome: &Result<(), String>) {
-        let Some(live) = self.live.as_mut() else {
-            return;
-        };
+    /// Tells the plugin the run is over, and how. A fault here is reported,
+    /// and no policy applies: there is nothing left to restart for.
+    pub fn finish(&mut self, outcome: &Result<(), String>) {
         let outcome = match outcome {
             Ok(()) => wit::RunOutcome::Completed,
             Err(e) => wit::RunOutcome::Aborted(e.clone()),
         };
-        arm(&mut live.store, self.settings.limits.init_deadline);
-        if let Err(e) = live
-            .bindings
-            .trainbox_callback_plugin()
-            .call_finish(&mut live.store, &outcome)
-        {
-            let fault = PluginFault::classify(&e, self.settings.limits.init_deadline);
-            self.stats.faults.push(format!("finish: {fault}"));
-            crate::ui::warn(&format!("plugin {}: finish {fault}", self.label));
+        let init = self.settings.limits.init_deadline;
+        let result = self.call(Export::Finish, init, |b, s| {
+            b.trainbox_callback_plugin().call_finish(s, &outcome)
+        });
+        if let Some(Err(fault)) = result {
+            self.report.faults.push(format!("finish: {fault}"));
+            crate::ui::warn(&format!("{}: finish {fault}", self.head()));
         }
-    }
-
-    fn report(&self) -> Option<CallReport> {
-        Some(CallReport {
-            label: self.label.clone(),
-            ..self.stats.clone()
-        })
     }
 }
 
 /// Largest state a plugin may keep in a checkpoint.
 pub const MAX_STATE_BYTES: usize = 16 << 20;
 
-/// Checks a `save-state` result: JSON in HF's `ExportableState` shape,
-/// `{"args": {…}, "attributes": {…}}`, of reasonable size.
 /// Deepest nesting of a plugin's state.
 const MAX_STATE_DEPTH: usize = crate::pyjson::MAX_DEPTH - 8;
 
+/// Checks a `save-state` result: JSON in HF's `ExportableState` shape,
+/// `{"args": {…}, "attributes": {…}}`, of reasonable size.
 fn check_state(text: &str) -> Result<Json, String> {
     if text.len() > MAX_STATE_BYTES {
         return Err(format!(
@@ -443,11 +374,6 @@ fn check_state(text: &str) -> Result<Json, String> {
         return Err("returned a state not in HF's ExportableState shape {\"args\": {…}, \"attributes\": {…}}".into());
     }
     Ok(json)
-}
-
-/// A fresh limiter for a store.
-pub(super) fn limiter(limits: &PluginLimits) -> Limiter {
-    Limiter::new(limits.memory_bytes)
 }
 
 #[cfg(test)]

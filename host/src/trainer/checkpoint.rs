@@ -5,7 +5,7 @@
 //! into place when complete, so a run killed while saving leaves the
 //! previous checkpoints intact and never a half-written `checkpoint-N`.
 
-use super::train::Run;
+use super::run::{Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::args::SaveStrategy;
 use crate::pyjson::Json;
@@ -21,10 +21,6 @@ pub(crate) const MODEL_FILE: &str = "model.safetensors";
 pub(crate) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub(crate) const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub(crate) const TRAINING_ARGS_FILE: &str = "training_args.json";
-/// What HF's files do not hold but an exact resume needs: the optimizer
-/// step, the loss accumulated since the last log, the last grad norm and
-/// learning rate.
-pub(crate) const LOOP_STATE_FILE: &str = "loop_state.json";
 
 /// Fault injection for tests: `TRAINBOX_FAULT_INJECT=abort-in-save:N` kills
 /// the process half-way through writing `checkpoint-N`, as a crash would.

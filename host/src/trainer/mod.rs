@@ -25,11 +25,14 @@ mod eval;
 pub mod model;
 pub mod optim;
 mod resume;
+mod run;
 pub mod schedule;
 mod train;
 
 use crate::args::TrainingArguments;
-use crate::callbacks::{Callback, CallbackHandler, Event, RunView};
+use crate::callbacks::{Callback, CallbackHandler};
+use crate::event::Event;
+use crate::view::RunView;
 use crate::flow::DefaultFlowCallback;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
 use anyhow::{anyhow, bail, Result};

@@ -13,89 +13,15 @@
 //! a failed resume deletes or overwrites no checkpoint.
 
 use super::checkpoint::{
-    get_last_checkpoint, LOOP_STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE,
+    get_last_checkpoint, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE,
 };
-use super::train::Run;
+use super::run::{read_loop_state, Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::pyjson::Json;
 use crate::state::{TrainerControl, TrainerState};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-impl Run {
-    /// The loop's own state, for `loop_state.json`.
-    pub(super) fn loop_state(&self) -> Json {
-        let opt = |v: Option<f64>| v.map_or(Json::Null, Json::Float);
-        Json::Object(BTreeMap::from([
-            ("format".to_string(), Json::Int(1)),
-            (
-                "optimizer_step".to_string(),
-                Json::Int(self.optimizer.step as i64),
-            ),
-            ("tr_loss".to_string(), Json::Float(self.tr_loss)),
-            (
-                "globalstep_last_logged".to_string(),
-                Json::Int(self.globalstep_last_logged as i64),
-            ),
-            ("grad_norm".to_string(), opt(self.grad_norm)),
-            ("learning_rate".to_string(), opt(self.learning_rate)),
-        ]))
-    }
-}
-
-/// What `loop_state.json` holds, checked.
-struct LoopState {
-    optimizer_step: u64,
-    tr_loss: f64,
-    globalstep_last_logged: u64,
-    grad_norm: Option<f64>,
-    learning_rate: Option<f64>,
-}
-
-/// Reads and checks `loop_state.json` of a checkpoint at `global_step`;
-/// `None` when the checkpoint has none (HF's own).
-fn read_loop_state(dir: &Path, global_step: u64) -> Result<Option<LoopState>> {
-    let file = dir.join(LOOP_STATE_FILE);
-    if !file.exists() {
-        return Ok(None);
-    }
-    let corrupt = |why: String| {
-        anyhow!(
-            "{}: corrupt: {why}; restore it from a copy, or delete it to resume with the loss since the last log reset",
-            file.display()
-        )
-    };
-    let text =
-        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let json = Json::parse(&text).map_err(|e| corrupt(e.to_string()))?;
-    let obj = json
-        .as_object()
-        .ok_or_else(|| corrupt("expected an object".into()))?;
-    let step = |key: &str| -> Result<u64> {
-        match obj.get(key).map(|v| v.as_i64()) {
-            Some(Some(n)) if (0..=global_step as i64).contains(&n) => Ok(n as u64),
-            Some(_) => Err(corrupt(format!(
-                "{key} must be a step from 0 to the checkpoint's global_step {global_step}"
-            ))),
-            None => Err(corrupt(format!("{key} is missing"))),
-        }
-    };
-    let number = |key: &str, required: bool| -> Result<Option<f64>> {
-        match obj.get(key) {
-            None | Some(Json::Null) if !required => Ok(None),
-            Some(v) if v.as_f64().is_some() => Ok(v.as_f64()),
-            _ => Err(corrupt(format!("{key} must be a number"))),
-        }
-    };
-    Ok(Some(LoopState {
-        optimizer_step: step("optimizer_step")?,
-        tr_loss: number("tr_loss", true)?.unwrap_or(0.0),
-        globalstep_last_logged: step("globalstep_last_logged")?,
-        grad_norm: number("grad_norm", false)?,
-        learning_rate: number("learning_rate", false)?,
-    }))
-}
 
 impl Trainer {
     /// The checkpoint named by `--resume_from_checkpoint`, if any: a folder,

@@ -129,6 +129,27 @@ mod tests {
         assert_eq!(Event::from_name("on_nothing"), None);
     }
 
+    /// `Event::ALL` and `hf_name` follow the WIT enum `event`, case by case,
+    /// in order: a new WIT event fails here until the host lists it.
+    #[test]
+    fn all_events_are_the_wit_enum_in_order() {
+        let wit = trainbox_pyformat::wit::enum_cases(
+            include_str!("../../wit/callback.wit"),
+            "event",
+        );
+        let ours: Vec<String> = Event::ALL
+            .iter()
+            .map(|e| e.hf_name().strip_prefix("on_").unwrap().replace('_', "-"))
+            .collect();
+        assert_eq!(
+            ours, wit,
+            "Event::ALL / Event::hf_name and the WIT enum `event` (wit/callback.wit) differ"
+        );
+        for (i, e) in Event::ALL.into_iter().enumerate() {
+            assert_eq!(e as usize, i, "{e} is at its own index in Event::ALL");
+        }
+    }
+
     #[test]
     fn event_sets_hold_exactly_their_members() {
         let set: EventSet = [Event::Log, Event::StepEnd].into_iter().collect();

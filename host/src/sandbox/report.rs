@@ -1,0 +1,148 @@
+//! What the end-of-run table says of one plugin: every export it was called
+//! through, how long each took, and every fault.
+
+use std::time::Duration;
+
+/// An export of `trainbox:callback/plugin`, as the call path counts it.
+/// Instantiating a fresh instance counts towards the call that follows it
+/// (`describe` for the first, `configure` for every later one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    Describe,
+    Configure,
+    OnEvent,
+    SaveState,
+    LoadState,
+    Finish,
+}
+
+impl Export {
+    /// Every export, in the table's column order.
+    pub const ALL: [Export; 6] = [
+        Export::OnEvent,
+        Export::Describe,
+        Export::Configure,
+        Export::LoadState,
+        Export::SaveState,
+        Export::Finish,
+    ];
+
+    /// The export's WIT name (`on-event`), used in fault lines.
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            Export::Describe => "describe",
+            Export::Configure => "configure",
+            Export::OnEvent => "on-event",
+            Export::SaveState => "save-state",
+            Export::LoadState => "load-state",
+            Export::Finish => "finish",
+        }
+    }
+}
+
+/// Calls through one export and how long they took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    pub calls: u64,
+    pub total: Duration,
+    pub max: Duration,
+}
+
+impl CallStats {
+    /// Counts one call that took `took`.
+    pub fn add(&mut self, took: Duration) {
+        self.calls += 1;
+        self.total += took;
+        self.max = self.max.max(took);
+    }
+}
+
+/// The calls into one plugin and how they went, for the end-of-run report.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    /// The name in messages (`recorder`, `recorder#2`).
+    pub label: String,
+    /// Calls per export, indexed as [`Export::ALL`].
+    pub exports: [CallStats; 6],
+    /// One line per fault: `<event or export>: <cause>`.
+    pub faults: Vec<String>,
+    pub restarts: u32,
+    pub disabled: bool,
+}
+
+impl CallReport {
+    /// The header of [`CallReport::row`]: the event calls first, then the
+    /// time spent in every other export.
+    pub const HEADER: &'static str = "plugin                calls   total ms     max ms   mean µs  faults  restarts  describe ms  configure ms  load ms  save ms  finish ms";
+
+    /// The statistics of one export.
+    pub fn export(&self, export: Export) -> &CallStats {
+        &self.exports[Self::index(export)]
+    }
+
+    /// Counts one call through `export` that took `took`.
+    pub fn add(&mut self, export: Export, took: Duration) {
+        self.exports[Self::index(export)].add(took);
+    }
+
+    fn index(export: Export) -> usize {
+        Export::ALL
+            .iter()
+            .position(|e| *e == export)
+            .expect("every export is in Export::ALL")
+    }
+
+    /// One row of the report table.
+    pub fn row(&self) -> String {
+        let events = self.export(Export::OnEvent);
+        let mean = if events.calls > 0 {
+            events.total.as_secs_f64() * 1e6 / events.calls as f64
+        } else {
+            0.0
+        };
+        let ms = |e: Export| self.export(e).total.as_secs_f64() * 1e3;
+        format!(
+            "{:<16} {:>10} {:>10.1} {:>10.1} {:>9.1} {:>7} {:>9} {:>12.1} {:>13.1} {:>8.1} {:>8.1} {:>10.1}{}",
+            self.label,
+            events.calls,
+            events.total.as_secs_f64() * 1e3,
+            events.max.as_secs_f64() * 1e3,
+            mean,
+            self.faults.len(),
+            self.restarts,
+            ms(Export::Describe),
+            ms(Export::Configure),
+            ms(Export::LoadState),
+            ms(Export::SaveState),
+            ms(Export::Finish),
+            if self.disabled { "  disabled" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_row_lines_up_with_the_header_and_shows_every_export() {
+        let mut r = CallReport {
+            label: "recorder".into(),
+            ..Default::default()
+        };
+        r.add(Export::OnEvent, Duration::from_micros(10));
+        r.add(Export::OnEvent, Duration::from_micros(30));
+        r.add(Export::Finish, Duration::from_millis(2));
+        let row = r.row();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[..4], ["recorder", "2", "0.0", "0.0"]);
+        assert_eq!(cols[4], "20.0", "mean µs of the event calls");
+        assert_eq!(cols.last(), Some(&"2.0"), "finish ms");
+        assert_eq!(
+            CallReport::HEADER.split("  ").filter(|c| !c.trim().is_empty()).count(),
+            cols.len(),
+            "{row}"
+        );
+        assert_eq!(row.len(), CallReport::HEADER.chars().count(), "{row}");
+    }
+}
