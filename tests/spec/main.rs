@@ -15,6 +15,8 @@ mod event_flow;
 mod integrations;
 /// Plugins in Python, JavaScript and C; `trainbox plugin new`.
 mod languages;
+/// The host's module map: one-way dependencies, no import circles.
+mod layering;
 /// The library API: a user's own model and a native callback.
 mod library;
 /// Loading plugins: order, bad files, progress and printer output.

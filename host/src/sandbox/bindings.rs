@@ -14,9 +14,9 @@ mod generated {
         world: "callback",
         imports: { default: trappable },
         with: {
-            "trainbox:callback/views.log-history": super::super::host::LogHistoryHandle,
-            "trainbox:callback/views.model-stats": super::super::host::ModelStatsHandle,
-            "trainbox:callback/progress.bar": super::super::host::BarHandle,
+            "trainbox:callback/views.log-history": super::super::resources::LogHistoryHandle,
+            "trainbox:callback/views.model-stats": super::super::resources::ModelStatsHandle,
+            "trainbox:callback/progress.bar": super::super::resources::BarHandle,
         },
     });
 }

@@ -6,6 +6,7 @@ use super::bindings::{wit, wit_progress, wit_views};
 use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{clean_line, PluginOutput};
+use super::resources::{BarHandle, LogHistoryHandle, ModelStatsHandle};
 use crate::view::{RunView, TensorStats};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
@@ -20,17 +21,6 @@ pub const MAX_OPEN_BARS: usize = 32;
 /// Most bars one plugin instance may leave drawn (`leave`) when closed:
 /// each stays on the terminal.
 pub const MAX_LEFT_BARS: usize = 1000;
-
-/// A plugin's handle on the log history.
-pub struct LogHistoryHandle;
-/// A plugin's handle on the model statistics.
-pub struct ModelStatsHandle;
-/// A progress bar a plugin drives.
-pub struct BarHandle {
-    bar: indicatif::ProgressBar,
-    leave: bool,
-    closed: bool,
-}
 
 /// The data of one plugin's `Store`.
 pub struct PluginHost {

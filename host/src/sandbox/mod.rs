@@ -30,6 +30,7 @@ mod limits;
 mod output;
 mod plugin;
 mod report;
+mod resources;
 mod store;
 
 pub use bindings::{API_VERSION, PLUGIN_EXPORT};
