@@ -251,3 +251,68 @@ fn predict_fires_prediction_steps_then_on_predict_with_test_metrics() -> Result<
     );
     Ok(())
 }
+
+/// `Linear` with the per-sample losses left unreduced (shape `[batch]`),
+/// in training or only in evaluation.
+struct PerSampleLoss {
+    inner: Linear,
+    in_training: bool,
+}
+
+impl Model for PerSampleLoss {
+    fn var_store(&self) -> &nn::VarStore {
+        self.inner.var_store()
+    }
+    fn loss(&self, batch: &Batch, train: bool) -> Tensor {
+        if train && !self.in_training {
+            return self.inner.loss(batch, train);
+        }
+        batch
+            .inputs
+            .apply(&self.inner.layer)
+            .squeeze_dim(-1)
+            .mse_loss(&batch.targets, tch::Reduction::None)
+    }
+}
+
+fn per_sample_trainer(dir: &str, in_training: bool) -> Result<Trainer> {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let layer = nn::linear(vs.root() / "layer", 4, 1, Default::default());
+    let args = TrainingArguments {
+        output_dir: crate::util::fresh_dir(dir).to_string_lossy().into(),
+        save_strategy: trainbox::args::SaveStrategy::No,
+        per_device_train_batch_size: 4,
+        ..Default::default()
+    };
+    let model = PerSampleLoss {
+        inner: Linear { vs, layer },
+        in_training,
+    };
+    Trainer::builder(args, Box::new(model), Box::new(data(16)))
+        .eval_dataset(Box::new(data(8)))
+        .build()
+}
+
+#[test]
+fn a_loss_that_is_not_a_scalar_fails_training_with_its_shape() -> Result<()> {
+    let mut t = per_sample_trainer("lib_loss_not_scalar", true)?;
+    let err = t.train().expect_err("training must fail");
+    assert_eq!(
+        format!("{err:#}"),
+        "the model returned a loss of shape [4]; it must be a scalar (a 0-dim tensor): reduce it in `Model::loss`, e.g. with `.mean()`"
+    );
+    assert_eq!(t.state().global_step, 0, "no update was made");
+    Ok(())
+}
+
+#[test]
+fn an_evaluation_loss_that_is_not_a_scalar_fails_with_its_shape() -> Result<()> {
+    let mut t = per_sample_trainer("lib_eval_loss_not_scalar", false)?;
+    let err = t.evaluate().expect_err("evaluation must fail");
+    assert!(
+        format!("{err:#}")
+            .starts_with("the model returned a loss of shape [8]; it must be a scalar"),
+        "{err:#}"
+    );
+    Ok(())
+}

@@ -59,7 +59,7 @@ impl Trainer {
         for indices in &batches {
             let batch = data.batch(indices);
             let out = tch::no_grad(|| self.model.eval_batch(&batch));
-            loss_sum += out.loss.double_value(&[]) * batch.len() as f64;
+            loss_sum += super::train::loss_value(&out.loss)? * batch.len() as f64;
             samples += batch.len();
             for m in out.metrics {
                 match sums.iter_mut().find(|s| s.name == m.name) {

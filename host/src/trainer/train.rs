@@ -191,7 +191,7 @@ impl Trainer {
                     // (seed, step), so a resumed run draws the same numbers.
                     tch::manual_seed(step_seed(self.args.seed, self.state.global_step));
                 }
-                self.micro_batch(run, indices, update.len());
+                self.micro_batch(run, indices, update.len())?;
                 if i + 1 == update.len() {
                     self.optimizer_update(run, epoch, step as usize + 1, n_batches)?;
                 } else {
@@ -213,11 +213,22 @@ impl Trainer {
     }
 
     /// Forward and backward of one micro-batch; accumulates its loss.
-    fn micro_batch(&mut self, run: &mut Run, indices: &[i64], batches_in_update: usize) {
+    /// A loss that is not one number is an error, not a panic.
+    fn micro_batch(
+        &mut self,
+        run: &mut Run,
+        indices: &[i64],
+        batches_in_update: usize,
+    ) -> Result<()> {
         let batch = self.train_data.batch(indices);
         let loss = self.model.loss(&batch, true) / batches_in_update as f64;
-        loss.backward();
-        let step_loss = loss.double_value(&[]);
+        let step_loss = loss_value(&loss)?;
+        loss.f_backward().map_err(|e| {
+            anyhow::anyhow!(
+                "the backward pass of the model's loss failed: {}",
+                first_line(&e.to_string())
+            )
+        })?;
         if self.args.logging_nan_inf_filter && !step_loss.is_finite() {
             run.tr_loss +=
                 run.tr_loss / (1 + self.state.global_step - run.globalstep_last_logged) as f64;
@@ -225,6 +236,7 @@ impl Trainer {
             run.tr_loss += step_loss;
         }
         run.current_flos += self.model.flos(&batch);
+        Ok(())
     }
 
     /// Clipping, the optimizer step and the schedule, then `on_step_end`.
@@ -336,6 +348,29 @@ impl Trainer {
     pub fn control(&self) -> TrainerControl {
         self.control
     }
+}
+
+/// The number a model's loss holds. It must be a scalar (a 0-dim tensor;
+/// a one-element tensor passes too, as torch's `backward` takes it); any other
+/// shape is an error that names it, where `double_value` would panic.
+pub(super) fn loss_value(loss: &tch::Tensor) -> Result<f64> {
+    if loss.numel() != 1 {
+        bail!(
+            "the model returned a loss of shape {:?}; it must be a scalar (a 0-dim tensor): reduce it in `Model::loss`, e.g. with `.mean()`",
+            loss.size()
+        );
+    }
+    loss.f_double_value(&[]).map_err(|e| {
+        anyhow::anyhow!(
+            "the model returned a loss that is not a number: {}",
+            first_line(&e.to_string())
+        )
+    })
+}
+
+/// The first line of a libtorch error (the rest is a C++ backtrace).
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message).trim()
 }
 
 /// The torch seed of update `step`: SplitMix64 of (seed, step).
