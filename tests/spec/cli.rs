@@ -159,3 +159,47 @@ fn version_names_the_wit_package() {
         done.stdout
     );
 }
+
+#[test]
+fn cache_shows_its_directory_and_size_and_clear_empties_it() {
+    let cache = crate::util::fresh_dir("cli_cache_dir");
+    let compiled = cache.join("compiled");
+    let cmd = |test: &str, args: &[&str]| {
+        Run::command(test, args).env("TRAINBOX_CACHE", cache.to_str().unwrap())
+    };
+    let shown = cmd("cli_cache_empty", &["cache"]).ok().stdout;
+    assert_eq!(
+        shown,
+        format!(
+            "directory: {}\nentries:   0\nsize:      0 bytes (bound: 1.0 GiB; the least recently used go first)\n",
+            compiled.display()
+        )
+    );
+    let stopper = crate::util::plugin("stopper");
+    cmd(
+        "cli_cache_fill",
+        &["plugins", "inspect", stopper.to_str().unwrap()],
+    )
+    .ok();
+    let shown = cmd("cli_cache_full", &["cache", "show"]).ok().stdout;
+    assert!(shown.contains("entries:   1\n"), "{shown}");
+    let bytes: u64 = std::fs::read_dir(&compiled)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(bytes > 1024, "a compiled component is more than 1 KiB");
+    let cleared = cmd("cli_cache_clear", &["cache", "clear"]).ok().stdout;
+    assert!(
+        cleared.starts_with("removed 1 entry (")
+            && cleared.contains(&compiled.display().to_string()),
+        "{cleared}"
+    );
+    assert_eq!(std::fs::read_dir(&compiled).unwrap().count(), 0);
+    let shown = cmd("cli_cache_cleared", &["cache"]).ok().stdout;
+    assert!(shown.contains("entries:   0\n"), "{shown}");
+    let err = cmd("cli_cache_bad", &["cache", "purge"]).fails();
+    assert_eq!(
+        err.trim(),
+        "trainbox: unknown cache command \"purge\"; usage: trainbox cache [show] | trainbox cache clear"
+    );
+}

@@ -1,6 +1,7 @@
 //! The command line: `trainbox train`, `trainbox plugins list|inspect`.
 //! Parsing is in `flags` and `config`; each subcommand is one module.
 
+mod cache;
 mod config;
 mod flags;
 pub mod integrations;
@@ -24,6 +25,7 @@ USAGE:
     trainbox plugins inspect FILE     describe one plugin file
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
     trainbox plugin new NAME --lang rust|python|js|c   start a plugin
+    trainbox cache [show|clear]       the compile cache: where, how big; empty it
     trainbox --version
 
 EXIT STATUS:
@@ -46,6 +48,7 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
         "plugins" => plugins::run(rest),
         "replay" => replay::run(rest),
         "plugin" => new::run(rest),
+        "cache" => cache::run(rest),
         "--version" | "-V" => {
             println!(
                 "trainbox {} (trainbox:callback@{})",
