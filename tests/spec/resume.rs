@@ -444,7 +444,7 @@ fn two_instances_restore_in_order_and_missing_or_extra_plugins_only_warn() {
         .plugin("early-stopping")
         .ok();
     let path = first.out.join("checkpoint-8/trainer_state.json");
-    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut state: Value = crate::util::read_state(&path);
     let list = state["stateful_callbacks"]["early-stopping"]
         .as_array()
         .expect("two instances make a list")
@@ -585,8 +585,7 @@ fn bad_checkpoints_fail_clearly_and_lose_nothing() {
         "resume_rejected_state",
         |c| {
             let path = c.join("trainer_state.json");
-            let mut state: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let mut state: Value = crate::util::read_state(&path);
             state["stateful_callbacks"]["stopper"] =
                 serde_json::json!({"args": {}, "attributes": {}});
             state["stateful_callbacks"]["early-stopping"] =
@@ -611,7 +610,7 @@ fn trainer_state_from_other_transformers_versions_is_read() {
         Run::regression("resume_versions").args(&["--save_steps", "8", "--max_steps", "16"]);
     let done = first.ok();
     let path = done.out.join("checkpoint-8/trainer_state.json");
-    let mut state: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut state: Value = crate::util::read_state(&path);
     let obj = state.as_object_mut().unwrap();
     obj.insert("a_key_from_the_future".into(), 1.into()); // a newer transformers
     obj.remove("best_global_step"); // an older one

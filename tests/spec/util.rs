@@ -4,6 +4,7 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use trainbox::pyjson::Json;
 
 /// Where `make plugins` puts the built plugins.
 pub fn plugin_dir() -> PathBuf {
@@ -202,16 +203,15 @@ impl Done {
         read_jsonl(&self.out.join("plugins/recorder/events.jsonl"))
     }
 
-    /// A `trainer_state.json` under the output directory.
+    /// A `trainer_state.json` under the output directory (see [`read_state`]).
     pub fn state(&self, rel: &str) -> Value {
-        let text = std::fs::read_to_string(self.out.join(rel))
-            .unwrap_or_else(|e| panic!("reading {rel}: {e}"));
-        // Python's json writes NaN and ±Infinity, which serde_json does not read.
-        let text = text
-            .replace("-Infinity", "null")
-            .replace("Infinity", "null")
-            .replace("NaN", "null");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {rel}: {e}"))
+        read_state(&self.out.join(rel))
+    }
+
+    /// A `trainer_state.json` under the output directory, as trainbox's
+    /// own parser reads it: `NaN` and `±Infinity` kept.
+    pub fn state_json(&self, rel: &str) -> Json {
+        read_pyjson(&self.out.join(rel))
     }
 
     /// The checkpoint folders, by step.
@@ -229,6 +229,36 @@ impl Done {
             .collect();
         steps.sort();
         steps
+    }
+}
+
+/// A JSON file as Python's `json` writes it (`trainer_state.json`), read
+/// with trainbox's own parser.
+pub fn read_pyjson(path: &Path) -> Json {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    Json::parse(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// A `trainer_state.json` as a serde value: read with trainbox's own parser
+/// of Python's JSON, ints kept apart from floats; `NaN` and `±Infinity`,
+/// which a serde number cannot hold, become `null` (use [`read_pyjson`] to
+/// see them).
+pub fn read_state(path: &Path) -> Value {
+    to_serde(&read_pyjson(path))
+}
+
+fn to_serde(j: &Json) -> Value {
+    match j {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Int(i) => Value::from(*i),
+        Json::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        Json::Str(s) => Value::String(s.clone()),
+        Json::Array(items) => Value::Array(items.iter().map(to_serde).collect()),
+        Json::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), to_serde(v))).collect())
+        }
     }
 }
 
