@@ -14,6 +14,7 @@ pub use value::{ArgValue, IntervalStrategy, Kind, SaveStrategy, SchedulerType};
 
 use crate::pyjson::Json;
 use std::collections::BTreeMap;
+use trainbox_pyformat::args as hf_args;
 
 /// The description of one field, for parsing and `--help`.
 #[derive(Debug, Clone, Copy)]
@@ -75,11 +76,11 @@ macro_rules! training_arguments {
             pub fn to_json(&self) -> Json {
                 let mut map = BTreeMap::new();
                 $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
-                for key in ["logging_steps", "eval_steps", "save_steps"] {
+                for key in hf_args::INTERVALS {
                     if let Some(v) = map.get_mut(key) {
                         if let Json::Float(f) = *v {
-                            if f > 1.0 && f.fract() == 0.0 {
-                                *v = Json::Int(f as i64);
+                            if let Some(i) = hf_args::interval_as_int(f) {
+                                *v = Json::Int(i);
                             }
                         }
                     }
@@ -439,6 +440,33 @@ mod tests {
             .unwrap();
         let err = a.finish().unwrap_err();
         assert!(err.contains("none cannot be combined"), "{err}");
+    }
+
+    /// `to_json` of the default arguments is HF's `to_dict()` of its own
+    /// defaults, field for field, as the shared table `TRAINING_ARGS` holds
+    /// them (the WIT record and the SDK are checked against the same table).
+    #[test]
+    fn to_json_has_hfs_fields_and_defaults() {
+        let a = finished(|_| {}).unwrap();
+        let ours = a.to_json();
+        let ours = ours.as_object().unwrap();
+        let names: Vec<&str> = hf_args::TRAINING_ARGS.iter().map(|f| f.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            ours.keys().map(String::as_str).collect::<Vec<_>>(),
+            sorted,
+            "the fields of TrainingArguments and trainbox_pyformat::args::TRAINING_ARGS differ"
+        );
+        for field in hf_args::TRAINING_ARGS {
+            assert!(
+                field.is_default(&ours[field.name]),
+                "default of {}: ours {:?}, the table's {:?}",
+                field.name,
+                ours[field.name],
+                field.default
+            );
+        }
     }
 
     #[test]
