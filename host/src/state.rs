@@ -131,11 +131,14 @@ impl Number {
     }
 
     /// HF's `compute_steps` for one interval: a value below 1 is a ratio of
-    /// `max_steps`, rounded up; a value above 1 is an int; 1.0 stays a float.
-    pub fn interval(value: f64, max_steps: u64) -> Number {
+    /// `max_steps`, rounded up to an int; any other keeps the type HF's
+    /// arguments hold it in (`as_int`, see
+    /// [`TrainingArguments::interval_is_int`]): `5` under the steps strategy,
+    /// `5.0` under another, `1.0` always.
+    pub fn interval(value: f64, max_steps: u64, as_int: bool) -> Number {
         if value < 1.0 {
             Number::Int((max_steps as f64 * value).ceil() as i64)
-        } else if value > 1.0 {
+        } else if as_int {
             Number::Int(value as i64)
         } else {
             Number::Float(value)
@@ -206,6 +209,24 @@ fn opt<T>(v: &Option<T>, f: impl FnOnce(&T) -> Json) -> Json {
 }
 
 impl TrainerState {
+    /// HF's `TrainerState.compute_steps`: the run's logging, evaluation and
+    /// save intervals from `args`, ratios resolved against `max_steps`. An
+    /// unset `eval_steps` leaves the default 500.
+    pub fn compute_steps(&mut self, args: &TrainingArguments, max_steps: u64) {
+        use crate::args::Interval;
+        for interval in Interval::ALL {
+            let Some(value) = args.interval_steps(interval) else {
+                continue;
+            };
+            let n = Number::interval(value, max_steps, args.interval_is_int(interval));
+            match interval {
+                Interval::Logging => self.logging_steps = n,
+                Interval::Eval => self.eval_steps = n,
+                Interval::Save => self.save_steps = n,
+            }
+        }
+    }
+
     /// HF's `_determine_best_metric`, after an evaluation: updates
     /// `best_metric` and (when checkpoints are saved) `best_global_step`;
     /// returns whether `metrics` is a new best. An error when the evaluation
@@ -570,12 +591,59 @@ mod tests {
         assert!(err.contains("global_step"));
     }
 
+    /// The intervals of a 24-step run, as (logging, eval, save); each row
+    /// checked against transformers 5.24 given the same flags.
+    fn steps_of(f: impl FnOnce(&mut TrainingArguments)) -> (Number, Number, Number) {
+        let mut a = TrainingArguments::default();
+        f(&mut a);
+        a.finish().unwrap();
+        let mut s = TrainerState::default();
+        s.compute_steps(&a, 24);
+        (s.logging_steps, s.eval_steps, s.save_steps)
+    }
+
     #[test]
     fn compute_steps_follows_hf() {
-        assert_eq!(Number::interval(0.1, 100), Number::Int(10));
-        assert_eq!(Number::interval(0.2, 24), Number::Int(5));
-        assert_eq!(Number::interval(5.0, 24), Number::Int(5));
-        assert_eq!(Number::interval(1.0, 24), Number::Float(1.0));
+        use crate::args::{IntervalStrategy as I, SaveStrategy as S};
+        use Number::{Float, Int};
+        assert_eq!(
+            steps_of(|_| {}),
+            (Int(500), Int(500), Int(500)),
+            "HF's defaults are ints; eval_steps unset"
+        );
+        assert_eq!(
+            steps_of(|a| {
+                a.logging_steps = 0.1;
+                a.save_steps = 0.2;
+            }),
+            (Int(3), Int(500), Int(5)),
+            "ratios of max_steps, rounded up"
+        );
+        assert_eq!(
+            steps_of(|a| {
+                a.logging_steps = 5.0;
+                a.eval_strategy = I::Steps;
+                a.save_steps = 10.0;
+            }),
+            (Int(5), Int(5), Int(10)),
+            "ints under their steps strategy; eval_steps from logging_steps"
+        );
+        assert_eq!(
+            steps_of(|a| {
+                a.logging_strategy = I::Epoch;
+                a.logging_steps = 5.0;
+                a.eval_steps = Some(4.0);
+                a.save_strategy = S::Epoch;
+                a.save_steps = 2.5;
+            }),
+            (Float(5.0), Float(4.0), Float(2.5)),
+            "floats, as given, under another strategy"
+        );
+        assert_eq!(
+            steps_of(|a| a.logging_steps = 1.0),
+            (Float(1.0), Int(500), Int(500)),
+            "1.0 is never cast"
+        );
     }
 
     #[test]

@@ -72,6 +72,65 @@ fn invalid_combinations_use_hf_messages() {
 }
 
 #[test]
+fn best_model_arguments_are_checked_as_hf() {
+    // transformers 5.24: "`args.metric_for_best_model` must be provided when
+    // using 'best' save_strategy or if `args.load_best_model_at_end` is set".
+    let err = Run::command(
+        "cli_best_no_metric",
+        &["train", "--task", "regression", "--save_strategy", "best"],
+    )
+    .fails();
+    assert_eq!(
+        err.trim(),
+        "trainbox: invalid training arguments: --metric_for_best_model must be provided when using --save_strategy best or --load_best_model_at_end (e.g. --metric_for_best_model loss)"
+    );
+    // HF: "... which cannot get guaranteed when mixing ratio and absolute
+    // steps for save_steps 0.5 and eval_steps 5."
+    let err = Run::command(
+        "cli_best_mixed",
+        &[
+            "train",
+            "--task",
+            "regression",
+            "--load_best_model_at_end",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "5",
+            "--save_steps",
+            "0.5",
+        ],
+    )
+    .fails();
+    assert!(
+        err.contains("mixing ratio and absolute steps for save_steps 0.5 and eval_steps 5"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // HF: "... but found 0.25, which is not a multiple of 0.1."
+    let err = Run::command(
+        "cli_best_ratios",
+        &[
+            "train",
+            "--task",
+            "regression",
+            "--load_best_model_at_end",
+            "--eval_strategy",
+            "steps",
+            "--eval_steps",
+            "0.1",
+            "--save_steps",
+            "0.25",
+        ],
+    )
+    .fails();
+    assert!(
+        err.contains("but found 0.25, which is not a multiple of 0.1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_task_and_task_option_are_rejected_with_the_known_ones() {
     let err = Run::command("cli_task", &["train", "--task", "regresion"]).fails();
     assert!(err.contains("did you mean \"regression\""), "{err}");

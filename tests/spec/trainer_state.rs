@@ -231,6 +231,64 @@ fn save_strategy_best_saves_at_each_new_best_only() {
 }
 
 #[test]
+fn save_strategy_best_without_evaluation_trains_and_never_saves() {
+    // transformers 5.24 accepts `--save_strategy best --eval_strategy no`:
+    // with no evaluation there is never a new best, so never a checkpoint.
+    let done = Run::regression("state_save_best_no_eval")
+        .args(&["--save_strategy", "best", "--eval_strategy", "no"])
+        .args(&["--metric_for_best_model", "loss"])
+        .ok();
+    assert!(done.checkpoints().is_empty());
+    let state = done.state("trainer_state.json");
+    assert_eq!(state["global_step"], 24);
+    assert!(state["best_metric"].is_null());
+}
+
+#[test]
+fn intervals_are_ints_only_under_their_own_steps_strategy() {
+    // As transformers 5.24 writes them for the same flags: `--logging_steps
+    // 5` is the float 5.0 under the epoch strategy, which HF does not cast.
+    let done = Run::regression("state_interval_types")
+        .args(&["--logging_strategy", "epoch", "--logging_steps", "5"])
+        .args(&["--eval_strategy", "epoch", "--eval_steps", "4"])
+        .args(&["--save_strategy", "epoch", "--save_steps", "2.5"])
+        .ok();
+    let text = std::fs::read_to_string(done.out.join("checkpoint-24/trainer_state.json")).unwrap();
+    for line in [
+        "\"eval_steps\": 4.0,",
+        "\"logging_steps\": 5.0,",
+        "\"save_steps\": 2.5,",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+    assert_eq!(done.checkpoints(), [8, 16, 24]);
+    // Under the steps strategies they are ints; the default 500 always is.
+    let done = trained("state_interval_types_steps");
+    let text = std::fs::read_to_string(done.out.join("checkpoint-20/trainer_state.json")).unwrap();
+    for line in [
+        "\"eval_steps\": 10,",
+        "\"logging_steps\": 5,",
+        "\"save_steps\": 10,",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}
+
+#[test]
+fn load_best_model_at_end_takes_a_ratio_whose_multiple_is_the_save_count() {
+    // HF accepts eval_steps 0.25 with save_steps 12 (12 % 0.25 == 0): of 24
+    // steps it evaluates every 6 and saves every 12.
+    let done = Run::regression("state_load_best_ratio")
+        .args(&["--load_best_model_at_end", "--eval_strategy", "steps"])
+        .args(&["--eval_steps", "0.25", "--save_steps", "12"])
+        .ok();
+    assert_eq!(done.checkpoints(), [12, 24]);
+    let state = done.state("checkpoint-24/trainer_state.json");
+    assert_eq!(state["eval_steps"], 6);
+    assert_eq!(state["save_steps"], 12);
+}
+
+#[test]
 fn load_best_model_at_end_restores_the_best_weights() {
     let done = Run::regression("state_load_best")
         .args(&[

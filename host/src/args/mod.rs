@@ -14,7 +14,6 @@ pub use value::{ArgValue, IntervalStrategy, Kind, SaveStrategy, SchedulerType};
 
 use crate::pyjson::Json;
 use std::collections::BTreeMap;
-use trainbox_pyformat::args as hf_args;
 
 /// The description of one field, for parsing and `--help`.
 #[derive(Debug, Clone, Copy)]
@@ -76,11 +75,11 @@ macro_rules! training_arguments {
             pub fn to_json(&self) -> Json {
                 let mut map = BTreeMap::new();
                 $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
-                for key in hf_args::INTERVALS {
+                for key in ["logging_steps", "eval_steps", "save_steps"] {
                     if let Some(v) = map.get_mut(key) {
                         if let Json::Float(f) = *v {
-                            if let Some(i) = hf_args::interval_as_int(f) {
-                                *v = Json::Int(i);
+                            if f > 1.0 && f.fract() == 0.0 {
+                                *v = Json::Int(f as i64);
                             }
                         }
                     }
@@ -241,22 +240,20 @@ impl TrainingArguments {
                 self.logging_strategy
             ));
         }
-        if self.save_strategy == SaveStrategy::Steps && self.save_steps == 0.0 {
-            return Err(format!(
-                "save strategy {} requires non-zero --save_steps",
-                self.save_strategy
-            ));
-        }
-        for (name, v) in [
-            ("logging_steps", Some(&mut self.logging_steps)),
-            ("eval_steps", self.eval_steps.as_mut()),
-            ("save_steps", Some(&mut self.save_steps)),
-        ] {
-            let Some(v) = v else { continue };
-            if *v < 0.0 {
+        // As HF 5.24, `--save_steps 0` under the steps strategy is accepted:
+        // DefaultFlowCallback then saves only at the end of training.
+        for interval in Interval::ALL {
+            let Some(v) = self.interval_steps(interval) else {
+                continue;
+            };
+            let name = interval.flag();
+            // trainbox's own check: HF lets a negative interval through.
+            if v < 0.0 {
                 return Err(format!("--{name} must be >= 0, got {v}"));
             }
-            if *v > 1.0 && v.fract() != 0.0 {
+            // HF casts to int, and so requires a whole number, only under the
+            // interval's own steps strategy.
+            if self.interval_strategy_is_steps(interval) && v > 1.0 && v.fract() != 0.0 {
                 return Err(format!("--{name} must be an integer if bigger than 1: {v}"));
             }
         }
@@ -269,25 +266,16 @@ impl TrainingArguments {
             );
             if !same {
                 return Err(format!(
-                    "--load_best_model_at_end requires the save and eval strategy to match, but found\n- Evaluation strategy: {}\n- Save strategy: {}",
+                    "--load_best_model_at_end requires the save and eval strategy to match, except when --save_strategy is best, but found eval strategy {} and save strategy {}",
                     self.eval_strategy, self.save_strategy
                 ));
             }
-            let eval_steps = self.eval_steps.unwrap_or(self.logging_steps);
-            if self.eval_strategy == IntervalStrategy::Steps
-                && self.save_steps >= 1.0
-                && eval_steps >= 1.0
-                && self.save_steps % eval_steps != 0.0
-            {
-                return Err(format!(
-                    "--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found {}, which is not a round multiple of {}.",
-                    self.save_steps, eval_steps
-                ));
+            if self.eval_strategy == IntervalStrategy::Steps {
+                let eval_steps = self.eval_steps.unwrap_or(self.logging_steps);
+                save_steps_fit_eval_steps(self.save_steps, eval_steps)?;
             }
         }
-        if self.metric_for_best_model.is_none()
-            && (self.load_best_model_at_end || self.save_strategy == SaveStrategy::Best)
-        {
+        if self.metric_for_best_model.is_none() && self.load_best_model_at_end {
             self.metric_for_best_model = Some("loss".into());
         }
         if self.greater_is_better.is_none() {
@@ -295,14 +283,48 @@ impl TrainingArguments {
                 self.greater_is_better = Some(!metric.ends_with("loss"));
             }
         }
-        if self.save_strategy == SaveStrategy::Best && self.eval_strategy == IntervalStrategy::No {
+        // HF's `Trainer.__init__`. `--save_strategy best` with `--eval_strategy
+        // no` is accepted, as HF does: nothing is evaluated, so nothing is saved.
+        if self.save_strategy == SaveStrategy::Best && self.metric_for_best_model.is_none() {
             return Err(
-                "--save_strategy best requires an evaluation: set --eval_strategy steps or epoch"
+                "--metric_for_best_model must be provided when using --save_strategy best or --load_best_model_at_end (e.g. --metric_for_best_model loss)"
                     .into(),
             );
         }
         self.report_to = normalize_report_to(&self.report_to)?;
         Ok(())
+    }
+
+    /// The value of a step interval: `None` for an unset `eval_steps`.
+    pub fn interval_steps(&self, interval: Interval) -> Option<f64> {
+        match interval {
+            Interval::Logging => Some(self.logging_steps),
+            Interval::Eval => self.eval_steps,
+            Interval::Save => Some(self.save_steps),
+        }
+    }
+
+    fn interval_strategy_is_steps(&self, interval: Interval) -> bool {
+        match interval {
+            Interval::Logging => self.logging_strategy == IntervalStrategy::Steps,
+            Interval::Eval => self.eval_strategy == IntervalStrategy::Steps,
+            Interval::Save => self.save_strategy == SaveStrategy::Steps,
+        }
+    }
+
+    /// Whether HF holds a step interval of 1 or more as an int after
+    /// `__post_init__`: it casts one above 1 to int under the interval's own
+    /// steps strategy only; otherwise the value stays as it was given, a
+    /// float from HF's command-line parser (`--logging_steps 5` is `5.0`), or
+    /// the int default 500 of `logging_steps` and `save_steps` (trainbox
+    /// cannot tell that default from an explicit `500`, which HF would keep a
+    /// float). A ratio (below 1) is made an int later, by `compute_steps`.
+    pub fn interval_is_int(&self, interval: Interval) -> bool {
+        let Some(v) = self.interval_steps(interval) else {
+            return false;
+        };
+        let hf_default = interval != Interval::Eval && v == HF_DEFAULT_INTERVAL;
+        (self.interval_strategy_is_steps(interval) && v > 1.0) || hf_default
     }
 
     /// The metric key for the best model, with the `eval_` prefix HF adds.
@@ -326,6 +348,68 @@ impl TrainingArguments {
             (total as f64 * self.warmup_ratio).ceil() as u64
         }
     }
+}
+
+/// HF's default `logging_steps` and `save_steps`, an int.
+const HF_DEFAULT_INTERVAL: f64 = 500.0;
+
+/// One of the three step intervals: `logging_steps`, `eval_steps`, `save_steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    Logging,
+    Eval,
+    Save,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 3] = [Interval::Logging, Interval::Eval, Interval::Save];
+
+    /// The argument's name.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Interval::Logging => "logging_steps",
+            Interval::Eval => "eval_steps",
+            Interval::Save => "save_steps",
+        }
+    }
+}
+
+/// HF's check, for `--load_best_model_at_end` under the steps strategies,
+/// that every evaluation step with a new best is also a save step:
+/// `save_steps` a multiple of `eval_steps`, both counts or both ratios.
+fn save_steps_fit_eval_steps(save: f64, eval: f64) -> Result<(), String> {
+    if save % eval == 0.0 {
+        return Ok(());
+    }
+    // As HF prints them: counts above 1 as ints, ratios as floats.
+    let show = |v: f64| {
+        if v > 1.0 {
+            format!("{}", v as i64)
+        } else {
+            crate::pyjson::py_float(v)
+        }
+    };
+    let (s, e) = (show(save), show(eval));
+    let prefix = "--load_best_model_at_end requires the saving steps to be";
+    if save >= 1.0 && eval >= 1.0 {
+        return Err(format!(
+            "{prefix} a round multiple of the evaluation steps, but found {s}, which is not a round multiple of {e}"
+        ));
+    }
+    if save >= 1.0 || eval >= 1.0 {
+        return Err(format!(
+            "{prefix} a multiple of the evaluation steps, which cannot get guaranteed when mixing ratio and absolute steps for save_steps {s} and eval_steps {e}: give both as ratios (below 1) or both as step counts"
+        ));
+    }
+    // Ratios: HF compares them in millionths, which spares 0.3 and 0.1 the
+    // float remainder of `0.3 % 0.1`.
+    const LARGE_MULTIPLIER: f64 = 1_000_000.0;
+    if (save * LARGE_MULTIPLIER) % (eval * LARGE_MULTIPLIER) != 0.0 {
+        return Err(format!(
+            "{prefix} a multiple of the evaluation steps, but found {s}, which is not a multiple of {e}"
+        ));
+    }
+    Ok(())
 }
 
 /// `"none"` alone becomes no integration; everything else is kept in order,
@@ -384,7 +468,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            err.contains("Evaluation strategy: epoch\n- Save strategy: steps"),
+            err.contains("but found eval strategy epoch and save strategy steps"),
             "{err}"
         );
         let err = finished(|a| {
@@ -423,6 +507,123 @@ mod tests {
         );
     }
 
+    /// `--load_best_model_at_end` under the steps strategies with
+    /// (eval_steps, save_steps); the messages are transformers 5.24's.
+    fn load_best_with(eval: f64, save: f64) -> Result<TrainingArguments, String> {
+        finished(|a| {
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.eval_steps = Some(eval);
+            a.save_steps = save;
+        })
+    }
+
+    #[test]
+    fn load_best_model_checks_ratios_and_counts_as_hf() {
+        let prefix = "--load_best_model_at_end requires the saving steps to be a multiple of the evaluation steps";
+        assert_eq!(
+            load_best_with(5.0, 0.5).unwrap_err(),
+            format!("{prefix}, which cannot get guaranteed when mixing ratio and absolute steps for save_steps 0.5 and eval_steps 5: give both as ratios (below 1) or both as step counts")
+        );
+        assert_eq!(
+            load_best_with(0.1, 0.25).unwrap_err(),
+            format!("{prefix}, but found 0.25, which is not a multiple of 0.1")
+        );
+        assert_eq!(
+            load_best_with(4.0, 6.0).unwrap_err(),
+            "--load_best_model_at_end requires the saving steps to be a round multiple of the evaluation steps, but found 6, which is not a round multiple of 4"
+        );
+        // Accepted by HF: a remainder of 0, even across a ratio and a count,
+        // and ratios that are multiples in millionths (0.3 % 0.1 is not 0).
+        for (eval, save) in [
+            (0.25, 10.0),
+            (0.5, 10.0),
+            (0.1, 0.3),
+            (0.1, 0.2),
+            (5.0, 10.0),
+        ] {
+            assert!(
+                load_best_with(eval, save).is_ok(),
+                "eval {eval}, save {save}"
+            );
+        }
+    }
+
+    #[test]
+    fn save_strategy_best_needs_a_metric_but_no_evaluation() {
+        let err = finished(|a| {
+            a.save_strategy = SaveStrategy::Best;
+            a.eval_strategy = IntervalStrategy::Steps;
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "--metric_for_best_model must be provided when using --save_strategy best or --load_best_model_at_end (e.g. --metric_for_best_model loss)"
+        );
+        // HF accepts `best` without evaluations (and then never saves).
+        let a = finished(|a| {
+            a.save_strategy = SaveStrategy::Best;
+            a.metric_for_best_model = Some("loss".into());
+        })
+        .unwrap();
+        assert_eq!(a.eval_strategy, IntervalStrategy::No);
+        // With --load_best_model_at_end the metric defaults to the loss.
+        let a = finished(|a| {
+            a.save_strategy = SaveStrategy::Best;
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Epoch;
+        })
+        .unwrap();
+        assert_eq!(a.metric_for_best_model.as_deref(), Some("loss"));
+    }
+
+    #[test]
+    fn intervals_are_checked_under_their_own_steps_strategy_only() {
+        let a = finished(|a| {
+            a.logging_strategy = IntervalStrategy::Epoch;
+            a.logging_steps = 2.5;
+            a.eval_steps = Some(3.5);
+            a.save_strategy = SaveStrategy::No;
+            a.save_steps = 4.5;
+        });
+        assert!(a.is_ok(), "{a:?}");
+        let err = finished(|a| a.save_steps = 4.5).unwrap_err();
+        assert_eq!(err, "--save_steps must be an integer if bigger than 1: 4.5");
+        // HF accepts a save interval of 0: it saves only at the end.
+        assert!(finished(|a| a.save_steps = 0.0).is_ok());
+        let err = finished(|a| a.logging_steps = 0.0).unwrap_err();
+        assert_eq!(
+            err,
+            "logging strategy steps requires non-zero --logging_steps"
+        );
+        let err = finished(|a| a.logging_steps = -2.0).unwrap_err();
+        assert_eq!(err, "--logging_steps must be >= 0, got -2");
+    }
+
+    #[test]
+    fn intervals_are_ints_where_hf_casts_them() {
+        let a = finished(|a| {
+            a.logging_strategy = IntervalStrategy::Epoch;
+            a.logging_steps = 5.0;
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.eval_steps = Some(4.0);
+            a.save_strategy = SaveStrategy::Epoch;
+        })
+        .unwrap();
+        assert!(
+            !a.interval_is_int(Interval::Logging),
+            "5.0 outside its steps strategy"
+        );
+        assert!(
+            a.interval_is_int(Interval::Eval),
+            "4 under the steps strategy"
+        );
+        assert!(a.interval_is_int(Interval::Save), "HF's int default 500");
+        let a = finished(|a| a.logging_steps = 1.0).unwrap();
+        assert!(!a.interval_is_int(Interval::Logging), "1.0 is not above 1");
+        assert!(!a.interval_is_int(Interval::Eval), "unset");
+    }
+
     #[test]
     fn flags_follow_hf_parsing() {
         let mut a = TrainingArguments::default();
@@ -440,33 +641,6 @@ mod tests {
             .unwrap();
         let err = a.finish().unwrap_err();
         assert!(err.contains("none cannot be combined"), "{err}");
-    }
-
-    /// `to_json` of the default arguments is HF's `to_dict()` of its own
-    /// defaults, field for field, as the shared table `TRAINING_ARGS` holds
-    /// them (the WIT record and the SDK are checked against the same table).
-    #[test]
-    fn to_json_has_hfs_fields_and_defaults() {
-        let a = finished(|_| {}).unwrap();
-        let ours = a.to_json();
-        let ours = ours.as_object().unwrap();
-        let names: Vec<&str> = hf_args::TRAINING_ARGS.iter().map(|f| f.name).collect();
-        let mut sorted = names.clone();
-        sorted.sort_unstable();
-        assert_eq!(
-            ours.keys().map(String::as_str).collect::<Vec<_>>(),
-            sorted,
-            "the fields of TrainingArguments and trainbox_pyformat::args::TRAINING_ARGS differ"
-        );
-        for field in hf_args::TRAINING_ARGS {
-            assert!(
-                field.is_default(&ours[field.name]),
-                "default of {}: ours {:?}, the table's {:?}",
-                field.name,
-                ours[field.name],
-                field.default
-            );
-        }
     }
 
     #[test]

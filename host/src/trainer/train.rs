@@ -7,7 +7,7 @@ use super::schedule::lr_factor;
 use super::{speed_metrics, TrainOutput, Trainer};
 use crate::args::SaveStrategy;
 use crate::callbacks::Event;
-use crate::state::{Logs, Number, TrainerControl, TrainerState, Value};
+use crate::state::{Logs, TrainerControl, TrainerState, Value};
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -78,13 +78,9 @@ impl Trainer {
         // _init_training_state: a fresh state, then the run's references.
         let mut state = TrainerState {
             train_batch_size: Some(train_bs as u32),
-            logging_steps: Number::interval(self.args.logging_steps, max_steps),
-            save_steps: Number::interval(self.args.save_steps, max_steps),
             ..Default::default()
         };
-        if let Some(eval_steps) = self.args.eval_steps {
-            state.eval_steps = Number::interval(eval_steps, max_steps);
-        }
+        state.compute_steps(&self.args, max_steps);
         self.state = state;
         self.refresh_stateful_callbacks()?;
 
