@@ -225,6 +225,48 @@ fn max_steps_ends_mid_epoch_with_epoch_end() {
 }
 
 #[test]
+fn max_steps_0_trains_one_update_as_hf() {
+    // transformers 5.24 with `--max_steps 0` (only a negative value means
+    // "by epochs"): one update at learning rate 0, the flow stops at its
+    // step_end (global_step 1 >= max_steps 0) and saves checkpoint-1;
+    // trainer_state.json has max_steps 0 and num_train_epochs 3.
+    let done = check(
+        "flow_max_steps_0",
+        Hf {
+            max_steps: 0,
+            logging_steps: 1.0,
+            ..Hf::default()
+        },
+        &[],
+    );
+    assert_eq!(done.checkpoints(), [1]);
+    let state = done.state("checkpoint-1/trainer_state.json");
+    assert_eq!(state["global_step"], 1);
+    assert_eq!(state["max_steps"], 0);
+    assert_eq!(state["num_train_epochs"], 3);
+    assert_eq!(state["epoch"], 0.125);
+    assert_eq!(state["log_history"][0]["learning_rate"], 0.0);
+}
+
+#[test]
+fn save_steps_0_saves_only_at_the_end_as_hf() {
+    let done = check(
+        "flow_save_steps_0",
+        Hf {
+            save_steps: 0.0,
+            ..Hf::default()
+        },
+        &[],
+    );
+    assert_eq!(done.checkpoints(), [24]);
+    let state = done.state("checkpoint-24/trainer_state.json");
+    assert_eq!(
+        state["save_steps"], 0,
+        "an int, as HF's compute_steps of a ratio"
+    );
+}
+
+#[test]
 fn ratio_steps_are_fractions_of_max_steps() {
     let cfg = Hf {
         logging_steps: 0.25,

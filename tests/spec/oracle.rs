@@ -248,9 +248,13 @@ impl Hf {
     pub fn expected(&self) -> Vec<String> {
         let n_batches = self.n_train.div_ceil(self.batch_size);
         let upe = n_batches.div_ceil(self.ga).max(1) as u64;
+        // `set_initial_training_values`: only a negative max_steps counts
+        // epochs; 0 keeps the epochs of num_train_epochs.
         let (max_steps, epochs) = if self.max_steps > 0 {
             let m = self.max_steps as u64;
             (m, m.div_ceil(upe))
+        } else if self.max_steps == 0 {
+            (0, self.epochs.ceil() as u64)
         } else {
             (
                 (self.epochs * upe as f64).ceil() as u64,

@@ -64,9 +64,14 @@ impl Trainer {
             );
         }
         let updates_per_epoch = n_batches.div_ceil(ga).max(1) as u64;
+        // As HF, only a negative --max_steps means "by epochs"; 0 is a run of
+        // one update (the flow stops at step_end once global_step >= 0), over
+        // the epochs of --num_train_epochs.
         let (max_steps, num_train_epochs) = if self.args.max_steps > 0 {
             let max = self.args.max_steps as u64;
             (max, max.div_ceil(updates_per_epoch))
+        } else if self.args.max_steps == 0 {
+            (0, self.args.num_train_epochs.ceil() as u64)
         } else {
             let max = (self.args.num_train_epochs * updates_per_epoch as f64).ceil() as u64;
             (max, self.args.num_train_epochs.ceil() as u64)
