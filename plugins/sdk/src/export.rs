@@ -63,7 +63,7 @@ pub fn on_event<T: Callback>(
 ) -> TrainerControl {
     let mut slot = slot.borrow_mut();
     let Slot { plugin, args } = &mut *slot;
-    let args = args.get_or_insert_with(default_args);
+    let args = args.get_or_insert_with(crate::args::defaults);
     let plugin = plugin.get_or_insert_with(T::default);
     let mut cx = Context {
         event,
@@ -85,47 +85,6 @@ pub fn load_state<T: Callback>(slot: &RefCell<Slot<T>>, state: String) -> Result
 
 pub fn finish<T: Callback>(slot: &RefCell<Slot<T>>, outcome: RunOutcome) {
     slot.borrow_mut().plugin().finish(&outcome)
-}
-
-/// Arguments for a plugin driven without `configure` (never by the host).
-fn default_args() -> TrainingArgs {
-    TrainingArgs {
-        output_dir: String::new(),
-        num_train_epochs: 0.0,
-        max_steps: -1,
-        per_device_train_batch_size: 0,
-        per_device_eval_batch_size: 0,
-        gradient_accumulation_steps: 1,
-        learning_rate: 0.0,
-        weight_decay: 0.0,
-        adam_beta1: 0.0,
-        adam_beta2: 0.0,
-        adam_epsilon: 0.0,
-        max_grad_norm: 0.0,
-        lr_scheduler_type: String::new(),
-        warmup_steps: 0.0,
-        warmup_ratio: 0.0,
-        logging_strategy: IntervalStrategy::No,
-        logging_steps: 0.0,
-        logging_first_step: false,
-        logging_nan_inf_filter: false,
-        eval_strategy: IntervalStrategy::No,
-        eval_steps: None,
-        eval_delay: 0.0,
-        eval_on_start: false,
-        save_strategy: SaveStrategy::No,
-        save_steps: 0.0,
-        save_total_limit: None,
-        load_best_model_at_end: false,
-        metric_for_best_model: None,
-        greater_is_better: None,
-        seed: 0,
-        disable_tqdm: false,
-        report_to: Vec::new(),
-        run_name: None,
-        dataloader_drop_last: false,
-        restore_callback_states_from_checkpoint: false,
-    }
 }
 
 /// Exports a [`Callback`] type as the plugin of this component.

@@ -193,45 +193,52 @@ pub use wit::trainbox::callback::types::{
 /// The version of the `trainbox:callback` package this SDK targets.
 pub const API_VERSION: &str = "0.1.0";
 
-/// Every event, in the WIT order.
-pub const ALL_EVENTS: &[Event] = &[
-    Event::InitEnd,
-    Event::TrainBegin,
-    Event::TrainEnd,
-    Event::EpochBegin,
-    Event::EpochEnd,
-    Event::StepBegin,
-    Event::SubstepEnd,
-    Event::PreOptimizerStep,
-    Event::OptimizerStep,
-    Event::StepEnd,
-    Event::Evaluate,
-    Event::Predict,
-    Event::PredictionStep,
-    Event::Save,
-    Event::Log,
-];
+/// Lists the events once, in the WIT order, as `Variant => hf_name`: the
+/// list makes [`ALL_EVENTS`] and [`hf_name`]. `hf_name` matches the generated
+/// enum exhaustively, so a WIT event missing here does not compile; the
+/// const check below keeps the list in the enum's order without repeats.
+macro_rules! events {
+    ($($variant:ident => $name:ident),* $(,)?) => {
+        /// Every event, in the WIT order.
+        pub const ALL_EVENTS: &[Event] = &[$(Event::$variant),*];
 
-/// HF's name of an event, e.g. `"on_step_end"`.
-pub fn hf_name(event: Event) -> &'static str {
-    match event {
-        Event::InitEnd => "on_init_end",
-        Event::TrainBegin => "on_train_begin",
-        Event::TrainEnd => "on_train_end",
-        Event::EpochBegin => "on_epoch_begin",
-        Event::EpochEnd => "on_epoch_end",
-        Event::StepBegin => "on_step_begin",
-        Event::SubstepEnd => "on_substep_end",
-        Event::PreOptimizerStep => "on_pre_optimizer_step",
-        Event::OptimizerStep => "on_optimizer_step",
-        Event::StepEnd => "on_step_end",
-        Event::Evaluate => "on_evaluate",
-        Event::Predict => "on_predict",
-        Event::PredictionStep => "on_prediction_step",
-        Event::Save => "on_save",
-        Event::Log => "on_log",
-    }
+        /// HF's name of an event, e.g. `"on_step_end"`.
+        pub fn hf_name(event: Event) -> &'static str {
+            match event {
+                $(Event::$variant => concat!("on_", stringify!($name)),)*
+            }
+        }
+    };
 }
+
+events!(
+    InitEnd => init_end,
+    TrainBegin => train_begin,
+    TrainEnd => train_end,
+    EpochBegin => epoch_begin,
+    EpochEnd => epoch_end,
+    StepBegin => step_begin,
+    SubstepEnd => substep_end,
+    PreOptimizerStep => pre_optimizer_step,
+    OptimizerStep => optimizer_step,
+    StepEnd => step_end,
+    Evaluate => evaluate,
+    Predict => predict,
+    PredictionStep => prediction_step,
+    Save => save,
+    Log => log,
+);
+
+const _: () = {
+    let mut i = 0;
+    while i < ALL_EVENTS.len() {
+        assert!(
+            ALL_EVENTS[i] as usize == i,
+            "ALL_EVENTS is not in the WIT enum's order"
+        );
+        i += 1;
+    }
+};
 
 /// A log entry or a metrics set: named values in the order the host made them.
 #[derive(Clone, Copy)]
@@ -414,3 +421,23 @@ pub mod time;
 #[doc(hidden)]
 #[path = "export.rs"]
 pub mod __private;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK's events are the WIT enum `event`, case by case, in order.
+    #[test]
+    fn all_events_are_the_wit_enum_in_order() {
+        let wit =
+            trainbox_pyformat::wit::enum_cases(include_str!("../../../wit/callback.wit"), "event");
+        let ours: Vec<String> = ALL_EVENTS
+            .iter()
+            .map(|e| hf_name(*e).strip_prefix("on_").unwrap().replace('_', "-"))
+            .collect();
+        assert_eq!(
+            ours, wit,
+            "trainbox_sdk::ALL_EVENTS / hf_name and the WIT enum `event` (wit/callback.wit) differ"
+        );
+    }
+}
