@@ -27,3 +27,5 @@ mod resume;
 mod sandbox;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;
+/// The training-argument table the host, the WIT and the SDK follow, against transformers.
+mod training_args;
