@@ -1,6 +1,7 @@
 //! Hugging Face's `TrainingArguments.to_dict()` for the fields trainbox
 //! keeps: their names, in the order of the WIT record `training-args`, and
-//! the value a default `TrainingArguments()` holds after `__post_init__`.
+//! the value a default `TrainingArguments()` holds after `__post_init__`
+//! (checked against transformers itself by `tests/spec/training_args.rs`).
 //!
 //! The one list both sides follow. The host's `TrainingArguments` and its
 //! `to_json`, the WIT record and the SDK's `args::to_json` and default
@@ -46,13 +47,31 @@ pub struct Field {
     pub default: Lit,
     /// Whether plugins receive it (a field of the WIT record `training-args`).
     pub in_wit: bool,
+    /// Whether transformers 5.24 has it (`warmup_ratio`, gone from HF in
+    /// v5, is trainbox's own; its default is trainbox's).
+    pub in_hf: bool,
 }
 
+impl Field {
+    /// Whether `value` is this field's default as trainbox writes it: the
+    /// table's value, exactly (an int is not a float), except that a float
+    /// equal to the int default of an [`INT_DEFAULTS_OF_FLOATS`] field counts.
+    pub fn is_default(&self, value: &Json) -> bool {
+        let want = self.default.to_json();
+        *value == want
+            || (INT_DEFAULTS_OF_FLOATS.contains(&self.name)
+                && matches!(value, Json::Float(_))
+                && value.as_f64() == want.as_f64())
+    }
+}
+
+/// A field of HF's that plugins receive.
 const fn field(name: &'static str, default: Lit) -> Field {
     Field {
         name,
         default,
         in_wit: true,
+        in_hf: true,
     }
 }
 
@@ -72,15 +91,20 @@ pub const TRAINING_ARGS: &[Field] = &[
     field("adam_epsilon", Lit::Float(1e-8)),
     field("max_grad_norm", Lit::Float(1.0)),
     field("lr_scheduler_type", Lit::Str("linear")),
-    field("warmup_steps", Lit::Float(0.0)),
-    field("warmup_ratio", Lit::Float(0.0)),
+    field("warmup_steps", Lit::Int(0)),
+    Field {
+        name: "warmup_ratio",
+        default: Lit::Float(0.0),
+        in_wit: true,
+        in_hf: false,
+    },
     field("logging_strategy", Lit::Str("steps")),
     field("logging_steps", Lit::Int(500)),
     field("logging_first_step", Lit::Bool(false)),
     field("logging_nan_inf_filter", Lit::Bool(true)),
     field("eval_strategy", Lit::Str("no")),
     field("eval_steps", Lit::None),
-    field("eval_delay", Lit::Float(0.0)),
+    field("eval_delay", Lit::Int(0)),
     field("eval_on_start", Lit::Bool(false)),
     field("save_strategy", Lit::Str("steps")),
     field("save_steps", Lit::Int(500)),
@@ -98,6 +122,7 @@ pub const TRAINING_ARGS: &[Field] = &[
         name: "resume_from_checkpoint",
         default: Lit::None,
         in_wit: false,
+        in_hf: true,
     },
 ];
 
@@ -105,6 +130,13 @@ pub const TRAINING_ARGS: &[Field] = &[
 /// a whole number above 1 (`logging_steps=5.0` is written `5`; a ratio such
 /// as `0.25` stays a float).
 pub const INTERVALS: [&str; 3] = ["logging_steps", "eval_steps", "save_steps"];
+
+/// Float fields whose HF default is the int `0` (`warmup_steps: float = 0`):
+/// `to_dict()` of a default `TrainingArguments()` holds `0`, while trainbox
+/// writes the float `0.0`, as HF itself does for a value given on the
+/// command line (argparse's `type=float`). Comparisons with the table take
+/// the two as equal for these fields only.
+pub const INT_DEFAULTS_OF_FLOATS: [&str; 2] = ["warmup_steps", "eval_delay"];
 
 /// An interval as `to_dict()` holds it: `Some(int)` for a whole number above
 /// 1, `None` when it stays a float.
@@ -137,6 +169,19 @@ mod tests {
             ours, wit,
             "TRAINING_ARGS and the WIT record `training-args` (wit/callback.wit) differ"
         );
+    }
+
+    #[test]
+    fn defaults_compare_exactly_but_for_int_defaults_of_floats() {
+        let field = |name| TRAINING_ARGS.iter().find(|f| f.name == name).unwrap();
+        assert!(field("warmup_steps").is_default(&Json::Float(0.0)));
+        assert!(field("warmup_steps").is_default(&Json::Int(0)));
+        assert!(!field("warmup_steps").is_default(&Json::Float(0.5)));
+        assert!(field("logging_steps").is_default(&Json::Int(500)));
+        assert!(!field("logging_steps").is_default(&Json::Float(500.0)));
+        for name in INT_DEFAULTS_OF_FLOATS {
+            assert!(matches!(field(name).default, Lit::Int(_)), "{name}");
+        }
     }
 
     #[test]
