@@ -2,13 +2,11 @@
 //!
 //! Leaf data: the trainer writes the state, callbacks read copies of it, and
 //! only `TrainerControl` comes back from callbacks. The reset rules of the
-//! control flags live in [`TrainerControl::reset_for`], the one place they are
-//! applied. The JSON form follows HF's `TrainerState.save_to_json` byte for
+//! control flags are applied by the `CallbackHandler`, as HF's handler does. The JSON form follows HF's `TrainerState.save_to_json` byte for
 //! byte (see `pyjson`); reading tolerates unknown keys and fills missing ones
 //! with defaults, unlike HF's `load_from_json`.
 
 use crate::args::{SaveStrategy, TrainingArguments};
-use crate::callbacks::Event;
 use crate::pyjson::Json;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -469,23 +467,6 @@ pub struct TrainerControl {
 }
 
 impl TrainerControl {
-    /// Applies the handler's reset for `event`, before any callback runs.
-    pub fn reset_for(&mut self, event: Event) {
-        match event {
-            Event::TrainBegin => self.should_training_stop = false,
-            Event::EpochBegin => self.should_epoch_stop = false,
-            Event::StepBegin => {
-                self.should_log = false;
-                self.should_evaluate = false;
-                self.should_save = false;
-            }
-            Event::Log => self.should_log = false,
-            Event::Evaluate => self.should_evaluate = false,
-            Event::Save => self.should_save = false,
-            _ => {}
-        }
-    }
-
     /// Takes a callback's returned flags, except that a stop, once requested,
     /// stays requested. Returns whether the callback tried to clear a stop.
     pub fn merge(&mut self, returned: TrainerControl) -> bool {
@@ -657,7 +638,5 @@ mod tests {
         assert!(cleared);
         assert!(c.should_training_stop);
         assert!(!c.should_save, "other flags are taken as returned");
-        c.reset_for(Event::TrainBegin);
-        assert!(!c.should_training_stop);
     }
 }

@@ -14,6 +14,7 @@ pub use value::{ArgValue, IntervalStrategy, Kind, SaveStrategy, SchedulerType};
 
 use crate::pyjson::Json;
 use std::collections::BTreeMap;
+use trainbox_pyformat::args as hf_args;
 
 /// The description of one field, for parsing and `--help`.
 #[derive(Debug, Clone, Copy)]
@@ -49,24 +50,24 @@ macro_rules! training_arguments {
 
             /// Sets a field from the text of a flag; `values` holds one text,
             /// or several for list fields.
-            pub fn set(&mut self, name: &str, values: &[String]) -> Result<(), String> {
+            pub fn set(&mut self, name: &str, values: &[String]) -> Result<(), SetError> {
                 match name {
                     $( stringify!($name) => {
-                        self.$name = parse_texts::<$ty>(values)?;
+                        self.$name = parse_texts::<$ty>(values).map_err(SetError::Invalid)?;
                         Ok(())
                     } )*
-                    _ => Err(unknown_key(name)),
+                    _ => Err(SetError::unknown(name)),
                 }
             }
 
             /// Sets a field from a config-file value.
-            pub fn set_json(&mut self, name: &str, value: &Json) -> Result<(), String> {
+            pub fn set_json(&mut self, name: &str, value: &Json) -> Result<(), SetError> {
                 match name {
                     $( stringify!($name) => {
-                        self.$name = <$ty as ArgValue>::from_json(value)?;
+                        self.$name = <$ty as ArgValue>::from_json(value).map_err(SetError::Invalid)?;
                         Ok(())
                     } )*
-                    _ => Err(unknown_key(name)),
+                    _ => Err(SetError::unknown(name)),
                 }
             }
 
@@ -75,11 +76,11 @@ macro_rules! training_arguments {
             pub fn to_json(&self) -> Json {
                 let mut map = BTreeMap::new();
                 $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
-                for key in ["logging_steps", "eval_steps", "save_steps"] {
+                for key in hf_args::INTERVALS {
                     if let Some(v) = map.get_mut(key) {
                         if let Json::Float(f) = *v {
-                            if f > 1.0 && f.fract() == 0.0 {
-                                *v = Json::Int(f as i64);
+                            if let Some(i) = hf_args::interval_as_int(f) {
+                                *v = Json::Int(i);
                             }
                         }
                     }
@@ -112,13 +113,39 @@ fn parse_texts<T: ArgValue>(values: &[String]) -> Result<T, String> {
     }
 }
 
-fn unknown_key(name: &str) -> String {
-    let names = TrainingArguments::FIELDS.iter().map(|f| f.name);
-    match crate::suggest::closest(name, names) {
-        Some(near) => format!("unknown argument {name:?} (did you mean {near:?}?)"),
-        None => format!("unknown argument {name:?}"),
+/// Why a training argument could not be set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetError {
+    /// No training argument has this name; `near` is the closest that does.
+    Unknown { name: String, near: Option<String> },
+    /// The field exists; the value is not one it takes (the reason).
+    Invalid(String),
+}
+
+impl SetError {
+    fn unknown(name: &str) -> SetError {
+        let names = TrainingArguments::FIELDS.iter().map(|f| f.name);
+        SetError::Unknown {
+            name: name.to_string(),
+            near: crate::suggest::closest(name, names).map(str::to_string),
+        }
     }
 }
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetError::Unknown {
+                name,
+                near: Some(near),
+            } => write!(f, "unknown argument {name:?} (did you mean {near:?}?)"),
+            SetError::Unknown { name, near: None } => write!(f, "unknown argument {name:?}"),
+            SetError::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for SetError {}
 
 training_arguments! {
     /// Where checkpoints, `trainer_state.json` and plugin directories are written.
@@ -481,32 +508,6 @@ mod tests {
         assert!(err.contains("round multiple"), "{err}");
     }
 
-    #[test]
-    fn best_metric_defaults_follow_hf() {
-        let a = finished(|a| {
-            a.load_best_model_at_end = true;
-            a.eval_strategy = IntervalStrategy::Steps;
-            a.eval_steps = Some(5.0);
-            a.save_steps = 10.0;
-        })
-        .unwrap();
-        assert_eq!(a.metric_for_best_model.as_deref(), Some("loss"));
-        assert_eq!(a.greater_is_better, Some(false));
-        assert_eq!(a.best_metric_key().as_deref(), Some("eval_loss"));
-        let a = finished(|a| a.metric_for_best_model = Some("accuracy".into())).unwrap();
-        assert_eq!(a.greater_is_better, Some(true));
-    }
-
-    #[test]
-    fn unknown_names_suggest_the_closest_field() {
-        let mut a = TrainingArguments::default();
-        let err = a.set("loging_steps", &["5".into()]).unwrap_err();
-        assert_eq!(
-            err,
-            "unknown argument \"loging_steps\" (did you mean \"logging_steps\"?)"
-        );
-    }
-
     /// `--load_best_model_at_end` under the steps strategies with
     /// (eval_steps, save_steps); the messages are transformers 5.24's.
     fn load_best_with(eval: f64, save: f64) -> Result<TrainingArguments, String> {
@@ -625,6 +626,32 @@ mod tests {
     }
 
     #[test]
+    fn best_metric_defaults_follow_hf() {
+        let a = finished(|a| {
+            a.load_best_model_at_end = true;
+            a.eval_strategy = IntervalStrategy::Steps;
+            a.eval_steps = Some(5.0);
+            a.save_steps = 10.0;
+        })
+        .unwrap();
+        assert_eq!(a.metric_for_best_model.as_deref(), Some("loss"));
+        assert_eq!(a.greater_is_better, Some(false));
+        assert_eq!(a.best_metric_key().as_deref(), Some("eval_loss"));
+        let a = finished(|a| a.metric_for_best_model = Some("accuracy".into())).unwrap();
+        assert_eq!(a.greater_is_better, Some(true));
+    }
+
+    #[test]
+    fn unknown_names_suggest_the_closest_field() {
+        let mut a = TrainingArguments::default();
+        let err = a.set("loging_steps", &["5".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown argument \"loging_steps\" (did you mean \"logging_steps\"?)"
+        );
+    }
+
+    #[test]
     fn flags_follow_hf_parsing() {
         let mut a = TrainingArguments::default();
         a.set("logging_first_step", &[]).unwrap();
@@ -641,6 +668,33 @@ mod tests {
             .unwrap();
         let err = a.finish().unwrap_err();
         assert!(err.contains("none cannot be combined"), "{err}");
+    }
+
+    /// `to_json` of the default arguments is HF's `to_dict()` of its own
+    /// defaults, field for field, as the shared table `TRAINING_ARGS` holds
+    /// them (the WIT record and the SDK are checked against the same table).
+    #[test]
+    fn to_json_has_hfs_fields_and_defaults() {
+        let a = finished(|_| {}).unwrap();
+        let ours = a.to_json();
+        let ours = ours.as_object().unwrap();
+        let names: Vec<&str> = hf_args::TRAINING_ARGS.iter().map(|f| f.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            ours.keys().map(String::as_str).collect::<Vec<_>>(),
+            sorted,
+            "the fields of TrainingArguments and trainbox_pyformat::args::TRAINING_ARGS differ"
+        );
+        for field in hf_args::TRAINING_ARGS {
+            assert!(
+                field.is_default(&ours[field.name]),
+                "default of {}: ours {:?}, the table's {:?}",
+                field.name,
+                ours[field.name],
+                field.default
+            );
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod plugin;
 
 use crate::args::TrainingArguments;
 use crate::event::{Event, EventSet};
-use crate::sandbox::CallReport;
 use crate::pyjson::Json;
+use crate::sandbox::CallReport;
 use crate::state::{Logs, TrainerControl, TrainerState};
 use anyhow::Result;
 

@@ -2,7 +2,7 @@
 //! directory, entries and size, and emptying it. The cache itself (its
 //! bound, its eviction) is `sandbox/cache.rs`.
 
-use crate::sandbox::{default_cache_dir, Sandbox};
+use crate::sandbox::{cache_usage, clear_cache, default_cache_dir, CACHE_MAX_BYTES};
 use anyhow::{bail, Result};
 
 const USAGE: &str = "usage: trainbox cache [show] | trainbox cache clear";
@@ -13,18 +13,18 @@ pub fn run(argv: &[String]) -> Result<i32> {
     };
     match argv.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         [] | ["show"] => {
-            let usage = Sandbox::cache_usage(&dir)?;
+            let usage = cache_usage(&dir)?;
             println!("directory: {}", dir.display());
             println!("entries:   {}", usage.entries);
             println!(
                 "size:      {} (bound: {}; the least recently used go first)",
                 size(usage.bytes),
-                size(Sandbox::CACHE_MAX_BYTES)
+                size(CACHE_MAX_BYTES)
             );
             Ok(0)
         }
         ["clear"] => {
-            let removed = Sandbox::clear_cache(&dir)?;
+            let removed = clear_cache(&dir)?;
             let s = if removed.entries == 1 { "y" } else { "ies" };
             println!(
                 "removed {} entr{s} ({}) from {}",

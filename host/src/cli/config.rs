@@ -185,7 +185,7 @@ impl RunConfig {
                         .ok_or_else(|| bad("expected a table of plugin tables"))?;
                     for (name, section) in table {
                         self.apply_plugin_section(name, section, base)
-                            .map_err(|e| anyhow!("{file}: plugins.{name}: {e}"))?;
+                            .with_context(|| format!("{file}: plugins.{name}"))?;
                     }
                 }
                 _ => self.args.set_json(key, value).map_err(|e| match e {
@@ -237,8 +237,14 @@ impl RunConfig {
                 });
             }
         }
-        s.grants.env.extend(table.env.map(OneOrMany::into_vec).unwrap_or_default());
-        for o in table.allow_http.map(OneOrMany::into_vec).unwrap_or_default() {
+        s.grants
+            .env
+            .extend(table.env.map(OneOrMany::into_vec).unwrap_or_default());
+        for o in table
+            .allow_http
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+        {
             s.grants.http.push(
                 crate::sandbox::normalize_origin(&o).map_err(|e| anyhow!("allow_http: {e}"))?,
             );
@@ -369,7 +375,9 @@ mod tests {
         assert!(err.contains("invalid type"), "{err}");
         let err = section("on_error = \"ignore\"").unwrap_err().to_string();
         assert!(err.contains("restart, disable or abort"), "{err}");
-        let err = section("missing_grant = \"maybe\"").unwrap_err().to_string();
+        let err = section("missing_grant = \"maybe\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fail") && err.contains("skip"), "{err}");
     }
 }

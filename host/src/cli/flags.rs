@@ -4,7 +4,7 @@
 
 use super::config::{PluginSource, RunConfig};
 use crate::args::{Kind, TrainingArguments};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
 
 /// The flags that are not training arguments: name, value, help.
@@ -144,7 +144,7 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
             _ => cfg
                 .args
                 .set(&name, &values)
-                .map_err(|e| anyhow!("--{name}: {e}"))?,
+                .with_context(|| format!("--{name}"))?,
         }
     }
     Ok(cfg)
@@ -179,6 +179,7 @@ pub fn train_help() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::SetError;
 
     fn argv(s: &str) -> Vec<String> {
         s.split_whitespace().map(String::from).collect()
@@ -214,10 +215,10 @@ mod tests {
             err,
             "unrecognized flag --loging_steps (did you mean --logging_steps?)"
         );
-        let err = parse_train(&argv("--lr_scheduler_type cosin"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("--lr_scheduler_type:"), "{err}");
+        let err = parse_train(&argv("--lr_scheduler_type cosin")).unwrap_err();
+        assert!(err.downcast_ref::<SetError>().is_some(), "typed: {err:?}");
+        let err = format!("{err:#}");
+        assert!(err.starts_with("--lr_scheduler_type: "), "{err}");
         let err = parse_train(&argv("--max_steps")).unwrap_err().to_string();
         assert_eq!(err, "missing value for flag --max_steps");
     }

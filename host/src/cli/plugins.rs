@@ -1,8 +1,8 @@
 //! `trainbox plugins list DIR` and `trainbox plugins inspect FILE`: what a
 //! plugin says of itself, and whether it loads, without training.
 
-use crate::view::RunView;
 use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
+use crate::view::RunView;
 use anyhow::{bail, Result};
 use std::path::Path;
 

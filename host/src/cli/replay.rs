@@ -17,10 +17,10 @@ use super::config::RunConfig;
 use crate::args::TrainingArguments;
 use crate::callbacks::{Callback, EventContext};
 use crate::event::Event;
-use crate::view::RunView;
 use crate::pyjson::Json;
 use crate::sandbox::{default_cache_dir, Sandbox, WasmPlugin};
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
+use crate::view::RunView;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 

@@ -6,9 +6,11 @@ use super::config::{PluginSource, RunConfig};
 use super::integrations;
 use crate::args::TrainingArguments;
 use crate::callbacks::Callback;
-use crate::view::RunView;
-use crate::sandbox::{default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
+use crate::sandbox::{
+    default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
+};
 use crate::trainer::Trainer;
+use crate::view::RunView;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

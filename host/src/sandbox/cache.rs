@@ -7,8 +7,8 @@
 //! entry just stored is always kept). A hit counts as a use: it sets the
 //! entry's modification time, which is the "last used" the eviction sorts
 //! by. `trainbox cache` shows and clears the directory
-//! ([`Sandbox::cache_usage`](super::Sandbox::cache_usage),
-//! [`Sandbox::clear_cache`](super::Sandbox::clear_cache)). Several processes may
+//! ([`cache_usage`](super::cache_usage),
+//! [`clear_cache`](super::clear_cache)). Several processes may
 //! share the directory: an entry removed under another process's feet only
 //! costs that process a compile.
 
@@ -104,25 +104,20 @@ pub struct CacheUsage {
     pub bytes: u64,
 }
 
-impl super::Sandbox {
-    /// The bound on the compile cache's total size ([`DEFAULT_MAX_BYTES`]).
-    pub const CACHE_MAX_BYTES: u64 = DEFAULT_MAX_BYTES;
+/// The entries of the compile cache in `dir` (none if it does not exist).
+pub fn cache_usage(dir: &Path) -> Result<CacheUsage> {
+    let files = cache_files(dir)?;
+    Ok(usage(files.iter().filter(|f| !f.temp)))
+}
 
-    /// The entries of the compile cache in `dir` (none if it does not exist).
-    pub fn cache_usage(dir: &Path) -> Result<CacheUsage> {
-        let files = cache_files(dir)?;
-        Ok(usage(files.iter().filter(|f| !f.temp)))
+/// Removes every file the compile cache wrote in `dir` (entries and
+/// temporary files; nothing else) and returns what the entries were.
+pub fn clear_cache(dir: &Path) -> Result<CacheUsage> {
+    let files = cache_files(dir)?;
+    for f in &files {
+        remove(&f.path).with_context(|| format!("removing {}", f.path.display()))?;
     }
-
-    /// Removes every file the compile cache wrote in `dir` (entries and
-    /// temporary files; nothing else) and returns what the entries were.
-    pub fn clear_cache(dir: &Path) -> Result<CacheUsage> {
-        let files = cache_files(dir)?;
-        for f in &files {
-            remove(&f.path).with_context(|| format!("removing {}", f.path.display()))?;
-        }
-        Ok(usage(files.iter().filter(|f| !f.temp)))
-    }
+    Ok(usage(files.iter().filter(|f| !f.temp)))
 }
 
 fn usage<'a>(files: impl Iterator<Item = &'a CacheFile>) -> CacheUsage {
@@ -274,7 +269,7 @@ mod tests {
             "files the cache did not write are left alone"
         );
         assert_eq!(
-            Sandbox::cache_usage(&dir).unwrap(),
+            cache_usage(&dir).unwrap(),
             CacheUsage {
                 entries: 2,
                 bytes: 200
@@ -335,7 +330,7 @@ mod tests {
         let temp = entry(&dir, 3, "tmp9", 5, 0);
         let foreign = dir.join("README");
         std::fs::write(&foreign, "mine").unwrap();
-        let removed = Sandbox::clear_cache(&dir).unwrap();
+        let removed = clear_cache(&dir).unwrap();
         assert_eq!(
             removed,
             CacheUsage {
@@ -344,16 +339,10 @@ mod tests {
             }
         );
         assert!(!temp.exists() && foreign.exists());
-        assert_eq!(Sandbox::cache_usage(&dir).unwrap(), CacheUsage::default());
+        assert_eq!(cache_usage(&dir).unwrap(), CacheUsage::default());
         let missing = dir.join("missing");
-        assert_eq!(
-            Sandbox::cache_usage(&missing).unwrap(),
-            CacheUsage::default()
-        );
-        assert_eq!(
-            Sandbox::clear_cache(&missing).unwrap(),
-            CacheUsage::default()
-        );
+        assert_eq!(cache_usage(&missing).unwrap(), CacheUsage::default());
+        assert_eq!(clear_cache(&missing).unwrap(), CacheUsage::default());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -115,10 +115,7 @@ mod tests {
     #[test]
     fn faults_are_classified_by_type() {
         let deadline = Duration::from_millis(100);
-        let memory = MemoryExceeded {
-            desired: 2,
-            cap: 1,
-        };
+        let memory = MemoryExceeded { desired: 2, cap: 1 };
         let err = wasmtime::Error::from(memory);
         assert_eq!(
             PluginFault::classify(&err, deadline),

@@ -192,7 +192,10 @@ mod tests {
     #[test]
     fn the_error_names_the_grant_to_add() {
         let cases = [
-            (Capability::Env("SECRET".into()), "plugins.p.env = [\"SECRET\"]"),
+            (
+                Capability::Env("SECRET".into()),
+                "plugins.p.env = [\"SECRET\"]",
+            ),
             (
                 Capability::Http("http://127.0.0.1:9".into()),
                 "plugins.p.allow_http = [\"http://127.0.0.1:9\"]",

@@ -34,7 +34,10 @@ mod resources;
 mod store;
 
 pub use bindings::{API_VERSION, PLUGIN_EXPORT};
-pub use cache::default_dir as default_cache_dir;
+pub use cache::{
+    cache_usage, clear_cache, default_dir as default_cache_dir, CacheUsage,
+    DEFAULT_MAX_BYTES as CACHE_MAX_BYTES,
+};
 pub use describe::PluginInfo;
 pub use fault::{BadOnError, OnError, PluginFault};
 pub use grants::{Capability, DirGrant, Grants, NotGranted};
@@ -171,7 +174,12 @@ impl Sandbox {
             .linker
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{}: needs imports this host does not provide", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: needs imports this host does not provide",
+                    path.display()
+                )
+            })?;
         let pre = CallbackPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .with_context(|| path.display().to_string())?;

@@ -165,9 +165,13 @@ impl WasmPlugin {
     ) -> Option<Result<T, PluginFault>> {
         let live = self.live.as_mut()?;
         let bindings = &live.bindings;
-        Some(call(&mut live.store, &mut self.report, export, deadline, |s| {
-            f(bindings, s)
-        }))
+        Some(call(
+            &mut live.store,
+            &mut self.report,
+            export,
+            deadline,
+            |s| f(bindings, s),
+        ))
     }
 
     /// `plugin <label> <version> (<path>)`: how messages name the plugin.

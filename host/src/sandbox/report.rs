@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(cols[4], "20.0", "mean µs of the event calls");
         assert_eq!(cols.last(), Some(&"2.0"), "finish ms");
         assert_eq!(
-            CallReport::HEADER.split("  ").filter(|c| !c.trim().is_empty()).count(),
+            CallReport::HEADER
+                .split("  ")
+                .filter(|c| !c.trim().is_empty())
+                .count(),
             cols.len(),
             "{row}"
         );

@@ -11,4 +11,3 @@ pub struct BarHandle {
     pub(super) leave: bool,
     pub(super) closed: bool,
 }
-

@@ -35,7 +35,13 @@ impl StoreFactory {
     /// plugin describes itself.
     pub fn bare(&self, label: &str, limits: &PluginLimits) -> Store<PluginHost> {
         let (mut wasi, stdout) = output_only(label);
-        self.store(label, wasi.build(), stdout, HttpPolicy::deny_all(label), limits)
+        self.store(
+            label,
+            wasi.build(),
+            stdout,
+            HttpPolicy::deny_all(label),
+            limits,
+        )
     }
 
     /// A store with the plugin's own directory and its grants.

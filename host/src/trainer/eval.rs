@@ -3,7 +3,7 @@
 use super::data::{epoch_batches, num_batches, Dataset};
 use super::model::MetricSum;
 use super::{speed_metrics, Trainer};
-use crate::callbacks::Event;
+use crate::event::Event;
 use crate::state::{Logs, Value};
 use anyhow::{anyhow, Result};
 use std::time::Instant;

@@ -12,9 +12,7 @@
 //! Everything is read and checked before anything is trained or written, so
 //! a failed resume deletes or overwrites no checkpoint.
 
-use super::checkpoint::{
-    get_last_checkpoint, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE,
-};
+use super::checkpoint::{get_last_checkpoint, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE};
 use super::run::{read_loop_state, Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::pyjson::Json;
@@ -143,7 +141,7 @@ impl Trainer {
         if self.args.restore_callback_states_from_checkpoint {
             let stored = self.state.stateful_callbacks.clone();
             self.restore_callback_states(&stored)
-                .map_err(|e| anyhow!("{}: {e:#}", state_file.display()))?;
+                .with_context(|| state_file.display().to_string())?;
         }
         if let Some(reason) = finished {
             crate::ui::info(&format!("{reason}; nothing to train"));

@@ -112,4 +112,3 @@ pub(super) fn read_loop_state(dir: &Path, global_step: u64) -> Result<Option<Loo
         learning_rate: number("learning_rate", false)?,
     }))
 }
-

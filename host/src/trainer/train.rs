@@ -3,37 +3,15 @@
 
 use super::data::{epoch_batches, num_batches};
 use super::optim::{AdamW, AdamWConfig};
+use super::run::Run;
 use super::schedule::lr_factor;
 use super::{speed_metrics, TrainOutput, Trainer};
 use crate::args::SaveStrategy;
-use crate::callbacks::Event;
+use crate::event::Event;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
 use anyhow::{bail, Result};
 use std::path::Path;
 use std::time::Instant;
-
-/// The bookkeeping of one `train()` call.
-pub(crate) struct Run {
-    pub optimizer: AdamW,
-    /// Updates planned, and updates with warm-up.
-    pub max_steps: u64,
-    pub warmup: u64,
-    /// Loss summed since the last log (each update contributes its mean).
-    pub tr_loss: f64,
-    /// Loss of every logged interval so far (for `train_loss`).
-    pub total_loss: f64,
-    pub globalstep_last_logged: u64,
-    /// Floating-point operations not yet added to `state.total_flos`.
-    pub current_flos: f64,
-    pub grad_norm: Option<f64>,
-    pub learning_rate: Option<f64>,
-    /// `global_step` when this call started (non-zero after a resume).
-    pub start_step: u64,
-    /// The step after which `total_loss` and `tr_loss` count losses: the
-    /// start, or the last log before the checkpoint resumed from.
-    pub loss_from_step: u64,
-    pub started: Instant,
-}
 
 impl Trainer {
     /// Trains, as HF's `Trainer.train()`, and returns the final summary.
