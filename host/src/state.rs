@@ -2,7 +2,8 @@
 //!
 //! Leaf data: the trainer writes the state, callbacks read copies of it, and
 //! only `TrainerControl` comes back from callbacks. The reset rules of the
-//! control flags are applied by the `CallbackHandler`, as HF's handler does. The JSON form follows HF's `TrainerState.save_to_json` byte for
+//! control flags are applied by the `CallbackHandler`, as HF's handler
+//! does. The JSON form follows HF's `TrainerState.save_to_json` byte for
 //! byte (see `pyjson`); reading tolerates unknown keys and fills missing ones
 //! with defaults, unlike HF's `load_from_json`.
 
