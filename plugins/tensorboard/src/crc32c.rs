@@ -1,38 +1,18 @@
-//! CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) and TFRecord's
-//! masked form of it, which guards each record's length and payload.
+//! TFRecord's masked CRC-32C (Castagnoli), which guards each record's
+//! length and payload; the CRC itself is the `crc` crate's `CRC_32_ISCSI`.
 
-/// The byte-at-a-time lookup table, built at compile time.
-const TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
+use crc::{Crc, CRC_32_ISCSI};
 
-/// The CRC-32C of `data`.
-pub fn crc32c(data: &[u8]) -> u32 {
-    !data.iter().fold(!0u32, |crc, &b| {
-        TABLE[((crc ^ b as u32) & 0xff) as usize] ^ (crc >> 8)
-    })
-}
+/// CRC-32C, as TFRecord and RFC 3720 define it.
+const CASTAGNOLI: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 
 /// TFRecord's masked CRC: rotated right by 15 bits plus a constant, so that
 /// a CRC stored inside the data it covers does not check itself.
 pub fn masked(data: &[u8]) -> u32 {
-    crc32c(data).rotate_right(15).wrapping_add(0xA282_EAD8)
+    CASTAGNOLI
+        .checksum(data)
+        .rotate_right(15)
+        .wrapping_add(0xA282_EAD8)
 }
 
 #[cfg(test)]
@@ -41,10 +21,10 @@ mod tests {
 
     #[test]
     fn check_value_and_mask() {
-        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
-        assert_eq!(crc32c(b""), 0);
+        assert_eq!(CASTAGNOLI.checksum(b"123456789"), 0xE306_9283);
+        assert_eq!(CASTAGNOLI.checksum(b""), 0);
         // 32 zero bytes, RFC 3720 B.4.
-        assert_eq!(crc32c(&[0u8; 32]), 0x8A91_36AA);
+        assert_eq!(CASTAGNOLI.checksum(&[0u8; 32]), 0x8A91_36AA);
         // ((crc >> 15) | (crc << 17)) + 0xA282EAD8 of the check value.
         assert_eq!(masked(b"123456789"), 0xC78A_B0E5);
     }

@@ -7,6 +7,7 @@
 //! type byte followed by the chunk data, unmasked (unlike LevelDB and
 //! TFRecord). This module knows bytes only; `proto` makes the records.
 
+use crc::{Crc, CRC_32_ISO_HDLC};
 use std::io::{self, Write};
 
 /// The file header: magic, `0xBEE1` little-endian, version 0.
@@ -22,34 +23,16 @@ pub const FIRST: u8 = 2;
 pub const MIDDLE: u8 = 3;
 pub const LAST: u8 = 4;
 
-/// CRC-32/IEEE (reflected polynomial 0xEDB88320), zlib's `crc32`.
+/// CRC-32/IEEE (zlib's `crc32`; the `crc` crate's `CRC_32_ISO_HDLC`).
+const IEEE: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
+
+/// The CRC of `parts` one after the other.
 pub fn crc32(parts: &[&[u8]]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
+    let mut digest = IEEE.digest();
     for part in parts {
-        for &b in *part {
-            crc = TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
-        }
+        digest.update(part);
     }
-    !crc
+    digest.finalize()
 }
 
 /// Appends the chunks of `record` to `out`, for a log whose next byte is at

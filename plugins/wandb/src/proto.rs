@@ -1,73 +1,155 @@
-//! The `wandb_internal.Record` protobufs this plugin writes, encoded by hand
-//! (field numbers from `wandb_internal.proto` of wandb 0.31): a tiny
-//! protobuf writer ([`Msg`]) and one builder per record kind. Every value
-//! is JSON text (`value_json`), as wandb stores it. This module knows
-//! nothing of files or training; `framing` frames what it returns.
+//! The `wandb_internal.Record` protobufs this plugin writes, declared with
+//! `prost` derive (field numbers from `wandb_internal.proto` of wandb 0.31;
+//! only the fields this plugin sets), and one builder per record kind.
+//! Every value is JSON text (`value_json`), as wandb stores it. This module
+//! knows nothing of files or training; `framing` frames what it returns.
 
-/// A protobuf message being encoded.
-#[derive(Default)]
-pub struct Msg(Vec<u8>);
+use prost::{Message, Oneof};
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7F) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// `wandb_internal.Record`.
+#[derive(Clone, PartialEq, Message)]
+struct Record {
+    #[prost(int64, tag = "1")]
+    num: i64,
+    #[prost(oneof = "RecordType", tags = "2, 3, 5, 12, 17, 18, 21")]
+    record_type: Option<RecordType>,
+    #[prost(message, optional, tag = "200")]
+    info: Option<RecordInfo>,
 }
 
-impl Msg {
-    pub fn new() -> Msg {
-        Msg::default()
-    }
-
-    fn tag(&mut self, field: u32, wire: u8) {
-        varint(&mut self.0, ((field as u64) << 3) | wire as u64);
-    }
-
-    /// A varint field (`int32`, `int64`, `bool`); a negative `int32` takes ten bytes, as protobuf says.
-    pub fn int(mut self, field: u32, v: i64) -> Msg {
-        self.tag(field, 0);
-        varint(&mut self.0, v as u64);
-        self
-    }
-
-    pub fn bool(self, field: u32, v: bool) -> Msg {
-        self.int(field, v as i64)
-    }
-
-    /// A length-delimited field.
-    pub fn bytes(mut self, field: u32, v: &[u8]) -> Msg {
-        self.tag(field, 2);
-        varint(&mut self.0, v.len() as u64);
-        self.0.extend_from_slice(v);
-        self
-    }
-
-    pub fn str(self, field: u32, v: &str) -> Msg {
-        self.bytes(field, v.as_bytes())
-    }
-
-    pub fn msg(self, field: u32, m: Msg) -> Msg {
-        self.bytes(field, &m.0)
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
+/// `Record.record_type`.
+#[derive(Clone, PartialEq, Oneof)]
+enum RecordType {
+    #[prost(message, tag = "2")]
+    History(HistoryRecord),
+    #[prost(message, tag = "3")]
+    Summary(ItemsRecord),
+    #[prost(message, tag = "5")]
+    Config(ItemsRecord),
+    #[prost(message, tag = "12")]
+    Metric(MetricRecord),
+    #[prost(message, tag = "17")]
+    Run(RunRecord),
+    #[prost(message, tag = "18")]
+    Exit(RunExitRecord),
+    #[prost(message, tag = "21")]
+    Header(HeaderRecord),
 }
 
-/// `wandb_internal.Record` field numbers.
-mod record {
-    pub const NUM: u32 = 1;
-    pub const HISTORY: u32 = 2;
-    pub const SUMMARY: u32 = 3;
-    pub const CONFIG: u32 = 5;
-    pub const METRIC: u32 = 12;
-    pub const RUN: u32 = 17;
-    pub const EXIT: u32 = 18;
-    pub const HEADER: u32 = 21;
-    pub const INFO: u32 = 200;
+/// `_RecordInfo`.
+#[derive(Clone, PartialEq, Message)]
+struct RecordInfo {
+    #[prost(string, tag = "1")]
+    stream_id: String,
+}
+
+/// `ConfigItem`, `SummaryItem` and `HistoryItem` alike: `key = 1` and
+/// `value_json = 16` (the SDK sends flat keys; their `nested_key = 2` is for
+/// dotted paths, which this plugin never writes).
+#[derive(Clone, PartialEq, Message)]
+struct ItemProto {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "16")]
+    value_json: String,
+}
+
+/// `ConfigRecord` and `SummaryRecord` alike: `update = 1`.
+#[derive(Clone, PartialEq, Message)]
+struct ItemsRecord {
+    #[prost(message, repeated, tag = "1")]
+    update: Vec<ItemProto>,
+}
+
+/// `HistoryRecord { item = 1, step = 2 }`.
+#[derive(Clone, PartialEq, Message)]
+struct HistoryRecord {
+    #[prost(message, repeated, tag = "1")]
+    item: Vec<ItemProto>,
+    #[prost(message, optional, tag = "2")]
+    step: Option<HistoryStep>,
+}
+
+/// `HistoryStep`.
+#[derive(Clone, PartialEq, Message)]
+struct HistoryStep {
+    #[prost(int64, tag = "1")]
+    num: i64,
+}
+
+/// `HeaderRecord { version_info = 1 }`.
+#[derive(Clone, PartialEq, Message)]
+struct HeaderRecord {
+    #[prost(message, optional, tag = "1")]
+    version_info: Option<VersionInfo>,
+}
+
+/// `HeaderRecord.VersionInfo`.
+#[derive(Clone, PartialEq, Message)]
+struct VersionInfo {
+    #[prost(string, tag = "1")]
+    producer: String,
+    #[prost(string, tag = "2")]
+    min_consumer: String,
+}
+
+/// `RunRecord` (the fields this plugin sets).
+#[derive(Clone, PartialEq, Message)]
+struct RunRecord {
+    #[prost(string, tag = "1")]
+    run_id: String,
+    #[prost(string, tag = "2")]
+    entity: String,
+    #[prost(string, tag = "3")]
+    project: String,
+    #[prost(message, optional, tag = "4")]
+    config: Option<ItemsRecord>,
+    #[prost(string, tag = "8")]
+    display_name: String,
+    #[prost(string, tag = "13")]
+    host: String,
+    #[prost(message, optional, tag = "17")]
+    start_time: Option<Timestamp>,
+}
+
+/// `google.protobuf.Timestamp`.
+#[derive(Clone, PartialEq, Message)]
+struct Timestamp {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// `MetricRecord` (the fields `define_metric` sets).
+#[derive(Clone, PartialEq, Message)]
+struct MetricRecord {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    glob_name: String,
+    #[prost(string, tag = "4")]
+    step_metric: String,
+    #[prost(message, optional, tag = "6")]
+    options: Option<MetricOptions>,
+}
+
+/// `MetricOptions`.
+#[derive(Clone, PartialEq, Message)]
+struct MetricOptions {
+    #[prost(bool, tag = "1")]
+    step_sync: bool,
+    #[prost(bool, tag = "3")]
+    defined: bool,
+}
+
+/// `RunExitRecord`.
+#[derive(Clone, PartialEq, Message)]
+struct RunExitRecord {
+    #[prost(int32, tag = "1")]
+    exit_code: i32,
+    #[prost(int32, tag = "2")]
+    runtime: i32,
 }
 
 /// What every record carries: its number and the run's stream id.
@@ -76,35 +158,45 @@ pub struct Envelope<'a> {
     pub stream_id: &'a str,
 }
 
-/// A `Record` with `body` in field `field`.
-fn record(env: &Envelope, field: u32, body: Msg) -> Vec<u8> {
-    Msg::new()
-        .int(record::NUM, env.num)
-        .msg(field, body)
-        .msg(record::INFO, Msg::new().str(1, env.stream_id))
-        .into_bytes()
+/// A serialized `Record` carrying `body`.
+fn record(env: &Envelope, body: RecordType) -> Vec<u8> {
+    Record {
+        num: env.num,
+        record_type: Some(body),
+        info: Some(RecordInfo {
+            stream_id: env.stream_id.into(),
+        }),
+    }
+    .encode_to_vec()
 }
 
-/// A key and its JSON value: `ConfigItem`, `SummaryItem` and `HistoryItem`
-/// share `key = 1` and `value_json = 16` (the SDK sends flat keys; their
-/// `nested_key = 2` is for dotted paths, which this plugin never writes).
+/// A key and its JSON value.
 pub struct Item<'a> {
     pub key: &'a str,
     pub value_json: &'a str,
 }
 
-fn item(i: &Item) -> Msg {
-    Msg::new().str(1, i.key).str(16, i.value_json)
-}
-
-fn items(field: u32, list: &[Item]) -> Msg {
-    list.iter().fold(Msg::new(), |m, i| m.msg(field, item(i)))
+fn items(list: &[Item]) -> Vec<ItemProto> {
+    list.iter()
+        .map(|i| ItemProto {
+            key: i.key.into(),
+            value_json: i.value_json.into(),
+        })
+        .collect()
 }
 
 /// `HeaderRecord { version_info { producer, min_consumer } }`.
 pub fn header(env: &Envelope, producer: &str, min_consumer: &str) -> Vec<u8> {
-    let info = Msg::new().str(1, producer).str(2, min_consumer);
-    record(env, record::HEADER, Msg::new().msg(1, info))
+    let version_info = VersionInfo {
+        producer: producer.into(),
+        min_consumer: min_consumer.into(),
+    };
+    record(
+        env,
+        RecordType::Header(HeaderRecord {
+            version_info: Some(version_info),
+        }),
+    )
 }
 
 /// The run as `RunRecord` describes it.
@@ -119,57 +211,73 @@ pub struct Run<'a> {
     pub start_time: (i64, i32),
 }
 
-/// `RunRecord`: `run_id = 1`, `entity = 2`, `project = 3`, `config = 4`
-/// (a `ConfigRecord`), `display_name = 8`, `host = 13`, `start_time = 17`.
+/// `RunRecord`: run id, entity, project, config, display name, host, start time.
 pub fn run(env: &Envelope, r: &Run) -> Vec<u8> {
-    let mut m = Msg::new()
-        .str(1, r.run_id)
-        .str(2, r.entity)
-        .str(3, r.project)
-        .msg(4, items(1, r.config));
-    if let Some(name) = r.display_name {
-        m = m.str(8, name);
-    }
-    let start = Msg::new()
-        .int(1, r.start_time.0)
-        .int(2, r.start_time.1 as i64);
-    m = m.str(13, r.host).msg(17, start);
-    record(env, record::RUN, m)
+    let m = RunRecord {
+        run_id: r.run_id.into(),
+        entity: r.entity.into(),
+        project: r.project.into(),
+        config: Some(ItemsRecord {
+            update: items(r.config),
+        }),
+        display_name: r.display_name.unwrap_or_default().into(),
+        host: r.host.into(),
+        start_time: Some(Timestamp {
+            seconds: r.start_time.0,
+            nanos: r.start_time.1,
+        }),
+    };
+    record(env, RecordType::Run(m))
 }
 
-/// `ConfigRecord { update = 1 }`.
+/// `ConfigRecord { update }`.
 pub fn config(env: &Envelope, update: &[Item]) -> Vec<u8> {
-    record(env, record::CONFIG, items(1, update))
+    let update = items(update);
+    record(env, RecordType::Config(ItemsRecord { update }))
 }
 
-/// `SummaryRecord { update = 1 }`.
+/// `SummaryRecord { update }`.
 pub fn summary(env: &Envelope, update: &[Item]) -> Vec<u8> {
-    record(env, record::SUMMARY, items(1, update))
+    let update = items(update);
+    record(env, RecordType::Summary(ItemsRecord { update }))
 }
 
-/// `HistoryRecord { item = 1, step = 2 { num = 1 } }`.
+/// `HistoryRecord { item, step { num } }`.
 pub fn history(env: &Envelope, row: &[Item], step: i64) -> Vec<u8> {
-    let m = items(1, row).msg(2, Msg::new().int(1, step));
-    record(env, record::HISTORY, m)
+    let m = HistoryRecord {
+        item: items(row),
+        step: Some(HistoryStep { num: step }),
+    };
+    record(env, RecordType::History(m))
 }
 
-/// `MetricRecord`: `name = 1` or `glob_name = 2`, `step_metric = 4`,
-/// `options = 6 { step_sync = 1, defined = 3 }`, as `define_metric` makes it.
+/// `MetricRecord`: `name` or `glob_name`, `step_metric`, and
+/// `options { step_sync, defined }`, as `define_metric` makes it.
 pub fn metric(env: &Envelope, name: &str, glob: bool, step_metric: Option<&str>) -> Vec<u8> {
-    let mut m = Msg::new().str(if glob { 2 } else { 1 }, name);
-    let mut options = Msg::new();
-    if let Some(step) = step_metric {
-        m = m.str(4, step);
-        options = options.bool(1, true);
-    }
-    m = m.msg(6, options.bool(3, true));
-    record(env, record::METRIC, m)
+    let (name, glob_name) = if glob {
+        (String::new(), name.into())
+    } else {
+        (name.into(), String::new())
+    };
+    let m = MetricRecord {
+        name,
+        glob_name,
+        step_metric: step_metric.unwrap_or_default().into(),
+        options: Some(MetricOptions {
+            step_sync: step_metric.is_some(),
+            defined: true,
+        }),
+    };
+    record(env, RecordType::Metric(m))
 }
 
-/// `RunExitRecord { exit_code = 1, runtime = 2 }`.
+/// `RunExitRecord { exit_code, runtime }`.
 pub fn exit(env: &Envelope, exit_code: i32, runtime_s: i32) -> Vec<u8> {
-    let m = Msg::new().int(1, exit_code as i64).int(2, runtime_s as i64);
-    record(env, record::EXIT, m)
+    let m = RunExitRecord {
+        exit_code,
+        runtime: runtime_s,
+    };
+    record(env, RecordType::Exit(m))
 }
 
 #[cfg(test)]
@@ -182,36 +290,39 @@ mod tests {
     };
 
     #[test]
-    fn varints_and_tags_follow_protobuf() {
-        assert_eq!(Msg::new().int(1, 150).into_bytes(), [0x08, 0x96, 0x01]);
-        assert_eq!(Msg::new().str(2, "hi").into_bytes(), [0x12, 2, b'h', b'i']);
-        // A negative int32 is sign-extended to ten bytes.
-        assert_eq!(
-            Msg::new().int(1, -1).into_bytes(),
-            [0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
-        );
-        // Field 200, length-delimited: tag (200 << 3) | 2 = 1602.
-        assert_eq!(Msg::new().str(200, "").into_bytes(), [0xC2, 0x0C, 0]);
-    }
-
-    #[test]
     fn exit_record_bytes() {
-        // num=1, exit { exit_code=0, runtime=3 }, _info { stream_id="ab" }
+        // num=1, exit { runtime=3 } (exit_code 0 is proto3's default, left
+        // out), _info { stream_id="ab" }; field 200 is tag 1602 = c2 0c.
         assert_eq!(
             exit(&ENV, 0, 3),
-            [0x08, 1, 0x92, 0x01, 4, 0x08, 0, 0x10, 3, 0xC2, 0x0C, 4, 0x0A, 2, b'a', b'b']
+            [0x08, 1, 0x92, 0x01, 2, 0x10, 3, 0xC2, 0x0C, 4, 0x0A, 2, b'a', b'b']
         );
+        // A negative int32 is sign-extended to ten bytes.
+        let failed = exit(&ENV, -1, 0);
+        assert_eq!(&failed[2..5], [0x92, 0x01, 11]);
+        assert_eq!(failed[15], 0x01);
     }
 
     #[test]
     fn items_are_key_and_value_json() {
-        let one = item(&Item {
-            key: "train/loss",
-            value_json: "1.5",
-        })
-        .into_bytes();
+        let rec = summary(
+            &ENV,
+            &[Item {
+                key: "train/loss",
+                value_json: "1.5",
+            }],
+        );
+        // summary { update { key, value_json (field 16: 82 01) } }
+        let one = &rec[2 + 2 + 2..rec.len() - 7];
         assert_eq!(&one[..2], [0x0A, 10]);
         assert_eq!(&one[12..], [0x82, 0x01, 3, b'1', b'.', b'5']);
+    }
+
+    #[test]
+    fn history_step_zero_is_an_empty_present_step() {
+        let rec = history(&ENV, &[], 0);
+        // history { step {} }, as Python sets `history.step.num = 0`.
+        assert_eq!(&rec[..6], [0x08, 1, 0x12, 2, 0x12, 0]);
     }
 
     #[test]
