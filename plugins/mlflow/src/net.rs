@@ -11,6 +11,7 @@ use crate::wire::Request;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use trainbox_sdk::http;
 pub use trainbox_sdk::http::HttpError as NetError;
+use url::{ParseError, Url};
 
 /// A reply: status and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,26 +47,33 @@ impl WasiNet {
             "MLFLOW_TRACKING_URI={uri:?}: this plugin logs to a tracking server only (http:// or https://); start one (`mlflow server --host 127.0.0.1 --port 5000`) and set MLFLOW_TRACKING_URI=http://127.0.0.1:5000"
         )
         };
-        let (scheme, rest) = uri.split_once("://").ok_or_else(server_only)?;
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
+        let url = Url::parse(uri).map_err(|e| match e {
+            ParseError::RelativeUrlWithoutBase => server_only(),
+            ParseError::EmptyHost => format!("MLFLOW_TRACKING_URI={uri:?} has no host"),
+            e => format!("MLFLOW_TRACKING_URI={uri:?}: {e}"),
+        })?;
+        let scheme = match url.scheme() {
             "http" => "http",
             "https" => "https",
             _ => return Err(server_only()),
         };
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if authority.is_empty() {
-            return Err(format!("MLFLOW_TRACKING_URI={uri:?} has no host"));
-        }
         Ok(WasiNet {
             scheme,
-            authority: authority.to_string(),
-            prefix: prefix.to_string(),
+            authority: authority(&url)
+                .ok_or_else(|| format!("MLFLOW_TRACKING_URI={uri:?} has no host"))?,
+            prefix: url.path().trim_end_matches('/').to_string(),
             authorization,
         })
     }
+}
+
+/// `host[:port]` of a URL (the port only when not the scheme's default).
+fn authority(url: &Url) -> Option<String> {
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
 }
 
 impl Net for WasiNet {
@@ -111,17 +119,12 @@ impl Net for WasiNet {
 
 /// `scheme://host:port` of a URI, the port written as the host normalizes it.
 pub fn origin(uri: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("http", uri));
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if has_port {
-        format!("{scheme}://{authority}")
-    } else {
-        let port = if scheme == "https" { 443 } else { 80 };
-        format!("{scheme}://{authority}:{port}")
+    let Ok(url) = Url::parse(uri) else {
+        return uri.to_string();
+    };
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+        _ => uri.to_string(),
     }
 }
 
@@ -145,6 +148,17 @@ mod tests {
         assert!(err.contains("tracking server only"), "{err}");
         let err = WasiNet::new("sqlite:///x.db", None).err().unwrap();
         assert!(err.contains("tracking server only"), "{err}");
+        let err = WasiNet::new("./mlruns", None).err().unwrap();
+        assert!(err.contains("tracking server only"), "{err}");
+        let err = WasiNet::new("http://", None).err().unwrap();
+        assert!(err.contains("has no host"), "{err}");
+        let n = WasiNet::new("HTTP://User:pw@Host:80/a/b", None).unwrap();
+        assert_eq!(
+            (n.scheme, n.authority.as_str(), n.prefix.as_str()),
+            ("http", "host", "/a/b")
+        );
+        let n = WasiNet::new("http://[::1]:5000", None).unwrap();
+        assert_eq!(n.authority, "[::1]:5000");
     }
 
     #[test]

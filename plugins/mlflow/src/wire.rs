@@ -3,6 +3,7 @@
 //! Pure functions; `net.rs` sends them.
 
 use crate::metrics::Metric;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
 /// The API prefix under the tracking URI.
@@ -40,17 +41,17 @@ fn post(endpoint: &str, body: Value) -> Request {
     }
 }
 
-/// Percent-encoding of a query value (RFC 3986 unreserved characters kept).
+/// What a query value keeps unencoded: RFC 3986's unreserved characters.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encoding of a query value (RFC 3986 unreserved characters kept,
+/// the rest as `%XX` of their UTF-8 bytes).
 pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 fn tags_json(tags: &[(String, String)]) -> Value {

@@ -14,6 +14,7 @@
 //! ```
 
 use std::time::Duration;
+use url::Url;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
@@ -75,10 +76,15 @@ pub struct Request<'a> {
 /// Sends a request and waits for the whole response.
 pub fn send(r: &Request) -> Result<Response, HttpError> {
     let failed = |what: &str| HttpError::Failed(format!("{}: {what}", r.url));
-    let (scheme, rest) = r.url.split_once("://").ok_or_else(|| failed("no scheme"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+    let url = Url::parse(r.url).map_err(|e| failed(&e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| failed("no host"))?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
     };
     let mut fields: Vec<(String, Vec<u8>)> = r
         .headers
@@ -105,16 +111,16 @@ pub fn send(r: &Request) -> Result<Response, HttpError> {
         other => Method::Other(other.into()),
     };
     req.set_method(&method).map_err(|()| failed("bad method"))?;
-    let scheme = match scheme {
+    let scheme = match url.scheme() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         other => Scheme::Other(other.into()),
     };
     req.set_scheme(Some(&scheme))
         .map_err(|()| failed("bad scheme"))?;
-    req.set_authority(Some(authority))
+    req.set_authority(Some(&authority))
         .map_err(|()| failed("bad host"))?;
-    req.set_path_with_query(Some(path))
+    req.set_path_with_query(Some(&path))
         .map_err(|()| failed("bad path"))?;
     let options = r.timeout.map(|t| {
         let nanos = |d: Duration| d.max(Duration::from_millis(1)).as_nanos() as u64;
