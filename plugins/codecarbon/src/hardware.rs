@@ -13,15 +13,13 @@ use crate::data;
 /// codecarbon's `DEFAULT_POWER_PER_CORE`: W per thread of an unknown CPU.
 const POWER_PER_THREAD: f64 = 4.0;
 
-/// The TDP table: (name, W), in file order.
-fn cpu_table() -> Vec<(&'static str, f64)> {
-    data::CPU_POWER
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            // `Name,TDP`; a name with a comma is quoted (and has no quote inside).
-            let (name, tdp) = line.rsplit_once(',')?;
-            Some((name.trim_matches('"'), tdp.trim().parse().ok()?))
+/// The TDP table: (name, W), in file order; rows without a number are skipped.
+fn cpu_table() -> Vec<(String, f64)> {
+    csv::Reader::from_reader(data::CPU_POWER.as_bytes())
+        .into_records()
+        .filter_map(|row| {
+            let row = row.ok()?;
+            Some((row.get(0)?.to_string(), row.get(1)?.trim().parse().ok()?))
         })
         .collect()
 }
@@ -54,11 +52,11 @@ fn token_set_match(a: &str, b: &str) -> bool {
 /// non-greedy): an exact match ignoring case; then the same after dropping
 /// "(R)", " CPU" and the "@ x.xxGHz" clock; then the one row whose token set
 /// holds the model's, or is held by it (none when several are).
-pub fn match_cpu(model: &str) -> Option<(&'static str, f64)> {
+pub fn match_cpu(model: &str) -> Option<(String, f64)> {
     let table = cpu_table();
     let exact = |m: &str| {
         let m = m.to_lowercase();
-        table.iter().find(|(n, _)| n.to_lowercase() == m).copied()
+        table.iter().find(|(n, _)| n.to_lowercase() == m).cloned()
     };
     if let Some(hit) = exact(model) {
         return Some(hit);
@@ -76,7 +74,7 @@ pub fn match_cpu(model: &str) -> Option<(&'static str, f64)> {
         .iter()
         .filter(|(n, _)| token_set_match(&query, &default_process(n)));
     match (hits.next(), hits.next()) {
-        (Some(hit), None) => Some(*hit),
+        (Some(hit), None) => Some(hit.clone()),
         _ => None,
     }
 }
@@ -191,7 +189,12 @@ mod tests {
             ("", None),
         ];
         for (model, want) in cases {
-            assert_eq!(match_cpu(model), want, "{model:?}");
+            let got = match_cpu(model);
+            assert_eq!(
+                got.as_ref().map(|(n, w)| (n.as_str(), *w)),
+                want,
+                "{model:?}"
+            );
         }
     }
 

@@ -3,20 +3,18 @@
 //! codecarbon writes local time).
 
 use trainbox_sdk::time::{random_u64, unix_now, Utc};
+use uuid::Builder;
 
-/// `str(uuid.uuid4())`.
+/// `str(uuid.uuid4())`: the `uuid` crate's version 4 from 128 random bits
+/// (the sandbox's randomness, through the SDK).
 pub fn uuid4() -> String {
-    let (hi, lo) = (random_u64(), random_u64());
-    let hi = (hi & !0xF000) | 0x4000; // version 4
-    let lo = (lo & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
+    bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
+    Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// `%Y-%m-%dT%H:%M:%S` of a Unix time, in UTC.

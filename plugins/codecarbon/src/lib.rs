@@ -21,18 +21,19 @@
 //! The row says `codecarbon_version` 3.3.2 (whose method and tables these
 //! are) and leaves `python_version` empty; `tracking_mode` is `machine`.
 //!
-//! Modules: `tracker` (accounting), `rapl`, `hardware`, `intensity`, `csv`,
-//! `ids` (run id, timestamp), `data` (codecarbon's tables, embedded at build).
+//! Modules: `tracker` (accounting), `rapl`, `hardware`, `intensity`,
+//! `emissions_csv`, `ids` (run id, timestamp), `data`
+//! (codecarbon's tables, embedded at build).
 
-mod csv;
 mod data;
+mod emissions_csv;
 mod hardware;
 mod ids;
 mod intensity;
 mod rapl;
 mod tracker;
 
-use csv::Cell;
+use emissions_csv::Cell;
 use intensity::{Location, Rate};
 use std::path::Path;
 use std::time::Instant;
@@ -86,9 +87,9 @@ impl CodeCarbon {
         } else {
             0.0
         };
-        match csv::append(FILE, &row(facts, &totals, emissions)) {
+        match emissions_csv::append(FILE, &row(facts, &totals, emissions)) {
             Ok(written) => {
-                if let csv::Written::BackedUp(old) = written {
+                if let emissions_csv::Written::BackedUp(old) = written {
                     println!("{FILE} had other columns: kept as {old}");
                 }
                 println!(

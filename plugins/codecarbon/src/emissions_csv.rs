@@ -4,7 +4,10 @@
 //! same set of columns gets the row appended in its own column order; one
 //! that does not is renamed to `emissions.csv.bak` (then
 //! `emissions.csv_0.bak`, …) and a new file is started, as codecarbon does.
+//! Reading the header and quoting the cells is the `csv` crate's job
+//! (`QuoteStyle::Necessary` is Python's `csv.QUOTE_MINIMAL`).
 
+use csv::{QuoteStyle, ReaderBuilder, Terminator, WriterBuilder};
 use std::io::Write;
 use trainbox_sdk::python::float_repr;
 
@@ -60,12 +63,9 @@ pub enum Cell {
     Empty,
 }
 
-/// A cell as pandas writes it (`csv.QUOTE_MINIMAL`).
+/// A cell's text as pandas writes it, before quoting.
 fn render(cell: &Cell) -> String {
     match cell {
-        Cell::Text(s) if s.contains([',', '"', '\n', '\r']) => {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        }
         Cell::Text(s) => s.clone(),
         Cell::Float(f) => float_repr(*f),
         Cell::Int(i) => i.to_string(),
@@ -73,12 +73,31 @@ fn render(cell: &Cell) -> String {
     }
 }
 
-/// The header of a CSV file's first line (fields split on commas, quotes removed).
+/// One CSV line of `fields`, quoted only where needed, ending in `\n`.
+fn line<I, T>(fields: I) -> Result<Vec<u8>, String>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut w = WriterBuilder::new()
+        .quote_style(QuoteStyle::Necessary)
+        .terminator(Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(fields).map_err(|e| e.to_string())?;
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// The fields of a CSV text's first record (its header).
 fn header_of(text: &str) -> Vec<String> {
-    let line = text.lines().next().unwrap_or("");
-    line.split(',')
-        .map(|f| f.trim_matches('"').to_string())
-        .collect()
+    ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .next()
+        .and_then(Result::ok)
+        .map(|r| r.iter().map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// What `append` did.
@@ -111,24 +130,18 @@ pub fn append(path: &str, row: &[Cell; 38]) -> Result<Written, String> {
             outcome = Written::BackedUp(backup);
         }
     }
-    let line = order
-        .iter()
-        .map(|name| {
-            let i = COLUMNS
-                .iter()
-                .position(|c| c == name)
-                .expect("a known column");
-            render(&row[i])
-        })
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut text = String::new();
+    let cells = order.iter().map(|name| {
+        let i = COLUMNS
+            .iter()
+            .position(|c| c == name)
+            .expect("a known column");
+        render(&row[i])
+    });
+    let mut text = Vec::new();
     if outcome != Written::Appended {
-        text.push_str(&COLUMNS.join(","));
-        text.push('\n');
+        text.extend(line(COLUMNS)?);
     }
-    text.push_str(&line);
-    text.push('\n');
+    text.extend(line(cells)?);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(outcome == Written::Appended)
@@ -136,7 +149,7 @@ pub fn append(path: &str, row: &[Cell; 38]) -> Result<Written, String> {
         .truncate(outcome != Written::Appended)
         .open(path)
         .map_err(|e| format!("opening {path}: {e}"))?;
-    file.write_all(text.as_bytes())
+    file.write_all(&text)
         .map_err(|e| format!("writing {path}: {e}"))?;
     Ok(outcome)
 }
@@ -180,10 +193,25 @@ mod tests {
 
     #[test]
     fn text_is_quoted_only_when_needed() {
-        assert_eq!(render(&Cell::Text("AMD EPYC".into())), "AMD EPYC");
-        assert_eq!(render(&Cell::Text("a, \"b\"".into())), "\"a, \"\"b\"\"\"");
-        assert_eq!(render(&Cell::Empty), "");
-        assert_eq!(render(&Cell::Int(2)), "2");
+        let cells = [
+            Cell::Text("AMD EPYC".into()),
+            Cell::Text("a, \"b\"".into()),
+            Cell::Empty,
+            Cell::Int(2),
+            Cell::Text("two\nlines".into()),
+            Cell::Float(0.5),
+        ];
+        assert_eq!(
+            String::from_utf8(line(cells.iter().map(render)).unwrap()).unwrap(),
+            "AMD EPYC,\"a, \"\"b\"\"\",,2,\"two\nlines\",0.5\n"
+        );
+    }
+
+    #[test]
+    fn headers_are_read_as_csv() {
+        assert_eq!(header_of("a,\"b,c\",d\n1,2,3\n"), ["a", "b,c", "d"]);
+        assert_eq!(header_of("\"x\"\r\n"), ["x"]);
+        assert!(header_of("").is_empty());
     }
 
     fn row(tag: &str) -> [Cell; 38] {
