@@ -1,3 +1,4 @@
+//! Hand-written on purpose: no YAML crate writes ruamel.yaml's quoting and folding byte for byte.
 //! `params.yaml` as dvclive writes it with ruamel.yaml (block style, YAML
 //! 1.2, line width 80): a mapping of scalars, lists and mappings; strings
 //! plain when they read back as strings, else single- or double-quoted, and
