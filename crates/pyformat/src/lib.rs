@@ -8,13 +8,13 @@
 //!
 //! Map, in reading order:
 //!
-//! - [`float`](float_repr): [`float_repr`] (`repr(float)`: `1e-05`, `3.0`, `nan`),
+//! - floats: [`float_repr`] (`repr(float)`: `1e-05`, `3.0`, `nan`),
 //!   [`json_float`] (the same digits, `NaN`/`Infinity`), [`general`] and [`g4`]
 //!   (`format(v, '.Ng')`).
 //! - strings: [`repr_str`] (`repr(str)`), [`json_str`] (a JSON string with
 //!   `ensure_ascii`).
 //! - values: the [`Tree`] trait over a value type, and the writers
-//!   [`json_dumps`] (`indent=N` or one line), [`repr`] and [`str`].
+//!   [`json_dumps`] (`indent=N` or one line), [`repr`] and [`str()`](fn@str).
 //! - [`Json`]: the host's value type (ints apart from floats, objects sorted,
 //!   so written as `sort_keys=True`), with [`Json::parse`], the lenient reader
 //!   of Python's JSON (`NaN`, `Infinity`, at most [`MAX_DEPTH`] levels). The
@@ -25,7 +25,8 @@
 //!   file, for the tests that keep the lists above in step with the WIT.
 //!
 //! What is not here: JSON without Python's quirks (serde_json does it), and
-//! anything that is not a Python format.
+//! the host's and the SDK's own types (`TrainingArguments`, `TrainingArgs`,
+//! `Py`): each side converts to and from these formats itself.
 
 mod float;
 mod json;
