@@ -138,10 +138,28 @@ pub const INTERVALS: [&str; 3] = ["logging_steps", "eval_steps", "save_steps"];
 /// the two as equal for these fields only.
 pub const INT_DEFAULTS_OF_FLOATS: [&str; 2] = ["warmup_steps", "eval_delay"];
 
-/// An interval as `to_dict()` holds it: `Some(int)` for a whole number above
-/// 1, `None` when it stays a float.
-pub fn interval_as_int(v: f64) -> Option<i64> {
-    (v > 1.0 && v.fract() == 0.0).then_some(v as i64)
+/// The strategy field that governs an interval (`logging_steps` ->
+/// `logging_strategy`).
+pub fn strategy_of(interval: &str) -> &'static str {
+    match interval {
+        "logging_steps" => "logging_strategy",
+        "eval_steps" => "eval_strategy",
+        _ => "save_strategy",
+    }
+}
+
+/// HF's int default of `logging_steps` and `save_steps`.
+pub const DEFAULT_INTERVAL: f64 = 500.0;
+
+/// An interval as `to_dict()` holds it, after HF's `__post_init__` cast:
+/// `Some(int)` for a whole number above 1 when the interval's own strategy
+/// is `steps`, or when it is HF's int default 500 (`logging_steps`,
+/// `save_steps`; an explicit 500 cannot be told from it); `None` when it
+/// stays a float (`--logging_strategy epoch --logging_steps 5` keeps `5.0`).
+pub fn interval_as_int(interval: &str, strategy_is_steps: bool, v: f64) -> Option<i64> {
+    let whole = v > 1.0 && v.fract() == 0.0;
+    let hf_default = interval != "eval_steps" && v == DEFAULT_INTERVAL;
+    (whole && (strategy_is_steps || hf_default)).then_some(v as i64)
 }
 
 /// The default of the field `name`.
@@ -186,10 +204,15 @@ mod tests {
 
     #[test]
     fn intervals_become_ints_only_when_whole_and_above_one() {
-        assert_eq!(interval_as_int(500.0), Some(500));
-        assert_eq!(interval_as_int(1.0), None);
-        assert_eq!(interval_as_int(0.25), None);
-        assert_eq!(interval_as_int(2.5), None);
+        assert_eq!(interval_as_int("logging_steps", true, 500.0), Some(500));
+        assert_eq!(interval_as_int("logging_steps", true, 5.0), Some(5));
+        assert_eq!(interval_as_int("logging_steps", false, 5.0), None);
+        assert_eq!(interval_as_int("save_steps", false, 500.0), Some(500));
+        assert_eq!(interval_as_int("eval_steps", false, 500.0), None);
+        assert_eq!(interval_as_int("eval_steps", true, 1.0), None);
+        assert_eq!(interval_as_int("save_steps", true, 0.25), None);
+        assert_eq!(interval_as_int("save_steps", true, 2.5), None);
+        assert_eq!(strategy_of("eval_steps"), "eval_strategy");
         for name in INTERVALS {
             assert!(default_of(name).is_some(), "{name} is a field");
         }

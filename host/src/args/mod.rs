@@ -71,16 +71,17 @@ macro_rules! training_arguments {
                 }
             }
 
-            /// The arguments as HF's `to_dict()`: every field, by name; the
-            /// intervals above 1 as ints, as HF's `__post_init__` casts them.
+            /// The arguments as HF's `to_dict()`: every field, by name; an
+            /// interval as an int where HF's `__post_init__` casts it
+            /// ([`TrainingArguments::interval_is_int`]).
             pub fn to_json(&self) -> Json {
                 let mut map = BTreeMap::new();
                 $( map.insert(stringify!($name).to_string(), ArgValue::to_json(&self.$name)); )*
-                for key in hf_args::INTERVALS {
-                    if let Some(v) = map.get_mut(key) {
+                for interval in Interval::ALL {
+                    if let Some(v) = map.get_mut(interval.flag()) {
                         if let Json::Float(f) = *v {
-                            if let Some(i) = hf_args::interval_as_int(f) {
-                                *v = Json::Int(i);
+                            if self.interval_is_int(interval) {
+                                *v = Json::Int(f as i64);
                             }
                         }
                     }
@@ -350,8 +351,8 @@ impl TrainingArguments {
         let Some(v) = self.interval_steps(interval) else {
             return false;
         };
-        let hf_default = interval != Interval::Eval && v == HF_DEFAULT_INTERVAL;
-        (self.interval_strategy_is_steps(interval) && v > 1.0) || hf_default
+        let steps = self.interval_strategy_is_steps(interval);
+        hf_args::interval_as_int(interval.flag(), steps, v).is_some()
     }
 
     /// The metric key for the best model, with the `eval_` prefix HF adds.
@@ -376,9 +377,6 @@ impl TrainingArguments {
         }
     }
 }
-
-/// HF's default `logging_steps` and `save_steps`, an int.
-const HF_DEFAULT_INTERVAL: f64 = 500.0;
 
 /// One of the three step intervals: `logging_steps`, `eval_steps`, `save_steps`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

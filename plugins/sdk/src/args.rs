@@ -156,8 +156,9 @@ macro_rules! training_args {
             let mut map = Map::new();
             $( map.insert(stringify!($name).into(), Field::to_dict(&a.$name)); )*
             for key in hf::INTERVALS {
+                let steps = map.get(hf::strategy_of(key)).and_then(Value::as_str) == Some("steps");
                 if let Some(v) = map.get_mut(key) {
-                    if let Some(i) = v.as_f64().and_then(hf::interval_as_int) {
+                    if let Some(i) = v.as_f64().and_then(|f| hf::interval_as_int(key, steps, f)) {
                         *v = json!(i);
                     }
                 }
