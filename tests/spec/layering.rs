@@ -133,7 +133,10 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 #[test]
 fn no_two_modules_import_each_other_in_a_circle() {
     let graph = import_graph();
-    assert!(graph.contains_key("sandbox/plugin"), "the graph reads the sources");
+    assert!(
+        graph.contains_key("sandbox/plugin"),
+        "the graph reads the sources"
+    );
     assert!(
         graph["sandbox/store"].contains("sandbox/grants"),
         "sibling imports are seen: {:?}",
@@ -156,7 +159,10 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         }
     }
     let forbidden = [
-        ("sandbox", ["callbacks", "trainer", "flow", "cli", "tasks"].as_slice()),
+        (
+            "sandbox",
+            ["callbacks", "trainer", "flow", "cli", "tasks"].as_slice(),
+        ),
         ("callbacks", ["trainer", "flow", "cli", "tasks"].as_slice()),
         ("trainer", ["sandbox", "cli", "tasks"].as_slice()),
         ("flow", ["trainer", "sandbox", "cli"].as_slice()),
