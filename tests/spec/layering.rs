@@ -7,55 +7,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Module path (`sandbox/plugin`) -> the modules its code (not its tests) names.
+/// Module path (`sandbox/plugin`) -> the modules its code (not its tests)
+/// names, read from the sources under `host/src`.
 fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     collect(&src, &mut files);
-    let module_of = |file: &Path| -> Vec<String> {
-        let rel = file.strip_prefix(&src).unwrap().with_extension("");
-        let mut parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        if parts.last().is_some_and(|p| p == "mod") {
-            parts.pop();
-        }
-        parts
-    };
-    let exists = |parts: &[String]| {
-        let p = src.join(parts.join("/"));
-        p.with_extension("rs").is_file() || p.join("mod.rs").is_file()
-    };
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in &files {
-        let parts = module_of(file);
-        if parts == ["lib"] || parts == ["main"] {
-            continue;
-        }
-        let text = std::fs::read_to_string(file).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        let me = parts.join("/");
-        let deps = graph.entry(me.clone()).or_default();
-        for path in paths_after(code, "crate::") {
-            if path[0] != parts[0] {
-                deps.insert(path[0].clone());
+    let sources: Vec<(Vec<String>, String)> = files
+        .iter()
+        .map(|file| {
+            let rel = file.strip_prefix(&src).unwrap().with_extension("");
+            let mut parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if parts.last().is_some_and(|p| p == "mod") {
+                parts.pop();
             }
-        }
-        // `super::x` and `super::super::x` name a sibling (or an uncle).
-        for path in paths_after(code, "super::") {
-            let ups = path.iter().take_while(|p| *p == "super").count();
-            if parts.len() < ups || path.len() <= ups {
-                continue;
-            }
-            let mut target: Vec<String> = parts[..parts.len() - ups].to_vec();
-            target.push(path[ups].clone());
-            if exists(&target) && target != parts {
-                deps.insert(target.join("/"));
-            }
-        }
-    }
-    graph
+            (parts, std::fs::read_to_string(file).unwrap())
+        })
+        .filter(|(parts, _)| parts != &["lib"] && parts != &["main"])
+        .collect();
+    let modules: BTreeSet<String> = sources.iter().map(|(p, _)| p.join("/")).collect();
+    sources
+        .iter()
+        .map(|(parts, text)| (parts.join("/"), module_imports(parts, text, &modules)))
+        .collect()
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -69,35 +46,178 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The `a::b::c` segments after each occurrence of `prefix`.
-fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
-    let mut found = Vec::new();
-    let mut rest = code;
-    while let Some(i) = rest.find(prefix) {
-        let before = rest[..i].chars().last();
-        rest = &rest[i + prefix.len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-            continue;
-        }
-        let segments: Vec<String> = rest
-            .split("::")
-            .map(|s| {
-                s.chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect::<String>()
-            })
-            .take_while(|s| !s.is_empty())
-            .collect();
-        let mut path = vec![prefix.trim_end_matches(':').to_string()];
-        path.retain(|p| p == "super");
-        path.extend(segments);
-        if !path.is_empty() {
-            found.push(path);
+/// The modules (of `modules`) that the code of the file `parts` names
+/// through `crate::…` or `super::…` paths, grouped imports included; a path
+/// into the file's own parent (`super::Trainer`) is not an edge.
+fn module_imports(parts: &[String], text: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap();
+    let me = parts.join("/");
+    let mut deps = BTreeSet::new();
+    for (start, inline_depth) in path_starts(code) {
+        for path in expand(&code[start..]) {
+            let (mut base, rest): (Vec<String>, &[String]) = if path[0] == "crate" {
+                (Vec::new(), &path[1..])
+            } else {
+                let supers = path.iter().take_while(|p| *p == "super").count();
+                // Inside an inline `mod x { … }`, the first `super` is the file.
+                let ups = supers.saturating_sub(inline_depth);
+                if ups > parts.len() {
+                    continue;
+                }
+                (parts[..parts.len() - ups].to_vec(), &path[supers..])
+            };
+            // The deepest module the path reaches.
+            let mut target = None;
+            for seg in rest {
+                base.push(seg.clone());
+                if modules.contains(&base.join("/")) {
+                    target = Some(base.join("/"));
+                } else {
+                    break;
+                }
+            }
+            if let Some(t) = target {
+                if t != me && !me.starts_with(&format!("{t}/")) {
+                    deps.insert(t);
+                }
+            }
         }
     }
-    found
+    deps
 }
 
+/// Where each `crate::` or `super::` path starts, with the number of inline
+/// `mod x { … }` blocks around it (a `super` inside one names that block).
+fn path_starts(code: &str) -> Vec<(usize, usize)> {
+    let bytes = code.as_bytes();
+    let mut starts = Vec::new();
+    let mut depth = 0usize;
+    let mut inline_mods: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !code.is_char_boundary(i) {
+            i += 1;
+            continue;
+        }
+        let rest = &code[i..];
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b':');
+        if boundary && (rest.starts_with("crate::") || rest.starts_with("super::")) {
+            starts.push((i, inline_mods.len()));
+            // Skip the whole `super::super::` run.
+            while code[i..].starts_with("super::") || code[i..].starts_with("crate::") {
+                i += 7;
+            }
+            continue;
+        }
+        if boundary && rest.starts_with("mod ") {
+            let name_end = rest[4..]
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map(|n| n + 4);
+            if let Some(end) = name_end {
+                if rest[end..].trim_start().starts_with('{') {
+                    inline_mods.push(depth + 1);
+                }
+            }
+        }
+        match bytes[i] {
+            b'{' => depth += 1,
+            b'}' => {
+                if inline_mods.last() == Some(&depth) {
+                    inline_mods.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    starts
+}
+
+/// The paths of the `use`-like tree at the start of `text`:
+/// `crate::a::{b, c::{d, e as f}}` gives `crate::a::b`, `crate::a::c::d`
+/// and `crate::a::c::e`.
+fn expand(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    tree(text, &[], &mut out);
+    out
+}
+
+fn ws(s: &str) -> usize {
+    s.len() - s.trim_start().len()
+}
+
+fn ident(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// Parses one path tree of `s` after `prefix`; returns the bytes it took.
+fn tree(s: &str, prefix: &[String], out: &mut Vec<Vec<String>>) -> usize {
+    let mut path = prefix.to_vec();
+    let mut i = 0;
+    loop {
+        i += ws(&s[i..]);
+        if s[i..].starts_with('{') {
+            i += 1;
+            loop {
+                i += ws(&s[i..]);
+                if s[i..].starts_with('}') {
+                    return i + 1;
+                }
+                i += tree(&s[i..], &path, out);
+                i += ws(&s[i..]);
+                if let Some(rest) = s[i..].strip_prefix("as ") {
+                    i += 3 + ws(rest);
+                    i += ident(&s[i..]).len();
+                    i += ws(&s[i..]);
+                }
+                match s[i..].chars().next() {
+                    Some(',') => i += 1,
+                    Some('}') => return i + 1,
+                    _ => return i,
+                }
+            }
+        }
+        let name = ident(&s[i..]);
+        if name.is_empty() {
+            if path.len() > prefix.len() {
+                out.push(path);
+            }
+            return i;
+        }
+        path.push(name.to_string());
+        i += name.len();
+        match s[i..].strip_prefix("::") {
+            Some(_) => i += 2,
+            None => {
+                out.push(path);
+                return i;
+            }
+        }
+    }
+}
+
+/// The graph with every file folded into its top-level module
+/// (`sandbox/plugin` -> `sandbox`), without self-edges.
+fn top_level(graph: &BTreeMap<String, BTreeSet<String>>) -> BTreeMap<String, BTreeSet<String>> {
+    let top = |m: &str| m.split('/').next().unwrap().to_string();
+    let mut folded: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (module, deps) in graph {
+        let entry = folded.entry(top(module)).or_default();
+        for d in deps {
+            if top(d) != top(module) {
+                entry.insert(top(d));
+            }
+        }
+    }
+    folded
+}
 /// A circle in the graph, if there is one.
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
@@ -134,24 +254,34 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 fn no_two_modules_import_each_other_in_a_circle() {
     let graph = import_graph();
     assert!(
-        graph.contains_key("sandbox/plugin"),
-        "the graph reads the sources"
-    );
-    assert!(
         graph["sandbox/store"].contains("sandbox/grants"),
         "sibling imports are seen: {:?}",
         graph["sandbox/store"]
     );
-    assert_eq!(find_cycle(&graph), None, "import circle");
+    assert!(
+        graph["sandbox/bindings"].contains("sandbox/resources"),
+        "paths inside inline modules are seen: {:?}",
+        graph["sandbox/bindings"]
+    );
+    assert_eq!(find_cycle(&graph), None, "import circle between files");
+    assert_eq!(
+        find_cycle(&top_level(&graph)),
+        None,
+        "import circle between top-level modules"
+    );
 }
 
 #[test]
 fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
-    let graph = import_graph();
-    let top = |m: &str| graph.get(m).cloned().unwrap_or_default();
+    let graph = top_level(&import_graph());
+    let deps = |m: &str| graph.get(m).cloned().unwrap_or_default();
+    assert!(
+        deps("cli").contains("trainer"),
+        "the graph reads the sources"
+    );
     let leaves = ["args", "state", "event", "view", "pyjson", "ui", "suggest"];
     for leaf in leaves {
-        for dep in top(leaf) {
+        for dep in deps(leaf) {
             assert!(
                 leaves.contains(&dep.as_str()),
                 "leaf module {leaf} imports {dep}"
@@ -169,8 +299,43 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         ("tasks", ["sandbox", "callbacks", "cli"].as_slice()),
     ];
     for (module, not) in forbidden {
-        for dep in top(module) {
+        for dep in deps(module) {
             assert!(!not.contains(&dep.as_str()), "{module} imports {dep}");
         }
     }
+}
+
+#[test]
+fn the_import_reader_sees_groups_renames_inline_modules_and_circles() {
+    let paths = expand("crate::a::{b, c::{d, e as f}, self};");
+    let text: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
+    assert_eq!(
+        text,
+        [
+            "crate::a::b",
+            "crate::a::c::d",
+            "crate::a::c::e",
+            "crate::a::self"
+        ]
+    );
+    let modules: BTreeSet<String> = ["a", "a/x", "a/y", "b", "b/z"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let parts = |m: &str| m.split('/').map(String::from).collect::<Vec<_>>();
+    let code = "use super::{y, Thing};\nuse crate::b::z::Item;\nmod inner {\n    use super::super::y::W;\n}\nfn f() { crate::a::x::g() }\n#[cfg(test)]\nuse crate::b;";
+    let deps = module_imports(&parts("a/x"), code, &modules);
+    let want: BTreeSet<String> = ["a/y", "b/z"].into_iter().map(String::from).collect();
+    assert_eq!(
+        deps, want,
+        "siblings, crate paths, inline modules; not tests or self"
+    );
+    let circle: BTreeMap<String, BTreeSet<String>> =
+        [("a/x", vec!["b/z"]), ("b/z", vec![]), ("b/w", vec!["a/y"])]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+            .collect();
+    assert_eq!(find_cycle(&circle), None, "no circle between files");
+    let folded = top_level(&circle);
+    assert!(find_cycle(&folded).is_some(), "a -> b -> a: {folded:?}");
 }

@@ -39,22 +39,23 @@ pub use cache::{
     DEFAULT_MAX_BYTES as CACHE_MAX_BYTES,
 };
 pub use describe::PluginInfo;
-pub use fault::{BadOnError, OnError, PluginFault};
+pub use fault::{OnError, PluginFault};
 pub use grants::{Capability, DirGrant, Grants, NotGranted};
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
 pub use plugin::{WasmPlugin, MAX_RESTARTS};
-pub use report::{CallReport, CallStats, Export};
+pub use report::CallReport;
 pub use store::OUTPUT_BUDGET;
 
 use crate::args::TrainingArguments;
 use crate::view::RunView;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use bindings::{wit, CallbackPre};
 use cache::CompileCache;
 use call::call;
 use host::PluginHost;
 use limits::Ticker;
+use report::Export;
 use std::path::{Path, PathBuf};
 use store::StoreFactory;
 use wasmtime::component::{HasSelf, Linker};
@@ -200,11 +201,11 @@ impl Sandbox {
         let bindings = call(&mut store, &mut cost, Export::Describe, init, |s| {
             pre.instantiate(s)
         })
-        .map_err(|f| anyhow!("{}: instantiation failed: {f}", path.display()))?;
+        .with_context(|| format!("{}: instantiation failed", path.display()))?;
         let raw = call(&mut store, &mut cost, Export::Describe, init, |s| {
             bindings.trainbox_callback_plugin().call_describe(s)
         })
-        .map_err(|f| anyhow!("{}: describe {f}", path.display()))?;
+        .with_context(|| format!("{}: describe", path.display()))?;
         let info = describe::plugin_info(path, raw)?;
         Ok(CompiledPlugin {
             path: path.to_path_buf(),

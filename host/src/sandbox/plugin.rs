@@ -38,6 +38,8 @@ struct Live {
 enum StartFailure {
     /// Its store could not be made (a granted directory is gone, …).
     Store(anyhow::Error),
+    /// Instantiating it faulted (its start function, or a cap it outgrew).
+    Instantiate(PluginFault),
     /// A call faulted.
     Fault(Export, PluginFault),
     /// `configure` refused the configuration.
@@ -50,6 +52,7 @@ impl fmt::Display for StartFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartFailure::Store(e) => write!(f, "{e:#}"),
+            StartFailure::Instantiate(fault) => write!(f, "instantiation failed: {fault}"),
             StartFailure::Fault(export, fault) => write!(f, "{} {fault}", export.wit_name()),
             StartFailure::ConfigRejected(msg) => write!(f, "configuration rejected: {msg}"),
             StartFailure::StateRejected(msg) => write!(f, "rejected its saved state: {msg}"),
@@ -108,11 +111,6 @@ impl WasmPlugin {
         &self.info
     }
 
-    /// The name in messages: `recorder`, or `recorder#2` for a second instance.
-    pub fn label(&self) -> &str {
-        &self.report.label
-    }
-
     /// Calls, times and faults so far.
     pub fn report(&self) -> &CallReport {
         &self.report
@@ -135,10 +133,11 @@ impl WasmPlugin {
         let init = self.settings.limits.init_deadline;
         let report = &mut self.report;
         let fault = |export| move |f| StartFailure::Fault(export, f);
+        // Instantiation is timed with the `configure` that follows it.
         let bindings = call(&mut store, report, Export::Configure, init, |s| {
             self.pre.instantiate(s)
         })
-        .map_err(fault(Export::Configure))?;
+        .map_err(StartFailure::Instantiate)?;
         let plugin = bindings.trainbox_callback_plugin();
         call(&mut store, report, Export::Configure, init, |s| {
             plugin.call_configure(s, &self.args, &self.settings.config)
@@ -348,7 +347,7 @@ impl WasmPlugin {
 }
 
 /// Largest state a plugin may keep in a checkpoint.
-pub const MAX_STATE_BYTES: usize = 16 << 20;
+const MAX_STATE_BYTES: usize = 16 << 20;
 
 /// Deepest nesting of a plugin's state.
 const MAX_STATE_DEPTH: usize = crate::pyjson::MAX_DEPTH - 8;
