@@ -1,33 +1,43 @@
 //! trainbox: a libtorch training loop whose callbacks are sandboxed
 //! WebAssembly components, with Hugging Face `Trainer` semantics.
 //!
-//! Map of the crate, in dependency order (`cli` → `trainer` → `callbacks` →
-//! `sandbox`; `args` and `state` are leaf data):
+//! Map of the crate, in dependency order: `cli` → `trainer` (with `flow`)
+//! → `callbacks` → `sandbox`, all of them over the leaf data `args`,
+//! `state`, `event`, `view`, `pyjson` and `ui`; `tasks` builds on the
+//! trainer's `Model` and `Dataset`. `tests/spec/layering.rs` checks it.
 //!
 //! - [`args`]: `TrainingArguments`, HF names, defaults and validation.
 //! - [`state`]: `TrainerState`, `TrainerControl`, `trainer_state.json`.
-//! - [`callbacks`]: the `Callback` trait, the ordered `CallbackHandler`, events, run views.
-//! - [`flow`]: `DefaultFlowCallback`, the log/evaluate/save/stop policy.
+//! - `event`, `view`: the events (the WIT enum's) and the read-only run
+//!   that callbacks query ([`Event`], [`EventSet`], [`RunView`]).
+//! - [`pyjson`]: Python's JSON and reprs, from the shared `trainbox-pyformat`.
+//! - `callbacks`: the [`Callback`] trait, the ordered [`CallbackHandler`]
+//!   with HF's resets, and the adapter that makes a plugin a callback.
+//! - `flow`: `DefaultFlowCallback`, the log/evaluate/save/stop policy.
 //! - [`trainer`]: the loop, evaluation, AdamW, schedules, checkpoints.
-//! - [`sandbox`]: wasm plugins: engine, stores, limits, grants, compile cache.
+//! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
+//!   call path, faults, limits, output, compile cache.
 //! - [`tasks`]: built-in models and data.
 //! - [`cli`]: the `trainbox` command.
+//!
+//! Modules a library user needs are public; the rest are private, and what
+//! they export is re-exported here.
 //!
 //! To train your own model, implement [`Model`] (and use a [`Dataset`] such
 //! as [`TensorDataset`]), then build a [`Trainer`]; see `examples/`.
 
 pub mod args;
-pub mod callbacks;
+mod callbacks;
 pub mod cli;
-pub mod event;
-pub mod flow;
+mod event;
+mod flow;
 pub mod pyjson;
 pub mod sandbox;
 pub mod state;
 pub mod tasks;
 pub mod trainer;
 pub mod ui;
-pub mod view;
+mod view;
 
 mod suggest;
 

@@ -1,4 +1,5 @@
-//! The command line: `trainbox train`, `trainbox plugins list|inspect`.
+//! The command line: `trainbox train`, `replay`, `plugins list|inspect`,
+//! `plugin new` and `cache`.
 //! Parsing is in `flags` and `config`; each subcommand is one module.
 
 mod cache;

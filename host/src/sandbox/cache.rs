@@ -225,7 +225,6 @@ fn cache_files(dir: &Path) -> Result<Vec<CacheFile>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::Sandbox;
 
     /// The smallest valid component: the preamble of an empty one.
     const EMPTY_COMPONENT: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
