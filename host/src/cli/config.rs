@@ -259,11 +259,13 @@ impl RunConfig {
 /// A `[plugins.NAME]` table: how the host runs one plugin. Unknown keys
 /// are refused, naming the known ones.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a table of plugin settings")]
 struct PluginTable {
     /// Memory cap in MiB.
+    #[serde(default, deserialize_with = "whole_number")]
     memory_mb: Option<i64>,
     /// Per-event deadline in milliseconds.
+    #[serde(default, deserialize_with = "whole_number")]
     deadline_ms: Option<i64>,
     /// `restart`, `disable` or `abort`.
     on_error: Option<String>,
@@ -276,14 +278,28 @@ struct PluginTable {
     /// Origins it may send HTTP requests to.
     allow_http: Option<OneOrMany>,
     /// Connect / first byte / between bytes, in milliseconds.
+    #[serde(default, deserialize_with = "whole_number")]
     http_timeout_ms: Option<i64>,
     /// What to do when the plugin asks for what is not granted.
     missing_grant: Option<MissingGrant>,
 }
 
+/// A whole number, written as an int or as a float without a fraction
+/// (`64` or `64.0`, as JSON writers may); anything else is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Ok(Some(n as i64))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a whole number, got {n}"
+        )))
+    }
+}
+
 /// A string, or a list of strings.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or a list of strings")]
 enum OneOrMany {
     One(String),
     Many(Vec<String>),
@@ -306,14 +322,18 @@ enum MissingGrant {
     Skip,
 }
 
-/// A config value as serde sees it (non-finite floats become null).
+/// A config value as serde sees it. A non-finite float becomes the string
+/// `"NaN"`/`"inf"`, so that a number field refuses it instead of taking it
+/// for "not set".
 fn to_serde(v: &Json) -> serde_json::Value {
     use serde_json::Value as V;
     match v {
         Json::Null => V::Null,
         Json::Bool(b) => V::Bool(*b),
         Json::Int(i) => V::from(*i),
-        Json::Float(f) => serde_json::Number::from_f64(*f).map_or(V::Null, V::Number),
+        Json::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(|| V::String(f.to_string()), V::Number)
+        }
         Json::Str(s) => V::String(s.clone()),
         Json::Array(a) => V::Array(a.iter().map(to_serde).collect()),
         Json::Object(o) => V::Object(o.iter().map(|(k, v)| (k.clone(), to_serde(v))).collect()),
@@ -373,6 +393,16 @@ mod tests {
         assert_eq!(err, "deadline_ms must be a positive integer");
         let err = section("memory_mb = \"8\"").unwrap_err().to_string();
         assert!(err.contains("invalid type"), "{err}");
+        assert_eq!(
+            section("memory_mb = 8.0").unwrap().limits.memory_bytes,
+            8 << 20
+        );
+        let err = section("memory_mb = 8.5").unwrap_err().to_string();
+        assert!(err.contains("expected a whole number, got 8.5"), "{err}");
+        let err = section("memory_mb = nan").unwrap_err().to_string();
+        assert!(err.contains("invalid type"), "NaN is not unset: {err}");
+        let err = section("env = 3").unwrap_err().to_string();
+        assert!(err.contains("a string or a list of strings"), "{err}");
         let err = section("on_error = \"ignore\"").unwrap_err().to_string();
         assert!(err.contains("restart, disable or abort"), "{err}");
         let err = section("missing_grant = \"maybe\"")
