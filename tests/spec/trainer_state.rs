@@ -2,37 +2,7 @@
 //! real `transformers.TrainerState` and `safetensors` from the torch
 //! environment (`make test-env` installs them).
 
-use crate::util::Run;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The Python of the torch environment (`make` exports it).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRAINBOX_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("TRAINBOX_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trainbox"));
-    cache.join("torch-env/bin/python3")
-}
-
-/// Runs a Python snippet with `argv[1..]`; returns stdout.
-fn run_python(script: &str, args: &[&Path]) -> String {
-    let py = python();
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}; run `make test-env`", py.display()));
-    assert!(
-        out.status.success(),
-        "python failed (is transformers installed? run `make test-env`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::util::{run_torch_python, Run};
 
 fn trained(test: &str) -> crate::util::Done {
     Run::regression(test)
@@ -103,7 +73,7 @@ state.save_to_json(sys.argv[2])
 print(json.dumps({"global_step": state.global_step, "epoch": state.epoch, "best_metric": state.best_metric,
                   "n_logs": len(state.log_history), "max_steps": state.max_steps}))
 "#;
-    let printed = run_python(script, &[&ours, &theirs]);
+    let printed = run_torch_python(script, &[&ours, &theirs]);
     let seen: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
     let state = done.state("checkpoint-20/trainer_state.json");
     assert_eq!(seen["global_step"], state["global_step"]);
@@ -130,7 +100,7 @@ print(json.dumps({"global_step": state.global_step, "epoch": state.epoch, "best_
 fn safetensors_opens_our_weights() {
     let done = trained("state_safetensors");
     let model = done.out.join("checkpoint-24/model.safetensors");
-    let printed = run_python(
+    let printed = run_torch_python(
         "import sys\nfrom safetensors.torch import load_file\nt = load_file(sys.argv[1])\nprint(sorted(t), float(t['a']), float(t['b']))",
         &[&model],
     );
@@ -366,7 +336,7 @@ print(json.dumps({"patience": es["args"]["early_stopping_patience"],
                   "should_save": control.should_save}))
 "#;
     let seen: serde_json::Value =
-        serde_json::from_str(run_python(script, &[&path]).trim()).unwrap();
+        serde_json::from_str(run_torch_python(script, &[&path]).trim()).unwrap();
     assert_eq!(seen["patience"], 5);
     assert_eq!(
         seen["counter"], 3,
@@ -401,7 +371,7 @@ state = TrainerState(epoch=1.0, global_step=8, max_steps=16, logging_steps=4, ev
                      stateful_callbacks=[EarlyStoppingCallback(5, 0.2), TrainerControl()])
 state.save_to_json(sys.argv[1])
 "#;
-    run_python(script, &[&path]);
+    run_torch_python(script, &[&path]);
     for trainbox_only in ["loop_state.json", "optimizer.safetensors"] {
         std::fs::remove_file(path.parent().unwrap().join(trainbox_only)).unwrap();
     }

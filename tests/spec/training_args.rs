@@ -4,21 +4,9 @@
 //! `to_dict()` holds. (The host's `to_json` and the SDK's are checked against
 //! the table by their unit tests, the table against the WIT by its own.)
 
-use std::path::PathBuf;
-use std::process::Command;
+use crate::util::run_torch_python;
 use trainbox_pyformat::args::TRAINING_ARGS;
 use trainbox_pyformat::Json;
-
-/// The Python of the torch environment (`make` exports it).
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRAINBOX_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let cache = std::env::var_os("TRAINBOX_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/trainbox"));
-    cache.join("torch-env/bin/python3")
-}
 
 /// `TrainingArguments().to_dict()` and the dataclass's field names, from
 /// transformers (devices pinned to the CPU, so that `accelerate` is not needed).
@@ -34,18 +22,7 @@ print(json.dumps({
     "fields": [f.name for f in dataclasses.fields(TrainingArguments)],
 }))
 "#;
-    let py = python();
-    let out = Command::new(&py)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}; run `make test-env`", py.display()));
-    assert!(
-        out.status.success(),
-        "python failed (is transformers installed? run `make test-env`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Json::parse(&String::from_utf8(out.stdout).unwrap()).unwrap()
+    Json::parse(&run_torch_python(script, &[])).unwrap()
 }
 
 #[test]

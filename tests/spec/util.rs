@@ -366,20 +366,46 @@ impl Drop for HttpRecorder {
     }
 }
 
+/// `$TRAINBOX_CACHE`, default `~/.cache/trainbox`: where `make` keeps the
+/// Python environments.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("TRAINBOX_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox"))
+}
+
+/// The Python of the torch environment (`make` exports `TRAINBOX_PYTHON`).
+pub fn torch_python() -> PathBuf {
+    std::env::var_os("TRAINBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("torch-env/bin/python3"))
+}
+
+/// Runs a Python snippet in the torch environment with `args` as
+/// `argv[1..]`; returns its stdout.
+pub fn run_torch_python(script: &str, args: &[&Path]) -> String {
+    let py = torch_python();
+    let out = std::process::Command::new(&py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}; run `make test-env`", py.display()));
+    assert!(
+        out.status.success(),
+        "python failed (is transformers installed? run `make test-env`):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A program of the readers environment (`make test-env`): `python3`,
 /// `dvc`, `wandb`, `mlflow`. Found next to `$TRAINBOX_READERS_PYTHON`, else
 /// in `$TRAINBOX_CACHE` (default `~/.cache/trainbox`)`/readers-env/bin`.
 pub fn readers_bin(name: &str) -> PathBuf {
     let python = std::env::var_os("TRAINBOX_READERS_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("TRAINBOX_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
-                });
-            cache.join("readers-env/bin/python3")
-        });
+        .unwrap_or_else(|| cache_dir().join("readers-env/bin/python3"));
     let path = python.with_file_name(name);
     assert!(
         path.is_file(),
