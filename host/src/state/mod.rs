@@ -13,90 +13,11 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A value in a log entry or a metrics set.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Float(f64),
-    Int(i64),
-    Text(String),
-    Flag(bool),
-}
+mod control;
+mod logs;
 
-impl Value {
-    /// The value as a number (flags count as 0/1, as Python's bool does).
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Value::Float(f) => Some(*f),
-            Value::Int(i) => Some(*i as f64),
-            Value::Flag(b) => Some(f64::from(u8::from(*b))),
-            Value::Text(_) => None,
-        }
-    }
-
-    fn to_json(&self) -> Json {
-        match self {
-            Value::Float(f) => Json::Float(*f),
-            Value::Int(i) => Json::Int(*i),
-            Value::Text(s) => Json::Str(s.clone()),
-            Value::Flag(b) => Json::Bool(*b),
-        }
-    }
-
-    /// A scalar JSON value; `None` for null, arrays and objects.
-    pub fn from_json(j: &Json) -> Option<Value> {
-        Some(match j {
-            Json::Float(f) => Value::Float(*f),
-            Json::Int(i) => Value::Int(*i),
-            Json::Str(s) => Value::Text(s.clone()),
-            Json::Bool(b) => Value::Flag(*b),
-            _ => return None,
-        })
-    }
-}
-
-/// An ordered set of named values: one log entry, or a metrics set.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Logs(pub Vec<(String, Value)>);
-
-impl Logs {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets `key`, replacing an earlier value in place.
-    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
-        let key = key.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
-        }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|(k, _)| k.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn to_json(&self) -> Json {
-        Json::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect(),
-        )
-    }
-}
+pub use control::TrainerControl;
+pub use logs::{Logs, Value};
 
 /// An int or a float, kept apart so that `trainer_state.json` writes
 /// `"logging_steps": 500` and `"logging_steps": 1.0` as HF does.
@@ -452,79 +373,6 @@ fn uint(v: &Json) -> Option<u64> {
     v.as_i64().and_then(|i| u64::try_from(i).ok())
 }
 
-/// Hugging Face's `TrainerControl`: the flags callbacks set to steer the loop.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TrainerControl {
-    /// Ends training after the current step. Cleared at `train_begin`.
-    pub should_training_stop: bool,
-    /// Ends the epoch after the current step. Cleared at `epoch_begin`.
-    pub should_epoch_stop: bool,
-    /// Saves after this step. Cleared at `step_begin` and `save`.
-    pub should_save: bool,
-    /// Evaluates after this step. Cleared at `step_begin` and `evaluate`.
-    pub should_evaluate: bool,
-    /// Logs after this step. Cleared at `step_begin` and `log`.
-    pub should_log: bool,
-}
-
-impl TrainerControl {
-    /// Takes a callback's returned flags, except that a stop, once requested,
-    /// stays requested. Returns whether the callback tried to clear a stop.
-    pub fn merge(&mut self, returned: TrainerControl) -> bool {
-        let cleared_stop = (self.should_training_stop && !returned.should_training_stop)
-            || (self.should_epoch_stop && !returned.should_epoch_stop);
-        *self = TrainerControl {
-            should_training_stop: self.should_training_stop || returned.should_training_stop,
-            should_epoch_stop: self.should_epoch_stop || returned.should_epoch_stop,
-            ..returned
-        };
-        cleared_stop
-    }
-
-    /// The flags by HF name, in HF's field order.
-    pub fn named(&self) -> [(&'static str, bool); 5] {
-        [
-            ("should_training_stop", self.should_training_stop),
-            ("should_epoch_stop", self.should_epoch_stop),
-            ("should_save", self.should_save),
-            ("should_evaluate", self.should_evaluate),
-            ("should_log", self.should_log),
-        ]
-    }
-
-    /// The flags of an object with HF's field names; a missing or non-bool
-    /// flag is false.
-    pub fn from_flags(flags: &BTreeMap<String, Json>) -> TrainerControl {
-        let flag = |k: &str| flags.get(k).and_then(Json::as_bool).unwrap_or(false);
-        TrainerControl {
-            should_training_stop: flag("should_training_stop"),
-            should_epoch_stop: flag("should_epoch_stop"),
-            should_save: flag("should_save"),
-            should_evaluate: flag("should_evaluate"),
-            should_log: flag("should_log"),
-        }
-    }
-
-    /// The control from its `ExportableState` entry, as
-    /// [`exportable_state`](Self::exportable_state) writes it.
-    pub fn from_exportable(j: &Json) -> Option<TrainerControl> {
-        Some(Self::from_flags(j.as_object()?.get("args")?.as_object()?))
-    }
-
-    /// The control as an `ExportableState` entry (`{"args": flags, "attributes": {}}`).
-    pub fn exportable_state(&self) -> Json {
-        let args = self
-            .named()
-            .iter()
-            .map(|(k, v)| (k.to_string(), Json::Bool(*v)))
-            .collect();
-        Json::Object(BTreeMap::from([
-            ("args".to_string(), Json::Object(args)),
-            ("attributes".to_string(), Json::Object(BTreeMap::new())),
-        ]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,18 +474,5 @@ mod tests {
             (Float(1.0), Int(500), Int(500)),
             "1.0 is never cast"
         );
-    }
-
-    #[test]
-    fn a_stop_once_requested_stays_requested() {
-        let mut c = TrainerControl {
-            should_training_stop: true,
-            should_save: true,
-            ..Default::default()
-        };
-        let cleared = c.merge(TrainerControl::default());
-        assert!(cleared);
-        assert!(c.should_training_stop);
-        assert!(!c.should_save, "other flags are taken as returned");
     }
 }
