@@ -19,11 +19,13 @@ mod languages;
 mod layering;
 /// The library API: a user's own model and a native callback.
 mod library;
+/// Grants, outgoing HTTP, bad components, the compile cache, replay.
+mod loading;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
 /// Exact resume, stateful plugins, early stopping, bad checkpoints.
 mod resume;
-/// Hostile plugins, limits, grants, the compile cache, replay.
+/// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;
