@@ -9,6 +9,8 @@ mod oracle;
 
 /// The command line: flags, config files, errors that name the fix.
 mod cli;
+/// The early-stopping plugin against HF's EarlyStoppingCallback logic.
+mod early_stopping;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
 mod event_flow;
 /// TensorBoard, MLflow, DVCLive, W&B and CodeCarbon, against their real readers.
@@ -23,7 +25,7 @@ mod library;
 mod loading;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
-/// Exact resume, stateful plugins, early stopping, bad checkpoints.
+/// Exact resume, stateful plugins, bad checkpoints.
 mod resume;
 /// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
