@@ -127,10 +127,8 @@ pub fn run(argv: &[String]) -> Result<i32> {
         "replayed {delivered} of {} events into {name}",
         events.len()
     ));
-    crate::ui::eprintln(crate::sandbox::CallReport::HEADER);
-    crate::ui::eprintln(&report.row());
-    for fault in &report.faults {
-        crate::ui::eprintln(&format!("fault: {}: {fault}", report.label));
+    for line in crate::sandbox::CallReport::table(std::slice::from_ref(&report)) {
+        crate::ui::eprintln(&line);
     }
     Ok(if report.faults.is_empty() { 0 } else { 1 })
 }

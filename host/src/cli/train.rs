@@ -181,15 +181,12 @@ fn print_report(trainer: &Trainer) -> Vec<String> {
     if reports.is_empty() {
         return Vec::new();
     }
-    crate::ui::eprintln(CallReport::HEADER);
-    for r in &reports {
-        crate::ui::eprintln(&r.row());
+    for line in CallReport::table(&reports) {
+        crate::ui::eprintln(&line);
     }
-    let faulted: Vec<&CallReport> = reports.iter().filter(|r| !r.faults.is_empty()).collect();
-    for r in &faulted {
-        for fault in &r.faults {
-            crate::ui::eprintln(&format!("fault: {}: {fault}", r.label));
-        }
-    }
-    faulted.iter().map(|r| r.label.clone()).collect()
+    reports
+        .iter()
+        .filter(|r| !r.faults.is_empty())
+        .map(|r| r.label.clone())
+        .collect()
 }

@@ -97,6 +97,21 @@ impl CallReport {
         }
     }
 
+    /// The end-of-run table of `reports`: the header, a row per plugin,
+    /// then a line per fault (`fault: <label>: <cause>`).
+    pub fn table(reports: &[CallReport]) -> Vec<String> {
+        let rows = reports.iter().map(CallReport::row);
+        let faults = reports.iter().flat_map(|r| {
+            r.faults
+                .iter()
+                .map(move |fault| format!("fault: {}: {fault}", r.label))
+        });
+        std::iter::once(Self::HEADER.to_string())
+            .chain(rows)
+            .chain(faults)
+            .collect()
+    }
+
     /// One row of the report table.
     pub fn row(&self) -> String {
         let events = self.export(Export::OnEvent);
