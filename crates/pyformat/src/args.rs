@@ -124,6 +124,12 @@ pub const TRAINING_ARGS: &[Field] = &[
         in_wit: false,
         in_hf: true,
     },
+    Field {
+        name: "enable_jit_checkpoint",
+        default: Lit::Bool(false),
+        in_wit: false,
+        in_hf: true,
+    },
 ];
 
 /// The fields whose value HF's `__post_init__` turns into an int when it is

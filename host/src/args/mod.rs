@@ -222,6 +222,8 @@ training_arguments! {
     restore_callback_states_from_checkpoint: bool = false;
     /// A checkpoint folder to resume from, or "true" for the latest in output_dir.
     resume_from_checkpoint: Option<String> = None;
+    /// On SIGTERM, save a checkpoint at the step the run stops at (HF's JIT checkpoint, for preemptible machines).
+    enable_jit_checkpoint: bool = false;
 }
 
 impl TrainingArguments {

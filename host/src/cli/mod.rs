@@ -7,7 +7,9 @@ mod config;
 mod flags;
 pub mod integrations;
 mod new;
+mod interrupt;
 mod plugins;
+mod output_dir;
 mod replay;
 mod train;
 
@@ -31,7 +33,8 @@ USAGE:
 
 EXIT STATUS:
     0 success; 1 training completed but a plugin faulted (see the report);
-    2 an error stopped the command
+    2 an error stopped the command; 130 (SIGINT, Ctrl-C) or 143 (SIGTERM):
+    `train` stopped after the current step and printed how to resume
 ";
 
 /// Runs the command line; returns the process exit code.

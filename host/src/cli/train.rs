@@ -5,11 +5,12 @@
 use super::config::{PluginSource, RunConfig};
 use super::integrations;
 use crate::args::TrainingArguments;
+use super::{interrupt, output_dir};
 use crate::callbacks::Callback;
 use crate::sandbox::{
     default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
 };
-use crate::trainer::Trainer;
+use crate::trainer::{Interrupted, Trainer};
 use crate::view::RunView;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -83,8 +84,12 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .map(String::from)
         .collect();
     let args = cfg.args.clone();
-    std::fs::create_dir_all(&args.output_dir)
-        .with_context(|| format!("creating output_dir {}", args.output_dir))?;
+    // One run per output_dir, held until the process ends; checked before
+    // anything is loaded or written.
+    let argv = interrupt::program_args();
+    let _lock = output_dir::lock(&args.output_dir, &argv)?;
+    output_dir::refuse_foreign_checkpoints(&args, &argv)?;
+    let stop = interrupt::install()?;
     tch::manual_seed(args.seed as i64);
     let task = crate::tasks::build(&cfg.task, &cfg.task_options)?;
 
@@ -124,9 +129,13 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
             }
         }
     }
+        .stop_request(stop)
 
     let mut trainer = Trainer::builder(args, task.model, task.train)
         .eval_dataset(task.eval)
+    if let Some(stop) = result.as_ref().err().and_then(|e| e.downcast_ref::<Interrupted>()) {
+        return Ok(interrupt::report(stop));
+    }
         .view(view)
         .callbacks(plugins)
         .build()?;

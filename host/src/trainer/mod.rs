@@ -27,6 +27,7 @@ pub mod optim;
 mod resume;
 mod run;
 pub mod schedule;
+mod stop;
 mod train;
 
 use crate::args::TrainingArguments;
@@ -40,6 +41,7 @@ use data::Dataset;
 use model::Model;
 
 pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
+pub use stop::{Interrupted, StopRequest, StopSignal};
 
 /// What `train()` returns, as HF's `TrainOutput`.
 #[derive(Debug, Clone)]
@@ -58,6 +60,7 @@ pub struct TrainerBuilder {
     eval_data: Option<Box<dyn Dataset>>,
     callbacks: Vec<Box<dyn Callback>>,
     view: RunView,
+    stop: StopRequest,
 }
 
 impl TrainerBuilder {
@@ -83,6 +86,13 @@ impl TrainerBuilder {
     /// The view the callbacks read; pass the one given to the plugin sandbox.
     pub fn view(mut self, view: RunView) -> Self {
         self.view = view;
+        self
+    }
+
+    /// The request that stops the run after the current optimizer step
+    /// (the command line sets it on SIGINT and SIGTERM).
+    pub fn stop_request(mut self, stop: StopRequest) -> Self {
+        self.stop = stop;
         self
     }
 
@@ -125,6 +135,8 @@ impl TrainerBuilder {
             state: TrainerState::default(),
             control: TrainerControl::default(),
             view: self.view,
+            stop: self.stop,
+            last_checkpoint: None,
         };
         if let Err(e) = trainer.fire(Event::InitEnd, &Logs::new()) {
             trainer.handler.finish(&Err(format!("{e:#}")));
@@ -145,6 +157,9 @@ pub struct Trainer {
     state: TrainerState,
     control: TrainerControl,
     view: RunView,
+    stop: StopRequest,
+    /// The newest checkpoint of the current run: saved, or resumed from.
+    last_checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Trainer {
@@ -161,6 +176,7 @@ impl Trainer {
             eval_data: None,
             callbacks: Vec::new(),
             view: RunView::default(),
+            stop: StopRequest::default(),
         }
     }
 

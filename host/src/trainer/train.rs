@@ -101,6 +101,7 @@ impl Trainer {
             started: Instant::now(),
         };
         let (mut first_epoch, mut skip_batches) = (0, 0);
+        self.last_checkpoint = resume.clone();
         if let Some(ckpt) = resume {
             let Some(at) = self.load_checkpoint(&ckpt, &mut run, updates_per_epoch)? else {
                 return Ok(TrainOutput {
@@ -242,7 +243,8 @@ impl Trainer {
         self.state.global_step += 1;
         self.state.epoch = epoch as f64 + batches_done as f64 / n_batches as f64;
         self.fire(Event::StepEnd, &Logs::new())?;
-        self.maybe_log_save_evaluate(run)
+        self.maybe_log_save_evaluate(run)?;
+        self.stop_if_requested(run)
     }
 
     /// The scheduled learning rate of the next update.
@@ -279,12 +281,16 @@ impl Trainer {
         if self.control.should_save {
             self.store_flos(run);
             self.save_checkpoint(Some(run))?;
+            self.last_checkpoint = Some(
+                Path::new(&self.args.output_dir)
+                    .join(format!("{}-{}", super::CHECKPOINT_PREFIX, self.state.global_step)),
+            );
             self.fire(Event::Save, &Logs::new())?;
         }
         Ok(())
     }
 
-    fn store_flos(&mut self, run: &mut Run) {
+    pub(super) fn store_flos(&mut self, run: &mut Run) {
         self.state.total_flos += run.current_flos;
         run.current_flos = 0.0;
     }
