@@ -89,6 +89,67 @@ fn push_json<T: Tree>(out: &mut String, v: &T, indent: Option<usize>, level: usi
     }
 }
 
+/// The length in bytes of [`json_dumps`]`(v, indent)` were `v` written
+/// `level` levels deep in a larger document (each of its lines indented
+/// `level` more times), or `None` as soon as it passes `limit`: the size a
+/// value takes on disk, found without writing it (a small deeply nested
+/// value can grow a thousandfold when indented).
+pub fn json_dumps_len<T: Tree>(
+    v: &T,
+    indent: Option<usize>,
+    level: usize,
+    limit: usize,
+) -> Option<usize> {
+    let mut len = 0;
+    add_json_len(&mut len, v, indent, level, limit)?;
+    Some(len)
+}
+
+fn add_json_len<T: Tree>(
+    len: &mut usize,
+    v: &T,
+    indent: Option<usize>,
+    level: usize,
+    limit: usize,
+) -> Option<()> {
+    let add = |n: usize, len: &mut usize| {
+        *len = len.saturating_add(n);
+        (*len <= limit).then_some(())
+    };
+    // A newline and the indentation of `level`.
+    let newline = |level: usize| indent.map_or(0, |n| 1 + n * level);
+    let separator = if indent.is_some() { 1 } else { 2 };
+    let mut scalar = String::new();
+    match v.node() {
+        Node::Array(items) => {
+            add(1, len)?;
+            for (i, x) in items.iter().enumerate() {
+                add(if i > 0 { separator } else { 0 } + newline(level + 1), len)?;
+                add_json_len(len, x, indent, level + 1, limit)?;
+            }
+            add(if items.is_empty() { 0 } else { newline(level) } + 1, len)
+        }
+        Node::Object(entries) => {
+            add(1, len)?;
+            let mut empty = true;
+            for e in entries {
+                let (k, x) = e.parts();
+                scalar.clear();
+                push_json_str(&mut scalar, k);
+                add(if empty { 0 } else { separator } + newline(level + 1), len)?;
+                add(scalar.len() + 2, len)?;
+                add_json_len(len, x, indent, level + 1, limit)?;
+                empty = false;
+            }
+            add(if empty { 0 } else { newline(level) } + 1, len)
+        }
+        _ => {
+            push_json(&mut scalar, v, indent, level);
+            add(scalar.len(), len)
+        }
+    }
+}
+
 /// The items of a list or dict between `brackets`, as json.dumps lays them out.
 fn push_items<I>(
     out: &mut String,
@@ -195,6 +256,33 @@ mod tests {
                 Ordered::Str(s) => Node::Str(s),
                 Ordered::List(items) => Node::Array(items),
                 Ordered::Dict(entries) => Node::Object(entries.iter()),
+            }
+        }
+    }
+
+    #[test]
+    fn json_dumps_len_is_the_written_length_at_any_depth() {
+        use Ordered::*;
+        let values = [
+            Null,
+            Str("é\"x"),
+            List(vec![]),
+            Dict(vec![]),
+            List(vec![Int(1), Float(0.5), List(vec![List(vec![Null])])]),
+            Dict(vec![
+                ("a".into(), List(vec![Int(1), Dict(vec![("b".into(), Str("c"))])])),
+                ("d".into(), Dict(vec![])),
+            ]),
+        ];
+        for v in &values {
+            for indent in [None, Some(2), Some(4)] {
+                for level in [0, 1, 5] {
+                    let mut out = String::new();
+                    push_json(&mut out, v, indent, level);
+                    assert_eq!(json_dumps_len(v, indent, level, usize::MAX), Some(out.len()), "{out}");
+                    assert_eq!(json_dumps_len(v, indent, level, out.len()), Some(out.len()));
+                    assert_eq!(json_dumps_len(v, indent, level, out.len() - 1), None);
+                }
             }
         }
     }

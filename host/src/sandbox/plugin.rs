@@ -18,7 +18,7 @@ use super::output::clean_line;
 use super::report::{CallReport, Export};
 use super::PluginSettings;
 use crate::event::Event;
-use crate::pyjson::Json;
+use crate::pyjson::{json_dumps_len, Json};
 use crate::state::{Logs, TrainerControl, TrainerState};
 use anyhow::{anyhow, bail, Result};
 use std::fmt;
@@ -192,16 +192,18 @@ impl WasmPlugin {
         let hint = match fault {
             PluginFault::Deadline(d) if d == self.settings.limits.deadline => "deadline_ms",
             PluginFault::Memory(_) => "memory_mb",
+            PluginFault::Files(e) => e.key().unwrap_or_default(),
             _ => "",
         };
-        let record = if hint.is_empty() {
+        // Cleaned: a fault's text may hold what the plugin wrote.
+        let record = clean_line(&if hint.is_empty() {
             format!("{what}: {fault}")
         } else {
             format!(
                 "{what}: {fault} (if it needs more, set plugins.{}.{hint})",
                 self.info.name
             )
-        };
+        });
         self.report.faults.push(record.clone());
         self.live = None;
         let head = self.head();
@@ -306,8 +308,9 @@ impl WasmPlugin {
         }
     }
 
-    /// Restores a state from a checkpoint. An `Err` is a state the plugin
-    /// rejects (the resume stops), or a fault under `on_error = abort`.
+    /// Restores a state from a checkpoint. A state the plugin rejects is a
+    /// fault like any other: the policy applies, and a restart starts it
+    /// afresh, without that state. An `Err` only under `on_error = abort`.
     pub fn load_state(&mut self, state: &Json) -> Result<()> {
         let text = state.to_compact();
         // Kept before the call: if the plugin faults while loading, its
@@ -319,11 +322,11 @@ impl WasmPlugin {
         });
         match result {
             None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(msg))) => bail!(
-                "plugin {} rejected its saved state: {}",
-                self.report.label,
-                clean_line(&msg)
-            ),
+            Some(Ok(Err(msg))) => {
+                self.last_state = None;
+                let why = format!("rejected its saved state: {}", clean_line(&msg));
+                self.fault(Export::LoadState.wit_name(), PluginFault::BadOutput(why))
+            }
             Some(Err(fault)) => self.fault(Export::LoadState.wit_name(), fault),
         }
     }
@@ -349,6 +352,10 @@ impl WasmPlugin {
 /// Largest state a plugin may keep in a checkpoint.
 const MAX_STATE_BYTES: usize = 16 << 20;
 
+/// How deep `trainer_state.json` writes a plugin's state at most
+/// (`stateful_callbacks` → its name → the list of its instances → the state).
+const STATE_LEVEL: usize = 3;
+
 /// Deepest nesting of a plugin's state.
 const MAX_STATE_DEPTH: usize = crate::pyjson::MAX_DEPTH - 8;
 
@@ -367,6 +374,13 @@ fn check_state(text: &str) -> Result<Json, String> {
     if json.depth() > MAX_STATE_DEPTH {
         return Err(format!(
             "returned a state nested deeper than {MAX_STATE_DEPTH} levels"
+        ));
+    }
+    // The limit holds for what is written: indented, a small deeply nested
+    // state can take a thousand times its size on disk, in every checkpoint.
+    if json_dumps_len(&json, Some(2), STATE_LEVEL, MAX_STATE_BYTES).is_none() {
+        return Err(format!(
+            "returned a state that takes more than {MAX_STATE_BYTES} bytes as trainer_state.json writes it (indented); the limit is {MAX_STATE_BYTES}"
         ));
     }
     let shaped = json.as_object().is_some_and(|o| {
@@ -399,5 +413,20 @@ mod tests {
         let err = check_state(&nested(100_000)).unwrap_err();
         assert!(err.contains("not JSON"), "{err}");
         assert!(check_state("{\"args\": []}").is_err());
+    }
+
+    #[test]
+    fn the_state_limit_holds_for_the_indented_bytes_written() {
+        // 1,500 lists nested 100 deep: 300 KB as returned, over 30 MB once
+        // indented in trainer_state.json.
+        let leaf = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let wide = vec![leaf.as_str(); 1_500].join(", ");
+        let text = format!("{{\"args\": {{}}, \"attributes\": {{\"x\": [{wide}]}}}}");
+        assert!(text.len() < MAX_STATE_BYTES / 8);
+        let err = check_state(&text).unwrap_err();
+        assert!(err.contains("as trainer_state.json writes it"), "{err}");
+        // A flat state of about the same size is fine.
+        let flat = format!("{{\"args\": {{}}, \"attributes\": {{\"x\": \"{}\"}}}}", "y".repeat(1 << 20));
+        assert!(check_state(&flat).is_ok());
     }
 }
