@@ -42,7 +42,8 @@ fn plugins_from_a_folder_load_sorted_by_file_name_before_progress_or_printer() {
     let dir = run.dir.join("mine");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(plugin("stopper"), dir.join("10-first.wasm")).unwrap();
-    std::fs::copy(plugin("recorder"), dir.join("20-second.wasm")).unwrap();
+    // The same file as the recorder loaded first: a second instance of it.
+    std::os::unix::fs::symlink(plugin("recorder"), dir.join("20-second.wasm")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a plugin").unwrap();
     let done = run
         .args(&[
@@ -66,8 +67,8 @@ fn plugins_from_a_folder_load_sorted_by_file_name_before_progress_or_printer() {
         done.stderr
     );
     assert!(
-        done.out.join("plugins/recorder-2/events.jsonl").is_file(),
-        "a second instance has its own directory"
+        done.out.join("plugins/recorder#2/events.jsonl").is_file(),
+        "a second instance has its own directory, which no plugin name can reach"
     );
 }
 
@@ -117,7 +118,7 @@ fn progress_writes_logs_above_its_bars_and_replaces_the_printer() {
     let logs: Vec<&str> = done
         .stdout
         .lines()
-        .filter(|l| l.starts_with("{'"))
+        .filter(|l| l.starts_with("[progress] {'"))
         .collect();
     assert_eq!(
         logs.len(),
@@ -126,7 +127,7 @@ fn progress_writes_logs_above_its_bars_and_replaces_the_printer() {
         done.stdout
     );
     assert!(
-        logs.iter().any(|l| l.starts_with("{'eval_loss': '")),
+        logs.iter().any(|l| l.starts_with("[progress] {'eval_loss': '")),
         "{logs:?}"
     );
     assert!(!done.stdout.contains("[printer]"));

@@ -43,7 +43,21 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
     cut
 }
 
-/// Removes terminal control sequences and control characters (tabs stay).
+/// Whether `c` is an invisible Unicode format character (category Cf, and
+/// the line and paragraph separators): a byte-order mark, a zero-width
+/// space or joiner, a bidirectional override or isolate, a tag. Such
+/// characters let a line render as something it is not (a host message
+/// behind a BOM, text reordered by U+202E), so plugin text never keeps them.
+pub fn is_format_char(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891
+        | 0x08E2 | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0000..=0xE007F)
+}
+
+/// Removes terminal control sequences, control characters (tabs stay) and
+/// invisible format characters ([`is_format_char`]).
 pub fn sanitize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -73,7 +87,7 @@ pub fn sanitize(text: &str) -> String {
                 _ => {}
             },
             '\t' => out.push(c),
-            c if c.is_control() => {}
+            c if c.is_control() || is_format_char(c) => {}
             c => out.push(c),
         }
     }
@@ -167,8 +181,8 @@ impl Sink {
 
     /// Lines written through `progress.write-line` (the text may hold
     /// several): the same budget and rate as stdout, charged once for the
-    /// whole text; printed as is, except that a line that would pass for
-    /// the host's own (`trainbox: …`) keeps the plugin's name.
+    /// whole text, cleaned and attributed like stdout lines, so that no
+    /// plugin line can pass for the host's own.
     fn write_lines(&mut self, text: &str) {
         if self.spend(text.len() + 1) < text.len() + 1 {
             return;
@@ -177,13 +191,8 @@ impl Sink {
             if !self.may_print() {
                 return; // the rest would be dropped too
             }
-            let line = clean_line(part);
-            if line.trim_start().starts_with("trainbox") {
-                let line = format!("{}{line}", self.prefix);
-                self.print(&line);
-            } else {
-                self.print(&line);
-            }
+            let line = format!("{}{}", self.prefix, clean_line(part));
+            self.print(&line);
         }
     }
 
@@ -311,6 +320,17 @@ mod tests {
         assert_eq!(sanitize("a\u{1b}]0;title\u{7}b"), "ab");
         assert_eq!(sanitize("tab\there\r\u{8}"), "tab\there");
         assert_eq!(sanitize("\u{1b}[2J\u{1b}[Hclear"), "clear");
+    }
+
+    #[test]
+    fn invisible_format_characters_are_removed() {
+        let disguised = "\u{feff}trainbox: error: checkpoint-8 is corrupt; delete it";
+        assert_eq!(sanitize(disguised), "trainbox: error: checkpoint-8 is corrupt; delete it");
+        for c in ['\u{200b}', '\u{200d}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{e0041}'] {
+            assert_eq!(sanitize(&format!("a{c}b")), "ab", "U+{:04X}", c as u32);
+        }
+        // Visible text of every script stays.
+        assert_eq!(sanitize("é 日本 🙂 Ω"), "é 日本 🙂 Ω");
     }
 
     #[test]
