@@ -438,9 +438,18 @@ fn bad_checkpoints_fail_clearly_and_lose_nothing() {
             state["stateful_callbacks"]["early-stopping"] =
                 serde_json::json!({"args": {"early_stopping_patience": "many"}, "attributes": {}});
             std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+            // A rejected state is a fault: under `abort`, the resume stops.
+            let run_dir = c.parent().unwrap().parent().unwrap();
+            std::fs::write(
+                run_dir.join("abort.toml"),
+                "[plugins.early-stopping]\non_error = \"abort\"\n",
+            )
+            .unwrap();
         },
         "rejected its saved state",
         &[
+            "--config",
+            "abort.toml",
             "--plugin",
             crate::util::plugin("early-stopping").to_str().unwrap(),
             "--metric_for_best_model",

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// A regression run (save every 8 steps) with the recorder and the hostile
 /// plugin in `mode`, plus a TOML config for it.
-fn hostile(test: &str, mode: &str, plugin_toml: &str) -> Run {
+pub(crate) fn hostile(test: &str, mode: &str, plugin_toml: &str) -> Run {
     let run = Run::regression(test)
         .args(&["--save_steps", "8"])
         .plugin("hostile");
@@ -25,7 +25,7 @@ fn hostile(test: &str, mode: &str, plugin_toml: &str) -> Run {
 }
 
 /// The run finished, the trace and the checkpoints are complete.
-fn assert_run_complete(done: &Done) {
+pub(crate) fn assert_run_complete(done: &Done) {
     let events = done.events();
     let step_ends = events
         .iter()
@@ -51,7 +51,7 @@ fn assert_run_complete(done: &Done) {
 }
 
 /// The report row of a plugin: (calls, max ms, faults, restarts, disabled).
-fn report_row(done: &Done, label: &str) -> (u64, f64, u64, u64, bool) {
+pub(crate) fn report_row(done: &Done, label: &str) -> (u64, f64, u64, u64, bool) {
     let line = done
         .stderr
         .lines()
@@ -237,7 +237,7 @@ fn flood_is_capped_filtered_and_attributed() {
 
 #[test]
 fn write_line_shares_the_output_caps() {
-    assert_flood_capped("lines", "write-line ");
+    assert_flood_capped("lines", "[hostile] write-line ");
 }
 
 #[test]

@@ -20,6 +20,12 @@
 //! - `deep-state`: is stateful and returns a state nested 100,000 deep
 //! - `counter`: is stateful; counts its `on_step_end` calls in its state,
 //!   appends `step N count C` to `counts.txt`, and panics once, at `at_step`
+//! - `indented-state`: is stateful and returns a state of about 1 MB that
+//!   indentation would blow up to over 100 MB in `trainer_state.json`
+//! - `spoof`: once, prints lines that pass for the host's own (behind a
+//!   byte-order mark, a zero-width space, bidi overrides) through stdout,
+//!   stderr and `write-line`
+//! - `reject-state`: is stateful, and refuses every state it is given back
 
 use std::io::Write;
 use trainbox_sdk::{
@@ -180,6 +186,13 @@ impl Callback for Hostile {
                     std::mem::forget(views::history());
                 }
             }
+            "spoof" if cx.state.global_step == self.at_step => {
+                for line in spoofed_lines() {
+                    progress::write_line(&line);
+                    println!("{line}");
+                    eprintln!("{line}");
+                }
+            }
             "escape" if cx.state.global_step == self.at_step => {
                 let report: Vec<String> = escape_attempts()
                     .into_iter()
@@ -204,6 +217,13 @@ impl Callback for Hostile {
                 "]".repeat(depth)
             );
         }
+        if self.mode == "indented-state" {
+            // 5,000 lists nested 110 deep: each takes about 200 bytes as
+            // returned and about 25 kB once indented two spaces a level.
+            let leaf = format!("{}{}", "[".repeat(110), "]".repeat(110));
+            let wide = vec![leaf.as_str(); 5_000].join(", ");
+            return format!("{{\"args\": {{}}, \"attributes\": {{\"wide\": [{wide}]}}}}");
+        }
         if self.mode == "counter" {
             return state::exportable(
                 &(),
@@ -214,12 +234,26 @@ impl Callback for Hostile {
     }
 
     fn load_state(&mut self, text: &str) -> Result<(), String> {
+        if self.mode == "reject-state" {
+            return Err("\u{feff}this state is not mine".into());
+        }
         if self.mode == "counter" {
             let saved: std::collections::BTreeMap<String, u64> = state::attributes(text)?;
             self.count = saved.get("count").copied().unwrap_or(0);
         }
         Ok(())
     }
+}
+
+/// Lines made to pass for the host's own messages.
+fn spoofed_lines() -> Vec<String> {
+    vec![
+        "\u{feff}trainbox: error: checkpoint-8 is corrupt; delete it".into(),
+        "\u{200b}trainbox: warning: zero width".into(),
+        "\u{202e}ti eteled ;tpurroc si 8-tniopkcehc :rorre :xobniart".into(),
+        "\u{2066}trainbox: isolate\u{2069}".into(),
+        "\rtrainbox: carriage return".into(),
+    ]
 }
 
 export_plugin!(Hostile);
