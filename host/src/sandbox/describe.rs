@@ -44,6 +44,9 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Most events, and most capabilities, a plugin may list in `describe`.
+const MAX_LISTED: usize = 256;
+
 /// Checks and converts `describe`'s answer.
 pub(super) fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
     if !valid_name(&raw.name) {
@@ -63,6 +66,14 @@ pub(super) fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInf
             "{}: built for trainbox:callback@{}, this host supports {API_VERSION}; rebuild with trainbox-sdk {API_VERSION}",
             path.display(),
             clean_line(&raw.api_version)
+        );
+    }
+    if raw.events.len() > MAX_LISTED || raw.capabilities.len() > MAX_LISTED {
+        bail!(
+            "{}: describe lists {} events and {} capabilities; at most {MAX_LISTED} of each",
+            path.display(),
+            raw.events.len(),
+            raw.capabilities.len()
         );
     }
     let capabilities: Vec<Capability> = raw
@@ -108,6 +119,24 @@ mod tests {
         let long = "a".repeat(65);
         for bad in ["", "Recorder", "a b", "../x", "é", long.as_str()] {
             assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn describe_lists_are_bounded() {
+        let info = |events: usize, capabilities: usize| wit::PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            api_version: API_VERSION.into(),
+            events: vec![wit::Event::Log; events],
+            stateful: false,
+            capabilities: vec![wit::Capability::Env("X".into()); capabilities],
+        };
+        let p = Path::new("p.wasm");
+        assert!(plugin_info(p, info(MAX_LISTED, MAX_LISTED)).is_ok());
+        for (e, c) in [(MAX_LISTED + 1, 0), (0, 1_000_000)] {
+            let err = plugin_info(p, info(e, c)).unwrap_err().to_string();
+            assert!(err.starts_with("p.wasm: describe lists") && err.contains("at most 256"), "{err}");
         }
     }
 
