@@ -33,3 +33,5 @@ mod sandbox;
 mod trainer_state;
 /// The training-argument table the host, the WIT and the SDK follow, against transformers.
 mod training_args;
+/// Waiting in host calls (sleeps, polls, clock subscriptions) ends at the deadline.
+mod waiting;

@@ -2,6 +2,7 @@
 //! message) and what the user chose to do about it ([`OnError`]).
 
 use super::limits::MemoryExceeded;
+use super::wait::DeadlinePassed;
 use std::fmt;
 use std::time::Duration;
 use wasmtime::Trap;
@@ -70,6 +71,11 @@ impl PluginFault {
         if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
             return PluginFault::Memory(*m);
         }
+        // A wait in a host call that the deadline ended: the same fault as
+        // the epoch trap that ends the plugin's own code.
+        if err.downcast_ref::<DeadlinePassed>().is_some() {
+            return PluginFault::Deadline(deadline);
+        }
         if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
             return PluginFault::Exit(exit.0);
         }
@@ -122,6 +128,12 @@ mod tests {
             PluginFault::Memory(memory)
         );
         let err = wasmtime::Error::from(Trap::Interrupt);
+        assert_eq!(
+            PluginFault::classify(&err, deadline),
+            PluginFault::Deadline(deadline)
+        );
+        // A wait that a host call cut at the deadline is a deadline fault.
+        let err = wasmtime::Error::from(DeadlinePassed);
         assert_eq!(
             PluginFault::classify(&err, deadline),
             PluginFault::Deadline(deadline)

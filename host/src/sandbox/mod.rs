@@ -32,6 +32,7 @@ mod plugin;
 mod report;
 mod resources;
 mod store;
+mod wait;
 
 pub use bindings::{API_VERSION, PLUGIN_EXPORT};
 pub use cache::{
@@ -123,6 +124,10 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        // Waits in wasi:io end at the call's deadline (epochs cannot stop them).
+        wait::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking deadline-bound wasi:io")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI HTTP")?;
