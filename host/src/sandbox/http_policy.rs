@@ -5,8 +5,13 @@
 //! by what is left of the current call's deadline: epoch interruption does
 //! not fire while the plugin is blocked in a host call, so this cap is what
 //! bounds how long a plugin can hold the training thread on the network.
+//! Each connection is a host socket (a descriptor): a plugin may have at
+//! most [`MAX_CONNECTIONS`] open at once, so that its requests cannot take
+//! the descriptors the host needs for its own checkpoints.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -49,9 +54,35 @@ pub fn origin_of(uri: &http::Uri) -> Option<String> {
     Some(format!("{scheme}://{host}:{port}"))
 }
 
+/// Most HTTP connections one plugin instance may have open at once; a
+/// request past it fails with `connection-limit-reached`.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// One open connection of a plugin, counted until dropped (when the
+/// connection's I/O ends, or the request fails).
+struct Connection(Arc<AtomicUsize>);
+
+impl Connection {
+    fn open(count: &Arc<AtomicUsize>) -> Option<Connection> {
+        let n = count.fetch_add(1, Ordering::AcqRel);
+        let guard = Connection(count.clone());
+        (n < MAX_CONNECTIONS).then_some(guard)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A plugin's HTTP policy: the `WasiHttpHooks` of its store.
 pub struct HttpPolicy {
     plugin: String,
+    /// Its connections open now.
+    connections: Arc<AtomicUsize>,
+    /// Whether the connection limit was reported.
+    limit_reported: bool,
     /// Granted origins, normalized.
     allow: Vec<String>,
     /// Longest a request may take to connect, to its first response byte,
@@ -66,6 +97,8 @@ impl HttpPolicy {
     pub fn new(plugin: &str, allow: Vec<String>, timeout: Duration) -> Self {
         HttpPolicy {
             plugin: plugin.to_string(),
+            connections: Arc::default(),
+            limit_reported: false,
             allow,
             timeout,
             deadline: None,
@@ -131,6 +164,15 @@ impl WasiHttpHooks for HttpPolicy {
                 Err(Error::HttpRequestDenied)
             });
         }
+        let Some(connection) = Connection::open(&self.connections) else {
+            if !std::mem::replace(&mut self.limit_reported, true) {
+                crate::ui::warn(&format!(
+                    "plugin {}: more than {MAX_CONNECTIONS} HTTP connections open at once; requests past it fail with connection-limit-reached",
+                    self.plugin
+                ));
+            }
+            return Box::new(async { Err(Error::ConnectionLimitReached) });
+        };
         let cap = self.cap();
         let clamp = |t: Option<Duration>| Some(t.map_or(cap, |t| t.min(cap)));
         let options = options.unwrap_or_default();
@@ -146,6 +188,11 @@ impl WasiHttpHooks for HttpPolicy {
             let (res, io) = tokio::time::timeout(cap, send)
                 .await
                 .map_err(|_| Error::HttpResponseTimeout)??;
+            // The connection stays counted for as long as its I/O runs.
+            let io = async move {
+                let _connection = connection;
+                io.await
+            };
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
@@ -157,6 +204,18 @@ impl WasiHttpHooks for HttpPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_counted_until_dropped() {
+        let count = Arc::default();
+        let open: Vec<Connection> = (0..MAX_CONNECTIONS)
+            .map(|_| Connection::open(&count).expect("within the limit"))
+            .collect();
+        assert!(Connection::open(&count).is_none(), "one past the limit");
+        drop(open);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert!(Connection::open(&count).is_some());
+    }
 
     #[test]
     fn origins_are_normalized() {
