@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Plugins share half of the open-file limit; the host keeps the rest.
+    trainbox::sandbox::raise_open_file_limit();
     match trainbox::cli::run(argv) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {

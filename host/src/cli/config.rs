@@ -21,6 +21,9 @@
 //! env = ["HOME"]                     # environment variables to pass
 //! allow_http = ["http://127.0.0.1:5000"]  # origins it may send HTTP requests to
 //! http_timeout_ms = 5000             # connect / first byte / between bytes
+//! max_open_files = 256               # files and directories it may hold open
+//! disk_mb = 1024                     # what it may keep in its directory and writable grants
+//! disk_files = 10000                 # and how many files and directories
 //! missing_grant = "fail"             # fail | skip: when it asks for what is not granted
 //! ```
 
@@ -225,6 +228,15 @@ impl RunConfig {
         if let Some(ms) = table.http_timeout_ms {
             s.limits.http_timeout = Duration::from_millis(positive("http_timeout_ms", ms)?);
         }
+        if let Some(n) = table.max_open_files {
+            s.limits.max_open_files = positive("max_open_files", n)? as usize;
+        }
+        if let Some(mb) = table.disk_mb {
+            s.limits.disk_bytes = positive("disk_mb", mb)?.saturating_mul(1 << 20);
+        }
+        if let Some(n) = table.disk_files {
+            s.limits.disk_files = positive("disk_files", n)?;
+        }
         if let Some(policy) = table.on_error {
             s.on_error = policy.parse::<OnError>()?;
         }
@@ -280,6 +292,15 @@ struct PluginTable {
     /// Connect / first byte / between bytes, in milliseconds.
     #[serde(default, deserialize_with = "whole_number")]
     http_timeout_ms: Option<i64>,
+    /// Files and directories it may hold open at once.
+    #[serde(default, deserialize_with = "whole_number")]
+    max_open_files: Option<i64>,
+    /// Disk quota in MiB, its directory and writable grants together.
+    #[serde(default, deserialize_with = "whole_number")]
+    disk_mb: Option<i64>,
+    /// Files and directories it may keep there.
+    #[serde(default, deserialize_with = "whole_number")]
+    disk_files: Option<i64>,
     /// What to do when the plugin asks for what is not granted.
     missing_grant: Option<MissingGrant>,
 }
@@ -382,6 +403,18 @@ mod tests {
         assert_eq!(s.grants.env, ["HOME"]);
         assert_eq!(s.grants.http, ["http://127.0.0.1:5000"]);
         assert!(s.skip_if_not_granted);
+    }
+
+    #[test]
+    fn plugin_tables_set_file_limits() {
+        let s = section("max_open_files = 16\ndisk_mb = 8\ndisk_files = 100").unwrap();
+        assert_eq!(s.limits.max_open_files, 16);
+        assert_eq!(s.limits.disk_bytes, 8 << 20);
+        assert_eq!(s.limits.disk_files, 100);
+        let err = section("disk_mb = 0").unwrap_err().to_string();
+        assert_eq!(err, "disk_mb must be a positive integer");
+        let d = section("").unwrap().limits;
+        assert_eq!((d.max_open_files, d.disk_bytes, d.disk_files), (256, 1 << 30, 10_000));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! How a plugin call can fail ([`PluginFault`], classified by type, never by
 //! message) and what the user chose to do about it ([`OnError`]).
 
+use super::fs::Exceeded;
 use super::limits::MemoryExceeded;
 use super::wait::DeadlinePassed;
 use std::fmt;
@@ -55,6 +56,8 @@ pub enum PluginFault {
     Deadline(Duration),
     /// The plugin outgrew its memory cap.
     Memory(MemoryExceeded),
+    /// The plugin went past a file limit: open files or its disk quota.
+    Files(Exceeded),
     /// The plugin called `exit`.
     Exit(i32),
     /// Any other trap: a panic, `unreachable`, an out-of-bounds access, a bad host call.
@@ -70,6 +73,9 @@ impl PluginFault {
     pub fn classify(err: &wasmtime::Error, deadline: Duration) -> PluginFault {
         if let Some(m) = err.downcast_ref::<MemoryExceeded>() {
             return PluginFault::Memory(*m);
+        }
+        if let Some(e) = err.downcast_ref::<Exceeded>() {
+            return PluginFault::Files(*e);
         }
         // A wait in a host call that the deadline ended: the same fault as
         // the epoch trap that ends the plugin's own code.
@@ -96,6 +102,7 @@ impl fmt::Display for PluginFault {
         match self {
             PluginFault::Deadline(d) => write!(f, "ran past its deadline of {} ms", d.as_millis()),
             PluginFault::Memory(m) => write!(f, "{m}"),
+            PluginFault::Files(e) => write!(f, "{e}"),
             PluginFault::Exit(code) => write!(f, "called exit({code})"),
             PluginFault::Trap(msg) => write!(f, "trapped: {msg}"),
             PluginFault::BadOutput(msg) => write!(f, "{msg}"),

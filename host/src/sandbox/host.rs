@@ -3,6 +3,7 @@
 //! when the plugin asks, and never let the plugin change anything.
 
 use super::bindings::{wit, wit_progress, wit_views};
+use super::fs::FsGuard;
 use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{clean_line, PluginOutput};
@@ -34,6 +35,8 @@ pub struct PluginHost {
     pub(super) http: HttpPolicy,
     /// When the current call into the plugin must end.
     pub(super) call_deadline: Option<Instant>,
+    /// Its open files and disk usage, against its limits (`fs/`).
+    pub(super) fs: FsGuard,
     /// The plugin's stdout, where `progress.write-line` prints too.
     stdout: PluginOutput,
     bars_open: usize,
@@ -60,6 +63,7 @@ impl PluginHost {
             http_ctx: WasiHttpCtx::new(),
             http,
             call_deadline: None,
+            fs: FsGuard::none(),
             stdout,
             bars_open: 0,
             bars_left: 0,

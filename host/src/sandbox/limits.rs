@@ -24,6 +24,14 @@ pub struct PluginLimits {
     /// Longest an outgoing HTTP request may take to connect, to answer, and
     /// between two bytes (default 5 s; never past the call's deadline).
     pub http_timeout: Duration,
+    /// Files and directories it may hold open at once (default 256; see
+    /// `fs/fds.rs` for the budget all plugins share).
+    pub max_open_files: usize,
+    /// Bytes it may keep in its own directory and its writable granted
+    /// directories (default 1 GiB; see `fs/disk.rs`).
+    pub disk_bytes: u64,
+    /// Files, directories and links it may keep there (default 10,000).
+    pub disk_files: u64,
 }
 
 impl Default for PluginLimits {
@@ -33,6 +41,9 @@ impl Default for PluginLimits {
             deadline: Duration::from_millis(100),
             init_deadline: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
+            max_open_files: 256,
+            disk_bytes: 1 << 30,
+            disk_files: 10_000,
         }
     }
 }

@@ -23,6 +23,7 @@ mod call;
 mod clock;
 mod describe;
 mod fault;
+mod fs;
 mod grants;
 mod host;
 mod http_policy;
@@ -41,6 +42,8 @@ pub use cache::{
 };
 pub use describe::PluginInfo;
 pub use fault::{OnError, PluginFault};
+pub use fs::fds::{open_file_limit, raise_open_file_limit, shared_budget as plugins_file_budget};
+pub use fs::Exceeded as FileLimitExceeded;
 pub use grants::{Capability, DirGrant, Grants, NotGranted};
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
@@ -124,6 +127,10 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
+        // Files count against the plugin's open-file and disk limits.
+        fs::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking the limited wasi:filesystem")?;
         // Waits in wasi:io end at the call's deadline (epochs cannot stop them).
         wait::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
@@ -255,7 +262,11 @@ impl Sandbox {
 
         let stores = self.stores.clone();
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
-        let make_store = move || stores.granted(&name, &own_dir, &grants, &limits);
+        // What its writable grants hold now is the user's, not its quota's.
+        let baseline = fs::disk::Baseline::measure(
+            grants.dirs.iter().filter(|d| d.writable).map(|d| d.host.as_path()),
+        );
+        let make_store = move || stores.granted(&name, &own_dir, &grants, &limits, &baseline);
         let report = CallReport {
             label,
             ..compiled.describe.clone()

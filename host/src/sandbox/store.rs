@@ -5,6 +5,8 @@
 //! [`Grants`] say; see `grants.rs` for how they are checked first.
 
 use super::clock;
+use super::fs::disk::{Baseline, Usage};
+use super::fs::FsGuard;
 use super::grants::Grants;
 use super::host::PluginHost;
 use super::http_policy::HttpPolicy;
@@ -51,10 +53,21 @@ impl StoreFactory {
         own_dir: &Path,
         grants: &Grants,
         limits: &PluginLimits,
+        baseline: &Baseline,
     ) -> Result<Store<PluginHost>> {
         let (wasi, stdout) = granted_ctx(label, own_dir, grants)?;
         let http = HttpPolicy::new(label, grants.http.clone(), limits.http_timeout);
-        Ok(self.store(label, wasi, stdout, http, limits))
+        let mut store = self.store(label, wasi, stdout, http, limits);
+        if self.enforce_limits {
+            let quota = Usage {
+                bytes: limits.disk_bytes,
+                files: limits.disk_files,
+            };
+            store.data_mut().fs = FsGuard::new(limits.max_open_files, quota, own_dir, baseline);
+        } else {
+            store.data_mut().fs = FsGuard::unlimited();
+        }
+        Ok(store)
     }
 
     fn store(

@@ -37,6 +37,46 @@ fn abort_in_save(step: u64) {
     }
 }
 
+/// Fault injection for tests: `TRAINBOX_FAULT_INJECT=fail-in-save:N` makes
+/// the save of `checkpoint-N` fail as a full disk would, after its
+/// temporary folder was made.
+fn fail_in_save(step: u64) -> Result<()> {
+    let spec = std::env::var("TRAINBOX_FAULT_INJECT").unwrap_or_default();
+    if spec
+        .strip_prefix("fail-in-save:")
+        .and_then(|n| n.parse::<u64>().ok())
+        == Some(step)
+    {
+        return Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+            .context("TRAINBOX_FAULT_INJECT: failing the save");
+    }
+    Ok(())
+}
+
+/// Swaps a complete `tmp` folder into place as `target`; an older `target`
+/// (from an earlier run) is moved to `old` and removed only once the new
+/// one is in place, and put back if the new one cannot be.
+fn swap_into_place(tmp: &Path, target: &Path, old: &Path) -> Result<()> {
+    let replacing = target.exists();
+    if replacing {
+        std::fs::rename(target, old).with_context(|| format!("replacing {}", target.display()))?;
+    }
+    if let Err(e) = std::fs::rename(tmp, target) {
+        if replacing {
+            let _ = std::fs::rename(old, target);
+        }
+        return Err(e).with_context(|| format!("renaming into {}", target.display()));
+    }
+    // The new folder is in place: a leftover `old` is only clutter, which the
+    // next run's `recover_interrupted_saves` removes.
+    if replacing {
+        if let Err(e) = std::fs::remove_dir_all(old) {
+            crate::ui::warn(&format!("could not remove {}: {e}", old.display()));
+        }
+    }
+    Ok(())
+}
+
 /// The checkpoint folders of `dir` as (step, path), sorted by step.
 pub fn sorted_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
@@ -154,18 +194,49 @@ impl Trainer {
     }
 
     /// HF's `_save_checkpoint`: weights, optimizer, best pointer, state, rotation.
+    ///
+    /// A save that fails for any reason (a full disk, too many open files,
+    /// a plugin's `save-state` aborting the run) removes its
+    /// `.checkpoint-N.tmp` and leaves the previous checkpoints as they were;
+    /// the error names the checkpoint's folder and the cause.
     pub(super) fn save_checkpoint(&mut self, run: Option<&Run>) -> Result<()> {
         let out_dir = PathBuf::from(&self.args.output_dir);
         let step = self.state.global_step;
         let name = format!("{CHECKPOINT_PREFIX}-{step}");
         let final_dir = out_dir.join(&name);
         let tmp_dir = out_dir.join(format!(".{name}.tmp"));
+        let old_dir = out_dir.join(format!(".{name}.old"));
+        let saved = self
+            .write_checkpoint(&tmp_dir, &final_dir, run)
+            .and_then(|()| swap_into_place(&tmp_dir, &final_dir, &old_dir));
+        if let Err(err) = saved {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+            return Err(err.context(format!(
+                "could not save {}; nothing of it was kept and the previous checkpoints in {} are intact",
+                final_dir.display(),
+                out_dir.display()
+            )));
+        }
+        sync_dir(&out_dir);
+        self.rotate_checkpoints()
+    }
+
+    /// Writes a whole checkpoint into `tmp_dir` (named as `final_dir` in errors).
+    fn write_checkpoint(
+        &mut self,
+        tmp_dir: &Path,
+        final_dir: &Path,
+        run: Option<&Run>,
+    ) -> Result<()> {
+        let out_dir = PathBuf::from(&self.args.output_dir);
+        let step = self.state.global_step;
         if tmp_dir.exists() {
-            std::fs::remove_dir_all(&tmp_dir)
+            std::fs::remove_dir_all(tmp_dir)
                 .with_context(|| format!("removing {}", tmp_dir.display()))?;
         }
-        std::fs::create_dir_all(&tmp_dir)
+        std::fs::create_dir_all(tmp_dir)
             .with_context(|| format!("creating {}", tmp_dir.display()))?;
+        fail_in_save(step)?;
 
         self.model
             .var_store()
@@ -201,23 +272,8 @@ impl Trainer {
             .with_context(|| format!("writing {}", final_dir.join(TRAINING_ARGS_FILE).display()))?;
         self.refresh_stateful_callbacks()?;
         self.state.save_to_json(&tmp_dir.join(TRAINER_STATE_FILE))?;
-        sync_dir(&tmp_dir);
-
-        // Swap the complete folder into place; an older one of the same step
-        // (from an earlier run) is removed only once the new one exists.
-        let old_dir = out_dir.join(format!(".{name}.old"));
-        if final_dir.exists() {
-            std::fs::rename(&final_dir, &old_dir)
-                .with_context(|| format!("replacing {}", final_dir.display()))?;
-        }
-        std::fs::rename(&tmp_dir, &final_dir)
-            .with_context(|| format!("renaming into {}", final_dir.display()))?;
-        if old_dir.exists() {
-            std::fs::remove_dir_all(&old_dir)
-                .with_context(|| format!("removing {}", old_dir.display()))?;
-        }
-        sync_dir(&out_dir);
-        self.rotate_checkpoints()
+        sync_dir(tmp_dir);
+        Ok(())
     }
 
     /// HF's `_rotate_checkpoints`: keep the newest `save_total_limit`, never
@@ -318,12 +374,17 @@ impl Trainer {
     pub fn save_model_and_state(&self) -> Result<()> {
         let dir = Path::new(&self.args.output_dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Each file is written beside its final name and renamed over it, so
+        // a failed save leaves the previous file whole and no partial one.
         let model = dir.join(MODEL_FILE);
-        self.model
-            .var_store()
-            .save(&model)
-            .with_context(|| format!("writing {}", model.display()))?;
-        self.state.save_to_json(&dir.join(TRAINER_STATE_FILE))
+        write_replacing(&model, |tmp| {
+            self.model
+                .var_store()
+                .save(tmp)
+                .with_context(|| format!("writing {}", model.display()))
+        })?;
+        let state = dir.join(TRAINER_STATE_FILE);
+        write_replacing(&state, |tmp| self.state.save_to_json(tmp))
     }
 
     /// With `save_total_limit == 1` and a best checkpoint, deletes every other
@@ -343,6 +404,21 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// Writes `path` through `write` into a hidden file beside it, then renames
+/// it over `path`; on failure the hidden file is removed and `path` is
+/// left as it was.
+fn write_replacing(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()));
+    let written = write(&tmp).and_then(|()| {
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Flushes a directory's entries to disk (best effort).

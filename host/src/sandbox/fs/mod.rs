@@ -1,0 +1,129 @@
+//! `wasi:filesystem/types` with limits: wasmtime-wasi's own implementation,
+//! shadowed in the linker by a view that counts, before each call, the
+//! descriptors a plugin holds (`fds.rs`) and what it keeps on disk
+//! (`disk.rs`), and wraps the file streams it opens (`streams.rs`).
+//! Going past a limit traps the call with [`Exceeded`]: a plugin fault,
+//! reported with the plugin's name and the setting to raise, under the
+//! plugin's `on_error` policy; never a failure of the host.
+//!
+//! Counted as open descriptors: every `open-at` until its descriptor is
+//! dropped, and every file stream until it is dropped (it keeps the file
+//! open). Not counted: the preopened directories, which the host opens
+//! once per store (one, plus one per granted directory).
+
+pub mod disk;
+pub mod fds;
+mod streams;
+mod view;
+
+use disk::{Baseline, Disk, Usage};
+use fds::OpenFiles;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use view::add_to_linker;
+
+/// A plugin went past one of its file limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exceeded {
+    /// It holds as many descriptors as `max_open_files` allows.
+    OpenFiles { limit: usize },
+    /// All plugins together hold what the host lends them.
+    SharedOpenFiles { held: usize, nofile: u64 },
+    /// A write would take it past `disk_mb`.
+    DiskBytes { adding: u64, used: u64, limit: u64 },
+    /// One more entry would take it past `disk_files`.
+    DiskFiles { limit: u64 },
+}
+
+impl Exceeded {
+    /// The `[plugins.NAME]` setting that raises the limit, if one does.
+    pub fn key(&self) -> Option<&'static str> {
+        match self {
+            Exceeded::OpenFiles { .. } => Some("max_open_files"),
+            Exceeded::SharedOpenFiles { .. } => None,
+            Exceeded::DiskBytes { .. } => Some("disk_mb"),
+            Exceeded::DiskFiles { .. } => Some("disk_files"),
+        }
+    }
+}
+
+impl fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exceeded::OpenFiles { limit } => write!(
+                f,
+                "open-file limit exceeded: it already holds {limit} files and directories open"
+            ),
+            Exceeded::SharedOpenFiles { held, nofile } => write!(
+                f,
+                "open-file limit exceeded: the plugins together hold {held} files open, all the host lends them (half of the process's open-file limit of {nofile}; raise it with `ulimit -n`)"
+            ),
+            Exceeded::DiskBytes {
+                adding,
+                used,
+                limit,
+            } => write!(
+                f,
+                "disk quota exceeded: writing {adding} more bytes to the {used} it keeps (its directory and writable grants) would pass its quota of {limit} bytes"
+            ),
+            Exceeded::DiskFiles { limit } => write!(
+                f,
+                "disk quota exceeded: it already keeps {limit} files and directories (its directory and writable grants), its quota"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Exceeded {}
+
+/// One store's file limits: its open descriptors and its disk count.
+pub struct FsGuard {
+    files: Arc<OpenFiles>,
+    disk: Arc<Disk>,
+    /// The `open-at` descriptors counted in `files`, by table index, with
+    /// the file each is on (none for a directory).
+    counted: HashMap<u32, Option<fds::FileId>>,
+}
+
+impl FsGuard {
+    /// The limits of a store that holds `own_dir` and writable grants
+    /// measured in `baseline`.
+    pub fn new(
+        max_open_files: usize,
+        quota: Usage,
+        own_dir: &Path,
+        baseline: &Baseline,
+    ) -> FsGuard {
+        FsGuard {
+            files: Arc::new(OpenFiles::new(max_open_files)),
+            disk: Arc::new(Disk::measure(quota, own_dir, baseline)),
+            counted: HashMap::new(),
+        }
+    }
+
+    /// No limits, to measure what they cost (`Sandbox::without_limits`).
+    pub fn unlimited() -> FsGuard {
+        let all = Usage {
+            bytes: u64::MAX,
+            files: u64::MAX,
+        };
+        FsGuard {
+            files: Arc::new(OpenFiles::with_budget(usize::MAX, usize::MAX)),
+            disk: Arc::new(Disk::new(all, Usage::default())),
+            counted: HashMap::new(),
+        }
+    }
+
+    /// The limits of a store with no directory at all (where a plugin
+    /// describes itself): nothing can be opened there.
+    pub fn none() -> FsGuard {
+        FsGuard {
+            files: Arc::new(OpenFiles::new(0)),
+            disk: Arc::new(Disk::new(Usage::default(), Usage::default())),
+            counted: HashMap::new(),
+        }
+    }
+}
