@@ -17,6 +17,8 @@ mod event_flow;
 mod integrations;
 /// Plugins in Python, JavaScript and C; `trainbox plugin new`.
 mod languages;
+/// SIGINT/SIGTERM mid-run, the resume command, one run per output_dir.
+mod interrupt;
 /// The host's module map: one-way dependencies, no import circles.
 mod layering;
 /// The library API: a user's own model and a native callback.
