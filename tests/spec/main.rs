@@ -27,6 +27,8 @@ mod library;
 mod loading;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
+/// Open files and disk quotas; failed saves leave nothing half-written.
+mod resources;
 /// Exact resume, stateful plugins, bad checkpoints.
 mod resume;
 /// Hostile plugins: limits, faults, output caps, escapes, states.

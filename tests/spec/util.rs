@@ -38,6 +38,8 @@ pub struct Run {
     pub dir: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// The open-file limit to run under (soft and hard), as `ulimit -n`.
+    nofile: Option<u64>,
 }
 
 impl Run {
@@ -50,6 +52,7 @@ impl Run {
             args: vec!["train".into()],
             dir,
             envs: Vec::new(),
+            nofile: None,
         };
         run = run.args(&["--task", "regression", "--disable_tqdm"]);
         let out = run.dir.join("out");
@@ -64,6 +67,7 @@ impl Run {
             dir: fresh_dir(test),
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: Vec::new(),
+            nofile: None,
         }
     }
 
@@ -79,6 +83,12 @@ impl Run {
 
     pub fn env(mut self, k: &str, v: &str) -> Run {
         self.envs.push((k.into(), v.into()));
+        self
+    }
+
+    /// Runs under an open-file limit of `n`, soft and hard (`ulimit -n n`).
+    pub fn open_file_limit(mut self, n: u64) -> Run {
+        self.nofile = Some(n);
         self
     }
 
@@ -104,6 +114,24 @@ impl Run {
         cmd.args(&self.args).current_dir(&self.dir);
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe; it runs in the child
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         cmd.output().expect("running trainbox")
     }
