@@ -14,7 +14,10 @@ fn grants_give_exactly_what_they_name() {
     std::fs::write(data.join("input.txt"), "hello from the host").unwrap();
     std::fs::write(
         run.dir.join("grants.toml"),
-        "[plugins.granted]\nread_dirs = { \"/data\" = \"data\" }\nwrite_dirs = { \"/out\" = \"outbox\" }\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
+        format!(
+            "[plugins.granted]\npath = {:?}\nread_dirs = {{ \"/data\" = \"data\" }}\nwrite_dirs = {{ \"/out\" = \"outbox\" }}\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
+            plugin("granted").to_str().unwrap()
+        ),
     )
     .unwrap();
     let done = run
@@ -46,9 +49,10 @@ fn grants_give_exactly_what_they_name() {
         "{err}"
     );
     assert!(
-        err.contains(
-            "add plugins.granted.read_dirs = { \"/data\" = \"<host dir>\" } to the run config"
-        ),
+        err.contains(&format!(
+            "add plugins.granted.read_dirs = {{ \"/data\" = \"<host dir>\" }} to the run config, beside plugins.granted.path = {:?}",
+            plugin("granted").to_str().unwrap()
+        )),
         "{err}"
     );
     // Or, by choice, the plugin is skipped with a warning.
@@ -233,7 +237,10 @@ fn outgoing_http_reaches_only_granted_origins() {
         .args(&["--logging_steps", "8"]);
     std::fs::write(
         run.dir.join("http.toml"),
-        "[plugins.http-probe]\nallow_http = [\"http://127.0.0.1:18765\"]\n",
+        format!(
+            "[plugins.http-probe]\npath = {:?}\nallow_http = [\"http://127.0.0.1:18765\"]\n",
+            plugin("http-probe").to_str().unwrap()
+        ),
     )
     .unwrap();
     let done = run

@@ -13,12 +13,14 @@ mod cli;
 mod early_stopping;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
 mod event_flow;
+/// A plugin is its file: grants bound to it, unique names, owned directories.
+mod identity;
 /// TensorBoard, MLflow, DVCLive, W&B and CodeCarbon, against their real readers.
 mod integrations;
-/// Plugins in Python, JavaScript and C; `trainbox plugin new`.
-mod languages;
 /// SIGINT/SIGTERM mid-run, the resume command, one run per output_dir.
 mod interrupt;
+/// Plugins in Python, JavaScript and C; `trainbox plugin new`.
+mod languages;
 /// The host's module map: one-way dependencies, no import circles.
 mod layering;
 /// The library API: a user's own model and a native callback.

@@ -13,6 +13,8 @@
 //! key = "value"
 //!
 //! [plugins.recorder]                 # how the host runs the plugin
+//! path = "plugins/recorder.wasm"     # the file these settings are for (relative to this file)
+//! sha256 = "9f86d0…"                 # and its content, pinned
 //! memory_mb = 64                     # memory cap
 //! deadline_ms = 100                  # per-event deadline
 //! on_error = "restart"               # restart | disable | abort
@@ -31,7 +33,7 @@ use crate::args::{SetError, TrainingArguments};
 use crate::pyjson::Json;
 use crate::sandbox::{DirGrant, OnError, PluginSettings};
 use crate::tasks::TaskOptions;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,24 @@ pub enum PluginSource {
     File(PathBuf),
 }
 
+/// The file a `[plugins.NAME]` table is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginPin {
+    /// `path`: the plugin file (relative to the config file's folder).
+    pub path: Option<PathBuf>,
+    /// `sha256`: its content's hash, lowercase hex.
+    pub sha256: Option<String>,
+}
+
+/// A `sha256` value: 64 hex digits (any case), returned in lowercase.
+pub fn parse_sha256(hex: &str) -> Result<String> {
+    let hex = hex.trim().to_ascii_lowercase();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("sha256 must be 64 hex digits (as `sha256sum FILE` prints), got {hex:?}");
+    }
+    Ok(hex)
+}
+
 /// Everything `trainbox train` needs.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -56,6 +76,8 @@ pub struct RunConfig {
     pub plugin_config: BTreeMap<String, Vec<(String, String)>>,
     /// Host-side settings per plugin name.
     pub plugin_settings: BTreeMap<String, PluginSettings>,
+    /// The file each `[plugins.NAME]` table is for (`path`, `sha256`).
+    pub plugin_pins: BTreeMap<String, PluginPin>,
 }
 
 impl Default for RunConfig {
@@ -67,6 +89,7 @@ impl Default for RunConfig {
             plugins: Vec::new(),
             plugin_config: BTreeMap::new(),
             plugin_settings: BTreeMap::new(),
+            plugin_pins: BTreeMap::new(),
         }
     }
 }
@@ -218,6 +241,15 @@ impl RunConfig {
             // serde names the field and lists the known ones.
             anyhow!("{}", e.to_string().replace(" at line 0 column 0", ""))
         })?;
+        if table.path.is_some() || table.sha256.is_some() {
+            let pin = self.plugin_pins.entry(name.to_string()).or_default();
+            if let Some(path) = &table.path {
+                pin.path = Some(base.join(path));
+            }
+            if let Some(hex) = &table.sha256 {
+                pin.sha256 = Some(parse_sha256(hex)?);
+            }
+        }
         let s = self.plugin_settings.entry(name.to_string()).or_default();
         if let Some(mb) = table.memory_mb {
             s.limits.memory_bytes = (positive("memory_mb", mb)? as usize) << 20;
@@ -273,6 +305,10 @@ impl RunConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a table of plugin settings")]
 struct PluginTable {
+    /// The plugin file the table is for; grants need it.
+    path: Option<String>,
+    /// The sha256 the file's content must have.
+    sha256: Option<String>,
     /// Memory cap in MiB.
     #[serde(default, deserialize_with = "whole_number")]
     memory_mb: Option<i64>,
@@ -442,5 +478,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fail") && err.contains("skip"), "{err}");
+    }
+
+    #[test]
+    fn a_sha256_is_64_hex_digits() {
+        let hex = "AB".repeat(32);
+        assert_eq!(parse_sha256(&hex).unwrap(), "ab".repeat(32));
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
+            let err = parse_sha256(bad).unwrap_err().to_string();
+            assert!(err.contains("64 hex digits"), "{err}");
+        }
     }
 }

@@ -5,11 +5,12 @@
 mod cache;
 mod config;
 mod flags;
+mod identity;
 pub mod integrations;
-mod new;
 mod interrupt;
-mod plugins;
+mod new;
 mod output_dir;
+mod plugins;
 mod replay;
 mod train;
 

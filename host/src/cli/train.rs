@@ -3,9 +3,10 @@
 //! last), trains, and prints the plugin report.
 
 use super::config::{PluginSource, RunConfig};
+use super::identity;
 use super::integrations;
-use crate::args::TrainingArguments;
 use super::{interrupt, output_dir};
+use crate::args::TrainingArguments;
 use crate::callbacks::Callback;
 use crate::sandbox::{
     default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
@@ -99,15 +100,9 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .into_iter()
         .map(|(p, integration)| Ok((sandbox.compile(&p)?, integration)))
         .collect::<Result<_>>()?;
-    for name in cfg.plugin_config.keys().chain(cfg.plugin_settings.keys()) {
-        if !compiled.iter().any(|(c, _)| &c.info.name == name) {
-            let loaded: Vec<&str> = compiled.iter().map(|(c, _)| c.info.name.as_str()).collect();
-            bail!(
-                "settings for plugin {name:?}, but no plugin of that name is loaded (loaded: {})",
-                loaded.join(", ")
-            );
-        }
-    }
+    // Names unique, settings bound to their files, stored states to theirs.
+    identity::check(&cfg, &compiled)?;
+    identity::check_stored_states(&args, &compiled)?;
     let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
     let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
     for (c, integration) in &compiled {
@@ -129,18 +124,18 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
             }
         }
     }
-        .stop_request(stop)
 
     let mut trainer = Trainer::builder(args, task.model, task.train)
         .eval_dataset(task.eval)
-    if let Some(stop) = result.as_ref().err().and_then(|e| e.downcast_ref::<Interrupted>()) {
-        return Ok(interrupt::report(stop));
-    }
         .view(view)
         .callbacks(plugins)
+        .stop_request(stop)
         .build()?;
     let result = trainer.train();
     let faulted = print_report(&trainer);
+    if let Some(stop) = result.as_ref().err().and_then(|e| e.downcast_ref::<Interrupted>()) {
+        return Ok(interrupt::report(stop));
+    }
     result?;
     trainer.save_model_and_state()?;
     if faulted.is_empty() {
@@ -171,7 +166,8 @@ fn start_plugin(
         settings = integrations::settings(integration, &c.info, args, settings)?;
     }
     let skip = settings.skip_if_not_granted;
-    match sandbox.instantiate(c, settings, args, instance) {
+    let started = sandbox.instantiate(c, settings, args, instance);
+    match started.map_err(|e| identity::path_hint(e, c, integration, cfg)) {
         Ok(plugin) => Ok(Some(plugin)),
         Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
             crate::ui::warn(&format!(

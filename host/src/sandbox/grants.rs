@@ -94,6 +94,9 @@ pub struct NotGranted {
     pub capability: Capability,
     /// The setting to add, e.g. `plugins.mlflow.allow_http = ["http://127.0.0.1:5000"]`.
     pub fix: String,
+    /// The plugin file, when its table must also name it (`path`) for
+    /// grants to reach it.
+    pub needs_path: Option<PathBuf>,
 }
 
 impl fmt::Display for NotGranted {
@@ -105,7 +108,16 @@ impl fmt::Display for NotGranted {
             self.plugin,
             self.capability,
             self.fix
-        )
+        )?;
+        match &self.needs_path {
+            Some(p) => write!(
+                f,
+                ", beside plugins.{}.path = {:?} (grants reach only the file named there)",
+                self.plugin,
+                p.display().to_string()
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -126,6 +138,7 @@ pub fn check(
             plugin: plugin.to_string(),
             capability: cap.clone(),
             fix: cap.fix(plugin),
+            needs_path: None,
         }),
     }
 }

@@ -13,7 +13,8 @@
 //! (what it may have), `store.rs` (its WASI context), `call.rs` (the one
 //! call path), `plugin.rs` (calls and the fault policy), `fault.rs`,
 //! `report.rs`, `host.rs` (what the plugin may call), `limits.rs`,
-//! `output.rs`, `cache.rs`, `http_policy.rs`. This module knows training
+//! `output.rs`, `cache.rs`, `http_policy.rs`, `owners.rs` (who owns each
+//! plugin directory). This module knows training
 //! only through the leaf data types (`args`, `state`, `event`, `view`) and
 //! the conversions in `bindings.rs`.
 
@@ -29,6 +30,7 @@ mod host;
 mod http_policy;
 mod limits;
 mod output;
+mod owners;
 mod plugin;
 mod report;
 mod resources;
@@ -47,6 +49,7 @@ pub use fs::Exceeded as FileLimitExceeded;
 pub use grants::{Capability, DirGrant, Grants, NotGranted};
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
+pub use owners::{read_owners, Owner, OWNERS_FILE};
 pub use plugin::{WasmPlugin, MAX_RESTARTS};
 pub use report::CallReport;
 pub use store::OUTPUT_BUDGET;
@@ -88,6 +91,8 @@ pub struct CompiledPlugin {
     /// Whether the compiled form came from the cache.
     pub cached: bool,
     pub size: u64,
+    /// The sha256 of the file's content, in lowercase hex.
+    pub sha256: String,
     pre: CallbackPre<PluginHost>,
     /// What loading it cost (its instantiation and `describe`).
     describe: CallReport,
@@ -224,13 +229,17 @@ impl Sandbox {
             info,
             cached,
             size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
             pre,
             describe: cost,
         })
     }
 
     /// Gives a compiled plugin its store, directory and grants, and
-    /// configures it. `instance` numbers duplicates of one plugin (0 first).
+    /// configures it. `instance` numbers duplicates of one plugin file (0
+    /// first): instance 2 of `recorder` is `recorder#2`, in the directory
+    /// `plugins/recorder#2`, a name no plugin can declare. The directory
+    /// must be free or belong to this file (see `owners.rs`).
     pub fn instantiate(
         &self,
         compiled: &CompiledPlugin,
@@ -245,20 +254,20 @@ impl Sandbox {
             &info.capabilities,
             &settings.grants,
         )?;
-        let (label, dir_name) = if instance == 0 {
-            (info.name.clone(), info.name.clone())
+        let label = if instance == 0 {
+            info.name.clone()
         } else {
-            (
-                format!("{}#{}", info.name, instance + 1),
-                format!("{}-{}", info.name, instance + 1),
-            )
+            format!("{}#{}", info.name, instance + 1)
         };
-        let own_dir = Path::new(&args.output_dir).join("plugins").join(dir_name);
+        let plugins_dir = Path::new(&args.output_dir).join("plugins");
+        owners::claim(&plugins_dir, &label, &compiled.path, &compiled.sha256)?;
+        let own_dir = plugins_dir.join(&label);
         std::fs::create_dir_all(&own_dir)
             .with_context(|| format!("creating {}", own_dir.display()))?;
         let own_dir = own_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", own_dir.display()))?;
+        owners::check_grants(&own_dir, settings.grants.dirs.iter().map(|d| d.host.as_path()))?;
 
         let stores = self.stores.clone();
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
@@ -281,4 +290,13 @@ impl Sandbox {
             report,
         )
     }
+}
+
+/// The sha256 of `bytes`, in lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

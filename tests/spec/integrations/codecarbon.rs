@@ -229,8 +229,11 @@ fn rapl_energy_agrees_with_codecarbons_intel_rapl() {
     std::fs::write(run.dir.join("data/input.txt"), format!("{stop}\n")).unwrap();
     std::fs::write(
         run.dir.join("run.toml"),
-        "[plugins.granted]\nread_dirs = { \"/data\" = \"data\" }\n\
-         write_dirs = { \"/out\" = \"powercap/intel-rapl/intel-rapl:0\" }\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
+        format!(
+            "[plugins.granted]\npath = {:?}\nread_dirs = {{ \"/data\" = \"data\" }}\n\
+             write_dirs = {{ \"/out\" = \"powercap/intel-rapl/intel-rapl:0\" }}\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
+            plugin("granted").to_str().unwrap()
+        ),
     )
     .unwrap();
     let done = run

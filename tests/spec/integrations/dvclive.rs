@@ -301,7 +301,10 @@ fn dvclive_files_are_byte_equal_to_dvclives_for_odd_values_and_params() {
     std::fs::create_dir(run.dir.join("dvclive")).unwrap();
     std::fs::write(
         run.dir.join("run.toml"),
-        "[plugins.dvclive]\nwrite_dirs = { \"/dvclive\" = \"dvclive\" }\nenv = [\"HF_DVCLIVE_LOG_MODEL\"]\n",
+        format!(
+            "[plugins.dvclive]\npath = {:?}\nwrite_dirs = {{ \"/dvclive\" = \"dvclive\" }}\nenv = [\"HF_DVCLIVE_LOG_MODEL\"]\n",
+            wasm.to_str().unwrap()
+        ),
     )
     .unwrap();
     let done = run.ok();

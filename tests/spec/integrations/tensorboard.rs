@@ -297,7 +297,10 @@ fn tensorboard_writes_strings_as_text_bools_as_scalars_and_reopens_after_train_e
     std::fs::create_dir(run.dir.join("tb")).unwrap();
     std::fs::write(
         run.dir.join("run.toml"),
-        "[plugins.tensorboard]\nwrite_dirs = { \"/tensorboard\" = \"tb\" }\nenv = [\"TENSORBOARD_LOGGING_DIR\"]\n",
+        format!(
+            "[plugins.tensorboard]\npath = {:?}\nwrite_dirs = {{ \"/tensorboard\" = \"tb\" }}\nenv = [\"TENSORBOARD_LOGGING_DIR\"]\n",
+            wasm.to_str().unwrap()
+        ),
     )
     .unwrap();
     run.ok();

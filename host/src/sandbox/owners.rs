@@ -1,0 +1,193 @@
+//! Who owns each plugin directory of an output folder: the file that made
+//! `<output_dir>/plugins/<dir>/`, by canonical path and sha256, recorded in
+//! `<output_dir>/plugins/.owners.json`. No plugin can reach that file: a
+//! plugin sees only its own directory below `plugins/` (never `plugins/`
+//! itself), and no plugin name starts with `.`.
+//!
+//! A directory that exists belongs to its recorded file: the same path
+//! (rebuilt or not) keeps it, another file is refused, and a directory with
+//! no record (made by hand, or by a trainbox that kept none) is refused too,
+//! so that no plugin inherits data it did not write. A directory that was
+//! deleted is free again.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The record file, inside `<output_dir>/plugins/`.
+pub const OWNERS_FILE: &str = ".owners.json";
+
+/// The file a plugin directory belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// The canonical path of the plugin file.
+    pub path: PathBuf,
+    /// The sha256 of its content when it last claimed the directory.
+    pub sha256: String,
+}
+
+/// The owners recorded in `plugins_dir` (`<output_dir>/plugins`), by
+/// directory name; empty when there is no record file.
+pub fn read_owners(plugins_dir: &Path) -> Result<BTreeMap<String, Owner>> {
+    let file = plugins_dir.join(OWNERS_FILE);
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{}: not a plugin owner record ({e}); delete {} and its plugin folders, or use a new output_dir",
+            file.display(),
+            plugins_dir.display()
+        )
+    })
+}
+
+/// Claims `plugins_dir/dir` for the plugin file `path` (content hash
+/// `sha256`): refused when the directory exists and belongs to another
+/// file, or to no recorded file; recorded before the directory is made.
+pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result<()> {
+    let path = path
+        .canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))?;
+    std::fs::create_dir_all(plugins_dir)
+        .with_context(|| format!("creating {}", plugins_dir.display()))?;
+    let mut owners = read_owners(plugins_dir)?;
+    let own_dir = plugins_dir.join(dir);
+    if own_dir.exists() {
+        match owners.get(dir) {
+            Some(o) if o.path == path => {}
+            Some(o) => bail!(
+                "{}: this folder belongs to the plugin file {} (sha256 {}), and {} (sha256 {sha256}) now declares the same name; \
+                 delete {} to give it to the new file, or use a new output_dir",
+                own_dir.display(),
+                o.path.display(),
+                o.sha256,
+                path.display(),
+                own_dir.display()
+            ),
+            None => bail!(
+                "{}: this folder has no owner in {} (it was not made by this trainbox), so {} may not take it over; \
+                 delete {} if {} may have it, or use a new output_dir",
+                own_dir.display(),
+                plugins_dir.join(OWNERS_FILE).display(),
+                path.display(),
+                own_dir.display(),
+                path.display()
+            ),
+        }
+    }
+    let owner = Owner {
+        path,
+        sha256: sha256.to_string(),
+    };
+    if owners.get(dir) != Some(&owner) {
+        owners.insert(dir.to_string(), owner);
+        write_owners(plugins_dir, &owners)?;
+    }
+    Ok(())
+}
+
+/// Refuses a granted directory that would open the plugin folders to a
+/// plugin beyond its own (canonical) `own_dir`: one that holds
+/// `plugins/` (and so the record and every plugin's folder), or one inside
+/// another plugin's folder. A directory that does not resolve is left to
+/// the preopen, which fails on it.
+pub fn check_grants<'a>(own_dir: &Path, dirs: impl Iterator<Item = &'a Path>) -> Result<()> {
+    let Some(plugins_dir) = own_dir.parent() else {
+        return Ok(());
+    };
+    for dir in dirs {
+        let Ok(host) = dir.canonicalize() else {
+            continue;
+        };
+        if plugins_dir.starts_with(&host) {
+            bail!(
+                "{}: a granted directory may not hold the plugin folders {}; grant a folder outside it",
+                dir.display(),
+                plugins_dir.display()
+            );
+        }
+        if host.starts_with(plugins_dir) && !host.starts_with(own_dir) {
+            bail!(
+                "{}: a granted directory may not be inside another plugin's folder in {}; grant a folder outside it",
+                dir.display(),
+                plugins_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes the record whole or not at all (a temporary file, then a rename).
+fn write_owners(plugins_dir: &Path, owners: &BTreeMap<String, Owner>) -> Result<()> {
+    let file = plugins_dir.join(OWNERS_FILE);
+    let tmp = plugins_dir.join(format!("{OWNERS_FILE}.tmp"));
+    let text = serde_json::to_string_pretty(owners).context("encoding the owner record")?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(test: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("trainbox-owners-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_same_file_keeps_its_folder_and_another_is_refused() {
+        let root = scratch("claim");
+        let (a, b) = (root.join("a.wasm"), root.join("b.wasm"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let plugins = root.join("out/plugins");
+        claim(&plugins, "rec", &a, "11").unwrap();
+        std::fs::create_dir_all(plugins.join("rec")).unwrap();
+        claim(&plugins, "rec", &a, "22").expect("a rebuild at the same path keeps it");
+        assert_eq!(read_owners(&plugins).unwrap()["rec"].sha256, "22");
+        let err = claim(&plugins, "rec", &b, "33").unwrap_err().to_string();
+        assert!(
+            err.contains("belongs to the plugin file") && err.contains("a.wasm"),
+            "{err}"
+        );
+        assert!(
+            err.contains("b.wasm") && err.contains("new output_dir"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(plugins.join("rec")).unwrap();
+        claim(&plugins, "rec", &b, "33").expect("a deleted folder is free again");
+        std::fs::create_dir_all(plugins.join("other")).unwrap();
+        let err = claim(&plugins, "other", &a, "11").unwrap_err().to_string();
+        assert!(err.contains("has no owner"), "{err}");
+        std::fs::write(plugins.join(OWNERS_FILE), "{").unwrap();
+        let err = read_owners(&plugins).unwrap_err().to_string();
+        assert!(err.contains("not a plugin owner record"), "{err}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn no_grant_opens_the_plugin_folders() {
+        let root = scratch("grants").canonicalize().unwrap();
+        let own = root.join("out/plugins/me");
+        let other = root.join("out/plugins/other/sub");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        for bad in [root.join("out"), root.join("out/plugins"), other] {
+            let err = check_grants(&own, [bad.as_path()].into_iter()).unwrap_err();
+            assert!(err.to_string().contains("may not"), "{err}");
+        }
+        let fine = [root.as_path().join("data"), own.join("sub")];
+        std::fs::create_dir_all(&fine[0]).unwrap();
+        std::fs::create_dir_all(&fine[1]).unwrap();
+        check_grants(&own, fine.iter().map(|p| p.as_path())).unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
