@@ -103,7 +103,7 @@ pub fn path_hint(
         integration.is_some() || cfg.plugin_pins.get(name).is_some_and(|p| p.path.is_some());
     match e.downcast::<NotGranted>() {
         Ok(mut ng) if !bound => {
-            ng.needs_path = Some(c.path.clone());
+            ng.needs_path = Some(c.path.clone().into_boxed_path());
             ng.into()
         }
         Ok(ng) => ng.into(),

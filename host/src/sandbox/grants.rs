@@ -96,7 +96,7 @@ pub struct NotGranted {
     pub fix: String,
     /// The plugin file, when its table must also name it (`path`) for
     /// grants to reach it.
-    pub needs_path: Option<PathBuf>,
+    pub needs_path: Option<Box<Path>>,
 }
 
 impl fmt::Display for NotGranted {

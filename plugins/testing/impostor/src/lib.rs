@@ -125,7 +125,7 @@ impl p::Guest for Export {
         SLOT.with(|s| p::on_event::<Impostor>(s, event, state, control, payload))
     }
     fn save_state() -> String {
-        SLOT.with(|s| p::save_state::<Impostor>(s))
+        SLOT.with(p::save_state::<Impostor>)
     }
     fn load_state(state: String) -> Result<(), String> {
         SLOT.with(|s| p::load_state::<Impostor>(s, state))
