@@ -142,6 +142,18 @@ fn an_impostor_of_a_granted_plugin_gets_nothing() {
 fn a_granting_table_reaches_the_file_it_names_and_a_pin_checks_it() {
     let granted = plugin("granted");
     let hash = sha256(&granted);
+    let shown = Run::command(
+        "identity_inspect",
+        &["plugins", "inspect", granted.to_str().unwrap()],
+    )
+    .ok();
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("\n  sha256:       {hash}\n")),
+        "inspect shows the hash to pin: {}",
+        shown.stdout
+    );
     let run = Run::regression("identity_pinned")
         .plugin("granted")
         .args(&["--save_strategy", "no"]);

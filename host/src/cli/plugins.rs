@@ -15,7 +15,7 @@ fn describe(c: &CompiledPlugin) -> String {
         .map(ToString::to_string)
         .collect();
     format!(
-        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  validates:    yes\n  compiled:     {}",
+        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  sha256:       {}\n  validates:    yes\n  compiled:     {}",
         c.path.display(),
         c.info.name,
         c.info.version,
@@ -24,6 +24,7 @@ fn describe(c: &CompiledPlugin) -> String {
         c.info.stateful,
         if caps.is_empty() { "none".to_string() } else { caps.join(", ") },
         c.size,
+        c.sha256,
         if c.cached { "from the cache" } else { "now" }
     )
 }
