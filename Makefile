@@ -46,7 +46,7 @@ export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins rust-plugins demo-plugins examples lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins demo-plugins examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -115,7 +115,13 @@ examples: lang-tools
 			BUILD=$(CURDIR)/build/examples/$$dir OUT=$(CURDIR)/$(PLUGIN_OUT)/$$name.wasm || exit 1; \
 	done
 
-plugins: rust-plugins examples
+# Hostile plugins written as wasm text (no language runtime), for the
+# sandbox's table limits.
+wat-plugins: lang-tools
+	@$(MAKE) --no-print-directory -C plugins/testing/wat-tables TOOLS=$(LANG_TOOLS) \
+		BUILD=$(CURDIR)/build/testing/wat-tables OUT=$(CURDIR)/$(PLUGIN_OUT)
+
+plugins: rust-plugins examples wat-plugins
 
 $(CODECARBON_DATA)/.ok:
 	python3 -m pip download --quiet --no-deps --only-binary=:all: codecarbon==$(CODECARBON_VERSION) -d $(CODECARBON_DATA)/wheel
@@ -143,7 +149,10 @@ rust-plugins: wasm-target codecarbon-data
 host: torch-env
 	cargo build --release
 
+# The demo starts afresh each time: a run refuses an output_dir that holds
+# another run's checkpoints.
 run: host demo-plugins
+	rm -rf runs/sort-demo
 	$(TRAINBOX) train --task sort --output_dir runs/sort-demo \
 		--num_train_epochs 4 --per_device_train_batch_size 64 --per_device_eval_batch_size 256 \
 		--learning_rate 1e-3 --warmup_steps 0.05 --weight_decay 0.01 \

@@ -35,6 +35,8 @@ mod resources;
 mod resume;
 /// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
+/// Sandbox holes found from outside: tables, written state size, spoofed lines, rejected states.
+mod sandbox_holes;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;
 /// The training-argument table the host, the WIT and the SDK follow, against transformers.

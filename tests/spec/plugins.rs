@@ -229,20 +229,21 @@ fn inspect_and_list_describe_plugins_without_training() {
         !done.stdout.contains("on_step_begin"),
         "progress does not subscribe to on_step_begin"
     );
-    let done = Run::command(
-        "plugins_list",
-        &[
-            "plugins",
-            "list",
-            crate::util::plugin_dir().to_str().unwrap(),
-        ],
-    )
-    .ok();
+    // A folder of plugins with one broken file among them: every good one is
+    // listed, the broken one reported by name, and the status says so.
+    let folder = crate::util::fresh_dir("plugins_list_folder");
+    for name in ["printer", "progress", "recorder", "stopper"] {
+        std::fs::copy(plugin(name), folder.join(format!("{name}.wasm"))).unwrap();
+    }
+    std::fs::write(folder.join("broken.wasm"), "not wasm").unwrap();
+    let run = Run::command("plugins_list", &["plugins", "list", folder.to_str().unwrap()]);
+    let (ok, stdout, stderr) = run.outcome();
+    assert!(!ok, "a broken file makes the listing fail");
+    assert!(stderr.contains("broken.wasm"), "{stderr}");
     for name in ["printer", "progress", "recorder", "stopper"] {
         assert!(
-            done.stdout.contains(&format!("name:         {name}\n")),
-            "{}",
-            done.stdout
+            stdout.contains(&format!("name:         {name}\n")),
+            "{stdout}"
         );
     }
 }

@@ -234,7 +234,16 @@ impl wit_progress::HostBar for PluginHost {
         }
         self.bars_open += 1;
         self.bars_left += usize::from(leave);
-        let bar = crate::ui::bar(total, &clean_line(&label));
+        // A labelled bar is attributed, as lines are: a label left drawn
+        // must not pass for a host message. An unlabelled one (HF's look)
+        // cannot.
+        let label = clean_line(&label);
+        let label = if label.trim().is_empty() {
+            String::new()
+        } else {
+            format!("[{}] {label}", self.name)
+        };
+        let bar = crate::ui::bar(total, &label);
         self.push(BarHandle {
             bar,
             leave,

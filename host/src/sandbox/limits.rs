@@ -72,21 +72,33 @@ impl fmt::Display for MemoryExceeded {
 
 impl std::error::Error for MemoryExceeded {}
 
-/// A `ResourceLimiter` that caps the sum of a plugin's memories and fails
-/// with [`MemoryExceeded`], a type the fault classification can match.
+/// Host bytes one table element is counted at: wasmtime keeps a funcref
+/// table as one pointer per element.
+pub const TABLE_ELEMENT_BYTES: usize = 8;
+/// Most tables one plugin store may have (a Python plugin has about 30).
+pub const MAX_TABLES: usize = 64;
+/// Most linear memories one plugin store may have.
+pub const MAX_MEMORIES: usize = 100;
+/// Most core instances one plugin store may have.
+pub const MAX_INSTANCES: usize = 1000;
+
+/// A `ResourceLimiter` that caps what a plugin's memories and tables take
+/// from the host together, and fails with [`MemoryExceeded`], a type the
+/// fault classification can match.
 ///
 /// Its limits, as wasmtime's `StoreLimitsBuilder` lists its own:
-/// - memory: the sum of all linear memories may not pass the cap
-///   ([`PluginLimits::memory_bytes`], 64 MiB by default); growing past it
-///   traps the call with [`MemoryExceeded`] instead of returning -1, so the
-///   fault is reported and the policy applies;
-/// - tables: each table may hold at most 1,000,000 elements; a larger
-///   `table.grow` fails (returns -1 to the guest, no trap);
-/// - at most 1,000 instances, 1,000 tables and 100 memories per store; a
-///   component that needs more fails to instantiate.
+/// - memory: all linear memories and all tables together (tables at
+///   [`TABLE_ELEMENT_BYTES`] an element) may not pass the cap
+///   ([`PluginLimits::memory_bytes`], 64 MiB by default), whether they are
+///   declared that large or grown; growing past it traps the call with
+///   [`MemoryExceeded`] instead of returning -1, so the fault is reported
+///   and the policy applies;
+/// - at most [`MAX_INSTANCES`] instances, [`MAX_TABLES`] tables and
+///   [`MAX_MEMORIES`] memories per store; a component that needs more fails
+///   to instantiate.
 pub struct Limiter {
     cap: usize,
-    /// Bytes of all its memories together (a component may have several).
+    /// Bytes of all its memories and tables together (a component has several).
     used: usize,
 }
 
@@ -96,14 +108,11 @@ impl Limiter {
     }
 }
 
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self.used - current.min(self.used) + desired;
+impl Limiter {
+    /// Moves one memory or table from `current` to `desired` bytes, or fails
+    /// when all of them together would pass the cap.
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let total = (self.used - current.min(self.used)).saturating_add(desired);
         if total > self.cap {
             return Err(MemoryExceeded {
                 desired: total,
@@ -114,26 +123,38 @@ impl wasmtime::ResourceLimiter for Limiter {
         self.used = total;
         Ok(true)
     }
+}
 
-    fn table_growing(
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        self.grow(current, desired)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        self.grow(bytes(current), bytes(desired))
     }
 
     fn instances(&self) -> usize {
-        1000
+        MAX_INSTANCES
     }
 
     fn tables(&self) -> usize {
-        1000
+        MAX_TABLES
     }
 
     fn memories(&self) -> usize {
-        100
+        MAX_MEMORIES
     }
 }
 
@@ -174,5 +195,26 @@ impl Drop for Ticker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memories_and_tables_share_one_cap() {
+        let mut l = Limiter::new(1 << 20);
+        assert!(l.memory_growing(0, 512 << 10, None).unwrap());
+        // 65,536 elements are 512 KiB: the cap is reached, not passed.
+        assert!(l.table_growing(0, 65_536, None).unwrap());
+        let err = l.table_growing(65_536, 65_537, None).unwrap_err();
+        let m = err.downcast_ref::<MemoryExceeded>().expect("a MemoryExceeded");
+        assert_eq!((m.desired, m.cap), ((1 << 20) + 8, 1 << 20));
+        // The failed growth took nothing: a smaller one still fits.
+        assert!(l.memory_growing(512 << 10, 512 << 10, None).unwrap());
+        // A table declared absurdly large does not overflow the count.
+        assert!(l.table_growing(0, usize::MAX, None).is_err());
     }
 }
