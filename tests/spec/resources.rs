@@ -101,6 +101,29 @@ fn a_plugin_holding_descriptors_stops_at_its_own_cap() {
 }
 
 #[test]
+fn directory_listings_count_as_open_files() {
+    // 200 listings a call, each an open directory and its listing: 400
+    // open files pass the cap of 300 in the first call (at step 2); were
+    // listings not counted, only the second call would.
+    let done = hoarder(
+        "resources_listings",
+        "listings",
+        "on_error = \"disable\"\nmax_open_files = 300",
+    )
+    .args(&["--plugin_config", "hoarder.per_call=200"])
+    .completes_with_faults("hoarder");
+    assert_run_complete(&done);
+    assert_fault(
+        &done,
+        "it already holds 300 files and directories open",
+        "max_open_files",
+        1,
+    );
+    let reached = std::fs::read_to_string(own_dir(&done).join("steps.txt")).unwrap();
+    assert_eq!(reached, "2\n", "faulted in its first call");
+}
+
+#[test]
 fn plugins_together_stay_below_the_process_limit_and_the_host_still_saves() {
     // Its own cap raised past the process's limit: the shared budget stops
     // it at half of 1024, and the host's checkpoints are still written.

@@ -56,6 +56,8 @@ pub fn in_use() -> usize {
     IN_USE.load(Ordering::Relaxed)
 }
 
+// `rlim_t` is not `u64` on every platform.
+#[allow(clippy::unnecessary_cast)]
 fn nofile() -> Option<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

@@ -7,8 +7,9 @@
 //! plugin's `on_error` policy; never a failure of the host.
 //!
 //! Counted as open descriptors: every `open-at` until its descriptor is
-//! dropped, and every file stream until it is dropped (it keeps the file
-//! open). Not counted: the preopened directories, which the host opens
+//! dropped, every file stream until it is dropped (it keeps the file
+//! open), and every directory listing (`read-directory`, which holds the
+//! whole directory in host memory) until it is dropped. Not counted: the preopened directories, which the host opens
 //! once per store (one, plus one per granted directory).
 
 pub mod disk;
@@ -83,8 +84,8 @@ impl std::error::Error for Exceeded {}
 pub struct FsGuard {
     files: Arc<OpenFiles>,
     disk: Arc<Disk>,
-    /// The `open-at` descriptors counted in `files`, by table index, with
-    /// the file each is on (none for a directory).
+    /// The `open-at` descriptors and directory listings counted in `files`,
+    /// by table index, with the file each is on (none for a directory).
     counted: HashMap<u32, Option<fds::FileId>>,
 }
 

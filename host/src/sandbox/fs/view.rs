@@ -162,6 +162,9 @@ impl fs::HostDirectoryEntryStream for FsView<'_> {
     }
 
     fn drop(&mut self, stream: Resource<fs::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        if self.guard.counted.remove(&stream.rep()).is_some() {
+            self.guard.files.release(None);
+        }
         fs::HostDirectoryEntryStream::drop(&mut self.fs, stream)
     }
 }
@@ -243,7 +246,19 @@ impl fs::HostDescriptor for FsView<'_> {
         &mut self,
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<fs::DirectoryEntryStream>> {
-        fs::HostDescriptor::read_directory(&mut self.fs, fd)
+        // A listing holds the whole directory in host memory, as a `DIR*`
+        // holds a descriptor: it counts as an open file.
+        self.guard.files.acquire().map_err(trap)?;
+        match fs::HostDescriptor::read_directory(&mut self.fs, fd) {
+            Ok(listing) => {
+                self.guard.counted.insert(listing.rep(), None);
+                Ok(listing)
+            }
+            Err(e) => {
+                self.guard.files.release(None);
+                Err(e)
+            }
+        }
     }
 
     fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {

@@ -4,6 +4,8 @@
 //!
 //! - `fds`: opens one file again and again and keeps every descriptor,
 //!   `hoarder.per_call` (default 2,000) more each call
+//! - `listings`: lists its directory again and again and keeps every
+//!   listing open, `per_call` (default 2,000) more each call
 //! - `disk-bytes`: appends 1 MiB at a time to `big.bin`, `per_call` MiB
 //!   (default 16) each call
 //! - `disk-files`: creates empty files `f-N`, `per_call` (default 2,000) each call
@@ -28,6 +30,7 @@ struct Hoarder {
     at_step: u64,
     per_call: usize,
     held: Vec<std::fs::File>,
+    listings: Vec<std::fs::ReadDir>,
     made: usize,
     /// The last step `on_step_end` saw.
     step: u64,
@@ -45,6 +48,13 @@ impl Hoarder {
                 for _ in 0..self.per_call {
                     self.held
                         .push(std::fs::File::open("anchor").expect("opening anchor"));
+                }
+            }
+            "listings" => {
+                for _ in 0..self.per_call {
+                    let mut listing = std::fs::read_dir(".").expect("listing .");
+                    let _ = listing.next();
+                    self.listings.push(listing);
                 }
             }
             "disk-bytes" => {
@@ -108,7 +118,7 @@ impl Callback for Hoarder {
             .to_string();
         self.at_step = config.parse("at_step")?.unwrap_or(2);
         let default = match self.mode.as_str() {
-            "fds" | "disk-files" => 2_000,
+            "fds" | "listings" | "disk-files" => 2_000,
             _ => 16,
         };
         self.per_call = config.parse("per_call")?.unwrap_or(default);
