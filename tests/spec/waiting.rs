@@ -390,3 +390,23 @@ fn a_sleep_in_describe_stops_the_run_with_one_clear_error() {
         "names the file and the cause: {stderr}"
     );
 }
+
+/// The 1 ms clocks are no defence against timing: a loop that counts
+/// between two ticks times far finer (what `sandbox/clock.rs` says).
+#[test]
+fn a_counting_loop_times_finer_than_the_clock() {
+    let _watchdog = Watchdog::start(
+        "a_counting_loop_times_finer_than_the_clock",
+        Duration::from_secs(120),
+    );
+    let done = sleeper("waiting_count", &["how=count"], "").ok();
+    let line = calls(&done)
+        .into_iter()
+        .find(|c| c.starts_with("count "))
+        .expect("the count");
+    let ns: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        ns < 100_000,
+        "a counting loop resolves {ns} ns, under the clock's 1 ms"
+    );
+}

@@ -2,17 +2,18 @@
 //! timestamp what a logger does.
 //!
 //! What this does and does not promise. The truncation keeps the host's
-//! nanosecond clock out of plugins' hands and so limits casual
-//! fingerprinting (of the machine, or of when exactly the host calls in).
-//! It is not a defence against timing side channels: a plugin can build a
+//! nanosecond clock out of plugins' hands, which limits casual
+//! fingerprinting (of the machine, or of exactly when the host calls in).
+//! It is not a defence against timing side channels: a plugin builds a
 //! much finer timer of its own by counting loop iterations between two
-//! clock ticks (a resolution of about 76 ns was measured), or by counting
-//! alone, with no clock at all. The sandbox keeps a plugin from reading
-//! or writing what it was not granted (memory, files, the network, the
-//! environment); it does not make host calls constant-time, nor protect
-//! the host or other plugins from cache or speculative-execution timing
-//! attacks. Secrets that must not leak by timing do not belong in a
-//! process that runs a plugin you do not trust.
+//! ticks, about 0.1 µs with a loop that reads the clock (76 ns and 139 ns
+//! measured on two machines; the sleeper test plugin's `how=count` prints
+//! it), finer still with a calibrated loop that does not. The sandbox keeps
+//! a plugin from reading or writing what it was not granted (memory,
+//! files, the network, the environment); it does not make host calls
+//! constant-time, nor protect the host or other plugins from cache or
+//! speculative-execution timing attacks. Secrets that must not leak by
+//! timing do not belong in a process that runs a plugin you do not trust.
 
 use std::time::{Duration, Instant, SystemTime};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};

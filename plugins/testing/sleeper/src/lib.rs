@@ -19,6 +19,8 @@
 //! - `instant`: `subscribe-instant` at `ms` from now (else the last instant
 //!   there is), then `pollable.block`
 //! - `short-sleeps`: 1 ms sleeps in a loop until `ms` have passed
+//! - `count`: no wait: counts loop iterations over 20 ticks of the 1 ms
+//!   clock and notes `count N ns` (the finer timer a counting loop makes)
 //!
 //! Each `configure` appends `configure` to `calls.txt` in its directory,
 //! each `on_step_end` that returns appends `step N`.
@@ -61,6 +63,24 @@ fn wait(how: &str, ms: Option<u64>) {
         "instant" => {
             let when = ns.map_or(u64::MAX, |ns| monotonic_clock::now().saturating_add(ns));
             monotonic_clock::subscribe_instant(when).block();
+        }
+        "count" => {
+            // Wait for a tick, then count iterations over 20 more.
+            let tick = |from: u64| {
+                let mut n = 0u64;
+                while monotonic_clock::now() == from {
+                    n = std::hint::black_box(n + 1);
+                }
+                (n, monotonic_clock::now())
+            };
+            let (_, mut at) = tick(monotonic_clock::now());
+            let mut total = 0;
+            for _ in 0..20 {
+                let (n, next) = tick(at);
+                total += n;
+                at = next;
+            }
+            note(&format!("count {} ns", 20_000_000 / total.max(1)));
         }
         "short-sleeps" => {
             let start = Instant::now();
@@ -107,8 +127,8 @@ impl Callback for Sleeper {
             return Err(format!("sleeper.where must be one of {known:?}"));
         }
         self.how = config.get("how").unwrap_or("sleep").to_string();
-        if !["sleep", "poll", "instant", "short-sleeps"].contains(&self.how.as_str()) {
-            return Err("sleeper.how must be sleep, poll, instant or short-sleeps".into());
+        if !["sleep", "poll", "instant", "short-sleeps", "count"].contains(&self.how.as_str()) {
+            return Err("sleeper.how must be sleep, poll, instant, short-sleeps or count".into());
         }
         self.ms = config.parse("ms")?;
         self.at_step = config.parse("at_step")?.unwrap_or(3);
