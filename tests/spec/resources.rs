@@ -173,6 +173,20 @@ fn a_plugin_writing_without_bound_stops_at_its_disk_quota() {
 }
 
 #[test]
+fn a_deleted_file_still_held_open_stays_counted() {
+    // Its space is only freed when the last descriptor closes: deleting it
+    // gives nothing back while the plugin holds it.
+    let done = hoarder(
+        "resources_unlinked",
+        "unlinked",
+        "on_error = \"disable\"\ndisk_mb = 4",
+    )
+    .completes_with_faults("hoarder");
+    assert_run_complete(&done);
+    assert_fault(&done, "disk quota exceeded", "disk_mb", 1);
+}
+
+#[test]
 fn restarts_count_what_the_plugin_already_keeps() {
     // Each restart measures its directory again: it never gets a fresh quota.
     let done = hoarder("resources_disk_restart", "disk-bytes", "disk_mb = 4")

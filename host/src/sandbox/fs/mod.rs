@@ -128,3 +128,44 @@ impl FsGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::PluginFault;
+    use std::time::Duration;
+
+    #[test]
+    fn a_limit_passed_is_a_fault_of_its_own_kind_naming_its_setting() {
+        let deadline = Duration::from_millis(100);
+        for (e, key) in [
+            (Exceeded::OpenFiles { limit: 256 }, Some("max_open_files")),
+            (
+                Exceeded::SharedOpenFiles {
+                    held: 512,
+                    nofile: 1024,
+                },
+                None,
+            ),
+            (
+                Exceeded::DiskBytes {
+                    adding: 1,
+                    used: 1 << 30,
+                    limit: 1 << 30,
+                },
+                Some("disk_mb"),
+            ),
+            (Exceeded::DiskFiles { limit: 10_000 }, Some("disk_files")),
+        ] {
+            let err = wasmtime::Error::from(e);
+            assert_eq!(PluginFault::classify(&err, deadline), PluginFault::Files(e));
+            assert_eq!(e.key(), key);
+        }
+        let shared = Exceeded::SharedOpenFiles {
+            held: 512,
+            nofile: 1024,
+        }
+        .to_string();
+        assert!(shared.contains("open-file limit of 1024"), "{shared}");
+    }
+}

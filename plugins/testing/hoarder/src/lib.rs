@@ -8,6 +8,8 @@
 //!   listing open, `per_call` (default 2,000) more each call
 //! - `disk-bytes`: appends 1 MiB at a time to `big.bin`, `per_call` MiB
 //!   (default 16) each call
+//! - `unlinked`: writes 1 MiB files `u-N`, keeps each open and deletes it
+//!   (its space stays taken until it is closed), `per_call` (default 16) each call
 //! - `disk-files`: creates empty files `f-N`, `per_call` (default 2,000) each call
 //! - `sparse`: grows `sparse.bin` to 1 TiB with `set_len` (nothing written)
 //! - `rewrite`: rewrites `state.json` (64 KiB) in place and through a
@@ -66,6 +68,17 @@ impl Hoarder {
                 let chunk = vec![7u8; MIB];
                 for _ in 0..self.per_call {
                     f.write_all(&chunk).expect("writing big.bin");
+                }
+            }
+            "unlinked" => {
+                let chunk = vec![5u8; MIB];
+                for _ in 0..self.per_call {
+                    let name = format!("u-{}", self.made);
+                    let mut f = std::fs::File::create(&name).expect("creating a file");
+                    f.write_all(&chunk).expect("writing a file");
+                    std::fs::remove_file(&name).expect("deleting a file");
+                    self.held.push(f);
+                    self.made += 1;
                 }
             }
             "disk-files" => {
