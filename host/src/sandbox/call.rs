@@ -27,8 +27,9 @@ pub(super) fn call<T>(
 }
 
 /// Arms a store for a call of at most `d`: the epoch deadline for the
-/// guest's own code, and the time HTTP requests may take (epochs do not
-/// interrupt a plugin blocked in a host call).
+/// guest's own code, and the instant at which every wait in a host call
+/// (`wait.rs`) and every HTTP request ends (epochs do not interrupt a
+/// plugin blocked in a host call).
 fn arm(store: &mut Store<PluginHost>, d: Duration) {
     store.set_epoch_deadline(ticks(d));
     store.data_mut().call_deadline = Some(Instant::now() + d);

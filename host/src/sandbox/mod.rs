@@ -14,7 +14,8 @@
 //! call path), `plugin.rs` (calls and the fault policy), `fault.rs`,
 //! `report.rs`, `host.rs` (what the plugin may call), `limits.rs`,
 //! `output.rs`, `cache.rs`, `http_policy.rs`, `owners.rs` (who owns each
-//! plugin directory). This module knows training
+//! plugin directory), `wait.rs` (waits in host calls end at the
+//! deadline). This module knows training
 //! only through the leaf data types (`args`, `state`, `event`, `view`) and
 //! the conversions in `bindings.rs`.
 
