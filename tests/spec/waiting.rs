@@ -207,9 +207,18 @@ fn every_way_of_waiting_ends_at_the_deadline() {
         "every_way_of_waiting_ends_at_the_deadline",
         Duration::from_secs(240),
     );
-    // A 3 s wait against a 100 ms deadline, and waits that never end.
-    for how in ["sleep", "poll", "instant", "short-sleeps"] {
-        for ms in ["3000", "forever"] {
+    // A 3 s wait against a 100 ms deadline, and waits that never end: a
+    // sleep, a poll on a list, a clock instant, a loop of 1 ms sleeps, a
+    // write to an HTTP body that nobody reads.
+    let hows = ["sleep", "poll", "instant", "short-sleeps", "body"];
+    for how in hows {
+        // A write nobody reads waits for ever.
+        let lengths: &[&str] = if how == "body" {
+            &["forever"]
+        } else {
+            &["3000", "forever"]
+        };
+        for &ms in lengths {
             let test = format!("waiting_{how}_{ms}");
             let mut config = vec![format!("how={how}")];
             if ms != "forever" {

@@ -19,6 +19,9 @@
 //! - `instant`: `subscribe-instant` at `ms` from now (else the last instant
 //!   there is), then `pollable.block`
 //! - `short-sleeps`: 1 ms sleeps in a loop until `ms` have passed
+//! - `body`: writes to the body of an HTTP request that is never sent
+//!   (no grant needed), so nobody reads it: once its buffer is full,
+//!   `blocking-write-and-flush` waits for room that never comes
 //! - `count`: no wait: counts loop iterations over 20 ticks of the 1 ms
 //!   clock and notes `count N ns` (the finer timer a counting loop makes)
 //!
@@ -63,6 +66,14 @@ fn wait(how: &str, ms: Option<u64>) {
         "instant" => {
             let when = ns.map_or(u64::MAX, |ns| monotonic_clock::now().saturating_add(ns));
             monotonic_clock::subscribe_instant(when).block();
+        }
+        "body" => {
+            use wasip2::http::types::{Fields, OutgoingRequest};
+            let request = OutgoingRequest::new(Fields::new());
+            let body = request.body().expect("the request's body");
+            let stream = body.write().expect("the body's stream");
+            let chunk = [b'x'; 4096];
+            while stream.blocking_write_and_flush(&chunk).is_ok() {}
         }
         "count" => {
             // Wait for a tick, then count iterations over 20 more.
@@ -127,8 +138,9 @@ impl Callback for Sleeper {
             return Err(format!("sleeper.where must be one of {known:?}"));
         }
         self.how = config.get("how").unwrap_or("sleep").to_string();
-        if !["sleep", "poll", "instant", "short-sleeps", "count"].contains(&self.how.as_str()) {
-            return Err("sleeper.how must be sleep, poll, instant, short-sleeps or count".into());
+        let hows = ["sleep", "poll", "instant", "short-sleeps", "body", "count"];
+        if !hows.contains(&self.how.as_str()) {
+            return Err(format!("sleeper.how must be one of {hows:?}"));
         }
         self.ms = config.parse("ms")?;
         self.at_step = config.parse("at_step")?.unwrap_or(3);
