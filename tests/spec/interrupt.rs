@@ -30,7 +30,7 @@ const FLAGS: &[&str] = &[
 
 /// The arguments of [`Run::regression`] in `dir`, the hostile plugin, `FLAGS`
 /// and `extra`.
-fn argv(dir: &Path, extra: &[&str]) -> Vec<String> {
+pub(crate) fn argv(dir: &Path, extra: &[&str]) -> Vec<String> {
     let mut argv: Vec<String> = ["train", "--task", "regression", "--disable_tqdm"]
         .iter()
         .map(|s| s.to_string())

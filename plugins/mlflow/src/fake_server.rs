@@ -23,7 +23,6 @@ pub struct FakeRun {
     pub id: String,
     pub experiment_id: String,
     pub name: String,
-    pub start_time: u64,
     pub status: String,
     pub end_time: Option<u64>,
     pub params: Vec<(String, String)>,
@@ -45,6 +44,11 @@ pub struct FakeServer {
     pub requests: Vec<String>,
     /// Metric keys the server refuses with 400.
     pub bad_key: Option<String>,
+    /// A cold server: the next `runs/create` times out, and its run appears
+    /// this many milliseconds later.
+    pub slow_create_ms: Option<u64>,
+    /// Creates still being made: (due time, body).
+    pending: Vec<(u64, Value)>,
 }
 
 impl FakeServer {
@@ -57,6 +61,23 @@ impl FakeServer {
             runs: Vec::new(),
             requests: Vec::new(),
             bad_key: None,
+            slow_create_ms: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// The runs not deleted.
+    pub fn live_runs(&self) -> Vec<&FakeRun> {
+        self.runs.iter().filter(|r| !r.deleted).collect()
+    }
+
+    /// Makes the runs of slow creates that are due.
+    fn settle(&mut self) {
+        let now = self.clock;
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(t, _)| *t <= now);
+        self.pending = later;
+        for (_, body) in due {
+            self.handle("runs/create", "", &body);
         }
     }
 
@@ -133,7 +154,6 @@ impl FakeServer {
                     id: id.clone(),
                     experiment_id: body["experiment_id"].as_str().unwrap().into(),
                     name: body["run_name"].as_str().unwrap_or("random-name").into(),
-                    start_time: body["start_time"].as_u64().unwrap(),
                     status: "RUNNING".into(),
                     tags,
                     ..FakeRun::default()
@@ -141,12 +161,15 @@ impl FakeServer {
                 Self::ok(json!({"run": {"info": {"run_id": id}}}))
             }
             "runs/search" => {
+                // Only the plugin's filter: tags.`trainbox.create_id` = 'ID'.
                 let filter = body["filter"].as_str().unwrap();
-                let start: u64 = filter.rsplit(' ').next().unwrap().parse().unwrap();
+                let (key, value) = filter.split_once(" = ").unwrap();
+                let key = key.trim_start_matches("tags.").trim_matches('`');
+                let value = value.trim_matches('\'');
                 let runs: Vec<Value> = self
                     .runs
                     .iter()
-                    .filter(|r| r.start_time == start)
+                    .filter(|r| !r.deleted && r.tags.iter().any(|(k, v)| k == key && v == value))
                     .map(|r| json!({"info": {"run_id": r.id, "run_name": r.name}}))
                     .collect();
                 Self::ok(json!({ "runs": runs }))
@@ -164,6 +187,16 @@ impl FakeServer {
                         Self::ok(
                             json!({"run": {"info": {"run_id": r.id, "experiment_id": r.experiment_id, "lifecycle_stage": stage}, "data": {"params": params}}}),
                         )
+                    }
+                    None => Self::error(404, "RESOURCE_DOES_NOT_EXIST", "Run not found"),
+                }
+            }
+            "runs/delete" => {
+                let id = body["run_id"].as_str().unwrap();
+                match self.runs.iter_mut().find(|r| r.id == id) {
+                    Some(run) => {
+                        run.deleted = true;
+                        Self::ok(json!({}))
                     }
                     None => Self::error(404, "RESOURCE_DOES_NOT_EXIST", "Run not found"),
                 }
@@ -272,6 +305,15 @@ impl Net for FakeServer {
             .unwrap()
             .to_string();
         self.requests.push(format!("{} {endpoint}", request.method));
+        self.settle();
+        if endpoint == "runs/create" && self.health == Health::Up {
+            if let Some(ms) = self.slow_create_ms.take() {
+                self.clock += timeout_ms;
+                let body = serde_json::from_str(&request.body).unwrap();
+                self.pending.push((self.clock + ms, body));
+                return Err(NetError::Timeout("timed out waiting for the reply".into()));
+            }
+        }
         if self.latency_ms > timeout_ms {
             self.clock += timeout_ms;
             return Err(NetError::Timeout("timed out waiting for the reply".into()));

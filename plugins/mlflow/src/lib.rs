@@ -10,7 +10,17 @@
 //!   `MLFLOW_TAGS`;
 //! - at every `on_log`: the numbers of the entry as metrics, raw keys
 //!   sanitized, `step = global_step`, in one `log-batch` call;
-//! - at `finish`: the run ends FINISHED, or FAILED when the run aborted.
+//! - at `finish`: the run ends FINISHED, FAILED when the run aborted, or
+//!   KILLED when it was interrupted (Ctrl-C, SIGTERM: the host's abort
+//!   message starts `interrupted by SIG`). MLflow's own client marks a
+//!   KeyboardInterrupt FAILED (`with mlflow.start_run()`); KILLED is
+//!   MLflow's status for a run its user stopped, and tells the two apart.
+//!
+//! Every `runs/create` carries the tag `trainbox.create_id`, a random id of
+//! the run. A create whose reply is lost (a timeout on a cold server) is not
+//! sent again blindly: the plugin searches for that tag for up to 5 s, and
+//! only then creates again; a duplicate the first create still makes is
+//! deleted at `finish`.
 //!
 //! It reads the variables in [`settings::ENV_VARS`] and sends HTTP to the
 //! origin of `MLFLOW_TRACKING_URI` only; `--report_to mlflow` grants both.
@@ -48,7 +58,7 @@ use net::{Net, WasiNet};
 use settings::Settings;
 use std::collections::BTreeSet;
 use trainbox_sdk::{
-    args, export_plugin, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
+    args, export_plugin, time, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
     TrainingArgs,
 };
 
@@ -170,6 +180,7 @@ impl Callback for Mlflow {
             run_name: args.run_name.clone(),
             params,
             tags: s.tags,
+            create_id: format!("{:016x}{:016x}", time::random_u64(), time::random_u64()),
         };
         self.mode = Mode::On {
             engine: Box::new(Engine::new(plan)),
@@ -234,6 +245,7 @@ impl Callback for Mlflow {
             Mode::On { engine, net } => {
                 let status = match outcome {
                     RunOutcome::Completed => "FINISHED",
+                    RunOutcome::Aborted(why) if interrupted(why) => "KILLED",
                     RunOutcome::Aborted(_) => "FAILED",
                 };
                 engine.finish(net, status, FINISH_BUDGET_MS);
@@ -241,6 +253,12 @@ impl Callback for Mlflow {
             }
         }
     }
+}
+
+/// Whether an abort is the host's for SIGINT or SIGTERM (`interrupted by
+/// SIGINT at step …`): the run was stopped by its user, MLflow's KILLED.
+fn interrupted(why: &str) -> bool {
+    why.starts_with("interrupted by SIG")
 }
 
 export_plugin!(Mlflow);

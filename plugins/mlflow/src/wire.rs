@@ -106,13 +106,23 @@ pub fn create_run(
     post("runs/create", body)
 }
 
-/// `POST runs/search` for the run this plugin created at `start_time`
-/// (after a `runs/create` whose reply never came).
-pub fn search_run(experiment_id: &str, start_time: u64) -> Request {
+/// The tag each `runs/create` carries: an id the plugin draws once per
+/// run, so that a create whose reply was lost can be found, and a duplicate
+/// told apart from another process's run.
+pub const CREATE_ID_TAG: &str = "trainbox.create_id";
+
+/// `POST runs/search` for the runs created with `create_id` (after a
+/// `runs/create` whose reply never came).
+pub fn search_run(experiment_id: &str, create_id: &str) -> Request {
     post(
         "runs/search",
-        json!({"experiment_ids": [experiment_id], "filter": format!("attributes.start_time = {start_time}"), "max_results": 10}),
+        json!({"experiment_ids": [experiment_id], "filter": format!("tags.`{CREATE_ID_TAG}` = '{create_id}'"), "max_results": 10}),
     )
+}
+
+/// `POST runs/delete` (MLflow's soft delete: the run can be restored).
+pub fn delete_run(run_id: &str) -> Request {
+    post("runs/delete", json!({ "run_id": run_id }))
 }
 
 /// `GET runs/get`.
@@ -312,17 +322,14 @@ pub fn run_info(body: &str) -> Result<RunInfo, String> {
     })
 }
 
-/// The run `runs/search` found, preferring one named `run_name`.
-pub fn found_run(body: &str, run_name: Option<&str>) -> Result<Option<String>, String> {
+/// The ids of the runs `runs/search` found, in its order.
+pub fn found_runs(body: &str) -> Result<Vec<String>, String> {
     let v = parse(body)?;
     let runs = v["runs"].as_array().cloned().unwrap_or_default();
-    let named = runs
+    Ok(runs
         .iter()
-        .find(|r| run_name.is_some() && text_at(r, &["info", "run_name"]) == run_name);
-    Ok(named
-        .or(runs.first())
-        .and_then(|r| text_at(r, &["info", "run_id"]))
-        .map(String::from))
+        .filter_map(|r| text_at(r, &["info", "run_id"]).map(String::from))
+        .collect())
 }
 
 #[cfg(test)]
@@ -464,11 +471,12 @@ mod tests {
         .unwrap();
         assert_eq!(info.params, [("a".to_string(), "1".to_string())]);
         let found = r#"{"runs": [{"info": {"run_id": "r1", "run_name": "x"}}, {"info": {"run_id": "r2", "run_name": "mine"}}]}"#;
+        assert_eq!(found_runs(found).unwrap(), ["r1", "r2"]);
+        assert!(found_runs("{}").unwrap().is_empty());
+        let search = search_run("3", "ab12");
         assert_eq!(
-            found_run(found, Some("mine")).unwrap().as_deref(),
-            Some("r2")
+            serde_json::from_str::<Value>(&search.body).unwrap()["filter"],
+            "tags.`trainbox.create_id` = 'ab12'"
         );
-        assert_eq!(found_run(found, None).unwrap().as_deref(), Some("r1"));
-        assert_eq!(found_run("{}", None).unwrap(), None);
     }
 }

@@ -36,14 +36,32 @@ impl Response {
 }
 
 /// Why no response came.
+///
+/// A request that creates something on the server (a run, an experiment)
+/// must not be sent again blindly after [`HttpError::may_have_arrived`]:
+/// the server may have done it, and a retry would make a second one. Look
+/// for what the first may have made (by a client-chosen tag or name), or
+/// make the request idempotent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// The host refused the origin: it is not in `plugins.<name>.allow_http`.
     Denied,
     /// No response in time (the server may still have done the request).
     Timeout(String),
-    /// Anything else: a refused connection, DNS, a reset, a bad URL.
+    /// The connection broke after the request was sent, before the whole
+    /// reply came (a reset, a cut-off reply): the server may have done it.
+    Lost(String),
+    /// Anything else: a refused connection, DNS, a bad URL. The request did
+    /// not reach the server.
     Failed(String),
+}
+
+impl HttpError {
+    /// Whether the server may have received and done the request although
+    /// no reply came: a timeout or a reply lost on the way.
+    pub fn may_have_arrived(&self) -> bool {
+        matches!(self, HttpError::Timeout(_) | HttpError::Lost(_))
+    }
 }
 
 impl std::fmt::Display for HttpError {
@@ -53,7 +71,9 @@ impl std::fmt::Display for HttpError {
                 f,
                 "HTTP request denied (origin not granted: add it to plugins.<name>.allow_http)"
             ),
-            HttpError::Timeout(why) | HttpError::Failed(why) => write!(f, "{why}"),
+            HttpError::Timeout(why) | HttpError::Lost(why) | HttpError::Failed(why) => {
+                write!(f, "{why}")
+            }
         }
     }
 }
@@ -163,8 +183,9 @@ pub fn send(r: &Request) -> Result<Response, HttpError> {
                 Ok(chunk) => body.extend_from_slice(&chunk),
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(failed(&format!(
-                        "reading the reply: {}",
+                    return Err(HttpError::Lost(format!(
+                        "{}: reading the reply: {}",
+                        r.url,
                         e.to_debug_string()
                     )))
                 }
@@ -186,6 +207,18 @@ fn kind(e: ErrorCode) -> HttpError {
             HttpError::Timeout("timed out waiting for the reply".into())
         }
         ErrorCode::ConnectionRefused => HttpError::Failed("connection refused".into()),
+        ErrorCode::ConnectionTerminated
+        | ErrorCode::HttpResponseIncomplete
+        | ErrorCode::HttpProtocolError
+        | ErrorCode::HttpResponseBodySize(_)
+        | ErrorCode::HttpResponseHeaderSectionSize(_)
+        | ErrorCode::HttpResponseHeaderSize(_)
+        | ErrorCode::HttpResponseTrailerSectionSize(_)
+        | ErrorCode::HttpResponseTrailerSize(_)
+        | ErrorCode::HttpResponseTransferCoding(_)
+        | ErrorCode::HttpResponseContentCoding(_) => {
+            HttpError::Lost(format!("the reply was lost ({e:?})"))
+        }
         ErrorCode::DnsError(_) | ErrorCode::DnsTimeout | ErrorCode::DestinationNotFound => {
             HttpError::Failed("the host name does not resolve".into())
         }

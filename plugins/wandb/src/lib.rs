@@ -12,7 +12,9 @@
 //! `total_flos`, which go to the summary; prediction metrics are logged too.
 //! The run is created at configure (so that a bad setting stops the run
 //! before training) and exits with code 0 when training completed, 1 when it
-//! was aborted (W&B shows "finished" and "failed").
+//! was aborted (W&B shows "finished" and "failed"), and 255 when it was
+//! interrupted (SIGINT or SIGTERM: the host's abort message starts
+//! `interrupted by SIG`), the code wandb's exit hook gives a Ctrl-C.
 //!
 //! Grants (`--report_to wandb` gives them): `/wandb` writable
 //! (`$WANDB_DIR/wandb`, else `./wandb`) and the `WANDB_*` variables read by
@@ -176,6 +178,7 @@ impl Callback for Wandb {
     fn finish(&mut self, outcome: &RunOutcome) {
         let code = match outcome {
             RunOutcome::Completed => 0,
+            RunOutcome::Aborted(why) if why.starts_with("interrupted by SIG") => 255,
             RunOutcome::Aborted(_) => 1,
         };
         self.with_run(|run| run.exit(code));

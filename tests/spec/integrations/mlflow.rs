@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::process::Command;
 
 /// The tracking server's URI, or a failure that says how to get one.
-fn server() -> String {
+pub(super) fn server() -> String {
     std::env::var("TRAINBOX_MLFLOW_URI").unwrap_or_else(|_| {
         panic!(
             "TRAINBOX_MLFLOW_URI is not set: the mlflow tests need a tracking server; run them through `make test` \
@@ -21,7 +21,7 @@ fn server() -> String {
 }
 
 /// A name no other test, and no earlier run on the same server, used.
-fn unique(test: &str) -> String {
+pub(super) fn unique(test: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -51,7 +51,7 @@ def runs_of(experiment_name):
 
 /// Runs `script` after [`PRELUDE`] with `args` after the server's URI; the
 /// script sets `out`, which comes back as JSON.
-fn mlflow_query(script: &str, args: &[&str]) -> Value {
+pub(super) fn mlflow_query(script: &str, args: &[&str]) -> Value {
     let program = format!("{PRELUDE}\n{script}\nprint(json.dumps(out))\n");
     let output = Command::new(readers_python())
         .arg("-c")
@@ -73,14 +73,14 @@ fn mlflow_query(script: &str, args: &[&str]) -> Value {
 }
 
 /// The runs of an experiment, by name (null when it does not exist).
-fn runs_of(experiment: &str) -> Value {
+pub(super) fn runs_of(experiment: &str) -> Value {
     mlflow_query("out = runs_of(sys.argv[2])", &[experiment])
 }
 
 /// What `log_history` says MLflow must hold: for each metric key, its
 /// [step, value] points in step order (every number of every entry, the
 /// `step` field excepted, as HF's `on_log` receives them).
-fn expected_history(done: &Done) -> Value {
+pub(super) fn expected_history(done: &Done) -> Value {
     let state = done.state("trainer_state.json");
     let mut history = serde_json::Map::new();
     for entry in state["log_history"].as_array().unwrap() {

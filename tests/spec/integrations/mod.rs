@@ -5,5 +5,6 @@
 mod codecarbon;
 mod dvclive;
 mod mlflow;
+mod stopped;
 mod tensorboard;
 mod wandb;

@@ -12,7 +12,7 @@ use std::process::Command;
 
 /// `wandb leet inspect [flags] FILE`, parsed: one JSON object with
 /// `--summary`, else one per line.
-fn leet(flags: &[&str], file: &Path) -> Vec<Value> {
+pub(super) fn leet(flags: &[&str], file: &Path) -> Vec<Value> {
     let out = Command::new(readers_bin("wandb"))
         .args(["leet", "inspect"])
         .args(flags)
@@ -36,7 +36,7 @@ fn leet(flags: &[&str], file: &Path) -> Vec<Value> {
 }
 
 /// The one run folder under `root` (`offline-run-YYYYMMDD_HHMMSS-<id>`): (folder, id).
-fn run_folder(root: &Path) -> (PathBuf, String) {
+pub(super) fn run_folder(root: &Path) -> (PathBuf, String) {
     let dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap_or_else(|e| panic!("reading {}: {e}", root.display()))
         .map(|e| e.unwrap().path())

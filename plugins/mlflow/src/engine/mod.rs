@@ -30,6 +30,11 @@ pub const MAX_BACKOFF_MS: u64 = 5_000;
 pub const FINISH_RETRIES: u32 = 3;
 /// Metrics kept waiting for the server at most; older ones are given up.
 pub const MAX_QUEUED_METRICS: usize = 100_000;
+/// How long a `runs/create` whose reply was lost is looked for (a slow
+/// server may still be making the run) before another create is sent.
+pub const CREATE_GRACE_MS: u64 = 5_000;
+/// The pause between two looks for it.
+pub const SEARCH_PAUSE_MS: u64 = 250;
 
 /// What the plugin is asked to log to, from the environment and the args.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +47,8 @@ pub struct Plan {
     pub run_name: Option<String>,
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
+    /// The value of the [`wire::CREATE_ID_TAG`] tag of the run created.
+    pub create_id: String,
 }
 
 /// A message for the user.
@@ -58,12 +65,13 @@ pub enum Note {
 pub(super) enum Stage {
     FindExperiment,
     CreateExperiment,
-    /// `start_time` is fixed at the first attempt; `unsure` after a create
-    /// whose reply never came: search for the run before creating another.
+    /// `start_time` is fixed at the first attempt; `lost_at`, when a
+    /// create's reply never came: search for the run (by its create id)
+    /// for [`CREATE_GRACE_MS`] before creating another.
     CreateRun {
         experiment_id: String,
         start_time: Option<u64>,
-        unsure: bool,
+        lost_at: Option<u64>,
     },
     GetRun,
     ReopenRun,
@@ -99,6 +107,8 @@ pub(super) enum Step {
 pub(super) enum Outcome {
     Done,
     Retry,
+    /// Nothing failed, but the next request waits this many milliseconds.
+    Wait(u64),
     Stop,
 }
 
@@ -113,6 +123,9 @@ pub struct Engine {
     unsent_metrics: u64,
     /// After a batch of merged items was refused: send items one by one.
     no_merge: bool,
+    /// A create was sent again after one whose reply was lost: the server
+    /// may hold a duplicate, which `finish` deletes.
+    recreated: bool,
     failures: u32,
     retry_at: u64,
     last_error: Option<String>,
@@ -129,7 +142,7 @@ impl Engine {
             (None, None) => Stage::CreateRun {
                 experiment_id: "0".into(),
                 start_time: None,
-                unsure: false,
+                lost_at: None,
             },
         };
         Engine {
@@ -142,6 +155,7 @@ impl Engine {
             sent_metrics: 0,
             unsent_metrics: 0,
             no_merge: false,
+            recreated: false,
             failures: 0,
             retry_at: 0,
             last_error: None,
@@ -243,15 +257,31 @@ impl Engine {
                     net.sleep_ms(wait);
                 }
                 Outcome::Retry => return,
+                Outcome::Wait(ms) if finishing => {
+                    let used = net.now_ms().saturating_sub(start);
+                    if used + ms + MIN_REQUEST_MS > budget_ms {
+                        return;
+                    }
+                    net.sleep_ms(ms);
+                }
+                Outcome::Wait(ms) => {
+                    self.retry_at = net.now_ms().saturating_add(ms);
+                    return;
+                }
             }
         }
     }
 
-    /// Flushes what is queued, ends the run with `status` (FINISHED or
-    /// FAILED) and reports what was sent and what could not be.
+    /// Flushes what is queued, deletes a duplicate a retried create left,
+    /// ends the run with `status` (FINISHED, FAILED or KILLED) and reports
+    /// what was sent and what could not be.
     pub fn finish(&mut self, net: &mut dyn Net, status: &str, budget_ms: u64) {
         let start = net.now_ms();
         self.pump(net, budget_ms.saturating_sub(500).max(MIN_REQUEST_MS), true);
+        if self.recreated {
+            let left = budget_ms.saturating_sub(net.now_ms().saturating_sub(start));
+            self.delete_duplicates(net, left / 2);
+        }
         if let (Some(run_id), Stage::Ready) = (self.run_id.clone(), &self.stage) {
             let left = budget_ms.saturating_sub(net.now_ms().saturating_sub(start));
             let request = wire::update_run(&run_id, status, Some(net.now_ms()), None);
@@ -303,8 +333,8 @@ impl Engine {
                     self.notes
                         .push(Note::Info(format!("{} answers again", self.plan.uri)));
                 }
-                match self.succeeded(step, &r.body) {
-                    Ok(()) => Outcome::Done,
+                match self.succeeded(step, &r.body, now) {
+                    Ok(outcome) => outcome,
                     Err(why) => self.fail(format!(
                         "{} answered {} {} with {why}; is MLFLOW_TRACKING_URI the address of an MLflow tracking server?",
                         self.plan.uri, request.method, request.path
@@ -323,16 +353,18 @@ impl Engine {
                 "HTTP to {origin} is not granted to this plugin; add plugins.mlflow.allow_http = [\"{origin}\"] to the run config (--report_to mlflow grants it by itself)",
                 origin = origin(&self.plan.uri)
             )),
-            Err(NetError::Timeout(why)) => {
+            Err(e) if e.may_have_arrived() => {
                 // The server may have done it: look before doing it again.
                 match &mut self.stage {
-                    Stage::CreateRun { unsure, .. } if step == Step::CreateRun => *unsure = true,
+                    Stage::CreateRun { lost_at, .. } if step == Step::CreateRun => {
+                        lost_at.get_or_insert(now);
+                    }
                     Stage::CreateExperiment => self.stage = Stage::FindExperiment,
                     _ => {}
                 }
-                self.transient(why, now)
+                self.transient(e.to_string(), now)
             }
-            Err(NetError::Failed(why)) => self.transient(why, now),
+            Err(e) => self.transient(e.to_string(), now),
         }
     }
 

@@ -2,8 +2,10 @@
 //! (experiment, run, or the run to resume), the `log-batch` of what is
 //! queued, and the handling of each step's success and refusal.
 
-use super::{Engine, Item, Outcome, Stage, Step};
+use super::SEARCH_PAUSE_MS;
+use super::{Engine, Item, Note, Outcome, Stage, Step, CREATE_GRACE_MS, MIN_REQUEST_MS};
 use crate::metrics::Metric;
+use crate::net::Net;
 use crate::wire::{self, ApiError, Request};
 
 impl Engine {
@@ -22,15 +24,17 @@ impl Engine {
             Stage::CreateRun {
                 experiment_id,
                 start_time,
-                unsure,
+                lost_at,
             } => {
                 let start = *start_time.get_or_insert(now);
-                if *unsure {
-                    (wire::search_run(experiment_id, start), Step::SearchRun)
+                if lost_at.is_some() {
+                    let search = wire::search_run(experiment_id, &plan.create_id);
+                    (search, Step::SearchRun)
                 } else {
                     let mut tags = plan.tags.clone();
                     tags.push(("mlflow.source.name".into(), "trainbox".into()));
                     tags.push(("mlflow.source.type".into(), "LOCAL".into()));
+                    tags.push((wire::CREATE_ID_TAG.into(), plan.create_id.clone()));
                     let request =
                         wire::create_run(experiment_id, start, plan.run_name.as_deref(), &tags);
                     (request, Step::CreateRun)
@@ -75,8 +79,13 @@ impl Engine {
         Some((request, Step::Batch { items, metrics }))
     }
 
-    /// Moves on after a 2xx reply.
-    pub(super) fn succeeded(&mut self, step: Step, body: &str) -> Result<(), String> {
+    /// Moves on after a 2xx reply (at `now`).
+    pub(super) fn succeeded(
+        &mut self,
+        step: Step,
+        body: &str,
+        now: u64,
+    ) -> Result<Outcome, String> {
         match step {
             Step::FindExperiment => {
                 let (id, lifecycle) = wire::experiment(body)?;
@@ -94,14 +103,24 @@ impl Engine {
                 let id = wire::created_experiment(body)?;
                 self.create_run_in(id);
             }
-            Step::SearchRun => match wire::found_run(body, self.plan.run_name.as_deref())? {
-                Some(run_id) => self.ready(run_id, Vec::new()),
-                None => {
-                    if let Stage::CreateRun { unsure, .. } = &mut self.stage {
-                        *unsure = false;
-                    }
+            Step::SearchRun => {
+                let found = wire::found_runs(body)?;
+                if found.len() > 1 {
+                    // Two creates reached the server: keep one, delete the rest at the end.
+                    self.recreated = true;
                 }
-            },
+                if let Some(run_id) = found.into_iter().next() {
+                    self.ready(run_id, Vec::new());
+                } else if let Stage::CreateRun { lost_at, .. } = &mut self.stage {
+                    // Not there yet: a slow server may still be making it.
+                    let since = lost_at.unwrap_or(now);
+                    if now.saturating_sub(since) < CREATE_GRACE_MS {
+                        return Ok(Outcome::Wait(SEARCH_PAUSE_MS));
+                    }
+                    *lost_at = None;
+                    self.recreated = true;
+                }
+            }
             Step::CreateRun => {
                 let run_id = wire::created_run(body)?;
                 self.ready(run_id, Vec::new());
@@ -114,7 +133,7 @@ impl Engine {
                         "MLFLOW_RUN_ID={run_id}: the run is deleted on {}; restore it or unset MLFLOW_RUN_ID to start a new run",
                         self.plan.uri
                     ));
-                    return Ok(());
+                    return Ok(Outcome::Done);
                 }
                 self.experiment_id = Some(info.experiment_id);
                 self.plan.params = self.params_to_add(&info.params);
@@ -134,7 +153,40 @@ impl Engine {
                 self.no_merge = false;
             }
         }
-        Ok(())
+        Ok(Outcome::Done)
+    }
+
+    /// Deletes the runs other than this one that carry its create id: made
+    /// by a create whose reply was lost, which reached the server after
+    /// another was sent. Best effort, each request within `timeout_ms`.
+    pub(super) fn delete_duplicates(&mut self, net: &mut dyn Net, timeout_ms: u64) {
+        let (Some(run_id), Some(experiment_id)) = (self.run_id.clone(), self.experiment_id.clone())
+        else {
+            return;
+        };
+        let timeout_ms = timeout_ms.max(MIN_REQUEST_MS);
+        let search = wire::search_run(&experiment_id, &self.plan.create_id);
+        let found = match net.send(&search, timeout_ms) {
+            Ok(r) if (200..300).contains(&r.status) => {
+                wire::found_runs(&r.body).unwrap_or_default()
+            }
+            _ => return,
+        };
+        let uri = self.plan.uri.clone();
+        for other in found.into_iter().filter(|id| *id != run_id) {
+            match net.send(&wire::delete_run(&other), timeout_ms) {
+                Ok(r) if (200..300).contains(&r.status) => self.notes.push(Note::Info(format!(
+                    "deleted run {other} on {uri}: an empty duplicate of run {run_id} left by a runs/create whose reply was lost (`mlflow runs restore --run-id {other}` brings it back)"
+                ))),
+                Ok(r) => self.warn(format!(
+                    "run {other} on {uri} is an empty duplicate of run {run_id}, and could not be deleted: {}",
+                    ApiError::parse(r.status, &r.body)
+                )),
+                Err(e) => self.warn(format!(
+                    "run {other} on {uri} is an empty duplicate of run {run_id}, and could not be deleted: {e}"
+                )),
+            }
+        }
     }
 
     /// A resumed run keeps its params: MLflow refuses to change one. Those
@@ -157,7 +209,7 @@ impl Engine {
         self.stage = Stage::CreateRun {
             experiment_id,
             start_time: None,
-            unsure: false,
+            lost_at: None,
         };
     }
 
@@ -201,9 +253,11 @@ impl Engine {
                 Outcome::Done
             }
             Step::SearchRun => {
-                if let Stage::CreateRun { unsure, .. } = &mut self.stage {
-                    *unsure = false;
+                // The server cannot search: create again, delete a duplicate at the end.
+                if let Stage::CreateRun { lost_at, .. } = &mut self.stage {
+                    *lost_at = None;
                 }
+                self.recreated = true;
                 Outcome::Done
             }
             Step::GetRun if error.is("RESOURCE_DOES_NOT_EXIST") => self.fail(format!(

@@ -18,6 +18,7 @@ fn plan(experiment: Option<&str>) -> Plan {
             ("seed".into(), "42".into()),
         ],
         tags: vec![("team".into(), "nlp".into())],
+        create_id: "c0ffee".into(),
     }
 }
 
@@ -254,6 +255,56 @@ fn a_create_whose_reply_was_lost_is_found_not_repeated() {
     assert_eq!(server.endpoints()[1], "POST runs/search");
     assert_eq!(server.runs.len(), 1, "no second run");
     assert_eq!(e.run_id(), Some("run0"));
+}
+
+#[test]
+fn a_create_a_cold_server_makes_late_is_waited_for_not_repeated() {
+    let mut server = FakeServer::new();
+    server.slow_create_ms = Some(1500);
+    let mut e = Engine::new(plan(None));
+    e.pump(&mut server, 40, false);
+    assert!(server.runs.is_empty(), "the server is still making it");
+    e.log(points(&["loss"], 1));
+    e.finish(&mut server, "FINISHED", 8000);
+    let creates = server
+        .endpoints()
+        .iter()
+        .filter(|r| **r == "POST runs/create")
+        .count();
+    assert_eq!(creates, 1, "{:?}", server.endpoints());
+    assert_eq!(server.runs.len(), 1);
+    let run = server.run("run0");
+    assert_eq!((run.status.as_str(), run.metrics.len()), ("FINISHED", 1));
+    assert!(run
+        .tags
+        .contains(&("trainbox.create_id".into(), "c0ffee".into())));
+}
+
+#[test]
+fn a_create_lost_past_the_grace_is_sent_again_and_its_duplicate_deleted() {
+    let mut server = FakeServer::new();
+    server.slow_create_ms = Some(20_000);
+    let mut e = Engine::new(plan(None));
+    for _ in 0..8 {
+        e.pump(&mut server, 40, false);
+        server.clock += 1000;
+    }
+    assert_eq!(e.run_id(), Some("run0"), "created again after the grace");
+    e.log(points(&["loss"], 1));
+    e.pump(&mut server, 40, false);
+    server.clock += 20_000;
+    e.finish(&mut server, "FINISHED", 8000);
+    assert_eq!(server.runs.len(), 2, "the first create landed after all");
+    let live: Vec<&str> = server.live_runs().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(live, ["run0"]);
+    assert_eq!(server.run("run0").metrics.len(), 1);
+    let notes = e.take_notes();
+    assert!(
+        infos(&notes).iter().any(|i| i.starts_with(
+            "deleted run run1 on http://127.0.0.1:5000: an empty duplicate of run run0"
+        )),
+        "{notes:?}"
+    );
 }
 
 #[test]
