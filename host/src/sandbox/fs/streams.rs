@@ -168,3 +168,104 @@ impl OutputStream for CountedOutput {
         self.inner.cancel().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::fs::disk::Usage;
+    use std::os::unix::fs::FileExt;
+
+    /// An output stream that writes straight into a file, as wasmtime's does.
+    struct FileSink {
+        file: Arc<std::fs::File>,
+        at: Option<u64>,
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl Pollable for FileSink {
+        async fn ready(&mut self) {}
+    }
+
+    impl OutputStream for FileSink {
+        fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+            let at = match self.at {
+                Some(at) => at,
+                None => self.file.metadata().unwrap().len(),
+            };
+            self.file.write_all_at(&bytes, at).unwrap();
+            self.at = self.at.map(|a| a + bytes.len() as u64);
+            Ok(())
+        }
+        fn flush(&mut self) -> StreamResult<()> {
+            Ok(())
+        }
+        fn check_write(&mut self) -> StreamResult<usize> {
+            Ok(1 << 20)
+        }
+    }
+
+    fn stream(file: &Arc<std::fs::File>, mode: Mode, disk: &Arc<Disk>) -> CountedOutput {
+        let files = Arc::new(OpenFiles::with_budget(10, usize::MAX));
+        files.acquire().unwrap();
+        let at = match mode {
+            Mode::At(a) => Some(a),
+            Mode::Append => None,
+        };
+        let sink = Box::new(FileSink {
+            file: file.clone(),
+            at,
+        });
+        CountedOutput::new(sink, file.clone(), mode, disk.clone(), files, None)
+    }
+
+    #[test]
+    fn writes_count_by_how_much_they_grow_the_file() {
+        let path = std::env::temp_dir().join(format!("trainbox-stream-{}", std::process::id()));
+        std::fs::write(&path, [1u8; 1000]).unwrap();
+        let file = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap(),
+        );
+        let limit = Usage {
+            bytes: 1010,
+            files: 10,
+        };
+        let disk = Arc::new(Disk::new(
+            limit,
+            Usage {
+                bytes: 1000,
+                files: 1,
+            },
+        ));
+        // Rewriting in place costs nothing; the write past the end costs its growth.
+        let mut s = stream(&file, Mode::At(0), &disk);
+        s.write(Bytes::from(vec![2u8; 1000])).unwrap();
+        s.write(Bytes::from(vec![2u8; 6])).unwrap();
+        assert_eq!(disk.used().bytes, 1006);
+        // An append always grows; past the quota it traps and writes nothing.
+        let mut a = stream(&file, Mode::Append, &disk);
+        a.write(Bytes::from(vec![3u8; 4])).unwrap();
+        assert!(matches!(
+            a.write(Bytes::from(vec![3u8; 1])),
+            Err(StreamError::Trap(_))
+        ));
+        assert_eq!(file.metadata().unwrap().len(), 1010);
+        assert_eq!(disk.used().bytes, 1010);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_stream_holds_its_descriptor_slot_until_dropped() {
+        let files = Arc::new(OpenFiles::with_budget(1, usize::MAX));
+        files.acquire().unwrap();
+        let sink: DynInputStream = Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream);
+        let input = CountedInput::new(sink, files.clone(), Some((1, 2)));
+        assert!(files.acquire().is_err());
+        drop(input);
+        assert_eq!(files.open(), 0);
+        files.acquire().unwrap();
+    }
+}
