@@ -133,7 +133,11 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .build()?;
     let result = trainer.train();
     let faulted = print_report(&trainer);
-    if let Some(stop) = result.as_ref().err().and_then(|e| e.downcast_ref::<Interrupted>()) {
+    if let Some(stop) = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<Interrupted>())
+    {
         return Ok(interrupt::report(stop));
     }
     result?;

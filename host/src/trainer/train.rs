@@ -281,10 +281,11 @@ impl Trainer {
         if self.control.should_save {
             self.store_flos(run);
             self.save_checkpoint(Some(run))?;
-            self.last_checkpoint = Some(
-                Path::new(&self.args.output_dir)
-                    .join(format!("{}-{}", super::CHECKPOINT_PREFIX, self.state.global_step)),
-            );
+            self.last_checkpoint = Some(Path::new(&self.args.output_dir).join(format!(
+                "{}-{}",
+                super::CHECKPOINT_PREFIX,
+                self.state.global_step
+            )));
             self.fire(Event::Save, &Logs::new())?;
         }
         Ok(())
