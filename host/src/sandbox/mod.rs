@@ -15,7 +15,7 @@
 //! `report.rs`, `host.rs` (what the plugin may call), `limits.rs`,
 //! `output.rs`, `cache.rs`, `http_policy.rs`, `owners.rs` (who owns each
 //! plugin directory), `wait.rs` (waits in host calls end at the
-//! deadline). This module knows training
+//! deadline), `fs/` (open files and the disk quota). This module knows training
 //! only through the leaf data types (`args`, `state`, `event`, `view`) and
 //! the conversions in `bindings.rs`.
 
