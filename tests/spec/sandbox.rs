@@ -166,7 +166,7 @@ fn abort_policy_stops_the_run_cleanly() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into())
         .collect();
     assert!(
-        names.iter().all(|n| !n.starts_with('.')),
+        names.iter().all(|n| !n.starts_with(".checkpoint")),
         "no half-written checkpoint: {names:?}"
     );
 }

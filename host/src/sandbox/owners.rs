@@ -5,10 +5,11 @@
 //! itself), and no plugin name starts with `.`.
 //!
 //! A directory that exists belongs to its recorded file: the same path
-//! (rebuilt or not) keeps it, another file is refused, and a directory with
-//! no record (made by hand, or by a trainbox that kept none) is refused too,
-//! so that no plugin inherits data it did not write. A directory that was
-//! deleted is free again.
+//! (rebuilt or not) keeps it, and another file is refused, so that no
+//! plugin inherits data another plugin wrote. A directory with no record
+//! was not made by this trainbox (the user seeded it by hand, or an older
+//! trainbox kept no record): the plugin loaded under that name takes it over
+//! with a warning. A directory that was deleted is free again.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ pub fn read_owners(plugins_dir: &Path) -> Result<BTreeMap<String, Owner>> {
 
 /// Claims `plugins_dir/dir` for the plugin file `path` (content hash
 /// `sha256`): refused when the directory exists and belongs to another
-/// file, or to no recorded file; recorded before the directory is made.
+/// file; recorded before the directory is made.
 pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result<()> {
     let path = path
         .canonicalize()
@@ -68,15 +69,14 @@ pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result
                 path.display(),
                 own_dir.display()
             ),
-            None => bail!(
-                "{}: this folder has no owner in {} (it was not made by this trainbox), so {} may not take it over; \
-                 delete {} if {} may have it, or use a new output_dir",
-                own_dir.display(),
-                plugins_dir.join(OWNERS_FILE).display(),
-                path.display(),
+            // Not made by this trainbox: the user's own (seeded by hand, or
+            // left by a trainbox that kept no record). The plugin the user
+            // loads under that name takes it, and it is recorded from now on.
+            None => crate::ui::warn(&format!(
+                "{}: this folder has no owner record; {} takes it over",
                 own_dir.display(),
                 path.display()
-            ),
+            )),
         }
     }
     let owner = Owner {
@@ -165,8 +165,9 @@ mod tests {
         std::fs::remove_dir_all(plugins.join("rec")).unwrap();
         claim(&plugins, "rec", &b, "33").expect("a deleted folder is free again");
         std::fs::create_dir_all(plugins.join("other")).unwrap();
-        let err = claim(&plugins, "other", &a, "11").unwrap_err().to_string();
-        assert!(err.contains("has no owner"), "{err}");
+        claim(&plugins, "other", &a, "11").expect("a folder made by hand is taken over");
+        let err = claim(&plugins, "other", &b, "33").unwrap_err().to_string();
+        assert!(err.contains("belongs to the plugin file"), "and then owned: {err}");
         std::fs::write(plugins.join(OWNERS_FILE), "{").unwrap();
         let err = read_owners(&plugins).unwrap_err().to_string();
         assert!(err.contains("not a plugin owner record"), "{err}");

@@ -280,8 +280,9 @@ fn rapl_energy_agrees_with_codecarbons_intel_rapl() {
 
 #[test]
 fn carbon_intensity_agrees_with_codecarbon_by_location() {
-    // One output folder: each run appends its row to the same emissions.csv.
-    let run = codecarbon_run("codecarbon_locations");
+    // One output folder: each run appends its row to the same emissions.csv
+    // (and saves no checkpoint, which the next run would have to resume).
+    let run = codecarbon_run("codecarbon_locations").args(&["--save_strategy", "no"]);
     let locations = [
         ("FRA", ""),
         ("DEU", ""),
