@@ -1,69 +1,74 @@
 //! One run per `output_dir`, and no silent restart over another run's
-//! checkpoints. Before training, `trainbox train` locks
-//! `<output_dir>/.trainbox.lock` (an OS file lock, so it is released however
-//! the process ends, `kill -9` included) and writes its pid and command line
-//! into it, so that a second run on the same folder is refused with a
-//! message naming the first. A run without `--resume_from_checkpoint` on a
-//! folder that already holds `checkpoint-N` folders is refused too, with the
-//! command that resumes and the other choices, as HF's example scripts
-//! refuse a non-empty output directory (transformers 5 has no
-//! `overwrite_output_dir` any more; delete the checkpoints to start over).
+//! checkpoints. Before training, `trainbox train` takes an OS lock
+//! (`flock`) on the `output_dir` folder itself, released however the
+//! process ends, `kill -9` included, and leaving no file behind; a second
+//! run on the same folder is refused with a message naming the first (its
+//! pid and command line, found in `/proc/locks`). A run without
+//! `--resume_from_checkpoint` on a folder that already holds `checkpoint-N`
+//! folders is refused too, with the command that resumes and the other
+//! choices, as HF's example scripts refuse a non-empty output directory
+//! (transformers 5 has no `overwrite_output_dir` any more; delete the
+//! checkpoints to start over).
 
 use crate::args::TrainingArguments;
 use crate::trainer::get_last_checkpoint;
 use anyhow::{bail, Context, Result};
 use std::fs::{File, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-
-/// The lock file's name inside `output_dir`.
-pub const LOCK_FILE: &str = ".trainbox.lock";
 
 /// The held lock on an `output_dir`; released when dropped or when the
 /// process ends.
 #[derive(Debug)]
 pub struct OutputDirLock {
-    _file: File,
+    _dir: File,
 }
 
 /// Creates `output_dir` if needed and locks it for this run; fails, naming
 /// the other process, when another run holds it.
-pub fn lock(output_dir: &str, argv: &[String]) -> Result<OutputDirLock> {
+pub fn lock(output_dir: &str) -> Result<OutputDirLock> {
     let dir = Path::new(output_dir);
     std::fs::create_dir_all(dir).with_context(|| format!("creating output_dir {output_dir}"))?;
-    let path = dir.join(LOCK_FILE);
-    let mut file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = File::open(dir).with_context(|| format!("opening output_dir {output_dir}"))?;
     match file.try_lock() {
-        Ok(()) => {}
+        Ok(()) => Ok(OutputDirLock { _dir: file }),
         Err(TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            let holder = if holder.is_empty() {
-                "another process".to_string()
-            } else {
-                holder.to_string()
-            };
+            let holder = file
+                .metadata()
+                .ok()
+                .and_then(|m| holder(m.ino()))
+                .unwrap_or_else(|| "another process".into());
             bail!(
                 "output_dir {output_dir} is in use by another run ({holder}); two runs cannot write one output_dir: wait for it to end, or pass another --output_dir"
-            );
+            )
         }
         Err(TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()))
+            Err(e).with_context(|| format!("locking output_dir {output_dir}"))
         }
     }
-    let command = super::interrupt::shell_words(argv);
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| writeln!(file, "pid {}: {command}", std::process::id()));
-    Ok(OutputDirLock { _file: file })
+}
+
+/// `pid N: its command line` of the process holding a `flock` on inode
+/// `ino`, from `/proc/locks` (Linux).
+fn holder(ino: u64) -> Option<String> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        let lock_ino: u64 = id.rsplit(':').next()?.parse().ok()?;
+        (*kind == "FLOCK" && lock_ino == ino).then(|| pid.to_string())
+    })?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let words: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    Some(if words.is_empty() {
+        format!("pid {pid}")
+    } else {
+        format!("pid {pid}: {}", super::interrupt::shell_words(&words))
+    })
 }
 
 /// Refuses to train from scratch into an `output_dir` that holds

@@ -88,7 +88,7 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     // One run per output_dir, held until the process ends; checked before
     // anything is loaded or written.
     let argv = interrupt::program_args();
-    let _lock = output_dir::lock(&args.output_dir, &argv)?;
+    let _lock = output_dir::lock(&args.output_dir)?;
     output_dir::refuse_foreign_checkpoints(&args, &argv)?;
     let stop = interrupt::install()?;
     tch::manual_seed(args.seed as i64);
