@@ -100,8 +100,9 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 impl Trainer {
-    /// After an optimizer step: stops the run when a stop was requested,
-    /// saving a checkpoint first on SIGTERM with `enable_jit_checkpoint`.
+    /// After an optimizer step (and once before the first): stops the run
+    /// when a stop was requested, saving a checkpoint first on SIGTERM with
+    /// `enable_jit_checkpoint`.
     pub(super) fn stop_if_requested(&mut self, run: &mut Run) -> Result<()> {
         let Some(signal) = self.stop.requested() else {
             return Ok(());
@@ -109,8 +110,11 @@ impl Trainer {
         let step = self.state.global_step;
         let here = Path::new(&self.args.output_dir).join(format!("{CHECKPOINT_PREFIX}-{step}"));
         let mut saved_on_stop = false;
+        // Nothing trained since the start (a signal while plugins loaded):
+        // no checkpoint to add.
         if signal == StopSignal::Terminate
             && self.args.enable_jit_checkpoint
+            && step > run.start_step
             && self.last_checkpoint.as_deref() != Some(here.as_path())
         {
             crate::ui::info(&format!(

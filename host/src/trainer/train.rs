@@ -126,6 +126,8 @@ impl Trainer {
             view.eval_batches = self.eval_batches();
         }
 
+        // A signal while the plugins loaded stops the run before it starts.
+        self.stop_if_requested(&mut run)?;
         self.fire(Event::TrainBegin, &Logs::new())?;
         if self.args.eval_on_start {
             self.evaluate()?;
