@@ -73,6 +73,36 @@ fn grants_give_exactly_what_they_name() {
 }
 
 #[test]
+fn a_fifo_in_a_granted_directory_cannot_hang_the_run() {
+    // open(2) of a FIFO blocks until a writer comes, on the training thread,
+    // where no deadline reaches: the host refuses to open one.
+    let run = Run::regression("sandbox_grants_fifo").plugin("granted");
+    let (data, out) = (run.dir.join("data"), run.dir.join("outbox"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(data.join("input.txt"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(
+        run.dir.join("grants.toml"),
+        format!(
+            "[plugins.granted]\npath = {:?}\nread_dirs = {{ \"/data\" = \"data\" }}\nwrite_dirs = {{ \"/out\" = \"outbox\" }}\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
+            plugin("granted").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let done = run.args(&["--config", "grants.toml"]).ok();
+    let seen = std::fs::read_to_string(done.out.join("plugins/granted/granted.txt")).unwrap();
+    assert!(
+        seen.starts_with("read /data/input.txt: failed ("),
+        "the FIFO is refused: {seen}"
+    );
+    assert_eq!(done.events().last().unwrap()["event"], "on_train_end");
+}
+
+#[test]
 fn bad_components_get_one_line_errors() {
     let dir = fresh_dir("sandbox_bad_components");
     // A plugin built against another version of the WIT package.

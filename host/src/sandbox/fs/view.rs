@@ -49,6 +49,17 @@ fn again<T: 'static>(r: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(r.rep())
 }
 
+/// Whether a plugin may open an entry of this type: not a FIFO, socket or
+/// device, whose `open(2)` can block without bound.
+fn openable(t: fs::DescriptorType) -> bool {
+    matches!(
+        t,
+        fs::DescriptorType::RegularFile
+            | fs::DescriptorType::Directory
+            | fs::DescriptorType::SymbolicLink
+    )
+}
+
 fn trap(e: Exceeded) -> FsError {
     FsError::trap(wasmtime::Error::from(e))
 }
@@ -336,11 +347,16 @@ impl fs::HostDescriptor for FsView<'_> {
     ) -> FsResult<Resource<Descriptor>> {
         let creates = oflags.contains(fs::OpenFlags::CREATE);
         let truncates = oflags.contains(fs::OpenFlags::TRUNCATE);
-        let existing = if creates || truncates {
-            self.entry(&fd, path_flags, &path)
-        } else {
-            None
-        };
+        let existing = self.entry(&fd, path_flags, &path);
+        // Opening a FIFO or a device blocks in open(2) on the training
+        // thread, where no deadline reaches (a FIFO in a granted directory
+        // hung the run): only files, directories and links are opened.
+        if let Some((stat, _)) = &existing {
+            if !openable(stat.type_) {
+                let access = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::Access;
+                return Err(access.into());
+            }
+        }
         let new_entry = creates && existing.is_none();
         if new_entry {
             self.guard.disk.check_entry().map_err(trap)?;
