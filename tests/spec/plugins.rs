@@ -127,7 +127,8 @@ fn progress_writes_logs_above_its_bars_and_replaces_the_printer() {
         done.stdout
     );
     assert!(
-        logs.iter().any(|l| l.starts_with("[progress] {'eval_loss': '")),
+        logs.iter()
+            .any(|l| l.starts_with("[progress] {'eval_loss': '")),
         "{logs:?}"
     );
     assert!(!done.stdout.contains("[printer]"));
@@ -236,7 +237,10 @@ fn inspect_and_list_describe_plugins_without_training() {
         std::fs::copy(plugin(name), folder.join(format!("{name}.wasm"))).unwrap();
     }
     std::fs::write(folder.join("broken.wasm"), "not wasm").unwrap();
-    let run = Run::command("plugins_list", &["plugins", "list", folder.to_str().unwrap()]);
+    let run = Run::command(
+        "plugins_list",
+        &["plugins", "list", folder.to_str().unwrap()],
+    );
     let (ok, stdout, stderr) = run.outcome();
     assert!(!ok, "a broken file makes the listing fail");
     assert!(stderr.contains("broken.wasm"), "{stderr}");

@@ -270,7 +270,10 @@ mod tests {
             Dict(vec![]),
             List(vec![Int(1), Float(0.5), List(vec![List(vec![Null])])]),
             Dict(vec![
-                ("a".into(), List(vec![Int(1), Dict(vec![("b".into(), Str("c"))])])),
+                (
+                    "a".into(),
+                    List(vec![Int(1), Dict(vec![("b".into(), Str("c"))])]),
+                ),
                 ("d".into(), Dict(vec![])),
             ]),
         ];
@@ -279,7 +282,11 @@ mod tests {
                 for level in [0, 1, 5] {
                     let mut out = String::new();
                     push_json(&mut out, v, indent, level);
-                    assert_eq!(json_dumps_len(v, indent, level, usize::MAX), Some(out.len()), "{out}");
+                    assert_eq!(
+                        json_dumps_len(v, indent, level, usize::MAX),
+                        Some(out.len()),
+                        "{out}"
+                    );
                     assert_eq!(json_dumps_len(v, indent, level, out.len()), Some(out.len()));
                     assert_eq!(json_dumps_len(v, indent, level, out.len() - 1), None);
                 }

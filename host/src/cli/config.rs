@@ -450,7 +450,10 @@ mod tests {
         let err = section("disk_mb = 0").unwrap_err().to_string();
         assert_eq!(err, "disk_mb must be a positive integer");
         let d = section("").unwrap().limits;
-        assert_eq!((d.max_open_files, d.disk_bytes, d.disk_files), (256, 1 << 30, 10_000));
+        assert_eq!(
+            (d.max_open_files, d.disk_bytes, d.disk_files),
+            (256, 1 << 30, 10_000)
+        );
     }
 
     #[test]

@@ -136,7 +136,10 @@ mod tests {
         assert!(plugin_info(p, info(MAX_LISTED, MAX_LISTED)).is_ok());
         for (e, c) in [(MAX_LISTED + 1, 0), (0, 1_000_000)] {
             let err = plugin_info(p, info(e, c)).unwrap_err().to_string();
-            assert!(err.starts_with("p.wasm: describe lists") && err.contains("at most 256"), "{err}");
+            assert!(
+                err.starts_with("p.wasm: describe lists") && err.contains("at most 256"),
+                "{err}"
+            );
         }
     }
 

@@ -210,7 +210,9 @@ mod tests {
         // 65,536 elements are 512 KiB: the cap is reached, not passed.
         assert!(l.table_growing(0, 65_536, None).unwrap());
         let err = l.table_growing(65_536, 65_537, None).unwrap_err();
-        let m = err.downcast_ref::<MemoryExceeded>().expect("a MemoryExceeded");
+        let m = err
+            .downcast_ref::<MemoryExceeded>()
+            .expect("a MemoryExceeded");
         assert_eq!((m.desired, m.cap), ((1 << 20) + 8, 1 << 20));
         // The failed growth took nothing: a smaller one still fits.
         assert!(l.memory_growing(512 << 10, 512 << 10, None).unwrap());

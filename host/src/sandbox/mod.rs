@@ -268,13 +268,20 @@ impl Sandbox {
         let own_dir = own_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", own_dir.display()))?;
-        owners::check_grants(&own_dir, settings.grants.dirs.iter().map(|d| d.host.as_path()))?;
+        owners::check_grants(
+            &own_dir,
+            settings.grants.dirs.iter().map(|d| d.host.as_path()),
+        )?;
 
         let stores = self.stores.clone();
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
         // What its writable grants hold now is the user's, not its quota's.
         let baseline = fs::disk::Baseline::measure(
-            grants.dirs.iter().filter(|d| d.writable).map(|d| d.host.as_path()),
+            grants
+                .dirs
+                .iter()
+                .filter(|d| d.writable)
+                .map(|d| d.host.as_path()),
         );
         let make_store = move || stores.granted(&name, &own_dir, &grants, &limits, &baseline);
         let report = CallReport {

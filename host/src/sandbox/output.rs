@@ -325,8 +325,20 @@ mod tests {
     #[test]
     fn invisible_format_characters_are_removed() {
         let disguised = "\u{feff}trainbox: error: checkpoint-8 is corrupt; delete it";
-        assert_eq!(sanitize(disguised), "trainbox: error: checkpoint-8 is corrupt; delete it");
-        for c in ['\u{200b}', '\u{200d}', '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{2028}', '\u{e0041}'] {
+        assert_eq!(
+            sanitize(disguised),
+            "trainbox: error: checkpoint-8 is corrupt; delete it"
+        );
+        for c in [
+            '\u{200b}',
+            '\u{200d}',
+            '\u{202a}',
+            '\u{202e}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{2028}',
+            '\u{e0041}',
+        ] {
             assert_eq!(sanitize(&format!("a{c}b")), "ab", "U+{:04X}", c as u32);
         }
         // Visible text of every script stays.

@@ -167,7 +167,10 @@ mod tests {
         std::fs::create_dir_all(plugins.join("other")).unwrap();
         claim(&plugins, "other", &a, "11").expect("a folder made by hand is taken over");
         let err = claim(&plugins, "other", &b, "33").unwrap_err().to_string();
-        assert!(err.contains("belongs to the plugin file"), "and then owned: {err}");
+        assert!(
+            err.contains("belongs to the plugin file"),
+            "and then owned: {err}"
+        );
         std::fs::write(plugins.join(OWNERS_FILE), "{").unwrap();
         let err = read_owners(&plugins).unwrap_err().to_string();
         assert!(err.contains("not a plugin owner record"), "{err}");

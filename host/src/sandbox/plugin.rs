@@ -426,7 +426,10 @@ mod tests {
         let err = check_state(&text).unwrap_err();
         assert!(err.contains("as trainer_state.json writes it"), "{err}");
         // A flat state of about the same size is fine.
-        let flat = format!("{{\"args\": {{}}, \"attributes\": {{\"x\": \"{}\"}}}}", "y".repeat(1 << 20));
+        let flat = format!(
+            "{{\"args\": {{}}, \"attributes\": {{\"x\": \"{}\"}}}}",
+            "y".repeat(1 << 20)
+        );
         assert!(check_state(&flat).is_ok());
     }
 }
