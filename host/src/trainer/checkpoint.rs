@@ -408,10 +408,11 @@ impl Trainer {
 
 /// Writes `path` through `write` into a hidden file beside it, then renames
 /// it over `path`; on failure the hidden file is removed and `path` is
-/// left as it was.
+/// left as it was. The hidden file keeps `path`'s extension: tch picks the
+/// format it saves in from it (`.safetensors`, or else torch's pickle).
 fn write_replacing(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{}.tmp", name.unwrap_or_default()));
+    let tmp = path.with_file_name(format!(".tmp.{}", name.unwrap_or_default()));
     let written = write(&tmp).and_then(|()| {
         std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
     });
