@@ -16,5 +16,10 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // The baked path is this checkout's: a checkout elsewhere that shares the
+    // cached target directory (CI's fresh clone) must not keep another's.
+    // Cargo does not rerun a build script when only the package's path
+    // changed, so rerun it when the directory cargo is started from changes.
+    println!("cargo:rerun-if-env-changed=PWD");
     println!("cargo:rerun-if-changed=../wit");
 }
