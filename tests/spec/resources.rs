@@ -87,8 +87,11 @@ fn own_dir(done: &Done) -> std::path::PathBuf {
 
 #[test]
 fn a_plugin_holding_descriptors_stops_at_its_own_cap() {
-    let done =
-        hoarder("resources_fds", "fds", "on_error = \"disable\"").completes_with_faults("hoarder");
+    // At `ulimit -n 2048` its share of the 1024 lent to the 3 plugins is 341:
+    // its own cap of 256 is what stops it.
+    let done = hoarder("resources_fds", "fds", "on_error = \"disable\"")
+        .open_file_limit(2048)
+        .completes_with_faults("hoarder");
     assert_run_complete(&done);
     assert_fault(
         &done,
@@ -110,6 +113,7 @@ fn directory_listings_count_as_open_files() {
         "listings",
         "on_error = \"disable\"\nmax_open_files = 300",
     )
+    .open_file_limit(2048)
     .args(&["--plugin_config", "hoarder.per_call=200"])
     .completes_with_faults("hoarder");
     assert_run_complete(&done);
@@ -125,8 +129,9 @@ fn directory_listings_count_as_open_files() {
 
 #[test]
 fn plugins_together_stay_below_the_process_limit_and_the_host_still_saves() {
-    // Its own cap raised past the process's limit: the shared budget stops
-    // it at half of 1024, and the host's checkpoints are still written.
+    // Its own cap raised past the process's limit: its even share of the
+    // 512 descriptors lent to the run's 3 plugins (half of 1024) stops it,
+    // so the recorder still writes its trace, and the host its checkpoints.
     let done = hoarder(
         "resources_fds_shared",
         "fds",
@@ -136,7 +141,7 @@ fn plugins_together_stay_below_the_process_limit_and_the_host_still_saves() {
     assert_run_complete(&done);
     assert_fault(
         &done,
-        "the plugins together hold 512 files open",
+        "it already holds 170 files and directories open, its share of what the host lends the run's 3 plugins",
         "open-file limit of 1024",
         1,
     );

@@ -93,6 +93,16 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     let stop = interrupt::install()?;
     tch::manual_seed(args.seed as i64);
     let task = crate::tasks::build(&cfg.task, &cfg.task_options)?;
+    // Plugins may not fill the disk under the next checkpoint: the model
+    // and the optimizer's two moments, twice over.
+    let model_bytes: u64 = task
+        .model
+        .var_store()
+        .trainable_variables()
+        .iter()
+        .map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
+        .sum();
+    crate::sandbox::reserve_disk_for_host(6 * model_bytes);
 
     let view = RunView::default();
     let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
@@ -103,6 +113,8 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     // Names unique, settings bound to their files, stored states to theirs.
     identity::check(&cfg, &compiled)?;
     identity::check_stored_states(&args, &compiled)?;
+    // Each instance may hold an even share of the descriptors lent to plugins.
+    crate::sandbox::share_open_files(compiled.len());
     let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
     let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
     for (c, integration) in &compiled {

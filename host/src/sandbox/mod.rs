@@ -45,7 +45,11 @@ pub use cache::{
 };
 pub use describe::PluginInfo;
 pub use fault::{OnError, PluginFault};
-pub use fs::fds::{open_file_limit, raise_open_file_limit, shared_budget as plugins_file_budget};
+pub use fs::fds::{
+    open_file_limit, raise_open_file_limit, share_among as share_open_files,
+    shared_budget as plugins_file_budget,
+};
+pub use fs::free::reserve_for_host as reserve_disk_for_host;
 pub use fs::Exceeded as FileLimitExceeded;
 pub use grants::{Capability, DirGrant, Grants, NotGranted};
 pub use http_policy::normalize_origin;
@@ -283,7 +287,12 @@ impl Sandbox {
                 .filter(|d| d.writable)
                 .map(|d| d.host.as_path()),
         );
-        let make_store = move || stores.granted(&name, &own_dir, &grants, &limits, &baseline);
+        // Checked again at every restart: a granted path may have been
+        // replaced since (by a symlink into the plugin folders).
+        let make_store = move || {
+            owners::check_grants(&own_dir, grants.dirs.iter().map(|d| d.host.as_path()))?;
+            stores.granted(&name, &own_dir, &grants, &limits, &baseline)
+        };
         let report = CallReport {
             label,
             ..compiled.describe.clone()

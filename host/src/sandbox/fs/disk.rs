@@ -18,6 +18,7 @@
 //! less) with room to spare, and stop a runaway plugin long before it
 //! fills a disk or a directory.
 
+use super::free::FreeSpace;
 use super::Exceeded;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -47,7 +48,7 @@ pub fn measure(dir: &Path) -> Usage {
             if meta.is_dir() {
                 stack.push(entry.path());
             } else {
-                usage.bytes += meta.len();
+                usage.bytes = usage.bytes.saturating_add(meta.len());
             }
         }
     }
@@ -77,8 +78,12 @@ impl Baseline {
         let mut grown = Usage::default();
         for (dir, then) in &self.dirs {
             let now = measure(dir);
-            grown.bytes += now.bytes.saturating_sub(then.bytes);
-            grown.files += now.files.saturating_sub(then.files);
+            grown.bytes = grown
+                .bytes
+                .saturating_add(now.bytes.saturating_sub(then.bytes));
+            grown.files = grown
+                .files
+                .saturating_add(now.files.saturating_sub(then.files));
         }
         grown
     }
@@ -88,6 +93,8 @@ impl Baseline {
 pub struct Disk {
     limit: Usage,
     used: Mutex<Usage>,
+    /// The free space its growth must leave to the host (none in tests).
+    free: Option<FreeSpace>,
 }
 
 impl Disk {
@@ -96,19 +103,23 @@ impl Disk {
     pub fn measure(limit: Usage, own_dir: &Path, baseline: &Baseline) -> Disk {
         let own = measure(own_dir);
         let grown = baseline.growth();
-        Disk::new(
+        let mut disk = Disk::new(
             limit,
             Usage {
-                bytes: own.bytes + grown.bytes,
-                files: own.files + grown.files,
+                bytes: own.bytes.saturating_add(grown.bytes),
+                files: own.files.saturating_add(grown.files),
             },
-        )
+        );
+        disk.free = Some(FreeSpace::new(own_dir));
+        disk
     }
 
+    /// A count of `used` against `limit`, with no free-space check.
     pub fn new(limit: Usage, used: Usage) -> Disk {
         Disk {
             limit,
             used: Mutex::new(used),
+            free: None,
         }
     }
 
@@ -131,6 +142,9 @@ impl Disk {
                 used: used.bytes,
                 limit: self.limit.bytes,
             });
+        }
+        if let Some(free) = &self.free {
+            free.check(bytes)?;
         }
         used.bytes = total;
         Ok(())

@@ -17,6 +17,8 @@ use std::sync::{Mutex, OnceLock};
 
 /// Descriptors all plugin stores hold together.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// The plugin instances of the run, which share the budget evenly.
+static INSTANCES: AtomicUsize = AtomicUsize::new(1);
 /// The process's soft open-file limit when the budget was first needed.
 static NOFILE: OnceLock<u64> = OnceLock::new();
 
@@ -39,6 +41,13 @@ pub fn raise_open_file_limit() -> Option<u64> {
 /// The soft open-file limit the shared budget is computed from.
 pub fn open_file_limit() -> u64 {
     *NOFILE.get_or_init(|| nofile().map_or(1024, |(soft, _)| soft))
+}
+
+/// Says how many plugin instances the run has: each may then hold at most
+/// an even share of [`shared_budget`], so that none can starve another
+/// (call before the stores are made).
+pub fn share_among(instances: usize) {
+    INSTANCES.store(instances.max(1), Ordering::Relaxed);
 }
 
 /// Descriptors all plugins together may hold: half of [`open_file_limit`].
@@ -89,6 +98,8 @@ pub type FileId = (u64, u64);
 pub struct OpenFiles {
     cap: usize,
     budget: usize,
+    /// When `cap` is its share of the budget: among how many instances.
+    share_of: Option<usize>,
     held: Mutex<Held>,
 }
 
@@ -99,9 +110,15 @@ struct Held {
 }
 
 impl OpenFiles {
-    /// At most `cap` open at once, within the shared budget.
+    /// At most `cap` open at once, and no more than its share of the
+    /// shared budget (see [`share_among`]).
     pub fn new(cap: usize) -> OpenFiles {
-        OpenFiles::with_budget(cap, shared_budget())
+        let budget = shared_budget();
+        let instances = INSTANCES.load(Ordering::Relaxed);
+        let share = budget / instances;
+        let mut files = OpenFiles::with_budget(cap.min(share), budget);
+        files.share_of = (share < cap).then_some(instances);
+        files
     }
 
     /// At most `cap` open at once, and all stores with this `budget`.
@@ -109,6 +126,7 @@ impl OpenFiles {
         OpenFiles {
             cap,
             budget,
+            share_of: None,
             held: Mutex::new(Held::default()),
         }
     }
@@ -118,7 +136,14 @@ impl OpenFiles {
     pub fn acquire(&self) -> Result<(), Exceeded> {
         let mut held = self.held.lock().unwrap();
         if held.open >= self.cap {
-            return Err(Exceeded::OpenFiles { limit: self.cap });
+            return Err(match self.share_of {
+                Some(plugins) => Exceeded::OpenFileShare {
+                    limit: self.cap,
+                    plugins,
+                    nofile: open_file_limit(),
+                },
+                None => Exceeded::OpenFiles { limit: self.cap },
+            });
         }
         let before = IN_USE.fetch_add(1, Ordering::Relaxed);
         if before >= self.budget {
@@ -175,12 +200,14 @@ impl Drop for OpenFiles {
     }
 }
 
+/// Unit tests that take descriptor slots share [`IN_USE`]: they run one at
+/// a time (here and in `streams.rs`).
+#[cfg(test)]
+pub(super) static SERIAL: Mutex<()> = Mutex::new(());
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Tests share [`IN_USE`] with each other: they run one at a time.
-    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn the_budget_is_half_the_limit() {
@@ -191,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_plugin_stops_at_its_cap_and_gives_back_on_drop() {
-        let _serial = SERIAL.lock().unwrap();
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let base = in_use();
         let files = OpenFiles::with_budget(3, usize::MAX);
         for _ in 0..3 {
@@ -210,7 +237,7 @@ mod tests {
 
     #[test]
     fn all_plugins_together_stop_at_the_shared_budget() {
-        let _serial = SERIAL.lock().unwrap();
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let base = in_use();
         let budget = base + 4;
         let a = OpenFiles::with_budget(100, budget);
@@ -232,7 +259,7 @@ mod tests {
 
     #[test]
     fn held_files_are_known_until_their_last_descriptor_closes() {
-        let _serial = SERIAL.lock().unwrap();
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let files = OpenFiles::with_budget(10, usize::MAX);
         for _ in 0..2 {
             files.acquire().unwrap();

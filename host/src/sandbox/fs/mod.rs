@@ -14,6 +14,7 @@
 
 pub mod disk;
 pub mod fds;
+pub mod free;
 mod streams;
 mod view;
 
@@ -31,12 +32,20 @@ pub use view::add_to_linker;
 pub enum Exceeded {
     /// It holds as many descriptors as `max_open_files` allows.
     OpenFiles { limit: usize },
+    /// It holds its even share of what the host lends the run's plugins.
+    OpenFileShare {
+        limit: usize,
+        plugins: usize,
+        nofile: u64,
+    },
     /// All plugins together hold what the host lends them.
     SharedOpenFiles { held: usize, nofile: u64 },
     /// A write would take it past `disk_mb`.
     DiskBytes { adding: u64, used: u64, limit: u64 },
     /// One more entry would take it past `disk_files`.
     DiskFiles { limit: u64 },
+    /// A write would leave less free space than the host keeps for its saves.
+    DiskFull { free: u64, reserve: u64 },
 }
 
 impl Exceeded {
@@ -44,7 +53,9 @@ impl Exceeded {
     pub fn key(&self) -> Option<&'static str> {
         match self {
             Exceeded::OpenFiles { .. } => Some("max_open_files"),
-            Exceeded::SharedOpenFiles { .. } => None,
+            Exceeded::SharedOpenFiles { .. }
+            | Exceeded::OpenFileShare { .. }
+            | Exceeded::DiskFull { .. } => None,
             Exceeded::DiskBytes { .. } => Some("disk_mb"),
             Exceeded::DiskFiles { .. } => Some("disk_files"),
         }
@@ -58,6 +69,14 @@ impl fmt::Display for Exceeded {
                 f,
                 "open-file limit exceeded: it already holds {limit} files and directories open"
             ),
+            Exceeded::OpenFileShare {
+                limit,
+                plugins,
+                nofile,
+            } => write!(
+                f,
+                "open-file limit exceeded: it already holds {limit} files and directories open, its share of what the host lends the run's {plugins} plugins (half of the process's open-file limit of {nofile}; raise it with `ulimit -n`)"
+            ),
             Exceeded::SharedOpenFiles { held, nofile } => write!(
                 f,
                 "open-file limit exceeded: the plugins together hold {held} files open, all the host lends them (half of the process's open-file limit of {nofile}; raise it with `ulimit -n`)"
@@ -69,6 +88,10 @@ impl fmt::Display for Exceeded {
             } => write!(
                 f,
                 "disk quota exceeded: writing {adding} more bytes to the {used} it keeps (its directory and writable grants) would pass its quota of {limit} bytes"
+            ),
+            Exceeded::DiskFull { free, reserve } => write!(
+                f,
+                "the disk is nearly full: {free} bytes are free, and the host keeps {reserve} of them for its checkpoints"
             ),
             Exceeded::DiskFiles { limit } => write!(
                 f,

@@ -220,6 +220,9 @@ mod tests {
 
     #[test]
     fn writes_count_by_how_much_they_grow_the_file() {
+        let _serial = super::super::fds::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let path = std::env::temp_dir().join(format!("trainbox-stream-{}", std::process::id()));
         std::fs::write(&path, [1u8; 1000]).unwrap();
         let file = Arc::new(
@@ -259,6 +262,9 @@ mod tests {
 
     #[test]
     fn a_stream_holds_its_descriptor_slot_until_dropped() {
+        let _serial = super::super::fds::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let files = Arc::new(OpenFiles::with_budget(1, usize::MAX));
         files.acquire().unwrap();
         let sink: DynInputStream = Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream);
