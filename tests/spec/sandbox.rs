@@ -270,7 +270,7 @@ fn bars_and_handles_are_capped_per_instance() {
     let done = hostile("sandbox_handles", "handles", "deadline_ms = 5000")
         .completes_with_faults("hostile");
     assert_run_complete(&done);
-    assert_fault_reported(&done, "holds more than 4096 handles", 4);
+    assert_fault_reported(&done, "holds more than 1024 handles", 4);
     let (_, _, faults, restarts, disabled) = report_row(&done, "hostile");
     assert_eq!((faults, restarts, disabled), (4, 3, true));
 }

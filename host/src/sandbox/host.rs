@@ -15,8 +15,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Most resources (files, streams, HTTP objects, views, bars) a plugin may
-/// hold at once: they live in host memory, outside its memory cap.
-pub const MAX_RESOURCES: usize = 4096;
+/// hold at once: they live in host memory, outside its memory cap (an
+/// unsent HTTP body holds up to 128 KiB, a header set up to
+/// [`HTTP_FIELDS_BYTES`]).
+pub const MAX_RESOURCES: usize = 1024;
+/// Most bytes of one set of HTTP headers a plugin builds (wasmtime's
+/// default is 128 KiB).
+pub const HTTP_FIELDS_BYTES: usize = 16 << 10;
 /// Most progress bars one plugin instance may have open at once.
 pub const MAX_OPEN_BARS: usize = 32;
 /// Most bars one plugin instance may leave drawn (`leave`) when closed:
@@ -60,7 +65,11 @@ impl PluginHost {
             table,
             limits,
             view,
-            http_ctx: WasiHttpCtx::new(),
+            http_ctx: {
+                let mut ctx = WasiHttpCtx::new();
+                ctx.set_field_size_limit(HTTP_FIELDS_BYTES);
+                ctx
+            },
             http,
             call_deadline: None,
             fs: FsGuard::none(),

@@ -136,7 +136,22 @@ type SendFuture = Box<
         > + Send,
 >;
 
+/// Bytes one write to an outgoing body may carry; with one chunk buffered
+/// and one in flight, what an unsent body holds in host memory is twice it.
+pub const BODY_CHUNK: usize = 64 << 10;
+
 impl WasiHttpHooks for HttpPolicy {
+    // An outgoing body buffers in host memory, outside the plugin's memory
+    // cap, and one needs no grant (it is buffered before any request is
+    // sent): keep it small (wasmtime's default is 2 MiB a body).
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
