@@ -180,8 +180,8 @@ fn a_sleep_that_never_ends_in_an_event_is_cut_at_the_deadline_and_restarted() {
     let row = sleeper_row(&done);
     assert_eq!((row.faults, row.restarts, row.disabled), (1, 1, false));
     assert!(
-        row.event_max_ms < 1000.0,
-        "the sleep is cut near its 100 ms deadline: {} ms",
+        row.event_max_ms < 200.0,
+        "the sleep is cut within twice its 100 ms deadline: {} ms",
         row.event_max_ms
     );
     let calls = calls(&done);
@@ -233,7 +233,7 @@ fn every_way_of_waiting_ends_at_the_deadline() {
             let row = sleeper_row(&done);
             assert_eq!((row.faults, row.disabled), (1, true), "{how} {ms}");
             assert!(
-                row.event_max_ms < 1000.0,
+                row.event_max_ms < 200.0,
                 "{how} {ms}: the wait is cut near its 100 ms deadline: {} ms",
                 row.event_max_ms
             );
@@ -263,8 +263,8 @@ fn a_sleep_in_save_state_is_cut_and_every_checkpoint_is_written() {
     let row = sleeper_row(&done);
     assert!(row.disabled);
     assert!(
-        row.save_ms < 1000.0,
-        "save-state is cut near its 100 ms deadline: {} ms",
+        row.save_ms < 200.0,
+        "save-state is cut within twice its 100 ms deadline: {} ms",
         row.save_ms
     );
 }
@@ -280,7 +280,7 @@ fn a_sleep_in_finish_is_cut_and_reported() {
     assert_fault_reported_once(&done, "finish", INIT_DEADLINE);
     let row = sleeper_row(&done);
     assert!(
-        row.finish_ms < 15_000.0,
+        row.finish_ms < 20_000.0,
         "finish is cut near its 10 s deadline: {} ms",
         row.finish_ms
     );
@@ -317,7 +317,7 @@ fn a_sleep_in_load_state_on_resume_is_cut_and_training_goes_on() {
     let row = sleeper_row(&done);
     assert!(row.disabled);
     assert!(
-        row.load_ms < 15_000.0,
+        row.load_ms < 20_000.0,
         "load-state is cut near its 10 s deadline: {} ms",
         row.load_ms
     );
@@ -351,7 +351,7 @@ fn a_sleep_in_the_configure_of_a_restart_disables_the_plugin() {
     let row = sleeper_row(&done);
     assert_eq!((row.restarts, row.disabled), (1, true));
     assert!(
-        row.configure_ms < 15_000.0,
+        row.configure_ms < 20_000.0,
         "configure is cut near its 10 s deadline: {} ms",
         row.configure_ms
     );
@@ -367,7 +367,7 @@ fn a_sleep_in_configure_stops_the_run_with_one_clear_error() {
     let started = Instant::now();
     let stderr = run.fails();
     assert!(
-        started.elapsed() < Duration::from_secs(25),
+        started.elapsed() < Duration::from_secs(22),
         "stopped near the 10 s deadline: {:?}",
         started.elapsed()
     );
@@ -390,7 +390,7 @@ fn a_sleep_in_describe_stops_the_run_with_one_clear_error() {
     let started = Instant::now();
     let stderr = run.fails();
     assert!(
-        started.elapsed() < Duration::from_secs(25),
+        started.elapsed() < Duration::from_secs(22),
         "stopped near the 10 s deadline: {:?}",
         started.elapsed()
     );
@@ -415,7 +415,7 @@ fn a_counting_loop_times_finer_than_the_clock() {
         .expect("the count");
     let ns: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(
-        ns < 100_000,
-        "a counting loop resolves {ns} ns, under the clock's 1 ms"
+        ns < 10_000,
+        "a counting loop resolves {ns} ns, a hundred times finer than the clock's 1 ms"
     );
 }

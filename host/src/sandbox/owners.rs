@@ -105,14 +105,14 @@ pub fn check_grants<'a>(own_dir: &Path, dirs: impl Iterator<Item = &'a Path>) ->
         };
         if plugins_dir.starts_with(&host) {
             bail!(
-                "{}: a granted directory may not hold the plugin folders {}; grant a folder outside it",
+                "{}: a granted directory may not hold the plugin folders {}; grant a folder outside it (in the plugin's read_dirs or write_dirs)",
                 dir.display(),
                 plugins_dir.display()
             );
         }
         if host.starts_with(plugins_dir) && !host.starts_with(own_dir) {
             bail!(
-                "{}: a granted directory may not be inside another plugin's folder in {}; grant a folder outside it",
+                "{}: a granted directory may not be inside another plugin's folder in {}; grant a folder outside it (in the plugin's read_dirs or write_dirs)",
                 dir.display(),
                 plugins_dir.display()
             );

@@ -229,6 +229,7 @@ impl WasmPlugin {
                     Ok(live) => self.live = Some(live),
                     Err(failure) => {
                         self.report.disabled = true;
+                        let failure = clean_line(&failure.to_string());
                         self.report.faults.push(format!("restart: {failure}"));
                         crate::ui::warn(&format!("{head}: restart failed: {failure}; disabled"));
                     }
@@ -343,6 +344,7 @@ impl WasmPlugin {
             b.trainbox_callback_plugin().call_finish(s, &outcome)
         });
         if let Some(Err(fault)) = result {
+            let fault = clean_line(&fault.to_string());
             self.report.faults.push(format!("finish: {fault}"));
             crate::ui::warn(&format!("{}: finish {fault}", self.head()));
         }

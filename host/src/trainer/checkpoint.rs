@@ -113,8 +113,17 @@ pub fn recover_interrupted_saves(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
+    let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    // The final files' temporaries (`write_replacing`), left by a kill.
+    for e in &entries {
+        let name = e.file_name();
+        let is_temp = name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        if is_temp && e.path().is_file() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let names: Vec<String> = entries
-        .flatten()
+        .iter()
         .filter(|e| e.path().is_dir())
         .filter_map(|e| e.file_name().to_str().map(String::from))
         .collect();
@@ -406,13 +415,16 @@ impl Trainer {
     }
 }
 
+/// How the temporary of a final file begins (`.tmp.model.safetensors`).
+const TEMP_PREFIX: &str = ".tmp.";
+
 /// Writes `path` through `write` into a hidden file beside it, then renames
 /// it over `path`; on failure the hidden file is removed and `path` is
 /// left as it was. The hidden file keeps `path`'s extension: tch picks the
 /// format it saves in from it (`.safetensors`, or else torch's pickle).
 fn write_replacing(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".tmp.{}", name.unwrap_or_default()));
+    let tmp = path.with_file_name(format!("{TEMP_PREFIX}{}", name.unwrap_or_default()));
     let written = write(&tmp).and_then(|()| {
         std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
     });
