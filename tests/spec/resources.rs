@@ -348,3 +348,20 @@ fn a_save_that_fails_removes_its_temporary_folder() {
         "{stderr}"
     );
 }
+
+#[test]
+fn hard_links_cannot_keep_bytes_off_the_quota() {
+    // Written, linked, unlinked: were the link made, every round would give
+    // back the file's bytes while its second name kept them.
+    let done = hoarder(
+        "resources_links",
+        "links",
+        "on_error = \"disable\"\ndisk_mb = 4",
+    )
+    .ok();
+    assert_run_complete(&done);
+    let seen = std::fs::read_to_string(own_dir(&done).join("links.txt")).unwrap();
+    assert!(seen.starts_with("hard_link: denied"), "{seen}");
+    let (bytes, _) = usage(&own_dir(&done));
+    assert!(bytes <= 4 << 20, "{bytes} bytes kept under a 4 MiB quota");
+}

@@ -3,7 +3,7 @@
 //! when the plugin asks, and never let the plugin change anything.
 
 use super::bindings::{wit, wit_progress, wit_views};
-use super::fs::FsGuard;
+use super::fs::{FsGuard, LimitedStore};
 use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{clean_line, PluginOutput};
@@ -11,6 +11,7 @@ use super::resources::{BarHandle, LogHistoryHandle, ModelStatsHandle};
 use crate::view::{RunView, TensorStats};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -91,6 +92,16 @@ impl PluginHost {
 
     fn delete<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<T> {
         Ok(self.table.delete(handle)?)
+    }
+}
+
+impl LimitedStore for PluginHost {
+    fn files(&mut self) -> (WasiFilesystemCtxView<'_>, &mut FsGuard) {
+        let fs = WasiFilesystemCtxView {
+            ctx: self.wasi.filesystem(),
+            table: &mut self.table,
+        };
+        (fs, &mut self.fs)
     }
 }
 

@@ -27,6 +27,18 @@ use std::sync::Arc;
 
 pub use view::add_to_linker;
 
+/// The data of a store whose files are limited: its WASI filesystem view
+/// and its [`FsGuard`] (the plugin host implements it; this module does not
+/// know the host).
+pub trait LimitedStore: Send + 'static {
+    fn files(
+        &mut self,
+    ) -> (
+        wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_>,
+        &mut FsGuard,
+    );
+}
+
 /// A plugin went past one of its file limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exceeded {

@@ -4,8 +4,7 @@
 
 use super::disk::growth;
 use super::streams::{CountedInput, CountedOutput, Mode};
-use super::{Exceeded, FsGuard};
-use crate::sandbox::host::PluginHost;
+use super::{Exceeded, FsGuard, LimitedStore};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
@@ -25,21 +24,16 @@ impl HasData for LimitedFs {
     type Data<'a> = FsView<'a>;
 }
 
-fn view(host: &mut PluginHost) -> FsView<'_> {
-    FsView {
-        fs: WasiFilesystemCtxView {
-            ctx: host.wasi.filesystem(),
-            table: &mut host.table,
-        },
-        guard: &mut host.fs,
-    }
+fn view<T: LimitedStore>(host: &mut T) -> FsView<'_> {
+    let (fs, guard) = host.files();
+    FsView { fs, guard }
 }
 
 /// Links the limited `wasi:filesystem/types` over wasmtime-wasi's own
 /// (call after `wasmtime_wasi::p2::add_to_linker_sync`).
-pub fn add_to_linker(linker: &mut Linker<PluginHost>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: LimitedStore>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let linked = fs::add_to_linker::<PluginHost, LimitedFs>(linker, view);
+    let linked = fs::add_to_linker::<T, LimitedFs>(linker, view);
     linker.allow_shadowing(false);
     linked
 }

@@ -15,6 +15,9 @@
 //! - `rewrite`: rewrites `state.json` (64 KiB) in place and through a
 //!   renamed temporary file, and appends nothing: costs no quota
 //! - `outbox`: writes 1 MiB files into `/out`, `per_call` (default 16) each call
+//! - `links`: writes a 1 MiB file, gives it a second name with a hard link
+//!   and deletes the first, `per_call` (default 16) each call; what the
+//!   link did goes to `links.txt`
 //! - `save-abort`: is stateful and panics in `save-state` once it has seen
 //!   step `at_step` (so in a checkpoint's save, not at train begin)
 //!
@@ -99,6 +102,20 @@ impl Hoarder {
                 std::fs::write("state.json", &text).expect("rewriting state.json");
                 std::fs::write("state.json.tmp", &text).expect("writing state.json.tmp");
                 std::fs::rename("state.json.tmp", "state.json").expect("renaming state.json");
+            }
+            "links" => {
+                let chunk = vec![7u8; MIB];
+                for _ in 0..self.per_call {
+                    std::fs::write("l-a", &chunk).expect("writing l-a");
+                    let linked = std::fs::hard_link("l-a", format!("l-b-{}", self.made));
+                    let seen = match linked {
+                        Ok(()) => "hard_link: ALLOWED\n".to_string(),
+                        Err(e) => format!("hard_link: denied ({e})\n"),
+                    };
+                    let _ = std::fs::write("links.txt", seen);
+                    std::fs::remove_file("l-a").expect("removing l-a");
+                    self.made += 1;
+                }
             }
             "outbox" => {
                 let chunk = vec![9u8; MIB];
