@@ -63,9 +63,11 @@ $(TORCH_ENV)/.torch-$(TORCH_VERSION):
 
 torch-env: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
 
-# Python readers the tests check our output with (transformers' TrainerState).
-$(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION): $(TORCH_ENV)/.torch-$(TORCH_VERSION)
-	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors
+# Python readers the tests check our output with (transformers' TrainerState),
+# and pyarrow, which writes Parquet as `datasets` does. The stamp's `-2`
+# (pyarrow added) makes machines that ran an older line install again.
+$(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-2: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors pyarrow
 	touch $@
 
 $(READERS_ENV)/.readers-1:
@@ -73,7 +75,7 @@ $(READERS_ENV)/.readers-1:
 	$(READERS_ENV)/bin/pip install --quiet $(READERS)
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION) $(READERS_ENV)/.readers-1
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-2 $(READERS_ENV)/.readers-1
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

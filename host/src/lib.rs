@@ -18,6 +18,8 @@
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
 //!   call path, faults, limits, output, compile cache.
 //! - [`tasks`]: built-in models and data.
+//! - [`datasets`]: dataset files (Parquet, safetensors, JSON lines, CSV)
+//!   as named columns, and batches padded as HF's collators do.
 //! - [`cli`]: the `trainbox` command.
 //!
 //! Modules a library user needs are public; the rest are private, and what
@@ -29,6 +31,7 @@
 pub mod args;
 mod callbacks;
 pub mod cli;
+pub mod datasets;
 mod event;
 mod flow;
 pub mod pyjson;

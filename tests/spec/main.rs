@@ -9,6 +9,8 @@ mod oracle;
 
 /// The command line: flags, config files, errors that name the fix.
 mod cli;
+/// Dataset files: Parquet, safetensors, JSON lines, CSV; padding as HF's collators.
+mod datasets;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.
 mod early_stopping;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).

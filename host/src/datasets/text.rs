@@ -1,0 +1,172 @@
+//! JSON lines and CSV: one object (or row) per sample; numbers, booleans,
+//! lists of them (in CSV a cell such as `[1, 2, 3]`), and text, which is
+//! recorded so that asking for it names the fix.
+
+use super::builder::{Builder, Scalar};
+use super::column::Column;
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
+use std::io::BufRead;
+
+/// The columns read, in the file's order, and the names of text columns.
+pub(super) type Read = (Vec<Column>, Vec<String>);
+
+/// Columns under construction, in the order first seen.
+struct Table {
+    names: Vec<String>,
+    builders: Vec<Builder>,
+    text: Vec<bool>,
+}
+
+impl Table {
+    fn new(names: Vec<String>, unit: &'static str) -> Table {
+        Table {
+            builders: names.iter().map(|n| Builder::new(n, unit)).collect(),
+            text: vec![false; names.len()],
+            names,
+        }
+    }
+
+    /// One cell of column `c`, sample `row` (1-based, for errors).
+    fn cell(&mut self, c: usize, v: &Value) -> Result<()> {
+        if self.text[c] {
+            return Ok(());
+        }
+        match v {
+            Value::String(_) => self.text[c] = true,
+            Value::Array(items) => {
+                let vals = items
+                    .iter()
+                    .map(|x| self.scalar(c, x))
+                    .collect::<Result<Vec<_>>>()?;
+                self.builders[c].push_list(vals)?
+            }
+            v => {
+                let s = self.scalar(c, v)?;
+                self.builders[c].push(s)?
+            }
+        }
+        Ok(())
+    }
+
+    fn scalar(&self, c: usize, v: &Value) -> Result<Scalar> {
+        Ok(match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => Scalar::Int(i),
+                None => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(_) => bail!("{}", text_error(&self.names[c])),
+            _ => bail!(
+                "column '{}' holds nested lists or objects; trainbox reads numbers, booleans and \
+                 lists of them",
+                self.names[c]
+            ),
+        })
+    }
+
+    fn finish(self) -> Result<Read> {
+        let mut columns = Vec::new();
+        let mut text = Vec::new();
+        for ((name, b), t) in self.names.into_iter().zip(self.builders).zip(self.text) {
+            if t {
+                text.push(name);
+            } else {
+                columns.push(b.finish()?);
+            }
+        }
+        Ok((columns, text))
+    }
+}
+
+/// The error for a column of strings.
+pub(super) fn text_error(name: &str) -> String {
+    format!(
+        "column '{name}' holds text; trainbox needs token ids, not text: tokenize it in Python \
+         first (e.g. `dataset.map(lambda b: tokenizer(b[\"{name}\"]), batched=True)`) and write \
+         the `input_ids` column"
+    )
+}
+
+/// JSON lines: one object per line, the same keys on every line.
+pub(super) fn read_jsonl(file: std::fs::File) -> Result<Read> {
+    let mut table: Option<Table> = None;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(&line).map_err(|e| {
+            anyhow!(
+                "line {} is not valid JSON ({e}); write one JSON object per line \
+                 (e.g. `dataset.to_json(path)`)",
+                n + 1
+            )
+        })?;
+        let Value::Object(obj) = value else {
+            bail!(
+                "line {} is not a JSON object; write one object per line, keys = column names",
+                n + 1
+            );
+        };
+        let t = table.get_or_insert_with(|| Table::new(obj.keys().cloned().collect(), "line"));
+        if obj.len() != t.names.len() || !t.names.iter().all(|k| obj.contains_key(k)) {
+            let keys: Vec<&String> = obj.keys().collect();
+            bail!(
+                "line {} has keys {keys:?}, line 1 has {:?}; every line needs the same columns \
+                 (mismatched lengths)",
+                n + 1,
+                t.names
+            );
+        }
+        for c in 0..t.names.len() {
+            let v = &obj[&t.names[c]];
+            t.cell(c, v).map_err(|e| anyhow!("line {}: {e:#}", n + 1))?;
+        }
+    }
+    table
+        .map(Table::finish)
+        .unwrap_or(Ok((Vec::new(), Vec::new())))
+}
+
+/// CSV with a header row; an empty cell is a missing value.
+pub(super) fn read_csv(file: std::fs::File) -> Result<Read> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
+    let names: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut table = Table::new(names, "row");
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| {
+            anyhow!("{e}; every row needs one value per column of the header (mismatched lengths)")
+        })?;
+        for (c, field) in record.iter().enumerate() {
+            match csv_value(field) {
+                Ok(v) => table.cell(c, &v),
+                Err(_) if table.text[c] => Ok(()),
+                Err(x) => table.builders[c].push(Scalar::Float(x)),
+            }
+            .map_err(|e| anyhow!("row {}: {e:#}", n + 1))?;
+        }
+    }
+    table.finish()
+}
+
+/// A CSV cell as JSON: numbers, booleans (`True` as pandas writes it),
+/// lists (`[1, 2]`), empty as missing; or a float JSON cannot hold (NaN,
+/// infinities).
+fn csv_value(field: &str) -> std::result::Result<Value, f64> {
+    let f = field.trim();
+    match f {
+        "" => return Ok(Value::Null),
+        "True" | "true" => return Ok(Value::Bool(true)),
+        "False" | "false" => return Ok(Value::Bool(false)),
+        _ => {}
+    }
+    if let Ok(v @ (Value::Number(_) | Value::Array(_))) = serde_json::from_str::<Value>(f) {
+        return Ok(v);
+    }
+    match f.parse::<f64>() {
+        Ok(x) => Err(x),
+        _ => Ok(Value::String(f.to_string())),
+    }
+}
