@@ -18,6 +18,8 @@
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
 //!   call path, faults, limits, output, compile cache.
 //! - [`tasks`]: built-in models and data.
+//! - [`torchscript`]: a TorchScript module from Python, its parameters,
+//!   its forward over named columns (HF's output contract), `model.pt`.
 //! - [`datasets`]: dataset files (Parquet, safetensors, JSON lines, CSV)
 //!   as named columns, and batches padded as HF's collators do.
 //! - [`cli`]: the `trainbox` command.
@@ -38,6 +40,7 @@ pub mod pyjson;
 pub mod sandbox;
 pub mod state;
 pub mod tasks;
+pub mod torchscript;
 pub mod trainer;
 pub mod ui;
 mod view;

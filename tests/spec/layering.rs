@@ -279,7 +279,16 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         deps("cli").contains("trainer"),
         "the graph reads the sources"
     );
-    let leaves = ["args", "state", "event", "view", "pyjson", "ui", "suggest"];
+    let leaves = [
+        "args",
+        "state",
+        "event",
+        "view",
+        "pyjson",
+        "ui",
+        "suggest",
+        "torchscript",
+    ];
     for leaf in leaves {
         for dep in deps(leaf) {
             assert!(

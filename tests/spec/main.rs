@@ -39,6 +39,8 @@ mod resume;
 mod sandbox;
 /// Sandbox holes found from outside: tables, written state size, spoofed lines, rejected states.
 mod sandbox_holes;
+/// TorchScript modules from Python: trained through the library, read back by torch.
+mod torchscript;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.
 mod trainer_state;
 /// The training-argument table the host, the WIT and the SDK follow, against transformers.
