@@ -18,10 +18,10 @@
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
 //!   call path, faults, limits, output, compile cache.
 //! - [`tasks`]: built-in models and data.
-//! - [`torchscript`]: a TorchScript module from Python, its parameters,
-//!   its forward over named columns (HF's output contract), `model.pt`.
 //! - [`datasets`]: dataset files (Parquet, safetensors, JSON lines, CSV)
 //!   as named columns, and batches padded as HF's collators do.
+//! - [`torchscript`]: a TorchScript module from Python, its parameters,
+//!   its forward over named columns (HF's output contract), `model.pt`.
 //! - [`cli`]: the `trainbox` command.
 //!
 //! Modules a library user needs are public; the rest are private, and what
