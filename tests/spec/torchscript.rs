@@ -40,14 +40,20 @@ class Classifier(torch.nn.Module):
 
 
 class Regressor(torch.nn.Module):
-    """Scripted; returns a dict with loss (when labels are given) and logits."""
+    """Scripted; returns a dict with loss (when labels are given) and logits;
+    HF's optional arguments; dropout, so that train and eval mode differ."""
 
     def __init__(self):
         super().__init__()
+        self.drop = torch.nn.Dropout(0.2)
         self.lin = torch.nn.Linear(4, 1)
 
-    def forward(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        logits = self.lin(x).squeeze(-1)
+    def forward(
+        self, x: torch.Tensor, mask: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None
+    ) -> Dict[str, torch.Tensor]:
+        if mask is not None:
+            x = x * mask
+        logits = self.lin(self.drop(x)).squeeze(-1)
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = torch.nn.functional.mse_loss(logits, labels)
@@ -94,7 +100,7 @@ for name, (a, b) in cases.items():
     m = torch.jit.load(f"{out}/{name}-trained/model.pt")
     m.eval()
     with torch.no_grad():
-        r = m(data[a], data[b])
+        r = m(data[a], None, data[b]) if name == "regressor" else m(data[a], data[b])
     loss = r if isinstance(r, torch.Tensor) else (r["loss"] if isinstance(r, dict) else r[0])
     trained = load_file(f"{out}/{name}-trained/params.safetensors")
     state = m.state_dict()
@@ -126,15 +132,16 @@ fn columns(data: &BTreeMap<String, Tensor>, pairs: &[(&str, &str)]) -> BTreeMap<
         .collect()
 }
 
-/// Trains `model` for `steps` SGD steps on `cols`; returns the first
-/// train-mode loss and the final eval-mode loss.
+/// Trains `model` for `steps` SGD steps on `cols`; returns the eval-mode
+/// loss before and after.
 fn sgd(
     model: &mut torchscript::ScriptModel,
     cols: &BTreeMap<String, Tensor>,
     steps: usize,
 ) -> (f64, f64) {
+    model.eval().unwrap();
+    let first = tch::no_grad(|| model.forward(cols).unwrap().loss.double_value(&[]));
     model.train().unwrap();
-    let mut first = None;
     for _ in 0..steps {
         for (_, p) in model.named_parameters() {
             let mut g = p.grad();
@@ -143,7 +150,6 @@ fn sgd(
             }
         }
         let loss = model.forward(cols).unwrap().loss;
-        first.get_or_insert(loss.double_value(&[]));
         loss.backward();
         tch::no_grad(|| {
             for (name, p) in model.named_parameters() {
@@ -155,7 +161,7 @@ fn sgd(
     }
     model.eval().unwrap();
     let last = tch::no_grad(|| model.forward(cols).unwrap().loss.double_value(&[]));
-    (first.unwrap(), last)
+    (first, last)
 }
 
 #[test]
@@ -176,7 +182,7 @@ fn scripted_and_traced_modules_train_and_load_back_in_python() {
         (
             "regressor",
             [("x", "x"), ("labels", "y")],
-            vec!["x", "labels"],
+            vec!["x", "mask", "labels"],
         ),
     ];
     let mut losses = BTreeMap::new();
@@ -321,4 +327,28 @@ fn bad_files_and_bad_columns_are_one_clear_error() {
         err.contains("regressor.pt: forward returned a dict without a \"loss\""),
         "{err}"
     );
+}
+
+#[test]
+fn train_mode_and_eval_mode_and_optional_arguments_reach_the_module() {
+    let dir = export("torchscript-modes");
+    let data = inputs(&dir);
+    let mut model = torchscript::load(dir.join("regressor.pt")).unwrap();
+    let cols = columns(&data, &[("x", "x"), ("labels", "y")]);
+    let loss = |m: &torchscript::ScriptModel, cols: &BTreeMap<String, Tensor>| {
+        tch::no_grad(|| m.forward(cols).unwrap().loss.double_value(&[]))
+    };
+    model.eval().unwrap();
+    assert_eq!(loss(&model, &cols), loss(&model, &cols), "eval: no dropout");
+    model.train().unwrap();
+    assert_ne!(loss(&model, &cols), loss(&model, &cols), "train: dropout");
+    // `mask` (between x and labels, default None) is passed when present,
+    // None when not.
+    model.eval().unwrap();
+    let mut masked = columns(&data, &[("x", "x"), ("labels", "y")]);
+    masked.insert("mask".into(), Tensor::zeros([16, 4], tch::kind::FLOAT_CPU));
+    let mut zero_x = columns(&data, &[("labels", "y")]);
+    zero_x.insert("x".into(), Tensor::zeros([16, 4], tch::kind::FLOAT_CPU));
+    assert_eq!(loss(&model, &masked), loss(&model, &zero_x));
+    assert_ne!(loss(&model, &masked), loss(&model, &cols));
 }
