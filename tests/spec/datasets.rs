@@ -35,6 +35,7 @@ cols = {k: [r[k] for r in rows] for k in rows[0]}
 # so that the reader crosses them. NaN from Python becomes a null.
 table = pa.table({k: pa.array(v, from_pandas=True) for k, v in cols.items()})
 pq.write_table(table, os.path.join(out, "d.parquet"), row_group_size=2)
+pq.write_table(table, os.path.join(out, "zstd.parquet"), compression="zstd")
 t = {"idx": np.array(cols["idx"], np.int64), "score": np.array(cols["score"], np.float64),
      "feats": np.array(cols["feats"], np.float64), "flag": np.array(cols["flag"], np.bool_),
      "label": np.array(cols["label"], np.int64)}
@@ -187,9 +188,16 @@ fn four_formats_read_the_same_columns_and_pad_as_hf() {
 }
 
 #[test]
-fn truncated_files_fail_naming_the_file() {
+fn truncated_or_zstd_files_fail_naming_the_file() {
     let dir = fresh_dir("datasets-truncated");
     run_torch_python(WRITE, &[&dir]);
+    let zstd = dir.join("zstd.parquet");
+    let e = format!("{:#}", open(&zstd).err().expect("an error"));
+    assert!(e.contains(&zstd.display().to_string()), "{e}");
+    assert!(
+        e.contains("compressed with ZSTD") && e.contains("snappy"),
+        "{e}"
+    );
     for ext in ["parquet", "safetensors"] {
         let path = dir.join(format!("d.{ext}"));
         let bytes = std::fs::read(&path).unwrap();

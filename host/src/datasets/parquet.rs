@@ -14,6 +14,7 @@ use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
+use parquet::basic::Compression;
 
 /// Reads every non-text column.
 pub(super) fn read(file: std::fs::File) -> Result<Read> {
@@ -23,6 +24,22 @@ pub(super) fn read(file: std::fs::File) -> Result<Read> {
              (e.g. `dataset.to_parquet(path)`)"
         )
     })?;
+    for rg in builder.metadata().row_groups() {
+        for c in rg.columns() {
+            if !matches!(
+                c.compression(),
+                Compression::SNAPPY | Compression::UNCOMPRESSED
+            ) {
+                bail!(
+                    "column '{}' is compressed with {}; trainbox reads snappy (pyarrow's and \
+                     `datasets`' default) or uncompressed Parquet: write it again with \
+                     `compression=\"snappy\"`",
+                    c.column_path(),
+                    c.compression()
+                );
+            }
+        }
+    }
     let schema = builder.schema().clone();
     let mut text = Vec::new();
     let mut kept = Vec::new();
