@@ -134,8 +134,18 @@ impl Builder {
         }
     }
 
+    /// Marks the column as one of lists before its first values arrive.
+    pub fn begin_lists(&mut self) {
+        self.offsets.get_or_insert_with(|| vec![0]);
+    }
+
+    /// One value, of a scalar sample or inside a list.
     pub fn value(&mut self, v: Scalar) -> Result<()> {
-        let at = self.rows + 1;
+        // The sample, for errors: values are samples in a scalar column.
+        let at = match self.offsets {
+            None => self.count() + 1,
+            Some(_) => self.rows + 1,
+        };
         match (&mut self.values, v) {
             (Values::Unknown(n), Scalar::Null) => *n += 1,
             (Values::Unknown(n), v) => {
@@ -215,11 +225,14 @@ impl Builder {
                 "column '{}' holds only missing values; remove it or fill it in",
                 self.name
             ),
-            Values::Unknown(_) => (Dtype::I64, Vec::new()),
-            Values::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Values::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Values::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            Values::Bool(v) => (Dtype::Bool, v.iter().map(|&b| b as u8).collect()),
+            Values::Unknown(_) => (Dtype::I64, Bytes::I64(Vec::new())),
+            Values::I64(v) => (Dtype::I64, Bytes::I64(v)),
+            Values::F32(v) => (Dtype::F32, Bytes::F32(v)),
+            Values::F64(v) => (Dtype::F64, Bytes::F64(v)),
+            Values::Bool(v) => (
+                Dtype::Bool,
+                Bytes::Owned(v.iter().map(|&b| b as u8).collect()),
+            ),
         };
         let (shape, offsets) = match self.offsets {
             None => (Shape::Scalar, Vec::new()),
@@ -246,7 +259,7 @@ impl Builder {
             name: self.name,
             dtype,
             shape,
-            values: Bytes::Owned(values),
+            values,
             rows: self.rows,
             offsets,
         })

@@ -48,9 +48,13 @@ pub enum Shape {
     Ragged,
 }
 
-/// Column values: owned, or a range of a memory-mapped file.
+/// Column values: owned as read (no second copy as bytes), or a range of
+/// a memory-mapped file.
 pub(super) enum Bytes {
     Owned(Vec<u8>),
+    I64(Vec<i64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
     Mapped {
         map: Arc<Mmap>,
         start: usize,
@@ -63,9 +67,20 @@ impl std::ops::Deref for Bytes {
     fn deref(&self) -> &[u8] {
         match self {
             Bytes::Owned(v) => v,
+            Bytes::I64(v) => as_bytes(v),
+            Bytes::F32(v) => as_bytes(v),
+            Bytes::F64(v) => as_bytes(v),
             Bytes::Mapped { map, start, len } => &map[*start..*start + *len],
         }
     }
+}
+
+/// The bytes of a slice of numbers (native order, which is little-endian
+/// on every platform libtorch ships for).
+fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: any initialized memory may be read as bytes; the length is
+    // the slice's size in bytes and the lifetime is the slice's.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 /// A numeric column of a dataset file.

@@ -85,6 +85,7 @@ fn append(b: &mut Builder, a: &ArrayRef) -> Result<()> {
         }
         let start = offsets[0];
         let child = child.slice(start, offsets[offsets.len() - 1] - start);
+        b.begin_lists();
         flat(b, &child)?;
         b.end_lists(offsets.windows(2).map(|w| w[1] - w[0]));
         Ok(())

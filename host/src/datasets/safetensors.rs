@@ -93,10 +93,7 @@ fn values(name: &str, view: &TensorView, map: &Arc<Mmap>) -> Result<(Dtype, Byte
             )?
             .to_kind(tch::Kind::Float);
             let v = Vec::<f32>::try_from(&t)?;
-            return Ok((
-                Dtype::F32,
-                Bytes::Owned(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            ));
+            return Ok((Dtype::F32, Bytes::F32(v)));
         }
         d => bail!("tensor '{name}' is of dtype {d:?}; write int64, float32, float64 or bool"),
     };

@@ -2,6 +2,7 @@
 
 use super::*;
 use ::safetensors::tensor::{serialize, Dtype as St, TensorView};
+use std::sync::Arc;
 
 /// A file of `name` holding `bytes` in a fresh directory.
 fn file(name: &str, bytes: &[u8]) -> PathBuf {
@@ -191,4 +192,37 @@ fn safetensors_lengths_must_agree() {
     .unwrap();
     let e = err("len.safetensors", &bytes);
     assert!(e.contains("mismatched lengths"), "{e}");
+}
+
+/// A Parquet file of these columns, as parquet-rs writes it.
+fn parquet(name: &str, columns: Vec<(&str, arrow_array::ArrayRef)>) -> PathBuf {
+    let batch = arrow_array::RecordBatch::try_from_iter(columns).unwrap();
+    let mut buf = Vec::new();
+    let mut w = ::parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    file(name, &buf)
+}
+
+#[test]
+fn parquet_keeps_the_file_dtypes_and_names_missing_values() {
+    use arrow_array::types::Int32Type;
+    use arrow_array::{ArrayRef, Float32Array, Int32Array, ListArray};
+    let f: ArrayRef = Arc::new(Float32Array::from(vec![Some(0.5), None, Some(2.0)]));
+    let ids: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+        Some(vec![Some(1), Some(2)]),
+        Some(vec![]),
+        Some(vec![Some(3)]),
+    ]));
+    let cols = open(&parquet("ok.parquet", vec![("f", f.clone()), ("ids", ids)])).unwrap();
+    assert_eq!(cols.column("f").unwrap().dtype(), Dtype::F32);
+    assert_eq!(cols.column("ids").unwrap().dtype(), Dtype::I64);
+    let b = cols.batch(&[0, 1, 2], &Collate::default()).unwrap();
+    let v = Vec::<f32>::try_from(&b["f"]).unwrap();
+    assert!(v[0] == 0.5 && v[1].is_nan() && v[2] == 2.0);
+    assert_eq!(ints(&b["ids"]), [1, 2, 0, 0, 3, 0]);
+    let a: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), Some(2), None]));
+    let path = parquet("null.parquet", vec![("a", a), ("f", f)]);
+    let e = format!("{:#}", open(&path).err().unwrap());
+    assert!(e.contains("column 'a' has a missing value (row 3)"), "{e}");
 }
