@@ -9,6 +9,7 @@
 //! most [`MAX_CONNECTIONS`] open at once, so that its requests cannot take
 //! the descriptors the host needs for its own checkpoints.
 
+use super::fs::fds::OpenFiles;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -59,20 +60,38 @@ pub fn origin_of(uri: &http::Uri) -> Option<String> {
 pub const MAX_CONNECTIONS: usize = 16;
 
 /// One open connection of a plugin, counted until dropped (when the
-/// connection's I/O ends, or the request fails).
-struct Connection(Arc<AtomicUsize>);
+/// connection's I/O ends, or the request fails): against
+/// [`MAX_CONNECTIONS`], and as one of the plugin's open descriptors.
+struct Connection {
+    count: Arc<AtomicUsize>,
+    /// The descriptor slot it holds, if the store counts descriptors.
+    slot: Option<Arc<OpenFiles>>,
+}
 
 impl Connection {
-    fn open(count: &Arc<AtomicUsize>) -> Option<Connection> {
+    fn open(count: &Arc<AtomicUsize>, files: Option<&Arc<OpenFiles>>) -> Option<Connection> {
         let n = count.fetch_add(1, Ordering::AcqRel);
-        let guard = Connection(count.clone());
-        (n < MAX_CONNECTIONS).then_some(guard)
+        let mut guard = Connection {
+            count: count.clone(),
+            slot: None,
+        };
+        if n >= MAX_CONNECTIONS {
+            return None;
+        }
+        if let Some(files) = files {
+            files.acquire().ok()?;
+            guard.slot = Some(files.clone());
+        }
+        Some(guard)
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
+        if let Some(files) = &self.slot {
+            files.release(None);
+        }
     }
 }
 
@@ -81,6 +100,9 @@ pub struct HttpPolicy {
     plugin: String,
     /// Its connections open now.
     connections: Arc<AtomicUsize>,
+    /// Its open descriptors, which each connection is one of (none in the
+    /// `describe` store, which sends nothing).
+    pub(super) files: Option<Arc<OpenFiles>>,
     /// Whether the connection limit was reported.
     limit_reported: bool,
     /// Granted origins, normalized.
@@ -98,6 +120,7 @@ impl HttpPolicy {
         HttpPolicy {
             plugin: plugin.to_string(),
             connections: Arc::default(),
+            files: None,
             limit_reported: false,
             allow,
             timeout,
@@ -179,10 +202,10 @@ impl WasiHttpHooks for HttpPolicy {
                 Err(Error::HttpRequestDenied)
             });
         }
-        let Some(connection) = Connection::open(&self.connections) else {
+        let Some(connection) = Connection::open(&self.connections, self.files.as_ref()) else {
             if !std::mem::replace(&mut self.limit_reported, true) {
                 crate::ui::warn(&format!(
-                    "plugin {}: more than {MAX_CONNECTIONS} HTTP connections open at once; requests past it fail with connection-limit-reached",
+                    "plugin {}: more than {MAX_CONNECTIONS} HTTP connections open at once, or all its open-file slots taken; requests past it fail with connection-limit-reached",
                     self.plugin
                 ));
             }
@@ -224,12 +247,37 @@ mod tests {
     fn connections_are_counted_until_dropped() {
         let count = Arc::default();
         let open: Vec<Connection> = (0..MAX_CONNECTIONS)
-            .map(|_| Connection::open(&count).expect("within the limit"))
+            .map(|_| Connection::open(&count, None).expect("within the limit"))
             .collect();
-        assert!(Connection::open(&count).is_none(), "one past the limit");
+        assert!(
+            Connection::open(&count, None).is_none(),
+            "one past the limit"
+        );
         drop(open);
         assert_eq!(count.load(Ordering::Acquire), 0);
-        assert!(Connection::open(&count).is_some());
+        assert!(Connection::open(&count, None).is_some());
+    }
+
+    #[test]
+    fn a_connection_takes_one_of_the_plugins_descriptor_slots() {
+        let _serial = super::super::fs::fds::SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = Arc::default();
+        let files = Arc::new(OpenFiles::with_budget(2, usize::MAX));
+        files.acquire().unwrap();
+        let c = Connection::open(&count, Some(&files)).expect("one slot left");
+        assert!(
+            Connection::open(&count, Some(&files)).is_none(),
+            "no slot left"
+        );
+        assert_eq!(
+            count.load(Ordering::Acquire),
+            1,
+            "the refused one is not counted"
+        );
+        drop(c);
+        assert_eq!(files.open(), 1);
     }
 
     #[test]

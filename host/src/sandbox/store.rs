@@ -64,6 +64,9 @@ impl StoreFactory {
                 files: limits.disk_files,
             };
             store.data_mut().fs = FsGuard::new(limits.max_open_files, quota, own_dir, baseline);
+            // Each HTTP connection is a socket: one of its descriptors too.
+            let files = store.data().fs.open_files();
+            store.data_mut().http.files = Some(files);
         } else {
             store.data_mut().fs = FsGuard::unlimited();
         }

@@ -201,9 +201,9 @@ impl Drop for OpenFiles {
 }
 
 /// Unit tests that take descriptor slots share [`IN_USE`]: they run one at
-/// a time (here and in `streams.rs`).
+/// a time (here, in `streams.rs` and in `http_policy.rs`).
 #[cfg(test)]
-pub(super) static SERIAL: Mutex<()> = Mutex::new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::new(());
 
 #[cfg(test)]
 mod tests {

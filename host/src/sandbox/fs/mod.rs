@@ -125,6 +125,11 @@ pub struct FsGuard {
 }
 
 impl FsGuard {
+    /// Its count of open descriptors, for what else holds one (a socket).
+    pub fn open_files(&self) -> Arc<OpenFiles> {
+        self.files.clone()
+    }
+
     /// The limits of a store that holds `own_dir` and writable grants
     /// measured in `baseline`.
     pub fn new(
