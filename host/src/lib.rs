@@ -7,6 +7,7 @@
 //! trainer's `Model` and `Dataset`. `tests/spec/layering.rs` checks it.
 //!
 //! - [`args`]: `TrainingArguments`, HF names, defaults and validation.
+//! - `atomic_file`: files replaced whole or not at all.
 //! - [`state`]: `TrainerState`, `TrainerControl`, `trainer_state.json`.
 //! - `event`, `view`: the events (the WIT enum's) and the read-only run
 //!   that callbacks query ([`Event`], [`EventSet`], [`RunView`]).
@@ -31,6 +32,7 @@
 //! as [`TensorDataset`]), then build a [`Trainer`]; see `examples/`.
 
 pub mod args;
+mod atomic_file;
 mod callbacks;
 pub mod cli;
 pub mod datasets;

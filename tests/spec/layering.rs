@@ -288,6 +288,7 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         "ui",
         "suggest",
         "torchscript",
+        "atomic_file",
     ];
     for leaf in leaves {
         for dep in deps(leaf) {

@@ -132,9 +132,7 @@ fn store(component: &Component, path: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let bytes = component.serialize()?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    crate::atomic_file::write_replacing(path, &tmp, |tmp| Ok(std::fs::write(tmp, bytes)?))
 }
 
 /// Marks an entry as used now.

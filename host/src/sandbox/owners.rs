@@ -126,8 +126,9 @@ fn write_owners(plugins_dir: &Path, owners: &BTreeMap<String, Owner>) -> Result<
     let file = plugins_dir.join(OWNERS_FILE);
     let tmp = plugins_dir.join(format!("{OWNERS_FILE}.tmp"));
     let text = serde_json::to_string_pretty(owners).context("encoding the owner record")?;
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))
+    crate::atomic_file::write_replacing(&file, &tmp, |tmp| {
+        std::fs::write(tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))
+    })
 }
 
 #[cfg(test)]

@@ -183,6 +183,14 @@ impl WasmPlugin {
         )
     }
 
+    /// Records the fault `cause` of `what` in the report, cleaned (its text
+    /// may hold what the plugin wrote), and returns the cleaned cause.
+    fn record_fault(&mut self, what: &str, cause: &str) -> String {
+        let cause = clean_line(cause);
+        self.report.faults.push(format!("{what}: {cause}"));
+        cause
+    }
+
     /// Applies the fault policy after a failed call of `what` (an event's
     /// HF name or an export's WIT name).
     fn fault(&mut self, what: &str, fault: PluginFault) -> Result<()> {
@@ -195,16 +203,15 @@ impl WasmPlugin {
             PluginFault::Files(e) => e.key().unwrap_or_default(),
             _ => "",
         };
-        // Cleaned: a fault's text may hold what the plugin wrote.
-        let record = clean_line(&if hint.is_empty() {
-            format!("{what}: {fault}")
+        let cause = if hint.is_empty() {
+            fault.to_string()
         } else {
             format!(
-                "{what}: {fault} (if it needs more, set plugins.{}.{hint})",
+                "{fault} (if it needs more, set plugins.{}.{hint})",
                 self.info.name
             )
-        });
-        self.report.faults.push(record.clone());
+        };
+        let record = format!("{what}: {}", self.record_fault(what, &cause));
         self.live = None;
         let head = self.head();
         match self.settings.on_error {
@@ -229,8 +236,7 @@ impl WasmPlugin {
                     Ok(live) => self.live = Some(live),
                     Err(failure) => {
                         self.report.disabled = true;
-                        let failure = clean_line(&failure.to_string());
-                        self.report.faults.push(format!("restart: {failure}"));
+                        let failure = self.record_fault("restart", &failure.to_string());
                         crate::ui::warn(&format!("{head}: restart failed: {failure}; disabled"));
                     }
                 }
@@ -344,8 +350,7 @@ impl WasmPlugin {
             b.trainbox_callback_plugin().call_finish(s, &outcome)
         });
         if let Some(Err(fault)) = result {
-            let fault = clean_line(&fault.to_string());
-            self.report.faults.push(format!("finish: {fault}"));
+            let fault = self.record_fault("finish", &fault.to_string());
             crate::ui::warn(&format!("{}: finish {fault}", self.head()));
         }
     }

@@ -8,6 +8,7 @@
 use super::run::{Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::args::SaveStrategy;
+use crate::atomic_file;
 use crate::pyjson::Json;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -22,31 +23,30 @@ pub(crate) const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub(crate) const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub(crate) const TRAINING_ARGS_FILE: &str = "training_args.json";
 
-/// Fault injection for tests: `TRAINBOX_FAULT_INJECT=abort-in-save:N` kills
-/// the process half-way through writing `checkpoint-N`, as a crash would.
-fn abort_in_save(step: u64) {
-    if let Ok(spec) = std::env::var("TRAINBOX_FAULT_INJECT") {
-        if spec
-            .strip_prefix("abort-in-save:")
+/// Whether `TRAINBOX_FAULT_INJECT=<kind>:N` (fault injection for tests)
+/// asks for a fault in the save of `checkpoint-<step>`.
+fn injected(kind: &str, step: u64) -> bool {
+    std::env::var("TRAINBOX_FAULT_INJECT").is_ok_and(|spec| {
+        spec.strip_prefix(kind)
+            .and_then(|rest| rest.strip_prefix(':'))
             .and_then(|n| n.parse::<u64>().ok())
             == Some(step)
-        {
-            eprintln!("trainbox: TRAINBOX_FAULT_INJECT: aborting while writing checkpoint-{step}");
-            std::process::abort();
-        }
+    })
+}
+
+/// `abort-in-save:N` kills the process half-way through writing
+/// `checkpoint-N`, as a crash would.
+fn abort_in_save(step: u64) {
+    if injected("abort-in-save", step) {
+        eprintln!("trainbox: TRAINBOX_FAULT_INJECT: aborting while writing checkpoint-{step}");
+        std::process::abort();
     }
 }
 
-/// Fault injection for tests: `TRAINBOX_FAULT_INJECT=fail-in-save:N` makes
-/// the save of `checkpoint-N` fail as a full disk would, after its
-/// temporary folder was made.
+/// `fail-in-save:N` makes the save of `checkpoint-N` fail as a full disk
+/// would, after its temporary folder was made.
 fn fail_in_save(step: u64) -> Result<()> {
-    let spec = std::env::var("TRAINBOX_FAULT_INJECT").unwrap_or_default();
-    if spec
-        .strip_prefix("fail-in-save:")
-        .and_then(|n| n.parse::<u64>().ok())
-        == Some(step)
-    {
+    if injected("fail-in-save", step) {
         return Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
             .context("TRAINBOX_FAULT_INJECT: failing the save");
     }
@@ -419,19 +419,13 @@ impl Trainer {
 const TEMP_PREFIX: &str = ".tmp.";
 
 /// Writes `path` through `write` into a hidden file beside it, then renames
-/// it over `path`; on failure the hidden file is removed and `path` is
-/// left as it was. The hidden file keeps `path`'s extension: tch picks the
-/// format it saves in from it (`.safetensors`, or else torch's pickle).
+/// it over `path` ([`atomic_file::write_replacing`]). The hidden file keeps
+/// `path`'s extension: tch picks the format it saves in from it
+/// (`.safetensors`, or else torch's pickle).
 fn write_replacing(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let tmp = path.with_file_name(format!("{TEMP_PREFIX}{}", name.unwrap_or_default()));
-    let written = write(&tmp).and_then(|()| {
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    atomic_file::write_replacing(path, &tmp, write)
 }
 
 /// Flushes a directory's entries to disk (best effort).
