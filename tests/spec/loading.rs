@@ -3,15 +3,16 @@
 //! one-line errors, the compile cache, and `replay`.
 
 use crate::util::{fresh_dir, plugin, Run};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[test]
-fn grants_give_exactly_what_they_name() {
-    let run = Run::regression("sandbox_grants").plugin("granted");
+/// A run with the granted plugin and `grants.toml` granting it `data/`
+/// (read-only), `outbox/` (writable) and `TRAINBOX_TEST_SECRET`; returns
+/// the run and the two folders, made empty.
+fn granted_run(test: &str) -> (Run, PathBuf, PathBuf) {
+    let run = Run::regression(test).plugin("granted");
     let (data, out) = (run.dir.join("data"), run.dir.join("outbox"));
     std::fs::create_dir_all(&data).unwrap();
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(data.join("input.txt"), "hello from the host").unwrap();
     std::fs::write(
         run.dir.join("grants.toml"),
         format!(
@@ -20,6 +21,13 @@ fn grants_give_exactly_what_they_name() {
         ),
     )
     .unwrap();
+    (run, data, out)
+}
+
+#[test]
+fn grants_give_exactly_what_they_name() {
+    let (run, data, out) = granted_run("sandbox_grants");
+    std::fs::write(data.join("input.txt"), "hello from the host").unwrap();
     let done = run
         .clone()
         .args(&["--config", "grants.toml"])
@@ -76,23 +84,12 @@ fn grants_give_exactly_what_they_name() {
 fn a_fifo_in_a_granted_directory_cannot_hang_the_run() {
     // open(2) of a FIFO blocks until a writer comes, on the training thread,
     // where no deadline reaches: the host refuses to open one.
-    let run = Run::regression("sandbox_grants_fifo").plugin("granted");
-    let (data, out) = (run.dir.join("data"), run.dir.join("outbox"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&out).unwrap();
+    let (run, data, _) = granted_run("sandbox_grants_fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(data.join("input.txt"))
         .status()
         .unwrap();
     assert!(made.success());
-    std::fs::write(
-        run.dir.join("grants.toml"),
-        format!(
-            "[plugins.granted]\npath = {:?}\nread_dirs = {{ \"/data\" = \"data\" }}\nwrite_dirs = {{ \"/out\" = \"outbox\" }}\nenv = [\"TRAINBOX_TEST_SECRET\"]\n",
-            plugin("granted").to_str().unwrap()
-        ),
-    )
-    .unwrap();
     let done = run.args(&["--config", "grants.toml"]).ok();
     let seen = std::fs::read_to_string(done.out.join("plugins/granted/granted.txt")).unwrap();
     assert!(

@@ -291,18 +291,7 @@ fn hidden(out: &Path) -> Vec<String> {
 
 /// `checkpoint-8` is whole and nothing else was saved.
 fn assert_only_checkpoint_8(out: &Path) {
-    let ckpt = out.join("checkpoint-8");
-    for file in [
-        "model.safetensors",
-        "trainer_state.json",
-        "optimizer.safetensors",
-    ] {
-        assert!(
-            ckpt.join(file).is_file(),
-            "{} is incomplete",
-            ckpt.display()
-        );
-    }
+    util::assert_checkpoint_whole(&out.join("checkpoint-8"));
     assert!(!out.join("checkpoint-16").exists());
     assert_eq!(
         hidden(out),

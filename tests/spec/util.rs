@@ -258,6 +258,29 @@ impl Done {
         steps.sort();
         steps
     }
+
+    /// The checkpoints are exactly `steps`, each whole.
+    pub fn assert_checkpoints(&self, steps: &[u64]) {
+        assert_eq!(self.checkpoints(), steps);
+        for step in steps {
+            assert_checkpoint_whole(&self.out.join(format!("checkpoint-{step}")));
+        }
+    }
+}
+
+/// `ckpt` holds the model, the trainer state and the optimizer.
+pub fn assert_checkpoint_whole(ckpt: &Path) {
+    for file in [
+        "model.safetensors",
+        "trainer_state.json",
+        "optimizer.safetensors",
+    ] {
+        assert!(
+            ckpt.join(file).is_file(),
+            "{} is incomplete",
+            ckpt.display()
+        );
+    }
 }
 
 /// A JSON file as Python's `json` writes it (`trainer_state.json`), read

@@ -59,34 +59,9 @@ fn sleeper(test: &str, config: &[&str], plugin_toml: &str) -> Run {
 /// The run finished, the recorder saw every step and its trace ends with
 /// `on_train_end`, the checkpoints are complete.
 fn assert_run_complete(done: &Done) {
-    let events = done.events();
-    let step_ends = events
-        .iter()
-        .filter(|e| e["event"] == "on_step_end")
-        .count();
-    assert_eq!(step_ends, 24, "every step reached the recorder");
-    assert_eq!(events.last().unwrap()["event"], "on_train_end");
-    assert_complete_checkpoints(done, &[8, 16, 24]);
+    crate::sandbox::assert_run_complete(done);
     let outcome = std::fs::read_to_string(done.out.join("plugins/recorder/outcome.txt")).unwrap();
     assert_eq!(outcome, "completed\n");
-}
-
-fn assert_complete_checkpoints(done: &Done, steps: &[u64]) {
-    assert_eq!(done.checkpoints(), steps);
-    for step in steps {
-        let ckpt = done.out.join(format!("checkpoint-{step}"));
-        for file in [
-            "model.safetensors",
-            "trainer_state.json",
-            "optimizer.safetensors",
-        ] {
-            assert!(
-                ckpt.join(file).is_file(),
-                "{} is incomplete",
-                ckpt.display()
-            );
-        }
-    }
 }
 
 /// The sleeper's row in the end-of-run table.
@@ -313,7 +288,7 @@ fn a_sleep_in_load_state_on_resume_is_cut_and_training_goes_on() {
         (17..=24).collect::<Vec<_>>(),
         "the recorder saw the rest"
     );
-    assert_complete_checkpoints(&done, &[16, 24]);
+    done.assert_checkpoints(&[16, 24]);
     let row = sleeper_row(&done);
     assert!(row.disabled);
     assert!(
