@@ -6,6 +6,7 @@
 TRAINBOX_CACHE ?= $(HOME)/.cache/trainbox
 TORCH_VERSION  := 2.13.0
 TRANSFORMERS_VERSION := 5.24.0
+ACCELERATE_VERSION := 1.15.0
 TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 # The real readers and servers the integration tests check our output with.
 READERS_ENV    := $(TRAINBOX_CACHE)/readers-env
@@ -64,10 +65,12 @@ $(TORCH_ENV)/.torch-$(TORCH_VERSION):
 torch-env: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
 
 # Python readers the tests check our output with (transformers' TrainerState),
-# and pyarrow, which writes Parquet as `datasets` does. The stamp's `-2`
-# (pyarrow added) makes machines that ran an older line install again.
-$(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-2: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
-	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors pyarrow
+# pyarrow, which writes Parquet as `datasets` does, and accelerate, which
+# transformers.Trainer needs (the parity test and `make bench` run HF's loop).
+# The stamp's `-3` (accelerate added) makes machines that ran an older line
+# install again.
+$(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors pyarrow accelerate==$(ACCELERATE_VERSION)
 	touch $@
 
 $(READERS_ENV)/.readers-1:
@@ -75,7 +78,7 @@ $(READERS_ENV)/.readers-1:
 	$(READERS_ENV)/bin/pip install --quiet $(READERS)
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-2 $(READERS_ENV)/.readers-1
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-1
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
