@@ -31,21 +31,23 @@ impl Model for SineNet {
         &self.vs
     }
 
-    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
+    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
         use tch::nn::Module;
-        self.net
-            .forward(&batch.inputs)
-            .mse_loss(&batch.targets, tch::Reduction::Mean)
+        Ok(self
+            .net
+            .forward(batch.get("x")?)
+            .mse_loss(batch.get("labels")?, tch::Reduction::Mean))
+    }
+
+    fn main_input_name(&self) -> &str {
+        "x"
     }
 }
 
 fn data(n: i64) -> TensorDataset {
     let x = Tensor::rand([n, 1], (tch::Kind::Float, tch::Device::Cpu)) * 6.0 - 3.0;
     let y = x.sin();
-    TensorDataset {
-        inputs: x,
-        targets: y,
-    }
+    TensorDataset::new([("x", x), ("labels", y)])
 }
 
 fn main() -> Result<()> {

@@ -54,6 +54,6 @@ pub use callbacks::{Callback, CallbackHandler, EventContext};
 pub use event::{Event, EventSet};
 pub use state::{Logs, TrainerControl, TrainerState, Value};
 pub use trainer::data::{Batch, Dataset, TensorDataset};
-pub use trainer::model::{EvalBatch, MetricSum, Model};
-pub use trainer::{TrainOutput, Trainer, TrainerBuilder};
+pub use trainer::model::{EvalBatch, MetricSum, Model, Reduce};
+pub use trainer::{PredictionOutput, TrainOutput, Trainer, TrainerBuilder};
 pub use view::RunView;

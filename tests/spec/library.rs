@@ -19,12 +19,12 @@ impl Model for Linear {
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
-        batch
-            .inputs
+    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
+        Ok(batch
+            .get("x")?
             .apply(&self.layer)
             .squeeze_dim(-1)
-            .mse_loss(&batch.targets, tch::Reduction::Mean)
+            .mse_loss(batch.get("labels")?, tch::Reduction::Mean))
     }
 }
 
@@ -32,10 +32,7 @@ fn data(n: i64) -> TensorDataset {
     let x = Tensor::randn([n, 4], (tch::Kind::Float, tch::Device::Cpu));
     let w = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0]);
     let y = x.matmul(&w) + 0.25;
-    TensorDataset {
-        inputs: x,
-        targets: y,
-    }
+    TensorDataset::new([("x", x), ("labels", y)])
 }
 
 /// Counts events and stops training at `stop_at`.
@@ -223,7 +220,7 @@ fn predict_fires_prediction_steps_then_on_predict_with_test_metrics() -> Result<
         }),
     )?;
     seen.lock().unwrap().clear();
-    let metrics = t.predict(&data(20))?;
+    let metrics = t.predict(&data(20), "test")?.metrics;
     let keys: Vec<&str> = metrics.keys().collect();
     assert_eq!(
         keys,
@@ -263,15 +260,15 @@ impl Model for PerSampleLoss {
     fn var_store(&self) -> &nn::VarStore {
         self.inner.var_store()
     }
-    fn loss(&self, batch: &Batch, train: bool) -> Tensor {
+    fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         if train && !self.in_training {
             return self.inner.loss(batch, train);
         }
-        batch
-            .inputs
+        Ok(batch
+            .get("x")?
             .apply(&self.inner.layer)
             .squeeze_dim(-1)
-            .mse_loss(&batch.targets, tch::Reduction::None)
+            .mse_loss(batch.get("labels")?, tch::Reduction::None))
     }
 }
 

@@ -35,9 +35,13 @@ impl Model for RegressionModel {
         &self.vs
     }
 
-    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
-        let y = &batch.inputs * &self.a + &self.b;
-        y.mse_loss(&batch.targets, tch::Reduction::Mean)
+    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
+        let y = batch.get("input_x")? * &self.a + &self.b;
+        Ok(y.mse_loss(batch.get("labels")?, tch::Reduction::Mean))
+    }
+
+    fn main_input_name(&self) -> &str {
+        "input_x"
     }
 }
 
@@ -49,10 +53,10 @@ pub fn dataset(length: usize, a: f64, b: f64, noise: f64, seed: u64) -> TensorDa
         .iter()
         .map(|&x| (a * f64::from(x) + b + noise * rng.normal()) as f32)
         .collect();
-    TensorDataset {
-        inputs: Tensor::from_slice(&x),
-        targets: Tensor::from_slice(&y),
-    }
+    TensorDataset::new([
+        ("input_x", Tensor::from_slice(&x)),
+        ("labels", Tensor::from_slice(&y)),
+    ])
 }
 
 /// The regression task.

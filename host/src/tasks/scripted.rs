@@ -27,8 +27,12 @@ impl Model for ScriptedModel {
         self.inner.var_store()
     }
 
-    fn loss(&self, batch: &Batch, train: bool) -> Tensor {
+    fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         self.inner.loss(batch, train)
+    }
+
+    fn main_input_name(&self) -> &str {
+        self.inner.main_input_name()
     }
 
     fn begin_evaluation(&self, global_step: u64) {
@@ -36,17 +40,14 @@ impl Model for ScriptedModel {
         self.index.set(k.min(self.scores.len() - 1));
     }
 
-    fn eval_batch(&self, batch: &Batch) -> EvalBatch {
+    fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
         let score = self.scores[self.index.get()];
         let n = batch.len() as f64;
-        EvalBatch {
-            loss: self.inner.loss(batch, false),
-            metrics: vec![MetricSum {
-                name: "score",
-                sum: score * n,
-                count: n,
-            }],
-        }
+        Ok(EvalBatch {
+            loss: self.inner.loss(batch, false)?,
+            metrics: vec![MetricSum::mean("score", score * n, n)],
+            ..EvalBatch::default()
+        })
     }
 }
 

@@ -117,38 +117,32 @@ impl Model for SortModel {
         &self.vs
     }
 
-    fn loss(&self, batch: &Batch, _train: bool) -> Tensor {
-        let logits = self.logits(&batch.inputs);
-        logits
+    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
+        let logits = self.logits(batch.get("input_ids")?);
+        Ok(logits
             .view([-1, DIGITS])
-            .cross_entropy_for_logits(&batch.targets.view([-1]))
+            .cross_entropy_for_logits(&batch.get("labels")?.view([-1])))
     }
 
-    fn eval_batch(&self, batch: &Batch) -> EvalBatch {
-        let logits = self.logits(&batch.inputs);
+    fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
+        let labels = batch.get("labels")?;
+        let logits = self.logits(batch.get("input_ids")?);
         let loss = logits
             .view([-1, DIGITS])
-            .cross_entropy_for_logits(&batch.targets.view([-1]));
-        let correct = logits.argmax(-1, false).eq_tensor(&batch.targets);
+            .cross_entropy_for_logits(&labels.view([-1]));
+        let correct = logits.argmax(-1, false).eq_tensor(labels);
         let tokens = correct.numel() as f64;
         let sequences = batch.len() as f64;
         let right = correct.sum(Kind::Int64).int64_value(&[]) as f64;
         let sorted = correct.all_dim(-1, false).sum(Kind::Int64).int64_value(&[]) as f64;
-        EvalBatch {
+        Ok(EvalBatch {
             loss,
             metrics: vec![
-                MetricSum {
-                    name: "accuracy",
-                    sum: right,
-                    count: tokens,
-                },
-                MetricSum {
-                    name: "sequence_accuracy",
-                    sum: sorted,
-                    count: sequences,
-                },
+                MetricSum::mean("accuracy", right, tokens),
+                MetricSum::mean("sequence_accuracy", sorted, sequences),
             ],
-        }
+            ..EvalBatch::default()
+        })
     }
 }
 
@@ -166,10 +160,10 @@ pub fn dataset(n: usize, length: usize, seed: u64) -> TensorDataset {
         targets.extend_from_slice(&seq);
     }
     let shape = [n as i64, length as i64];
-    TensorDataset {
-        inputs: Tensor::from_slice(&inputs).view(shape),
-        targets: Tensor::from_slice(&targets).view(shape),
-    }
+    TensorDataset::new([
+        ("input_ids", Tensor::from_slice(&inputs).view(shape)),
+        ("labels", Tensor::from_slice(&targets).view(shape)),
+    ])
 }
 
 /// The sort task.

@@ -251,6 +251,11 @@ impl Trainer {
             .var_store()
             .save(tmp_dir.join(MODEL_FILE))
             .with_context(|| format!("writing {}", final_dir.join(MODEL_FILE).display()))?;
+        if let Some(export) = self.model.export_file() {
+            self.model
+                .export(&tmp_dir.join(export))
+                .with_context(|| format!("writing {}", final_dir.join(export).display()))?;
+        }
         // The best-model pointer is updated after the weights, as HF does.
         if matches!(
             self.args.save_strategy,
@@ -341,6 +346,7 @@ impl Trainer {
                 .best_metric
                 .map_or("?".to_string(), |m| m.to_string())
         ));
+        self.model.restore(Path::new(&best))?;
         self.load_weights(&file)
     }
 
@@ -392,6 +398,14 @@ impl Trainer {
                 .save(tmp)
                 .with_context(|| format!("writing {}", model.display()))
         })?;
+        if let Some(export) = self.model.export_file() {
+            let file = dir.join(export);
+            write_replacing(&file, |tmp| {
+                self.model
+                    .export(tmp)
+                    .with_context(|| format!("writing {}", file.display()))
+            })?;
+        }
         let state = dir.join(TRAINER_STATE_FILE);
         write_replacing(&state, |tmp| self.state.save_to_json(tmp))
     }

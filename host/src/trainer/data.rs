@@ -5,19 +5,43 @@
 //! `(seed, epoch)`, so the order of any epoch is known without replaying the
 //! ones before it (which makes resuming exact).
 
+use anyhow::{anyhow, Result};
+use std::collections::BTreeMap;
 use tch::Tensor;
 
-/// One batch: model inputs and targets, first dimension = samples.
-#[derive(Debug)]
+/// One batch: named columns (HF's dict of tensors), first dimension =
+/// samples. The model reads the columns it takes by name.
+#[derive(Debug, Default)]
 pub struct Batch {
-    pub inputs: Tensor,
-    pub targets: Tensor,
+    pub columns: BTreeMap<String, Tensor>,
 }
 
 impl Batch {
+    /// A batch of these columns.
+    pub fn new<S: Into<String>>(columns: impl IntoIterator<Item = (S, Tensor)>) -> Batch {
+        Batch {
+            columns: columns.into_iter().map(|(n, t)| (n.into(), t)).collect(),
+        }
+    }
+
+    /// Column `name`; an error naming the columns the batch has.
+    pub fn get(&self, name: &str) -> Result<&Tensor> {
+        self.columns.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.columns.keys().map(String::as_str).collect();
+            anyhow!(
+                "the batch has no column `{name}`; its columns are {}",
+                names.join(", ")
+            )
+        })
+    }
+
     /// Number of samples in the batch.
     pub fn len(&self) -> usize {
-        self.inputs.size().first().copied().unwrap_or(0) as usize
+        self.columns
+            .values()
+            .next()
+            .and_then(|t| t.size().first().copied())
+            .unwrap_or(0) as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -35,26 +59,40 @@ pub trait Dataset {
     }
 
     /// The samples at `indices`, as one batch.
-    fn batch(&self, indices: &[i64]) -> Batch;
+    fn batch(&self, indices: &[i64]) -> Result<Batch>;
 }
 
-/// A dataset held as two tensors whose first dimension is the sample.
+/// A dataset held as named tensors whose first dimension is the sample.
 pub struct TensorDataset {
-    pub inputs: Tensor,
-    pub targets: Tensor,
+    pub columns: Vec<(String, Tensor)>,
+}
+
+impl TensorDataset {
+    /// A dataset of these columns (all with the same first dimension).
+    pub fn new<S: Into<String>>(columns: impl IntoIterator<Item = (S, Tensor)>) -> TensorDataset {
+        TensorDataset {
+            columns: columns.into_iter().map(|(n, t)| (n.into(), t)).collect(),
+        }
+    }
 }
 
 impl Dataset for TensorDataset {
     fn len(&self) -> usize {
-        self.inputs.size()[0] as usize
+        self.columns
+            .first()
+            .map_or(0, |(_, t)| t.size()[0] as usize)
     }
 
-    fn batch(&self, indices: &[i64]) -> Batch {
-        let idx = Tensor::from_slice(indices).to_device(self.inputs.device());
-        Batch {
-            inputs: self.inputs.index_select(0, &idx),
-            targets: self.targets.index_select(0, &idx),
-        }
+    fn batch(&self, indices: &[i64]) -> Result<Batch> {
+        let Some((_, first)) = self.columns.first() else {
+            return Ok(Batch::default());
+        };
+        let idx = Tensor::from_slice(indices).to_device(first.device());
+        Ok(Batch::new(
+            self.columns
+                .iter()
+                .map(|(n, t)| (n.clone(), t.index_select(0, &idx))),
+        ))
     }
 }
 

@@ -5,8 +5,9 @@ use super::model::MetricSum;
 use super::{speed_metrics, Trainer};
 use crate::event::Event;
 use crate::state::{Logs, Value};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use std::time::Instant;
+use tch::Tensor;
 
 impl Trainer {
     /// Number of evaluation batches (`len(eval_dataloader)`).
@@ -27,25 +28,42 @@ impl Trainer {
             .eval_data
             .take()
             .ok_or_else(|| anyhow!("evaluation needs an evaluation dataset"))?;
-        let result = self.evaluation_loop(data.as_ref(), "eval");
+        let result = self.evaluation_loop(data.as_ref(), "eval", None);
         self.eval_data = Some(data);
         let metrics = self.log(result?)?;
         self.fire(Event::Evaluate, &metrics)?;
         Ok(metrics)
     }
 
-    /// Predicts on `data`, as HF's `predict()`: one `on_prediction_step` per
-    /// batch, then `on_predict` with the metrics, prefixed `test_` (not logged).
-    pub fn predict(&mut self, data: &dyn Dataset) -> Result<Logs> {
-        let metrics = self.evaluation_loop(data, "test")?;
+    /// Predicts on `data`, as HF's `predict(test_dataset, metric_key_prefix)`:
+    /// one `on_prediction_step` per batch, then `on_predict` with the
+    /// metrics, prefixed `metric_key_prefix` (HF's default is `test`; its
+    /// example scripts pass `predict`), not logged. Returns the
+    /// predictions and labels of every sample with the metrics.
+    pub fn predict(
+        &mut self,
+        data: &dyn Dataset,
+        metric_key_prefix: &str,
+    ) -> Result<PredictionOutput> {
+        let mut kept = Kept::default();
+        let metrics = self.evaluation_loop(data, metric_key_prefix, Some(&mut kept))?;
         self.fire(Event::Predict, &metrics)?;
-        Ok(metrics)
+        Ok(PredictionOutput {
+            predictions: nested_concat(kept.predictions)?,
+            label_ids: nested_concat(kept.labels)?,
+            metrics,
+        })
     }
 
     /// HF's `evaluation_loop`: the batches of `data` in order, without
     /// gradients, then the loss and the model's metrics with `prefix`, and
-    /// the speed metrics.
-    fn evaluation_loop(&mut self, data: &dyn Dataset, prefix: &str) -> Result<Logs> {
+    /// the speed metrics; the predictions are kept into `kept` when given.
+    fn evaluation_loop(
+        &mut self,
+        data: &dyn Dataset,
+        prefix: &str,
+        mut kept: Option<&mut Kept>,
+    ) -> Result<Logs> {
         let started = Instant::now();
         let batches = epoch_batches(
             data.len(),
@@ -57,8 +75,8 @@ impl Trainer {
         let (mut loss_sum, mut samples) = (0.0, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();
         for indices in &batches {
-            let batch = data.batch(indices);
-            let out = tch::no_grad(|| self.model.eval_batch(&batch));
+            let batch = data.batch(indices)?;
+            let out = tch::no_grad(|| self.model.eval_batch(&batch))?;
             loss_sum += super::train::loss_value(&out.loss)? * batch.len() as f64;
             samples += batch.len();
             for m in out.metrics {
@@ -69,6 +87,10 @@ impl Trainer {
                     }
                     None => sums.push(m),
                 }
+            }
+            if let Some(kept) = kept.as_deref_mut() {
+                kept.predictions.extend(out.predictions);
+                kept.labels.extend(out.labels);
             }
             self.fire(Event::PredictionStep, &Logs::new())?;
         }
@@ -85,14 +107,7 @@ impl Trainer {
             } else {
                 format!("{prefix}_{}", s.name)
             };
-            metrics.insert(
-                key,
-                Value::Float(if s.count > 0.0 {
-                    s.sum / s.count
-                } else {
-                    f64::NAN
-                }),
-            );
+            metrics.insert(key, Value::Float(s.value()));
         }
         let runtime = started.elapsed().as_secs_f64();
         speed_metrics(
@@ -104,4 +119,54 @@ impl Trainer {
         );
         Ok(metrics)
     }
+}
+
+/// What `predict` returns, as HF's `PredictionOutput`.
+#[derive(Debug)]
+pub struct PredictionOutput {
+    /// The model's predictions (logits) of every sample, in order; `None`
+    /// when the model gives none.
+    pub predictions: Option<Tensor>,
+    /// The labels of every sample, when the data has them.
+    pub label_ids: Option<Tensor>,
+    /// The metrics, with the prefix asked for.
+    pub metrics: Logs,
+}
+
+/// Per-batch outputs kept by `predict`.
+#[derive(Default)]
+struct Kept {
+    predictions: Vec<Tensor>,
+    labels: Vec<Tensor>,
+}
+
+/// HF's `nested_concat` over batches: concatenated along the samples; where
+/// the second dimension differs between batches (sequences padded per
+/// batch), padded to the longest with -100, as `torch_pad_and_concatenate`.
+fn nested_concat(parts: Vec<Tensor>) -> Result<Option<Tensor>> {
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    let dims = first.dim();
+    if parts.iter().any(|t| t.dim() != dims) {
+        bail!("the model's outputs change their number of dimensions between batches");
+    }
+    if dims < 2 {
+        return Ok(Some(Tensor::f_cat(&parts, 0)?));
+    }
+    let width = parts.iter().map(|t| t.size()[1]).max().unwrap_or(0);
+    let padded = parts
+        .iter()
+        .map(|t| {
+            let extra = width - t.size()[1];
+            if extra == 0 {
+                return Ok(t.shallow_clone());
+            }
+            let mut shape = t.size();
+            shape[1] = extra;
+            let pad = Tensor::f_full(&shape, -100, (t.kind(), t.device()))?;
+            Ok(Tensor::f_cat(&[t.shallow_clone(), pad], 1)?)
+        })
+        .collect::<Result<Vec<Tensor>>>()?;
+    Ok(Some(Tensor::f_cat(&padded, 0)?))
 }

@@ -41,6 +41,7 @@ use data::Dataset;
 use model::Model;
 
 pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
+pub use eval::PredictionOutput;
 pub use stop::{Interrupted, StopRequest, StopSignal};
 
 /// What `train()` returns, as HF's `TrainOutput`.

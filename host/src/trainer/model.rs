@@ -1,7 +1,19 @@
 //! What the trainer needs of a model.
 
 use super::data::Batch;
+use anyhow::Result;
+use std::path::Path;
 use tch::{nn, Tensor};
+
+/// How a metric's sum and count become its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduce {
+    /// `sum / count` (accuracy, mean squared error, …).
+    #[default]
+    Mean,
+    /// `exp(sum / count)`: perplexity from summed losses.
+    ExpOfMean,
+}
 
 /// One metric of an evaluation batch, as a sum and a count, so that the
 /// trainer can aggregate it over batches exactly (e.g. correct tokens / tokens).
@@ -10,14 +22,44 @@ pub struct MetricSum {
     pub name: &'static str,
     pub sum: f64,
     pub count: f64,
+    pub reduce: Reduce,
+}
+
+impl MetricSum {
+    /// A metric whose value is `sum / count` over all batches.
+    pub fn mean(name: &'static str, sum: f64, count: f64) -> MetricSum {
+        MetricSum {
+            name,
+            sum,
+            count,
+            reduce: Reduce::Mean,
+        }
+    }
+
+    /// The metric's value over everything added to it; NaN without a count.
+    pub fn value(&self) -> f64 {
+        if self.count <= 0.0 {
+            return f64::NAN;
+        }
+        let mean = self.sum / self.count;
+        match self.reduce {
+            Reduce::Mean => mean,
+            Reduce::ExpOfMean => mean.exp(),
+        }
+    }
 }
 
 /// The outputs of one evaluation batch.
+#[derive(Default)]
 pub struct EvalBatch {
     /// The mean loss of the batch (a scalar tensor).
     pub loss: Tensor,
     /// Metrics to report with the `eval_` prefix (HF's `compute_metrics`).
     pub metrics: Vec<MetricSum>,
+    /// The model's predictions (its logits), kept by `predict`.
+    pub predictions: Option<Tensor>,
+    /// The batch's labels, kept by `predict` beside the predictions.
+    pub labels: Option<Tensor>,
 }
 
 /// A trainable model: its variables, its loss, optionally its metrics.
@@ -26,23 +68,32 @@ pub trait Model {
     fn var_store(&self) -> &nn::VarStore;
 
     /// The mean loss of a batch; `train` enables dropout and the like.
-    fn loss(&self, batch: &Batch, train: bool) -> Tensor;
+    fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
 
     /// Called at the start of every evaluation, before its first batch, with
     /// the number of updates done.
     fn begin_evaluation(&self, _global_step: u64) {}
 
     /// Loss and metrics of an evaluation batch (run without gradients).
-    fn eval_batch(&self, batch: &Batch) -> EvalBatch {
-        EvalBatch {
-            loss: self.loss(batch, false),
-            metrics: Vec::new(),
-        }
+    fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
+        Ok(EvalBatch {
+            loss: self.loss(batch, false)?,
+            ..EvalBatch::default()
+        })
+    }
+
+    /// The column whose elements count as the batch's tokens (HF's
+    /// `main_input_name`).
+    fn main_input_name(&self) -> &str {
+        "input_ids"
     }
 
     /// Floating-point operations of a training batch (HF's estimate:
-    /// 6 × parameters × input elements).
+    /// 6 × parameters × elements of the main input; 0 without it).
     fn flos(&self, batch: &Batch) -> f64 {
+        let Some(input) = batch.columns.get(self.main_input_name()) else {
+            return 0.0;
+        };
         let params: i64 = self
             .var_store()
             .trainable_variables()
@@ -50,6 +101,24 @@ pub trait Model {
             .map(Tensor::numel)
             .map(|n| n as i64)
             .sum();
-        6.0 * params as f64 * batch.inputs.numel() as f64
+        6.0 * params as f64 * input.numel() as f64
+    }
+
+    /// A file the model also saves into checkpoints and `output_dir`, beside
+    /// `model.safetensors` (a TorchScript module's `model.pt`).
+    fn export_file(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Writes [`Model::export_file`] to `path`.
+    fn export(&self, _path: &Path) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restores, from checkpoint folder `dir`, what `model.safetensors` does
+    /// not hold (a module's buffers, from its `model.pt`). Called before the
+    /// variables are read for the optimizer; the weights are loaded after.
+    fn restore(&mut self, _dir: &Path) -> Result<()> {
+        Ok(())
     }
 }

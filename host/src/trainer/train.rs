@@ -57,6 +57,9 @@ impl Trainer {
 
         super::checkpoint::recover_interrupted_saves(Path::new(&self.args.output_dir))?;
         let resume = self.resume_checkpoint()?;
+        if let Some(ckpt) = &resume {
+            self.model.restore(ckpt)?;
+        }
 
         // _init_training_state: a fresh state, then the run's references.
         let mut state = TrainerState {
@@ -202,8 +205,8 @@ impl Trainer {
         indices: &[i64],
         batches_in_update: usize,
     ) -> Result<()> {
-        let batch = self.train_data.batch(indices);
-        let loss = self.model.loss(&batch, true) / batches_in_update as f64;
+        let batch = self.train_data.batch(indices)?;
+        let loss = self.model.loss(&batch, true)? / batches_in_update as f64;
         let step_loss = loss_value(&loss)?;
         loss.f_backward().map_err(|e| {
             anyhow::anyhow!(
