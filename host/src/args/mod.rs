@@ -224,6 +224,16 @@ training_arguments! {
     resume_from_checkpoint: Option<String> = None;
     /// On SIGTERM, save a checkpoint at the step the run stops at (HF's JIT checkpoint, for preemptible machines).
     enable_jit_checkpoint: bool = false;
+    /// Train (with --model: the default when no --do_* flag is given).
+    do_train: bool = false;
+    /// Evaluate on --validation_file after training (set by any eval_strategy but no).
+    do_eval: bool = false;
+    /// Predict on --test_file, writing predictions.safetensors and predict_results.json.
+    do_predict: bool = false;
+    /// The columns that hold the labels (default: labels); padded with -100.
+    label_names: Option<Vec<String>> = None;
+    /// Drop dataset columns that the model's forward does not take (false: such a column is an error).
+    remove_unused_columns: bool = true;
 }
 
 impl TrainingArguments {

@@ -17,6 +17,9 @@ impl TrainingArguments {
                     .into(),
             );
         }
+        if !self.do_eval && self.eval_strategy != IntervalStrategy::No {
+            self.do_eval = true;
+        }
         if self.gradient_accumulation_steps == 0 {
             return Err("--gradient_accumulation_steps must be at least 1".into());
         }

@@ -5,6 +5,8 @@
 //! ```toml
 //! task = "sort"                      # --task
 //! task_options = { train_size = 4096 } # --task_option KEY=VALUE
+//! # or a model and data of your own (`--model`, `--train_file`, ...):
+//! # model = "model.pt"; train_file = "train.parquet"; metric = ["accuracy"]
 //! plugin_dirs = ["my-plugins"]       # --plugins DIR
 //! plugin_files = ["extra.wasm"]      # --plugin PATH
 //! logging_steps = 50                 # any training argument, by HF name
@@ -32,6 +34,7 @@
 use crate::args::{SetError, TrainingArguments};
 use crate::pyjson::Json;
 use crate::sandbox::{DirGrant, OnError, PluginSettings};
+use crate::tasks::files::{FileOptions, FLAGS as FILE_FLAGS};
 use crate::tasks::TaskOptions;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
@@ -70,7 +73,11 @@ pub fn parse_sha256(hex: &str) -> Result<String> {
 pub struct RunConfig {
     pub args: TrainingArguments,
     pub task: String,
+    /// Whether `task` was given (it may not be with `--model`).
+    pub task_given: bool,
     pub task_options: TaskOptions,
+    /// `--model` and the dataset flags.
+    pub files: FileOptions,
     pub plugins: Vec<PluginSource>,
     /// `configure` pairs per plugin name.
     pub plugin_config: BTreeMap<String, Vec<(String, String)>>,
@@ -85,7 +92,9 @@ impl Default for RunConfig {
         RunConfig {
             args: TrainingArguments::default(),
             task: "sort".into(),
+            task_given: false,
             task_options: TaskOptions::new(),
+            files: FileOptions::default(),
             plugins: Vec::new(),
             plugin_config: BTreeMap::new(),
             plugin_settings: BTreeMap::new(),
@@ -97,6 +106,16 @@ impl Default for RunConfig {
 /// The keys of a config file that are not training arguments.
 const RUN_KEYS: &[&str] = &[
     "task",
+    "model",
+    "train_file",
+    "validation_file",
+    "test_file",
+    "model_input_names",
+    "pad_token_id",
+    "max_train_samples",
+    "max_eval_samples",
+    "max_predict_samples",
+    "metric",
     "task_options",
     "plugin_dirs",
     "plugin_files",
@@ -171,7 +190,30 @@ impl RunConfig {
                     self.task = value
                         .as_str()
                         .ok_or_else(|| bad("expected a string"))?
-                        .to_string()
+                        .to_string();
+                    self.task_given = true;
+                }
+                "metric" => {
+                    let names = string_list(value)
+                        .ok_or_else(|| bad("expected a metric name or a list of them"))?;
+                    for n in names {
+                        self.files
+                            .set(key, &n, base)
+                            .map_err(|e| bad(&format!("{e:#}")))?;
+                    }
+                }
+                "model_input_names" => {
+                    let names =
+                        string_list(value).ok_or_else(|| bad("expected a list of column names"))?;
+                    self.files
+                        .set(key, &names.join(","), base)
+                        .map_err(|e| bad(&format!("{e:#}")))?;
+                }
+                k if FILE_FLAGS.iter().any(|(n, _, _)| *n == k) => {
+                    let text = scalar_text(value).ok_or_else(|| bad("expected a single value"))?;
+                    self.files
+                        .set(key, &text, base)
+                        .map_err(|e| bad(&format!("{e:#}")))?;
                 }
                 "task_options" => {
                     let table = value.as_object().ok_or_else(|| bad("expected a table"))?;

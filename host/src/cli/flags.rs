@@ -4,8 +4,9 @@
 
 use super::config::{PluginSource, RunConfig};
 use crate::args::{Kind, TrainingArguments};
+use crate::tasks::files::FLAGS as FILE_FLAGS;
 use anyhow::{anyhow, bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The flags that are not training arguments: name, value, help.
 pub const RUN_FLAGS: &[(&str, &str, &str)] = &[
@@ -38,7 +39,11 @@ pub const RUN_FLAGS: &[(&str, &str, &str)] = &[
 ];
 
 fn kind_of(name: &str) -> Option<Kind> {
-    if RUN_FLAGS.iter().any(|(n, _, _)| *n == name) {
+    if RUN_FLAGS
+        .iter()
+        .chain(FILE_FLAGS)
+        .any(|(n, _, _)| *n == name)
+    {
         return Some(Kind::Single);
     }
     TrainingArguments::FIELDS
@@ -50,6 +55,7 @@ fn kind_of(name: &str) -> Option<Kind> {
 fn all_flag_names() -> impl Iterator<Item = &'static str> {
     RUN_FLAGS
         .iter()
+        .chain(FILE_FLAGS)
         .map(|(n, _, _)| *n)
         .chain(TrainingArguments::FIELDS.iter().map(|f| f.name))
 }
@@ -127,7 +133,10 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
         let value = values.first().cloned().unwrap_or_default();
         match name.as_str() {
             "config" => {}
-            "task" => cfg.task = value,
+            "task" => {
+                cfg.task = value;
+                cfg.task_given = true;
+            }
             "task_option" => {
                 let (k, v) = key_value(&name, &value)?;
                 cfg.task_options.insert(k.to_string(), v.to_string());
@@ -141,6 +150,7 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
                     .ok_or_else(|| anyhow!("--plugin_config {value:?}: expected NAME.KEY=VALUE"))?;
                 cfg.set_plugin_config(plugin, key, v);
             }
+            _ if cfg.files.set(&name, &value, Path::new(""))? => {}
             _ => cfg
                 .args
                 .set(&name, &values)
@@ -153,9 +163,13 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
 /// `trainbox train --help`.
 pub fn train_help() -> String {
     let mut out = String::from(
-        "trainbox train: train a built-in task with plugins\n\nUSAGE:\n    trainbox train [--config FILE] [FLAGS]\n\nRUN FLAGS:\n",
+        "trainbox train: train a built-in task, or your own TorchScript model, with plugins\n\nUSAGE:\n    trainbox train [--config FILE] [FLAGS]\n\nRUN FLAGS:\n",
     );
     for (name, value, doc) in RUN_FLAGS {
+        out.push_str(&format!("    --{name} {value}\n            {doc}\n"));
+    }
+    out.push_str("\nYOUR OWN MODEL AND DATA (see docs/train-your-own-model.md):\n");
+    for (name, value, doc) in FILE_FLAGS {
         out.push_str(&format!("    --{name} {value}\n            {doc}\n"));
     }
     out.push_str("\nTRAINING ARGUMENTS (Hugging Face names and defaults):\n");

@@ -12,6 +12,8 @@ mod new;
 mod output_dir;
 mod plugins;
 mod replay;
+mod results;
+mod splits;
 mod train;
 
 pub use config::{PluginSource, RunConfig};
@@ -24,7 +26,8 @@ use anyhow::{bail, Result};
 const USAGE: &str = "trainbox: train libtorch models with sandboxed WebAssembly callbacks
 
 USAGE:
-    trainbox train [FLAGS]            train a built-in task (see `trainbox train --help`)
+    trainbox train [FLAGS]            train a built-in task, or your own TorchScript model
+                                      on dataset files (see `trainbox train --help`)
     trainbox plugins list DIR         describe every plugin in DIR
     trainbox plugins inspect FILE     describe one plugin file
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline

@@ -1,16 +1,20 @@
-//! `trainbox train`: builds the task, loads the plugins in HF's order
+//! `trainbox train`: builds the task (or loads `--model` and its data),
+//! loads the plugins in HF's order
 //! (DefaultFlow, `report_to` integrations, user plugins, progress/printer
 //! last), trains, and prints the plugin report.
 
 use super::config::{PluginSource, RunConfig};
 use super::identity;
 use super::integrations;
-use super::{interrupt, output_dir};
+use super::{interrupt, output_dir, splits};
 use crate::args::TrainingArguments;
 use crate::callbacks::Callback;
 use crate::sandbox::{
     default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
 };
+use crate::tasks::files::{self, FileDataset, Splits};
+use crate::trainer::data::{Dataset, TensorDataset};
+use crate::trainer::model::Model;
 use crate::trainer::{Interrupted, Trainer};
 use crate::view::RunView;
 use anyhow::{anyhow, bail, Context, Result};
@@ -76,6 +80,7 @@ fn plugin_files(cfg: &RunConfig) -> Result<Vec<(PathBuf, Option<&'static str>)>>
 /// Runs `trainbox train`; exit code 1 when training completed but a plugin
 /// faulted.
 pub fn run(mut cfg: RunConfig) -> Result<i32> {
+    let splits = splits::choose(&mut cfg)?;
     cfg.args
         .finish()
         .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
@@ -89,10 +94,12 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     // anything is loaded or written.
     let argv = interrupt::program_args();
     let _lock = output_dir::lock(&args.output_dir)?;
-    output_dir::refuse_foreign_checkpoints(&args, &argv)?;
+    if splits.train {
+        output_dir::refuse_foreign_checkpoints(&args, &argv)?;
+    }
     let stop = interrupt::install()?;
     tch::manual_seed(args.seed as i64);
-    let task = crate::tasks::build(&cfg.task, &cfg.task_options)?;
+    let task = load(&cfg, splits)?;
     // Plugins may not fill the disk under the next checkpoint: the model
     // and the optimizer's two moments, twice over.
     let model_bytes: u64 = task
@@ -137,13 +144,24 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         }
     }
 
-    let mut trainer = Trainer::builder(args, task.model, task.train)
-        .eval_dataset(task.eval)
+    let mut builder = Trainer::builder(args, task.model, task.train)
         .view(view)
         .callbacks(plugins)
         .stop_request(stop)
-        .build()?;
-    let result = trainer.train();
+        .keep_callbacks_after_train();
+    if let Some(eval) = task.eval {
+        builder = builder.eval_dataset(eval);
+    }
+    let mut trainer = builder.build()?;
+    let own_model = cfg.files.model.is_some();
+    let result = splits::run(
+        &mut trainer,
+        splits,
+        task.samples,
+        task.test.as_ref(),
+        own_model,
+    );
+    trainer.finish(&result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
     let faulted = print_report(&trainer);
     if let Some(stop) = result
         .as_ref()
@@ -153,7 +171,6 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         return Ok(interrupt::report(stop));
     }
     result?;
-    trainer.save_model_and_state()?;
     if faulted.is_empty() {
         return Ok(0);
     }
@@ -162,6 +179,45 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         faulted.join(", ")
     ));
     Ok(1)
+}
+
+/// The model and the data of a run.
+struct Loaded {
+    model: Box<dyn Model>,
+    train: Box<dyn Dataset>,
+    eval: Option<Box<dyn Dataset>>,
+    test: Option<FileDataset>,
+    /// Samples of the train, eval and test data.
+    samples: [usize; 3],
+}
+
+/// The built-in task, or `--model` with its dataset files (checked by a
+/// dry run).
+fn load(cfg: &RunConfig, splits: Splits) -> Result<Loaded> {
+    if cfg.files.model.is_none() {
+        let task = crate::tasks::build(&cfg.task, &cfg.task_options)?;
+        let samples = [task.train.len(), task.eval.len(), 0];
+        return Ok(Loaded {
+            model: task.model,
+            train: task.train,
+            eval: Some(task.eval),
+            test: None,
+            samples,
+        });
+    }
+    let task = files::task(&cfg.files, &cfg.args, splits)?;
+    let len = |d: &Option<FileDataset>| d.as_ref().map_or(0, |d| d.len());
+    let samples = [len(&task.train), len(&task.eval), len(&task.test)];
+    Ok(Loaded {
+        model: task.model,
+        train: match task.train {
+            Some(d) => Box::new(d),
+            None => Box::new(TensorDataset::new(Vec::<(String, tch::Tensor)>::new())),
+        },
+        eval: task.eval.map(|d| Box::new(d) as Box<dyn Dataset>),
+        test: task.test,
+        samples,
+    })
 }
 
 /// Instance `instance` of a compiled plugin, with the user's settings (and

@@ -1,6 +1,7 @@
 //! Built-in tasks: a model with its training and evaluation data, by name.
 //! Each task is one file, read top to bottom like tch's examples.
 
+pub mod files;
 pub mod regression;
 pub mod scripted;
 pub mod sort;

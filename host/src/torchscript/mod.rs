@@ -121,6 +121,30 @@ impl ScriptModel {
         Ok(())
     }
 
+    /// Replaces the module by the one saved at `path` (a checkpoint's
+    /// `model.pt`: the same module with other weights and buffers), keeping
+    /// the input names. Its parameters must have the same names and shapes.
+    pub fn reload(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let mut other = load_on(path, self.vs.device())?;
+        let shapes = |m: &ScriptModel| -> Vec<(String, Vec<i64>)> {
+            m.params
+                .iter()
+                .map(|(n, t)| (n.clone(), t.size()))
+                .collect()
+        };
+        if shapes(&other) != shapes(self) {
+            bail!(
+                "model {}: its parameters are not those of {} (another model?); resume with the \
+                 model the checkpoint was trained from",
+                other.path.display(),
+                self.path.display()
+            );
+        }
+        other.names = std::mem::take(&mut self.names);
+        *self = other;
+        Ok(())
+    }
+
     /// The parameters under the module's own names (`layer.0.weight`),
     /// trainable, shared with the module.
     pub fn named_parameters(&self) -> &[(String, Tensor)] {

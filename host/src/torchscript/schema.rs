@@ -60,15 +60,18 @@ fn top_class(data: &[u8]) -> Option<String> {
 /// The arguments of `def forward(self: <class>, …)` in `code`, if it
 /// defines that method.
 fn parse_forward(code: &str, class: &str) -> Result<Option<Vec<Arg>>> {
-    let head = format!("def forward(self: {class}");
-    let Some(at) = code
-        .match_indices(&head)
-        .map(|(i, _)| i)
-        .find(|&i| code[i + head.len()..].starts_with([',', ')']))
-    else {
+    // `def forward(<self>: <class>, …)`: the first argument may have any name.
+    let typed = format!(": {class}");
+    let Some(rest) = code.match_indices("def forward(").find_map(|(i, head)| {
+        let after = &code[i + head.len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let tail = after[name_len..].strip_prefix(typed.as_str())?;
+        tail.starts_with([',', ')']).then_some(tail)
+    }) else {
         return Ok(None);
     };
-    let rest = &code[at + head.len()..];
     let mut depth = 0i32;
     let mut args = Vec::new();
     let mut start = 0;

@@ -71,6 +71,7 @@ impl Trainer {
             self.args.dataloader_drop_last,
             None,
         );
+        self.model.set_training(false)?;
         self.model.begin_evaluation(self.state.global_step);
         let (mut loss_sum, mut samples) = (0.0, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();

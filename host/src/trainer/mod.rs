@@ -62,9 +62,18 @@ pub struct TrainerBuilder {
     callbacks: Vec<Box<dyn Callback>>,
     view: RunView,
     stop: StopRequest,
+    finish_after_train: bool,
 }
 
 impl TrainerBuilder {
+    /// Leaves the callbacks running after `train()`, for a program that
+    /// evaluates or predicts afterwards (HF's example scripts); it then
+    /// calls [`Trainer::finish`] itself.
+    pub fn keep_callbacks_after_train(mut self) -> Self {
+        self.finish_after_train = false;
+        self
+    }
+
     /// The data to evaluate on (required by any `eval_strategy` but `no`).
     pub fn eval_dataset(mut self, data: Box<dyn Dataset>) -> Self {
         self.eval_data = Some(data);
@@ -118,9 +127,6 @@ impl TrainerBuilder {
                         args.eval_strategy
                     );
                 }
-                if self.train_data.is_empty() {
-                    bail!("the training dataset is empty");
-                }
                 Ok(())
             });
         if let Err(e) = checked {
@@ -138,6 +144,8 @@ impl TrainerBuilder {
             view: self.view,
             stop: self.stop,
             last_checkpoint: None,
+            finish_after_train: self.finish_after_train,
+            finished: false,
         };
         if let Err(e) = trainer.fire(Event::InitEnd, &Logs::new()) {
             trainer.handler.finish(&Err(format!("{e:#}")));
@@ -161,6 +169,9 @@ pub struct Trainer {
     stop: StopRequest,
     /// The newest checkpoint of the current run: saved, or resumed from.
     last_checkpoint: Option<std::path::PathBuf>,
+    /// Whether `train()` ends with [`Trainer::finish`].
+    finish_after_train: bool,
+    finished: bool,
 }
 
 impl Trainer {
@@ -178,6 +189,17 @@ impl Trainer {
             callbacks: Vec::new(),
             view: RunView::default(),
             stop: StopRequest::default(),
+            finish_after_train: true,
+        }
+    }
+
+    /// Tells every callback that the run is over, and how (once; later
+    /// calls do nothing). `train()` calls it unless the builder was told
+    /// [`TrainerBuilder::keep_callbacks_after_train`].
+    pub fn finish(&mut self, outcome: &std::result::Result<(), String>) {
+        if !self.finished {
+            self.finished = true;
+            self.handler.finish(outcome);
         }
     }
 

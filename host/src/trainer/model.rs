@@ -67,6 +67,12 @@ pub trait Model {
     /// The variables to train and checkpoint.
     fn var_store(&self) -> &nn::VarStore;
 
+    /// Puts the model in training (`true`) or evaluation mode; the trainer
+    /// calls it before every training batch and every evaluation.
+    fn set_training(&mut self, _train: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// The mean loss of a batch; `train` enables dropout and the like.
     fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
 

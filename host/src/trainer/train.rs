@@ -22,12 +22,17 @@ impl Trainer {
             Ok(_) => Ok(()),
             Err(e) => Err(format!("{e:#}")),
         };
-        self.handler.finish(&outcome);
+        if self.finish_after_train || result.is_err() {
+            self.finish(&outcome);
+        }
         result
     }
 
     fn train_inner(&mut self) -> Result<TrainOutput> {
         tch::manual_seed(self.args.seed as i64);
+        if self.train_data.is_empty() {
+            bail!("the training dataset is empty");
+        }
         let train_bs = self.args.per_device_train_batch_size as usize;
         let ga = self.args.gradient_accumulation_steps as usize;
         let n_batches = num_batches(
@@ -206,6 +211,7 @@ impl Trainer {
         batches_in_update: usize,
     ) -> Result<()> {
         let batch = self.train_data.batch(indices)?;
+        self.model.set_training(true)?;
         let loss = self.model.loss(&batch, true)? / batches_in_update as f64;
         let step_loss = loss_value(&loss)?;
         loss.f_backward().map_err(|e| {

@@ -1,0 +1,119 @@
+//! A TorchScript module as the trainer's [`Model`]: HF's contract (the
+//! batch's columns as forward's arguments, the loss and logits from its
+//! output), train mode for training and eval mode for evaluation, the
+//! built-in metrics from its logits, and `model.pt` saved beside
+//! `model.safetensors`.
+
+use super::metrics::Metric;
+use crate::torchscript::ScriptModel;
+use crate::trainer::data::Batch;
+use crate::trainer::model::{EvalBatch, Model};
+use anyhow::Result;
+use std::path::Path;
+use tch::{nn, Tensor};
+
+/// The file a TorchScript model is saved to, in checkpoints and `output_dir`.
+pub const MODULE_FILE: &str = "model.pt";
+
+/// A TorchScript module trained by the trainer.
+pub struct FileModel {
+    script: ScriptModel,
+    /// The mode the module is in (`None`: not known, set at the next call).
+    training: Option<bool>,
+    metrics: Vec<Metric>,
+    /// HF's `label_names`: the columns that hold the labels.
+    label_names: Vec<String>,
+}
+
+impl FileModel {
+    /// `script` with its metrics and label columns.
+    pub fn new(script: ScriptModel, metrics: Vec<Metric>, label_names: Vec<String>) -> FileModel {
+        FileModel {
+            script,
+            training: None,
+            metrics,
+            label_names,
+        }
+    }
+
+    /// The loaded module.
+    pub fn script(&self) -> &ScriptModel {
+        &self.script
+    }
+
+    /// The batch's labels: its first column named in `label_names`.
+    fn labels<'a>(&self, batch: &'a Batch) -> Option<&'a Tensor> {
+        self.label_names.iter().find_map(|n| batch.columns.get(n))
+    }
+}
+
+impl Model for FileModel {
+    fn var_store(&self) -> &nn::VarStore {
+        self.script.var_store()
+    }
+
+    fn set_training(&mut self, train: bool) -> Result<()> {
+        if self.training != Some(train) {
+            if train {
+                self.script.train()?;
+            } else {
+                self.script.eval()?;
+            }
+            self.training = Some(train);
+        }
+        Ok(())
+    }
+
+    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
+        Ok(self.script.forward(&batch.columns)?.loss)
+    }
+
+    fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
+        let out = self.script.forward(&batch.columns)?;
+        let labels = self.labels(batch);
+        let loss = if self.metrics.iter().any(|m| !m.needs_logits()) {
+            out.loss.f_double_value(&[])?
+        } else {
+            0.0
+        };
+        let metrics = self
+            .metrics
+            .iter()
+            .map(|m| m.of_batch(loss, batch.len(), out.logits.as_ref(), labels))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EvalBatch {
+            loss: out.loss,
+            metrics,
+            predictions: out.logits,
+            labels: labels.map(Tensor::shallow_clone),
+        })
+    }
+
+    /// `input_ids` when forward takes it, else its first argument.
+    fn main_input_name(&self) -> &str {
+        let names = self.script.input_names();
+        if names.iter().any(|n| n == "input_ids") {
+            return "input_ids";
+        }
+        names.first().map_or("input_ids", String::as_str)
+    }
+
+    fn export_file(&self) -> Option<&'static str> {
+        Some(MODULE_FILE)
+    }
+
+    fn export(&self, path: &Path) -> Result<()> {
+        self.script.save(path)
+    }
+
+    /// The checkpoint's `model.pt` (weights and buffers, such as batch-norm
+    /// statistics) replaces the module; a checkpoint without one keeps it.
+    fn restore(&mut self, dir: &Path) -> Result<()> {
+        let file = dir.join(MODULE_FILE);
+        if file.is_file() {
+            self.script.reload(&file)?;
+            self.training = None;
+        }
+        Ok(())
+    }
+}
