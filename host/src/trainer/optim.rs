@@ -35,13 +35,20 @@ pub struct AdamW {
     pub step: u64,
 }
 
-/// Whether HF's grouping exempts a parameter from weight decay.
+/// Whether HF's grouping exempts a parameter from weight decay: its
+/// lower-cased name contains `bias`, `layernorm` or `rmsnorm`, or has a
+/// part `norm` or ending in `_norm` (HF's `get_decay_parameter_names`
+/// patterns); or it sits in a layer norm, which HF finds by module type and
+/// trainbox by name: a part starting with `ln` (`ln_1`, `ln_f`, as GPT-2
+/// and the built-in models name theirs).
 pub fn is_no_decay(name: &str) -> bool {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    last == "bias"
-        || name
+    let lower = name.to_lowercase();
+    ["bias", "layernorm", "rmsnorm"]
+        .iter()
+        .any(|p| lower.contains(p))
+        || lower
             .split('.')
-            .any(|c| c.contains("norm") || c.starts_with("ln"))
+            .any(|part| part == "norm" || part.ends_with("_norm") || part.starts_with("ln"))
 }
 
 impl AdamW {
@@ -211,6 +218,10 @@ mod tests {
         assert!(is_no_decay("encoder.layer0.bias"));
         assert!(is_no_decay("blocks.0.ln1.weight"));
         assert!(is_no_decay("final_norm.weight"));
+        assert!(is_no_decay("bert.embeddings.LayerNorm.weight"));
+        assert!(is_no_decay("transformer.h.0.ln_1.weight"));
+        assert!(is_no_decay("model.norm.weight"));
+        assert!(!is_no_decay("normalizer.weight"));
         assert!(!is_no_decay("blocks.0.qkv.weight"));
     }
 
