@@ -29,6 +29,12 @@ mod layering;
 mod library;
 /// Grants, outgoing HTTP, bad components, the compile cache, replay.
 mod loading;
+/// `trainbox train --model`: TorchScript models on dataset files, checked from Python.
+mod own_model;
+/// `trainbox train --model` on bad models and bad dataset files.
+mod own_model_errors;
+/// A TorchScript model trained by trainbox and by the real HF Trainer, log for log.
+mod own_model_parity;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
 /// Open files and disk quotas; failed saves leave nothing half-written.

@@ -29,6 +29,7 @@ impl Trainer {
     }
 
     fn train_inner(&mut self) -> Result<TrainOutput> {
+        self.began_training = true;
         tch::manual_seed(self.args.seed as i64);
         if self.train_data.is_empty() {
             bail!("the training dataset is empty");

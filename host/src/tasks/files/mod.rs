@@ -140,10 +140,21 @@ pub fn task(opts: &FileOptions, args: &TrainingArguments, splits: Splits) -> Res
     if let Some(names) = &opts.model_input_names {
         script.set_input_names(names.clone())?;
     }
-    let label_names = args
-        .label_names
-        .clone()
-        .unwrap_or_else(|| vec!["labels".to_string()]);
+    // HF's default `label_names`: forward's arguments named like a label
+    // (`find_labels`), else `labels`.
+    let label_names = args.label_names.clone().unwrap_or_else(|| {
+        let named: Vec<String> = script
+            .input_names()
+            .iter()
+            .filter(|n| n.contains("label"))
+            .cloned()
+            .collect();
+        if named.is_empty() {
+            vec!["labels".to_string()]
+        } else {
+            named
+        }
+    });
     let binder = Binder {
         model: script.path().to_path_buf(),
         args: script.schema().map(<[Arg]>::to_vec).unwrap_or_default(),
