@@ -347,7 +347,10 @@ impl Trainer {
                 .map_or("?".to_string(), |m| m.to_string())
         ));
         self.model.restore(Path::new(&best))?;
-        self.load_weights(&file)
+        self.load_weights(&file)?;
+        // A restored module has new tensors: the plugins' views follow it.
+        self.view.lock().parameters = self.trainable_parameters();
+        Ok(())
     }
 
     /// Loads weights from a safetensors file into the model, checking names and shapes.

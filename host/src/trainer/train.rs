@@ -76,13 +76,7 @@ impl Trainer {
         self.state = state;
         self.refresh_stateful_callbacks()?;
 
-        let params: Vec<(String, tch::Tensor)> =
-            self.model.var_store().variables().into_iter().collect();
-        let mut params: Vec<(String, tch::Tensor)> = params
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = self.trainable_parameters();
         let optimizer = AdamW::new(
             AdamWConfig {
                 beta1: self.args.adam_beta1,
@@ -340,6 +334,19 @@ impl Trainer {
             training_loss: train_loss,
             metrics,
         })
+    }
+
+    /// The model's trainable variables, sorted by name.
+    pub(super) fn trainable_parameters(&self) -> Vec<(String, tch::Tensor)> {
+        let mut params: Vec<(String, tch::Tensor)> = self
+            .model
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        params
     }
 
     /// The control flags as they stand (for tests and embedding programs).
