@@ -130,7 +130,22 @@ pub const TRAINING_ARGS: &[Field] = &[
         in_wit: false,
         in_hf: true,
     },
+    host_field("do_train", Lit::Bool(false)),
+    host_field("do_eval", Lit::Bool(false)),
+    host_field("do_predict", Lit::Bool(false)),
+    host_field("label_names", Lit::None),
+    host_field("remove_unused_columns", Lit::Bool(true)),
 ];
+
+/// A field of HF's that the host keeps to itself (plugins do not receive it).
+const fn host_field(name: &'static str, default: Lit) -> Field {
+    Field {
+        name,
+        default,
+        in_wit: false,
+        in_hf: true,
+    }
+}
 
 /// The fields whose value HF's `__post_init__` turns into an int when it is
 /// a whole number above 1 (`logging_steps=5.0` is written `5`; a ratio such
