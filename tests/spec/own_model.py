@@ -3,9 +3,10 @@
 trainbox reads, and the Python side of every check (eval loss, metrics and
 predictions recomputed with torch from the saved model.pt).
 
-`python own_model.py export DIR` writes the fixtures; the checks import this
-file and call its functions. The samples are also kept in DIR/canon.json so
-that Python computes over exactly what was written."""
+`python own_model.py export DIR` writes the fixtures; each test calls one
+`check_*` function, which returns what the Rust side compares. The samples
+are also kept in DIR/canon.json so that Python computes over exactly what
+was written."""
 
 import csv
 import json
@@ -303,6 +304,86 @@ def same_weights(pt_path, st_path):
     state = dict(torch.jit.load(pt_path).named_parameters())
     stored = load_file(st_path)
     return sorted(stored) == sorted(state) and all(torch.equal(stored[k], state[k].detach()) for k in state)
+
+
+# ------------------------------------------- the checks, one per test of own_model.rs
+
+def check_regression(fx, out):
+    """The regressor's output_dir: metrics, predictions, weights, results files."""
+    val, test = canon(fx, "reg_val"), canon(fx, "reg_test")
+    final, _, _ = evaluate(f"{out}/model.pt", "regressor", val)
+    initial, _, _ = evaluate(f"{fx}/regressor.pt", "regressor", val)
+    predict, logits, labels = evaluate(f"{out}/model.pt", "regressor", test)
+    p = load_file(f"{out}/predictions.safetensors")
+    model = torch.jit.load(f"{out}/model.pt")
+    ckpts = sorted(d for d in os.listdir(out) if d.startswith("checkpoint-"))
+    results = {}
+    for split in ["train", "eval", "predict", "all"]:
+        path = f"{out}/{split}_results.json"
+        with open(path) as f:
+            results[split] = {"hf_json": is_hf_json(path), "metrics": json.load(f)}
+    return {
+        "final": final, "initial": initial["loss"], "predict": predict,
+        "shapes": {k: list(v.shape) for k, v in p.items()},
+        "dtypes": {k: str(v.dtype) for k, v in p.items()},
+        "pred_diff": (p["predictions"] - nested_concat(logits)).abs().max().item(),
+        "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
+        "names": [n for n, _ in model.named_parameters()],
+        "stored": sorted(load_file(f"{out}/model.safetensors")),
+        "same": same_weights(f"{out}/model.pt", f"{out}/model.safetensors"),
+        "checkpoints": {c: same_weights(f"{out}/{c}/model.pt", f"{out}/{c}/model.safetensors") for c in ckpts},
+        "stats": {n: {"norm": t.norm().item(), "mean": t.mean().item(), "min": t.min().item(),
+                      "max": t.max().item()} for n, t in model.named_parameters()},
+        "results": results,
+    }
+
+
+def check_classifier(fx, out):
+    """Each checkpoint's metrics from its model.pt; which one the final model is."""
+    val = canon(fx, "cls_val")
+    ckpts = {}
+    for d in os.listdir(out):
+        if d.startswith("checkpoint-"):
+            m, _, _ = evaluate(f"{out}/{d}/model.pt", "classifier", val)
+            m["final_is_it"] = same_weights(f"{out}/model.pt", f"{out}/{d}/model.safetensors")
+            ckpts[d.split("-")[1]] = m
+    return {"checkpoints": ckpts, "same": same_weights(f"{out}/model.pt", f"{out}/model.safetensors")}
+
+
+def check_classifier_eval(fx, out, checkpoint, final):
+    """--do_eval of `checkpoint` and --do_predict of `final` into `out`."""
+    val = canon(fx, "cls_val")
+    ckpt, _, _ = evaluate(checkpoint, "classifier", val)
+    final, logits, labels = evaluate(final, "classifier", val)
+    p = load_file(f"{out}/predictions.safetensors")
+    return {
+        "checkpoint": ckpt, "final": final,
+        "shapes": {k: list(v.shape) for k, v in p.items()},
+        "pred_diff": (p["predictions"] - nested_concat(logits)).abs().max().item(),
+        "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
+        "hf_json": all(is_hf_json(f"{out}/{s}_results.json") for s in ["eval", "predict", "all"]),
+    }
+
+
+def check_tagger(fx, out):
+    """The tagger's metrics over the first 20 validation samples, its predictions."""
+    val, test = canon(fx, "tag_val"), canon(fx, "tag_test")
+    final, logits, labels = evaluate(f"{out}/model.pt", "tagger", val, n=20)
+    # The mean of per-batch accuracies, which an exact aggregate is not.
+    batch_means = []
+    for lg, lb in zip(logits, labels):
+        keep = lb != LABEL_PAD
+        batch_means.append(float((lg.argmax(-1) == lb)[keep].float().mean()))
+    predict, logits, labels = evaluate(f"{out}/model.pt", "tagger", test)
+    p = load_file(f"{out}/predictions.safetensors")
+    want = nested_concat(logits)
+    return {
+        "final": final, "mean_of_batches": sum(batch_means) / len(batch_means),
+        "predict": predict, "shapes": {k: list(v.shape) for k, v in p.items()},
+        "want_shape": list(want.shape),
+        "pred_diff": (p["predictions"] - want).abs().max().item(),
+        "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
+    }
 
 
 if __name__ == "__main__" and sys.argv[1] == "export":

@@ -14,14 +14,9 @@ use std::sync::OnceLock;
 
 const PY: &str = include_str!("own_model.py");
 
-/// Runs before every check: `fx` is the fixture folder, `out` an output_dir.
-const PREAMBLE: &str = r#"
-import json, math, os, sys, torch
-sys.path.insert(0, sys.argv[1])
-from own_model import *
-from safetensors.torch import load_file
-fx, out = sys.argv[1], sys.argv[2]
-"#;
+/// Calls `own_model.<function>(fixtures, *argv)` and prints what it returns.
+const CALL: &str = "import json, sys; sys.path.insert(0, sys.argv[1]); import own_model; \
+    print(json.dumps(getattr(own_model, sys.argv[2])(sys.argv[1], *sys.argv[3:])))";
 
 /// The fixtures (models and datasets), written once per test process.
 pub(crate) fn fixtures() -> &'static Path {
@@ -42,23 +37,34 @@ pub(crate) fn fx(name: &str) -> String {
     fixtures().join(name).to_str().unwrap().to_string()
 }
 
-/// `trainbox train --model <fixture>` in a fresh directory, output in `out`.
-pub(crate) fn train(test: &str, model: &str) -> Run {
+/// `run` with the words of `flags`, `@name` standing for a fixture's path.
+pub(crate) fn with(run: Run, flags: &str) -> Run {
+    flags
+        .split_whitespace()
+        .fold(run, |run, w| match w.strip_prefix('@') {
+            Some(name) => run.arg(&fx(name)),
+            None => run.arg(w),
+        })
+}
+
+/// `trainbox train --model <fixture> <flags>` in a fresh directory, output
+/// in `out`.
+pub(crate) fn train(test: &str, model: &str, flags: &str) -> Run {
     let run = Run::command(test, &["train", "--disable_tqdm", "--model"]).arg(&fx(model));
     let out = run.out();
-    run.arg("--output_dir").arg(out.to_str().unwrap())
+    with(run.arg("--output_dir").arg(out.to_str().unwrap()), flags)
 }
 
-/// Runs a check of `own_model.py` on `out`; returns the JSON it printed.
-fn check(script: &str, out: &Path) -> Value {
-    check_with(script, out, &[])
+/// Runs `function` of `own_model.py` on `out` (and `more`); returns the
+/// JSON it gives back.
+fn check(function: &str, out: &Path) -> Value {
+    check_with(function, out, &[])
 }
 
-/// [`check`] with more arguments (`sys.argv[3:]`).
-fn check_with(script: &str, out: &Path, more: &[&Path]) -> Value {
-    let mut args = vec![fixtures(), out];
+fn check_with(function: &str, out: &Path, more: &[&Path]) -> Value {
+    let mut args = vec![fixtures(), Path::new(function), out];
     args.extend_from_slice(more);
-    let printed = run_torch_python(&format!("{PREAMBLE}{script}"), &args);
+    let printed = run_torch_python(CALL, &args);
     serde_json::from_str(printed.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("{e}: {printed}"))
 }
@@ -134,45 +140,14 @@ fn split_keys(prefix: &str, metrics: &[&str]) -> BTreeSet<String> {
     keys
 }
 
-const REGRESSION: &str = r#"
-val, test = canon(fx, "reg_val"), canon(fx, "reg_test")
-final, _, _ = evaluate(f"{out}/model.pt", "regressor", val)
-initial, _, _ = evaluate(f"{fx}/regressor.pt", "regressor", val)
-predict, logits, labels = evaluate(f"{out}/model.pt", "regressor", test)
-p = load_file(f"{out}/predictions.safetensors")
-model = torch.jit.load(f"{out}/model.pt")
-ckpts = sorted(d for d in os.listdir(out) if d.startswith("checkpoint-"))
-results = {}
-for split in ["train", "eval", "predict", "all"]:
-    path = f"{out}/{split}_results.json"
-    results[split] = {"hf_json": is_hf_json(path), "metrics": json.load(open(path))}
-print(json.dumps({
-    "final": final, "initial": initial["loss"], "predict": predict,
-    "shapes": {k: list(v.shape) for k, v in p.items()},
-    "dtypes": {k: str(v.dtype) for k, v in p.items()},
-    "pred_diff": (p["predictions"] - nested_concat(logits)).abs().max().item(),
-    "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
-    "names": [n for n, _ in model.named_parameters()],
-    "stored": sorted(load_file(f"{out}/model.safetensors")),
-    "same": same_weights(f"{out}/model.pt", f"{out}/model.safetensors"),
-    "checkpoints": {c: same_weights(f"{out}/{c}/model.pt", f"{out}/{c}/model.safetensors") for c in ckpts},
-    "stats": {n: {"norm": t.norm().item(), "mean": t.mean().item(), "min": t.min().item(),
-                  "max": t.max().item()} for n, t in model.named_parameters()},
-    "results": results}))
-"#;
-
 /// A scripted regressor with dropout, returning a dict: Parquet to train,
 /// JSON lines to evaluate, CSV to predict; every output checked from Python.
 #[test]
 fn a_scripted_regressor_trains_on_parquet_and_its_results_load_back_in_python() {
-    let done = train("own_model_regressor", "regressor.pt")
-        .args(&["--train_file", &fx("reg_train.parquet")])
-        .args(&["--validation_file", &fx("reg_val.jsonl")])
-        .args(&["--test_file", &fx("reg_test.csv")])
-        .args(&["--metric", "mse", "--metric", "mae"])
-        .args(&["--learning_rate", "0.05", "--num_train_epochs", "3"])
-        .args(&["--logging_steps", "3", "--save_steps", "6"])
-        .args(&["--eval_strategy", "epoch"])
+    let flags = "--train_file @reg_train.parquet --validation_file @reg_val.jsonl \
+        --test_file @reg_test.csv --metric mse --metric mae --learning_rate 0.05 \
+        --num_train_epochs 3 --logging_steps 3 --save_steps 6 --eval_strategy epoch";
+    let done = train("own_model_regressor", "regressor.pt", flags)
         .plugin("probe")
         .ok();
     done.assert_checkpoints(&[6, 12, 18]);
@@ -189,7 +164,7 @@ fn a_scripted_regressor_trains_on_parquet_and_its_results_load_back_in_python() 
             done.stdout
         );
     }
-    let py = check(REGRESSION, &done.out);
+    let py = check("check_regression", &done.out);
 
     // The trained model.pt, in eval mode in Python, gives trainbox's metrics.
     let results = &py["results"];
@@ -278,7 +253,11 @@ fn a_scripted_regressor_trains_on_parquet_and_its_results_load_back_in_python() 
 fn assert_probe_sees_the_module(done: &Done, names: &[&str], stats: &Value) {
     let probe = read_jsonl(&done.out.join("plugins/probe/probe.jsonl"));
     assert_eq!(probe[0]["event"], "on_train_begin");
-    assert_eq!(probe[0]["parameters"], serde_json::json!(names));
+    assert_eq!(
+        probe[0]["parameters"],
+        serde_json::json!(names),
+        "the module's names in the model's order (named_parameters), as the WIT says"
+    );
     assert_eq!(probe[0]["parameter_count"], 4 * 16 + 16 + 16 + 1);
     let state = done.state("trainer_state.json");
     let mut checked = 0;
@@ -319,57 +298,19 @@ fn assert_probe_sees_the_module(done: &Done, names: &[&str], stats: &Value) {
     }
 }
 
-const CLASSIFIER: &str = r#"
-val = canon(fx, "cls_val")
-ckpts = {}
-for d in os.listdir(out):
-    if d.startswith("checkpoint-"):
-        m, _, _ = evaluate(f"{out}/{d}/model.pt", "classifier", val)
-        m["final_is_it"] = same_weights(f"{out}/model.pt", f"{out}/{d}/model.safetensors")
-        ckpts[d.split("-")[1]] = m
-print(json.dumps({"checkpoints": ckpts,
-                  "same": same_weights(f"{out}/model.pt", f"{out}/model.safetensors")}))
-"#;
-
-const CLASSIFIER_EVAL: &str = r#"
-val = canon(fx, "cls_val")
-ckpt, _, _ = evaluate(sys.argv[3], "classifier", val)
-final, logits, labels = evaluate(sys.argv[4], "classifier", val)
-p = load_file(f"{out}/predictions.safetensors")
-print(json.dumps({"checkpoint": ckpt, "final": final,
-                  "shapes": {k: list(v.shape) for k, v in p.items()},
-                  "pred_diff": (p["predictions"] - nested_concat(logits)).abs().max().item(),
-                  "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
-                  "hf_json": all(is_hf_json(f"{out}/{s}_results.json") for s in ["eval", "predict", "all"])}))
-"#;
-
 /// A traced classifier returning (loss, logits): safetensors to train,
 /// Parquet to evaluate; `eval_accuracy` as Python computes it from each
 /// checkpoint's model.pt; the best checkpoint by accuracy loaded at the
 /// end; then `--do_eval` and `--do_predict` alone on saved models.
 #[test]
 fn a_traced_classifier_keeps_its_best_checkpoint_by_accuracy_and_evaluates_without_training() {
-    let done = train("own_model_classifier", "classifier.pt")
-        .args(&["--train_file", &fx("cls_train.safetensors")])
-        .args(&["--validation_file", &fx("cls_val.parquet")])
-        .args(&["--metric", "accuracy", "--learning_rate", "0.05"])
-        .args(&["--num_train_epochs", "3", "--logging_steps", "3"])
-        .args(&[
-            "--eval_strategy",
-            "steps",
-            "--eval_steps",
-            "3",
-            "--save_steps",
-            "3",
-        ])
-        .args(&[
-            "--metric_for_best_model",
-            "accuracy",
-            "--load_best_model_at_end",
-        ])
-        .ok();
+    let flags = "--train_file @cls_train.safetensors --validation_file @cls_val.parquet \
+        --metric accuracy --learning_rate 0.05 --num_train_epochs 3 --logging_steps 3 \
+        --eval_strategy steps --eval_steps 3 --save_steps 3 \
+        --metric_for_best_model accuracy --load_best_model_at_end";
+    let done = train("own_model_classifier", "classifier.pt", flags).ok();
     assert_loss_falls(&done, 0.8);
-    let py = check(CLASSIFIER, &done.out);
+    let py = check("check_classifier", &done.out);
     let state = done.state("trainer_state.json");
     let mut evals = Vec::new();
     // The evaluations during training (a final one after loading the best
@@ -434,16 +375,10 @@ fn a_traced_classifier_keeps_its_best_checkpoint_by_accuracy_and_evaluates_witho
     let ckpt = done.out.join("checkpoint-6");
     let only = Run::command("own_model_classifier_eval", &["train", "--disable_tqdm"]);
     let out = only.out();
-    let evaluated = only
-        .clone()
-        .args(&["--do_eval", "--model", ckpt.to_str().unwrap()])
-        .args(&["--validation_file", &fx("cls_val.parquet")])
-        .args(&[
-            "--metric",
-            "accuracy",
-            "--output_dir",
-            out.to_str().unwrap(),
-        ])
+    let flags = "--do_eval --validation_file @cls_val.parquet --metric accuracy";
+    let evaluated = with(only.clone(), flags)
+        .args(&["--model", ckpt.to_str().unwrap()])
+        .args(&["--output_dir", out.to_str().unwrap()])
         .ok();
     // (`plugins/` is the built-in printer's folder.)
     let mut files: Vec<String> = std::fs::read_dir(&out)
@@ -459,23 +394,26 @@ fn a_traced_classifier_keeps_its_best_checkpoint_by_accuracy_and_evaluates_witho
     );
     assert!(!evaluated.stdout.contains("train metrics"));
     let eval = read_json(&out.join("eval_results.json"));
-    assert_eq!(keys(&eval), split_keys("eval", &["accuracy"]));
+    assert_eq!(
+        keys(&eval),
+        split_keys("eval", &["accuracy"]),
+        "HF 5.24 writes \"epoch\": 0 before any training (TrainerState.epoch defaults to 0)"
+    );
+    assert_eq!(num(&eval["epoch"]), 0.0);
     let at6 = evals.iter().find(|e| e.0 == 6).unwrap();
     assert_close(&eval["eval_loss"], &at6.2.into(), 1e-6, "checkpoint-6");
     assert_close(&eval["eval_accuracy"], &at6.1.into(), 1e-12, "checkpoint-6");
 
     // --do_predict alone, on the final model folder; all_results merged.
-    only.args(&["--do_predict", "--model", done.out.to_str().unwrap()])
-        .args(&["--test_file", &fx("cls_val.parquet")])
-        .args(&[
-            "--metric",
-            "accuracy",
-            "--output_dir",
-            out.to_str().unwrap(),
-        ])
-        .ok();
+    with(
+        only,
+        "--do_predict --test_file @cls_val.parquet --metric accuracy",
+    )
+    .args(&["--model", done.out.to_str().unwrap()])
+    .args(&["--output_dir", out.to_str().unwrap()])
+    .ok();
     let py = check_with(
-        CLASSIFIER_EVAL,
+        "check_classifier_eval",
         &out,
         &[&ckpt.join("model.pt"), &done.out.join("model.pt")],
     );
@@ -506,24 +444,6 @@ fn a_traced_classifier_keeps_its_best_checkpoint_by_accuracy_and_evaluates_witho
     assert_eq!(keys(&all), both, "all_results.json: eval's and predict's");
 }
 
-const TAGGER: &str = r#"
-val, test = canon(fx, "tag_val"), canon(fx, "tag_test")
-final, logits, labels = evaluate(f"{out}/model.pt", "tagger", val, n=20)
-# The mean of per-batch accuracies, which an exact aggregate is not.
-batch_means = []
-for lg, lb in zip(logits, labels):
-    keep = lb != LABEL_PAD
-    batch_means.append(float((lg.argmax(-1) == lb)[keep].float().mean()))
-predict, logits, labels = evaluate(f"{out}/model.pt", "tagger", test)
-p = load_file(f"{out}/predictions.safetensors")
-want = nested_concat(logits)
-print(json.dumps({"final": final, "mean_of_batches": sum(batch_means) / len(batch_means),
-                  "predict": predict, "shapes": {k: list(v.shape) for k, v in p.items()},
-                  "want_shape": list(want.shape),
-                  "pred_diff": (p["predictions"] - want).abs().max().item(),
-                  "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels))}))
-"#;
-
 /// A token tagger on variable-length lists (Parquet lists to train, ragged
 /// safetensors to evaluate, JSON lines to predict): padded per batch as
 /// HF's collators, an attention mask made, accuracy over the tokens that
@@ -531,16 +451,11 @@ print(json.dumps({"final": final, "mean_of_batches": sum(batch_means) / len(batc
 /// predictions, and --max_train_samples / --max_eval_samples.
 #[test]
 fn a_token_tagger_on_variable_length_lists_pads_as_hf_and_aggregates_metrics_exactly() {
-    let done = train("own_model_tagger", "tagger.pt")
-        .args(&["--do_train", "--do_eval", "--do_predict"])
-        .args(&["--train_file", &fx("tag_train.parquet")])
-        .args(&["--validation_file", &fx("tag_val.safetensors")])
-        .args(&["--test_file", &fx("tag_test.jsonl")])
-        .args(&["--metric", "accuracy", "--metric", "perplexity"])
-        .args(&["--max_train_samples", "20", "--max_eval_samples", "20"])
-        .args(&["--num_train_epochs", "2", "--learning_rate", "0.05"])
-        .args(&["--logging_steps", "1", "--save_strategy", "no"])
-        .ok();
+    let flags = "--do_train --do_eval --do_predict --train_file @tag_train.parquet \
+        --validation_file @tag_val.safetensors --test_file @tag_test.jsonl \
+        --metric accuracy --metric perplexity --max_train_samples 20 --max_eval_samples 20 \
+        --num_train_epochs 2 --learning_rate 0.05 --logging_steps 1 --save_strategy no";
+    let done = train("own_model_tagger", "tagger.pt", flags).ok();
     let state = done.state("trainer_state.json");
     assert_eq!(
         state["global_step"], 6,
@@ -549,7 +464,7 @@ fn a_token_tagger_on_variable_length_lists_pads_as_hf_and_aggregates_metrics_exa
     assert_loss_falls(&done, 0.9);
     let train = read_json(&done.out.join("train_results.json"));
     assert_eq!(train["train_samples"], 20);
-    let py = check(TAGGER, &done.out);
+    let py = check("check_tagger", &done.out);
     let eval = read_json(&done.out.join("eval_results.json"));
     assert_eq!(keys(&eval), split_keys("eval", &["accuracy", "perplexity"]));
     assert_eq!(eval["eval_samples"], 20);
@@ -614,31 +529,12 @@ fn history_without_timing(done: &Done, rel: &str) -> Value {
 /// log history (loss, grad_norm, learning_rate, eval_loss) of the run in one go.
 #[test]
 fn a_run_of_a_torchscript_model_resumed_from_a_checkpoint_is_exact() {
-    let flags = [
-        "--train_file",
-        &fx("reg_train.parquet"),
-        "--validation_file",
-        &fx("reg_val.jsonl"),
-        "--max_steps",
-        "10",
-        "--save_steps",
-        "4",
-        "--logging_steps",
-        "1",
-        "--eval_strategy",
-        "steps",
-        "--eval_steps",
-        "4",
-        "--learning_rate",
-        "0.02",
-        "--weight_decay",
-        "0.01",
-    ];
-    let whole = train("own_model_resume_whole", "regressor.pt")
-        .args(&flags)
-        .ok();
+    let flags = "--train_file @reg_train.parquet --validation_file @reg_val.jsonl \
+        --max_steps 10 --save_steps 4 --logging_steps 1 --eval_strategy steps --eval_steps 4 \
+        --learning_rate 0.02 --weight_decay 0.01";
+    let whole = train("own_model_resume_whole", "regressor.pt", flags).ok();
     let resumed = crate::resume::resuming(
-        train("own_model_resume_resumed", "regressor.pt").args(&flags),
+        train("own_model_resume_resumed", "regressor.pt", flags),
         &whole,
         4,
     )

@@ -106,10 +106,8 @@ fn cases() -> Vec<Case> {
 fn bad_models_and_bad_datasets_are_one_clear_error_before_training_and_destroy_nothing() {
     // A previous run's results in output_dir (no checkpoints, which a new
     // run would refuse to start over).
-    let first = train("own_model_errors", "scalar.pt")
-        .args(&["--train_file", &fx("reg_train.parquet")])
-        .args(&["--max_steps", "2", "--save_strategy", "no"])
-        .ok();
+    let flags = "--train_file @reg_train.parquet --max_steps 2 --save_strategy no";
+    let first = train("own_model_errors", "scalar.pt", flags).ok();
     let before = snapshot(&first.out);
     for name in ["model.pt", "model.safetensors", "trainer_state.json"] {
         assert!(
