@@ -226,3 +226,22 @@ fn parquet_keeps_the_file_dtypes_and_names_missing_values() {
     let e = format!("{:#}", open(&path).err().unwrap());
     assert!(e.contains("column 'a' has a missing value (row 3)"), "{e}");
 }
+
+#[test]
+fn a_json_document_holding_one_array_of_objects_reads_as_json_lines() {
+    let dir = std::env::temp_dir().join(format!("trainbox-json-array-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data.json");
+    std::fs::write(
+        &path,
+        "  [{\"x\": [1, 2], \"labels\": 0},\n {\"x\": [3], \"labels\": 1}]\n",
+    )
+    .unwrap();
+    let data = super::open(&path).unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data.column_names(), ["labels", "x"]);
+    std::fs::write(&path, "[{\"x\": 1}, 2]").unwrap();
+    let err = format!("{:#}", super::open(&path).err().unwrap());
+    assert!(err.contains("item 2 is not a JSON object"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

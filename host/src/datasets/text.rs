@@ -91,8 +91,12 @@ pub(super) fn text_error(name: &str) -> String {
 
 /// JSON lines: one object per line, the same keys on every line.
 pub(super) fn read_jsonl(file: std::fs::File) -> Result<Read> {
+    let mut reader = std::io::BufReader::new(file);
+    if starts_with_bracket(&mut reader)? {
+        return read_json_array(reader);
+    }
     let mut table: Option<Table> = None;
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+    for (n, line) in reader.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
@@ -100,30 +104,71 @@ pub(super) fn read_jsonl(file: std::fs::File) -> Result<Read> {
         let value: Value = serde_json::from_str(&line).map_err(|e| {
             anyhow!(
                 "line {} is not valid JSON ({e}); write one JSON object per line \
-                 (e.g. `dataset.to_json(path)`)",
+                 (e.g. `dataset.to_json(path)`), or one JSON array of objects",
                 n + 1
             )
         })?;
-        let Value::Object(obj) = value else {
-            bail!(
-                "line {} is not a JSON object; write one object per line, keys = column names",
-                n + 1
-            );
+        add_object(&mut table, &value, n + 1, "line")?;
+    }
+    table
+        .map(Table::finish)
+        .unwrap_or(Ok((Vec::new(), Vec::new())))
+}
+
+/// Sample `n` (1-based; a `unit` of the file: line or item), one JSON
+/// object whose keys are the columns, the same keys as the first.
+fn add_object(
+    table: &mut Option<Table>,
+    value: &Value,
+    n: usize,
+    unit: &'static str,
+) -> Result<()> {
+    let Value::Object(obj) = value else {
+        bail!("{unit} {n} is not a JSON object; write one object per sample, keys = column names");
+    };
+    let t = table.get_or_insert_with(|| Table::new(obj.keys().cloned().collect(), unit));
+    if obj.len() != t.names.len() || !t.names.iter().all(|k| obj.contains_key(k)) {
+        let keys: Vec<&String> = obj.keys().collect();
+        bail!(
+            "{unit} {n} has keys {keys:?}, {unit} 1 has {:?}; every {unit} needs the same columns \
+             (mismatched lengths)",
+            t.names
+        );
+    }
+    for c in 0..t.names.len() {
+        t.cell(c, &obj[&t.names[c]])
+            .map_err(|e| anyhow!("{unit} {n}: {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Whether the first character that is not white space is `[`.
+fn starts_with_bracket(reader: &mut impl BufRead) -> Result<bool> {
+    loop {
+        let buf = reader.fill_buf()?;
+        let Some(at) = buf.iter().position(|b| !b.is_ascii_whitespace()) else {
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            let n = buf.len();
+            reader.consume(n);
+            continue;
         };
-        let t = table.get_or_insert_with(|| Table::new(obj.keys().cloned().collect(), "line"));
-        if obj.len() != t.names.len() || !t.names.iter().all(|k| obj.contains_key(k)) {
-            let keys: Vec<&String> = obj.keys().collect();
-            bail!(
-                "line {} has keys {keys:?}, line 1 has {:?}; every line needs the same columns \
-                 (mismatched lengths)",
-                n + 1,
-                t.names
-            );
-        }
-        for c in 0..t.names.len() {
-            let v = &obj[&t.names[c]];
-            t.cell(c, v).map_err(|e| anyhow!("line {}: {e:#}", n + 1))?;
-        }
+        let bracket = buf[at] == b'[';
+        reader.consume(at);
+        return Ok(bracket);
+    }
+}
+
+/// A JSON document that is one array of objects (`json.dump(records, f)`;
+/// HF's json loader reads it too).
+fn read_json_array(reader: impl std::io::Read) -> Result<Read> {
+    let rows: Vec<Value> = serde_json::from_reader(reader).map_err(|e| {
+        anyhow!("not a valid JSON array ({e}); write one array of objects, or JSON lines")
+    })?;
+    let mut table: Option<Table> = None;
+    for (n, row) in rows.iter().enumerate() {
+        add_object(&mut table, row, n + 1, "item")?;
     }
     table
         .map(Table::finish)
