@@ -44,7 +44,7 @@ impl Model for ScriptedModel {
         let score = self.scores[self.index.get()];
         let n = batch.len() as f64;
         Ok(EvalBatch {
-            loss: self.inner.loss(batch, false)?,
+            loss: Some(self.inner.loss(batch, false)?),
             metrics: vec![MetricSum::mean("score", score * n, n)],
             ..EvalBatch::default()
         })

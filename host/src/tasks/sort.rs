@@ -136,7 +136,7 @@ impl Model for SortModel {
         let right = correct.sum(Kind::Int64).int64_value(&[]) as f64;
         let sorted = correct.all_dim(-1, false).sum(Kind::Int64).int64_value(&[]) as f64;
         Ok(EvalBatch {
-            loss,
+            loss: Some(loss),
             metrics: vec![
                 MetricSum::mean("accuracy", right, tokens),
                 MetricSum::mean("sequence_accuracy", sorted, sequences),

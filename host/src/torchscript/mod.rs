@@ -10,7 +10,7 @@
 mod output;
 mod schema;
 
-pub use output::Output;
+pub use output::{Output, Prediction};
 pub use schema::Arg;
 
 use anyhow::{bail, Context, Result};
@@ -178,6 +178,25 @@ impl ScriptModel {
     /// names are not passed; a missing column is passed as `None` where
     /// the argument defaults to `None`, left out where it is last.
     pub fn forward(&self, columns: &BTreeMap<String, Tensor>) -> Result<Output> {
+        let value = self.call(columns)?;
+        output::read(value).map_err(|e| anyhow::anyhow!("model {}: {e}", self.path.display()))
+    }
+
+    /// Runs `forward` as an evaluation does: with `labels_given`, as
+    /// [`ScriptModel::forward`]; without, reading the output as HF's
+    /// `prediction_step` does (logits first, no loss).
+    pub fn predict(
+        &self,
+        columns: &BTreeMap<String, Tensor>,
+        labels_given: bool,
+    ) -> Result<Prediction> {
+        let value = self.call(columns)?;
+        output::read_prediction(value, labels_given)
+            .map_err(|e| anyhow::anyhow!("model {}: {e}", self.path.display()))
+    }
+
+    /// `forward` on the columns bound to its arguments.
+    fn call(&self, columns: &BTreeMap<String, Tensor>) -> Result<IValue> {
         let file = self.path.display();
         if self.names.is_empty() {
             match &self.schema {
@@ -224,14 +243,13 @@ impl ScriptModel {
             ));
             inputs.push(IValue::Tensor(tensor.shallow_clone()));
         }
-        let value = self.module.forward_is(&inputs).map_err(|e| {
+        self.module.forward_is(&inputs).map_err(|e| {
             anyhow::anyhow!(
                 "model {file}: forward failed on the columns {}: {}",
                 passed.join(", "),
                 reason(&e.to_string())
             )
-        })?;
-        output::read(value).map_err(|e| anyhow::anyhow!("model {file}: {e}"))
+        })
     }
 
     /// Writes the module with its current (trained) weights to `path`, so

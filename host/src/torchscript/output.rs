@@ -82,6 +82,63 @@ pub fn read(value: IValue) -> Result<Output> {
     })
 }
 
+/// Reads `value` as an evaluation reads it: with labels given, as
+/// [`read`]; without, as HF's `prediction_step` does: no loss, and the
+/// logits are a lone tensor, a tuple's first element, or a dict's
+/// `"logits"` (a dict's `"loss"` is still taken when present).
+pub fn read_prediction(value: IValue, labels_given: bool) -> Result<Prediction> {
+    if labels_given {
+        let out = read(value)?;
+        return Ok(Prediction {
+            loss: Some(out.loss),
+            logits: out.logits,
+        });
+    }
+    let first_tensor = |items: Vec<IValue>| match items.into_iter().next() {
+        Some(IValue::Tensor(t)) => Some(t),
+        _ => None,
+    };
+    Ok(match value {
+        IValue::Tensor(t) => Prediction {
+            loss: None,
+            logits: Some(t),
+        },
+        IValue::Tuple(items) | IValue::GenericList(items) => Prediction {
+            loss: None,
+            logits: first_tensor(items),
+        },
+        IValue::TensorList(items) => Prediction {
+            loss: None,
+            logits: items.into_iter().next(),
+        },
+        IValue::GenericDict(entries) => {
+            let mut out = Prediction {
+                loss: None,
+                logits: None,
+            };
+            for (key, value) in entries {
+                match (key, value) {
+                    (IValue::String(k), IValue::Tensor(t)) if k == "loss" => out.loss = Some(t),
+                    (IValue::String(k), IValue::Tensor(t)) if k == "logits" => out.logits = Some(t),
+                    _ => {}
+                }
+            }
+            out
+        }
+        other => bail!(
+            "forward returned {}, not logits, a tuple (logits, …) or a dict with \"logits\"",
+            describe(&other)
+        ),
+    })
+}
+
+/// What an evaluation forward gave back: the loss when the batch had labels.
+#[derive(Debug)]
+pub struct Prediction {
+    pub loss: Option<Tensor>,
+    pub logits: Option<Tensor>,
+}
+
 fn describe(value: &IValue) -> &'static str {
     match value {
         IValue::None => "None",

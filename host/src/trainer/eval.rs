@@ -73,12 +73,15 @@ impl Trainer {
         );
         self.model.set_training(false)?;
         self.model.begin_evaluation(self.state.global_step);
-        let (mut loss_sum, mut samples) = (0.0, 0usize);
+        let (mut loss_sum, mut samples, mut with_loss) = (0.0, 0usize, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();
         for indices in &batches {
             let batch = data.batch(indices)?;
             let out = tch::no_grad(|| self.model.eval_batch(&batch))?;
-            loss_sum += super::train::loss_value(&out.loss)? * batch.len() as f64;
+            if let Some(loss) = &out.loss {
+                loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
+                with_loss += batch.len();
+            }
             samples += batch.len();
             for m in out.metrics {
                 match sums.iter_mut().find(|s| s.name == m.name) {
@@ -96,10 +99,10 @@ impl Trainer {
             self.fire(Event::PredictionStep, &Logs::new())?;
         }
         let mut metrics = Logs::new();
-        if samples > 0 {
+        if with_loss > 0 {
             metrics.insert(
                 format!("{prefix}_loss"),
-                Value::Float(loss_sum / samples as f64),
+                Value::Float(loss_sum / with_loss as f64),
             );
         }
         for s in sums {

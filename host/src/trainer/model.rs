@@ -52,8 +52,9 @@ impl MetricSum {
 /// The outputs of one evaluation batch.
 #[derive(Default)]
 pub struct EvalBatch {
-    /// The mean loss of the batch (a scalar tensor).
-    pub loss: Tensor,
+    /// The mean loss of the batch (a scalar tensor); `None` when the model
+    /// gives none (a batch without labels), and then no `eval_loss`.
+    pub loss: Option<Tensor>,
     /// Metrics to report with the `eval_` prefix (HF's `compute_metrics`).
     pub metrics: Vec<MetricSum>,
     /// The model's predictions (its logits), kept by `predict`.
@@ -83,7 +84,7 @@ pub trait Model {
     /// Loss and metrics of an evaluation batch (run without gradients).
     fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
         Ok(EvalBatch {
-            loss: self.loss(batch, false)?,
+            loss: Some(self.loss(batch, false)?),
             ..EvalBatch::default()
         })
     }

@@ -68,23 +68,25 @@ impl Model for FileModel {
         Ok(self.script.forward(&batch.columns)?.loss)
     }
 
+    /// Loss, metrics and logits; a batch without labels (a test set) has
+    /// no loss and no metrics, as in HF's `prediction_step`.
     fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
-        let out = self.script.forward(&batch.columns)?;
         let labels = self.labels(batch);
-        let loss = if self.metrics.iter().any(|m| !m.needs_logits()) {
-            out.loss.f_double_value(&[])?
-        } else {
-            0.0
+        let out = self.script.predict(&batch.columns, labels.is_some())?;
+        let metrics = match (labels, &out.loss) {
+            (Some(_), Some(loss)) => {
+                let loss = loss.f_double_value(&[])?;
+                self.metrics
+                    .iter()
+                    .map(|m| m.of_batch(loss, batch.len(), out.logits.as_ref(), labels))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            _ => Vec::new(),
         };
-        let metrics = self
-            .metrics
-            .iter()
-            .map(|m| m.of_batch(loss, batch.len(), out.logits.as_ref(), labels))
-            .collect::<Result<Vec<_>>>()?;
         Ok(EvalBatch {
             loss: out.loss,
             metrics,
-            predictions: out.logits,
+            predictions: out.logits.map(|t| t.detach()),
             labels: labels.map(Tensor::shallow_clone),
         })
     }
