@@ -176,6 +176,14 @@ def export(out):
     write_safetensors(f"{out}/tag_val.safetensors", canon["tag_val"], {"input_ids": i64, "labels": i64})
     write_jsonl(f"{out}/tag_test.jsonl", canon["tag_test"])
 
+    # Other column names: bound by --model_input_names and --label_names,
+    # or HF's renaming of `label` (and an unused column).
+    for split in ("train", "val"):
+        tag, cls = canon[f"tag_{split}"], canon[f"cls_{split}"]
+        write_parquet(f"{out}/tag_renamed_{split}.parquet", {"tokens": tag["input_ids"], "tags": tag["labels"]})
+        write_parquet(f"{out}/cls_label_{split}.parquet", {
+            "idx": list(range(len(cls["labels"]))), "features": cls["features"], "label": cls["labels"]})
+
     torch.jit.script(Regressor()).save(f"{out}/regressor.pt")
     x = torch.tensor(canon["cls_train"]["features"][:8], dtype=f32)
     torch.jit.trace(Classifier(), (x, torch.tensor(canon["cls_train"]["labels"][:8]))).save(f"{out}/classifier.pt")
@@ -363,6 +371,11 @@ def check_classifier_eval(fx, out, checkpoint, final):
         "label_ids_equal": torch.equal(p["label_ids"], nested_concat(labels)),
         "hf_json": all(is_hf_json(f"{out}/{s}_results.json") for s in ["eval", "predict", "all"]),
     }
+
+
+def check_eval(fx, out, kind, dataset, n):
+    """The metrics of out/model.pt on the first `n` samples of `dataset`."""
+    return evaluate(f"{out}/model.pt", kind, canon(fx, dataset), n=int(n))[0]
 
 
 def check_tagger(fx, out):
