@@ -11,6 +11,8 @@ mod oracle;
 mod cli;
 /// Dataset files: Parquet, safetensors, JSON lines, CSV; padding as HF's collators.
 mod datasets;
+/// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
+mod examples;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.
 mod early_stopping;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
@@ -31,7 +33,7 @@ mod library;
 mod loading;
 /// `trainbox train --model`: TorchScript models on dataset files, checked from Python.
 mod own_model;
-/// `trainbox train --model` on bad models and bad dataset files.
+/// `trainbox train --model`: columns bound to forward's arguments; bad models and dataset files.
 mod own_model_errors;
 /// A TorchScript model trained by trainbox and by the real HF Trainer, log for log.
 mod own_model_parity;

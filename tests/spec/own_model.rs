@@ -61,7 +61,7 @@ fn check(function: &str, out: &Path) -> Value {
     check_with(function, out, &[])
 }
 
-fn check_with(function: &str, out: &Path, more: &[&Path]) -> Value {
+pub(crate) fn check_with(function: &str, out: &Path, more: &[&Path]) -> Value {
     let mut args = vec![fixtures(), Path::new(function), out];
     args.extend_from_slice(more);
     let printed = run_torch_python(CALL, &args);
@@ -74,7 +74,7 @@ fn num(v: &Value) -> f64 {
 }
 
 #[track_caller]
-fn assert_close(got: &Value, want: &Value, rel: f64, what: &str) {
+pub(crate) fn assert_close(got: &Value, want: &Value, rel: f64, what: &str) {
     let (g, w) = (num(got), num(want));
     assert!(
         (g - w).abs() <= rel * w.abs().max(1e-6),
@@ -90,7 +90,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -584,55 +584,4 @@ fn a_run_of_a_torchscript_model_resumed_from_a_checkpoint_is_exact() {
         );
     }
     assert!(resumed.out.join("checkpoint-8/model.pt").is_file());
-}
-
-/// Columns bound to forward's arguments by `--model_input_names` (ragged
-/// token lists under other names, their labels padded with -100 because
-/// `--label_names` names them, the attention mask made from the tokens),
-/// and as HF binds them by default: a `label` column renamed `labels`, an
-/// unused column dropped, or an error with `--remove_unused_columns false`.
-#[test]
-fn columns_bind_by_model_input_names_label_names_and_hf_defaults() {
-    let flags =
-        "--train_file @tag_renamed_train.parquet --validation_file @tag_renamed_val.parquet \
-        --model_input_names tokens,attention_mask,tags --label_names tags \
-        --max_eval_samples 20 --learning_rate 0.05 --max_steps 4 --save_strategy no";
-    let done = train("own_model_binding_tagger", "tagger.pt", flags).ok();
-    let eval = read_json(&done.out.join("eval_results.json"));
-    let py = check_with(
-        "check_eval",
-        &done.out,
-        &[Path::new("tagger"), Path::new("tag_val"), Path::new("20")],
-    );
-    assert_close(
-        &eval["eval_loss"],
-        &py["loss"],
-        1e-5,
-        "tags padded with -100",
-    );
-
-    let flags = "--train_file @cls_label_train.parquet --validation_file @cls_label_val.parquet \
-        --learning_rate 0.05 --max_steps 4 --save_strategy no";
-    let done = train("own_model_binding_label", "classifier.pt", flags).ok();
-    let eval = read_json(&done.out.join("eval_results.json"));
-    let py = check_with(
-        "check_eval",
-        &done.out,
-        &[
-            Path::new("classifier"),
-            Path::new("cls_val"),
-            Path::new("24"),
-        ],
-    );
-    assert_close(&eval["eval_loss"], &py["loss"], 1e-5, "label as labels");
-
-    let strict = train("own_model_binding_strict", "classifier.pt", flags)
-        .args(&["--remove_unused_columns", "false"])
-        .fails();
-    let error = strict.lines().last().unwrap();
-    assert!(
-        error.contains("cls_label_train.parquet") && error.contains("idx"),
-        "{strict}"
-    );
-    assert!(!strict.contains("panicked"), "{strict}");
 }

@@ -1,3 +1,5 @@
+//! How dataset columns meet forward's arguments (`--model_input_names`,
+//! `--label_names`, HF's renaming and dropping of columns), and
 //! `trainbox train --model` on bad input: a file that is not a TorchScript
 //! module, dataset files that are truncated, empty, of text, of mismatched
 //! lengths or without the column forward needs, a loss that is not a
@@ -6,7 +8,7 @@
 //! any training step, and the previous run in `output_dir` is left byte for
 //! byte.
 
-use crate::own_model::{fx, train};
+use crate::own_model::{assert_close, check_with, fx, read_json, train};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -162,4 +164,55 @@ fn bad_models_and_bad_datasets_are_one_clear_error_before_training_and_destroy_n
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Columns bound to forward's arguments by `--model_input_names` (ragged
+/// token lists under other names, their labels padded with -100 because
+/// `--label_names` names them, the attention mask made from the tokens),
+/// and as HF binds them by default: a `label` column renamed `labels`, an
+/// unused column dropped, or an error with `--remove_unused_columns false`.
+#[test]
+fn columns_bind_by_model_input_names_label_names_and_hf_defaults() {
+    let flags =
+        "--train_file @tag_renamed_train.parquet --validation_file @tag_renamed_val.parquet \
+        --model_input_names tokens,attention_mask,tags --label_names tags \
+        --max_eval_samples 20 --learning_rate 0.05 --max_steps 4 --save_strategy no";
+    let done = train("own_model_binding_tagger", "tagger.pt", flags).ok();
+    let eval = read_json(&done.out.join("eval_results.json"));
+    let py = check_with(
+        "check_eval",
+        &done.out,
+        &[Path::new("tagger"), Path::new("tag_val"), Path::new("20")],
+    );
+    assert_close(
+        &eval["eval_loss"],
+        &py["loss"],
+        1e-5,
+        "tags padded with -100",
+    );
+
+    let flags = "--train_file @cls_label_train.parquet --validation_file @cls_label_val.parquet \
+        --learning_rate 0.05 --max_steps 4 --save_strategy no";
+    let done = train("own_model_binding_label", "classifier.pt", flags).ok();
+    let eval = read_json(&done.out.join("eval_results.json"));
+    let py = check_with(
+        "check_eval",
+        &done.out,
+        &[
+            Path::new("classifier"),
+            Path::new("cls_val"),
+            Path::new("24"),
+        ],
+    );
+    assert_close(&eval["eval_loss"], &py["loss"], 1e-5, "label as labels");
+
+    let strict = train("own_model_binding_strict", "classifier.pt", flags)
+        .args(&["--remove_unused_columns", "false"])
+        .fails();
+    let error = strict.lines().last().unwrap();
+    assert!(
+        error.contains("cls_label_train.parquet") && error.contains("idx"),
+        "{strict}"
+    );
+    assert!(!strict.contains("panicked"), "{strict}");
 }
