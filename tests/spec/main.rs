@@ -11,10 +11,10 @@ mod oracle;
 mod cli;
 /// Dataset files: Parquet, safetensors, JSON lines, CSV; padding as HF's collators.
 mod datasets;
-/// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
-mod examples;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.
 mod early_stopping;
+/// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
+mod examples;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
 mod event_flow;
 /// A plugin is its file: grants bound to it, unique names, owned directories.
