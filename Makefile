@@ -176,8 +176,12 @@ lint: codecarbon-data
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cd plugins && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
 
-bench: host plugins
+# What plugins cost (benches/dispatch.rs), then a tiny GPT-2 trained by
+# trainbox (`--model`) and by HF's Trainer, side by side
+# (bench/own_model.py): steps/s, tokens/s, peak memory.
+bench: host plugins test-env
 	cargo bench --profile release --bench dispatch
+	$(PYTHON) bench/own_model.py --trainbox $(TRAINBOX)
 
 clean:
 	rm -rf build runs
