@@ -358,7 +358,6 @@ fn weight_decay_spares_a_layer_norm_named_as_bert_names_it() {
 }
 
 #[test]
-#[ignore = "trainbox decides weight decay by parameter name only: a LayerNorm whose path has no norm/ln name (body.1) is decayed, HF exempts it by type"]
 fn weight_decay_spares_a_layer_norm_known_by_its_type_only() {
     let (hf, tb) = train_both(
         "own-model-parity-norm-type",
@@ -375,7 +374,6 @@ fn weight_decay_spares_a_layer_norm_known_by_its_type_only() {
 }
 
 #[test]
-#[ignore = "trainbox takes a tied parameter once per name (tch's CModule::named_parameters does not deduplicate): its gradient counts twice in grad_norm and AdamW updates it twice"]
 fn a_tied_parameter_is_one_parameter_as_in_hf() {
     let flags = flags(&[
         ("num_train_epochs", json!(6)),

@@ -7,6 +7,7 @@
 //!
 //! A leaf: it knows tch, not the trainer.
 
+mod modules;
 mod output;
 mod schema;
 
@@ -34,6 +35,9 @@ pub struct ScriptModel {
     /// The names `forward`'s arguments are bound by, in order.
     names: Vec<String>,
     params: Vec<(String, Tensor)>,
+    /// The parameters that sit in an `nn.LayerNorm` (empty when the
+    /// archive's code could not be read).
+    in_layer_norms: std::collections::BTreeSet<String>,
     vs: nn::VarStore,
 }
 
@@ -60,7 +64,15 @@ pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<ScriptModel> {
     let named = module
         .named_parameters()
         .with_context(|| format!("model {file}: reading its parameters"))?;
+    // A tied parameter (GPT-2's `lm_head.weight` is `wte.weight`) is listed
+    // under each of its names; as Python's `named_parameters()`, keep the
+    // first, so that it is one parameter to the optimizer, the gradient
+    // norm and `model.safetensors`.
+    let mut seen = std::collections::BTreeSet::new();
     for (name, tensor) in named {
+        if !seen.insert((tensor.data_ptr() as usize, tensor.size(), tensor.stride())) {
+            continue;
+        }
         // Shares the module's tensor: the module sees every update.
         let tensor = tensor.set_requires_grad(true);
         let mut parts: Vec<&str> = name.split('.').collect();
@@ -74,12 +86,15 @@ pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<ScriptModel> {
         Ok(args) => args.iter().map(|a| a.name.clone()).collect(),
         Err(_) => Vec::new(),
     };
+    let param_names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+    let in_layer_norms = modules::in_layer_norms(&path, &param_names).unwrap_or_default();
     Ok(ScriptModel {
         path,
         module,
         schema,
         names,
         params,
+        in_layer_norms,
         vs,
     })
 }
@@ -151,6 +166,12 @@ impl ScriptModel {
         &self.params
     }
 
+    /// Whether parameter `name` sits in an `nn.LayerNorm` module (which HF
+    /// exempts from weight decay by its type).
+    pub fn in_layer_norm(&self, name: &str) -> bool {
+        self.in_layer_norms.contains(name)
+    }
+
     /// A var store holding the same tensors under the same names (for an
     /// optimizer and for checkpoints as safetensors).
     pub fn var_store(&self) -> &nn::VarStore {
@@ -195,9 +216,15 @@ impl ScriptModel {
             .map_err(|e| anyhow::anyhow!("model {}: {e}", self.path.display()))
     }
 
-    /// `forward` on the columns bound to its arguments.
+    /// `forward` on the columns bound to its arguments, run op by op as
+    /// PyTorch's eager mode runs it: without the graph executor's
+    /// optimisations (fused and differentiated subgraphs after a few
+    /// profiled calls), which round differently from the first calls, so
+    /// that a run resumed on a freshly loaded module is bit-exact, and the
+    /// numbers are those of the same model trained in Python.
     fn call(&self, columns: &BTreeMap<String, Tensor>) -> Result<IValue> {
         let file = self.path.display();
+        tch::jit::f_set_graph_executor_optimize(false)?;
         if self.names.is_empty() {
             match &self.schema {
                 Err(why) => bail!(

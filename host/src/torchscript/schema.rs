@@ -22,14 +22,8 @@ pub struct Arg {
 pub fn forward_args(path: &Path) -> Result<Vec<Arg>> {
     let file = std::fs::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file).context("not a zip archive")?;
+    let class = top_class_of(&mut zip)?;
     let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
-    let pickle = names
-        .iter()
-        .find(|n| n.ends_with("/data.pkl") && !n.contains("/code/"))
-        .context("no data.pkl")?;
-    let mut data = Vec::new();
-    zip.by_name(pickle)?.take(4096).read_to_end(&mut data)?;
-    let class = top_class(&data).context("data.pkl does not start with the module's class")?;
     for name in names
         .iter()
         .filter(|n| n.contains("/code/") && n.ends_with(".py"))
@@ -41,6 +35,18 @@ pub fn forward_args(path: &Path) -> Result<Vec<Arg>> {
         }
     }
     bail!("no `def forward(self: {class}, …)` in the archive's code")
+}
+
+/// The qualified class of the archive's top module, from its `data.pkl`.
+pub(super) fn top_class_of(zip: &mut zip::ZipArchive<std::fs::File>) -> Result<String> {
+    let pickle = zip
+        .file_names()
+        .find(|n| n.ends_with("/data.pkl") && !n.contains("/code/"))
+        .map(str::to_owned)
+        .context("no data.pkl")?;
+    let mut data = Vec::new();
+    zip.by_name(&pickle)?.take(4096).read_to_end(&mut data)?;
+    top_class(&data).context("data.pkl does not start with the module's class")
 }
 
 /// The qualified class of the pickled top object: protocol 2, then a

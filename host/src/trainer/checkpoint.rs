@@ -349,7 +349,7 @@ impl Trainer {
         self.model.restore(Path::new(&best))?;
         self.load_weights(&file)?;
         // A restored module has new tensors: the plugins' views follow it.
-        self.view.lock().parameters = self.trainable_parameters();
+        self.view.lock().parameters = self.model.parameters();
         Ok(())
     }
 

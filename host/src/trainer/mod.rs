@@ -146,7 +146,6 @@ impl TrainerBuilder {
             last_checkpoint: None,
             finish_after_train: self.finish_after_train,
             finished: false,
-            began_training: false,
         };
         if let Err(e) = trainer.fire(Event::InitEnd, &Logs::new()) {
             trainer.handler.finish(&Err(format!("{e:#}")));
@@ -173,8 +172,6 @@ pub struct Trainer {
     /// Whether `train()` ends with [`Trainer::finish`].
     finish_after_train: bool,
     finished: bool,
-    /// Whether `train()` has begun (an evaluation-only run logs no epoch).
-    began_training: bool,
 }
 
 impl Trainer {
@@ -232,13 +229,10 @@ impl Trainer {
             .call(event, &self.args, &self.state, &mut self.control, payload)
     }
 
-    /// HF's `log`: adds `epoch` (once training has begun: HF's
-    /// `state.epoch` is `None` before), appends a copy with `step` to the history,
+    /// HF's `log`: adds `epoch`, appends a copy with `step` to the history,
     /// then fires `on_log` with the entry.
     fn log(&mut self, mut logs: Logs) -> Result<Logs> {
-        if self.began_training {
-            logs.insert("epoch", epoch_value(&self.state));
-        }
+        logs.insert("epoch", epoch_value(&self.state));
         let mut entry = logs.clone();
         entry.insert("step", Value::Int(self.state.global_step as i64));
         self.view.lock().log_history.push(entry.clone());

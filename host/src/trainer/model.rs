@@ -74,6 +74,27 @@ pub trait Model {
         Ok(())
     }
 
+    /// The trainable variables in the model's order (the order of the
+    /// plugins' parameter views and of the gradient norm's sum); by default
+    /// the var store's, sorted by name.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut params: Vec<(String, Tensor)> = self
+            .var_store()
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        params
+    }
+
+    /// Whether parameter `name` sits in a layer-norm module, which HF's
+    /// weight decay exempts by type (beside its name patterns, which the
+    /// optimizer applies to every model).
+    fn in_layer_norm(&self, _name: &str) -> bool {
+        false
+    }
+
     /// The mean loss of a batch; `train` enables dropout and the like.
     fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
 

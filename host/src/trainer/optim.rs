@@ -52,11 +52,18 @@ pub fn is_no_decay(name: &str) -> bool {
 }
 
 impl AdamW {
-    pub fn new(config: AdamWConfig, params: Vec<(String, Tensor)>) -> AdamW {
+    /// AdamW over `params`; those `is_no_decay` names and those for which
+    /// `in_layer_norm` holds (HF's exemption by module type) get no weight
+    /// decay.
+    pub fn new(
+        config: AdamWConfig,
+        params: Vec<(String, Tensor)>,
+        in_layer_norm: &dyn Fn(&str) -> bool,
+    ) -> AdamW {
         let params = params
             .into_iter()
             .map(|(name, value)| Param {
-                decay: !is_no_decay(&name),
+                decay: !is_no_decay(&name) && !in_layer_norm(&name),
                 name,
                 value,
                 exp_avg: None,
@@ -230,7 +237,9 @@ mod tests {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
         let loss = (&p * &p).sum(tch::Kind::Float);
         loss.backward();
-        let mut opt = AdamW::new(config(0.1), vec![("w".into(), p.shallow_clone())]);
+        let mut opt = AdamW::new(config(0.1), vec![("w".into(), p.shallow_clone())], &|_| {
+            false
+        });
         opt.step(0.01);
         // First Adam step moves each weight by lr * sign(grad); decay first scales by (1 - lr*wd).
         let got: Vec<f32> = Vec::try_from(&p.detach()).unwrap();
@@ -244,7 +253,9 @@ mod tests {
     #[test]
     fn loaded_moments_take_the_parameter_dtype_and_ints_are_refused() {
         let p = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
-        let mut opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())]);
+        let mut opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())], &|_| {
+            false
+        });
         let moments = |t: Tensor| {
             vec![
                 ("exp_avg.w".to_string(), t.shallow_clone()),
@@ -271,7 +282,9 @@ mod tests {
         (&p * Tensor::from_slice(&[3.0f32, 4.0]))
             .sum(tch::Kind::Float)
             .backward();
-        let opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())]);
+        let opt = AdamW::new(config(0.0), vec![("w".into(), p.shallow_clone())], &|_| {
+            false
+        });
         let norm = opt.clip_grad_norm(1.0);
         assert!((norm - 5.0).abs() < 1e-6);
         let after = opt.gradients()[0].norm().double_value(&[]);

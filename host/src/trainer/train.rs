@@ -29,7 +29,6 @@ impl Trainer {
     }
 
     fn train_inner(&mut self) -> Result<TrainOutput> {
-        self.began_training = true;
         tch::manual_seed(self.args.seed as i64);
         if self.train_data.is_empty() {
             bail!("the training dataset is empty");
@@ -76,7 +75,7 @@ impl Trainer {
         self.state = state;
         self.refresh_stateful_callbacks()?;
 
-        let params = self.trainable_parameters();
+        let params = self.model.parameters();
         let optimizer = AdamW::new(
             AdamWConfig {
                 beta1: self.args.adam_beta1,
@@ -88,6 +87,7 @@ impl Trainer {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.shallow_clone()))
                 .collect(),
+            &|name| self.model.in_layer_norm(name),
         );
         let mut run = Run {
             optimizer,
@@ -334,19 +334,6 @@ impl Trainer {
             training_loss: train_loss,
             metrics,
         })
-    }
-
-    /// The model's trainable variables, sorted by name.
-    pub(super) fn trainable_parameters(&self) -> Vec<(String, tch::Tensor)> {
-        let mut params: Vec<(String, tch::Tensor)> = self
-            .model
-            .var_store()
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        params
     }
 
     /// The control flags as they stand (for tests and embedding programs).

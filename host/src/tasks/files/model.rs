@@ -52,6 +52,19 @@ impl Model for FileModel {
         self.script.var_store()
     }
 
+    /// The module's `named_parameters()`, in its order.
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.script
+            .named_parameters()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shallow_clone()))
+            .collect()
+    }
+
+    fn in_layer_norm(&self, name: &str) -> bool {
+        self.script.in_layer_norm(name)
+    }
+
     fn set_training(&mut self, train: bool) -> Result<()> {
         if self.training != Some(train) {
             if train {
