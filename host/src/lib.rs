@@ -4,7 +4,8 @@
 //! Map of the crate, in dependency order: `cli` → `trainer` (with `flow`)
 //! → `callbacks` → `sandbox`, all of them over the leaf data `args`,
 //! `state`, `event`, `view`, `pyjson` and `ui`; `tasks` builds on the
-//! trainer's `Model` and `Dataset`. `tests/spec/layering.rs` checks it.
+//! trainer's `Model` and `Dataset`, and binds the leaves `datasets` and
+//! `torchscript` to them. `tests/spec/layering.rs` checks it.
 //!
 //! - [`args`]: `TrainingArguments`, HF names, defaults and validation.
 //! - `atomic_file`: files replaced whole or not at all.
@@ -18,7 +19,9 @@
 //! - [`trainer`]: the loop, evaluation, AdamW, schedules, checkpoints.
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
 //!   call path, faults, limits, output, compile cache.
-//! - [`tasks`]: built-in models and data.
+//! - [`tasks`]: built-in models and data; `tasks::files`, a TorchScript
+//!   model on dataset files (`trainbox train --model`), with the dry run
+//!   and the built-in metrics.
 //! - [`datasets`]: dataset files (Parquet, safetensors, JSON lines, CSV)
 //!   as named columns, and batches padded as HF's collators do.
 //! - [`torchscript`]: a TorchScript module from Python, its parameters,
@@ -28,8 +31,10 @@
 //! Modules a library user needs are public; the rest are private, and what
 //! they export is re-exported here.
 //!
-//! To train your own model, implement [`Model`] (and use a [`Dataset`] such
-//! as [`TensorDataset`]), then build a [`Trainer`]; see `examples/`.
+//! To train your own model from the command line, export it to TorchScript
+//! (`docs/train-your-own-model.md`); from Rust, implement [`Model`] (and
+//! use a [`Dataset`] such as [`TensorDataset`]), then build a [`Trainer`];
+//! see `host/examples/`.
 
 pub mod args;
 mod atomic_file;

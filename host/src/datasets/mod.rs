@@ -188,11 +188,23 @@ impl Columns {
         }
         if collate.attention_mask && !out.contains_key("attention_mask") {
             let source = self.mask_source(collate).ok_or_else(|| {
-                anyhow!(
-                    "dataset {}: an attention_mask is asked for but no column holds token ids \
-                     (`input_ids`, or a list column other than the labels)",
-                    self.path.display()
-                )
+                let floats = self
+                    .columns
+                    .iter()
+                    .find(|c| c.name() == "input_ids" && c.dtype() != Dtype::I64);
+                match floats {
+                    Some(c) => anyhow!(
+                        "dataset {}: column `input_ids` holds {:?} values; token ids must be \
+                         integers: write them as int64 (the attention_mask is made from them)",
+                        self.path.display(),
+                        c.dtype()
+                    ),
+                    None => anyhow!(
+                        "dataset {}: an attention_mask is asked for but no column holds token ids \
+                         (`input_ids`, or an integer list column other than the labels)",
+                        self.path.display()
+                    ),
+                }
             })?;
             out.insert("attention_mask".into(), collate::mask(source, &indices)?);
         }
