@@ -13,10 +13,10 @@ mod cli;
 mod datasets;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.
 mod early_stopping;
-/// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
-mod examples;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).
 mod event_flow;
+/// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
+mod examples;
 /// A plugin is its file: grants bound to it, unique names, owned directories.
 mod identity;
 /// TensorBoard, MLflow, DVCLive, W&B and CodeCarbon, against their real readers.

@@ -12,6 +12,9 @@ use std::path::Path;
 /// The class a layer norm's code declares (any mangled copy of it).
 const LAYER_NORM: (&str, &str) = ("__torch__.torch.nn.modules.normalization", "LayerNorm");
 
+/// Each class's attributes (name, declared type), by qualified class name.
+type Classes = BTreeMap<String, Vec<(String, String)>>;
+
 /// The parameters of `params` that sit in an `nn.LayerNorm` (at any depth).
 pub fn in_layer_norms(path: &Path, params: &[String]) -> Result<BTreeSet<String>> {
     let (top, classes) = read_classes(path)?;
@@ -62,7 +65,7 @@ fn ancestors(
 }
 
 /// The top module's class, and each class's attributes (name, type).
-fn read_classes(path: &Path) -> Result<(String, BTreeMap<String, Vec<(String, String)>>)> {
+fn read_classes(path: &Path) -> Result<(String, Classes)> {
     let file = std::fs::File::open(path)?;
     let mut zip = zip::ZipArchive::new(file).context("not a zip archive")?;
     let top = super::schema::top_class_of(&mut zip)?;
@@ -82,7 +85,7 @@ fn read_classes(path: &Path) -> Result<(String, BTreeMap<String, Vec<(String, St
 
 /// The classes `code` (the file of `module`) defines, with the attributes
 /// each declares at the top of its body.
-fn parse_classes(module: &str, code: &str, out: &mut BTreeMap<String, Vec<(String, String)>>) {
+fn parse_classes(module: &str, code: &str, out: &mut Classes) {
     let mut current: Option<&mut Vec<(String, String)>> = None;
     for line in code.lines() {
         if let Some(rest) = line.strip_prefix("class ") {
