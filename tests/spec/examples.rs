@@ -4,7 +4,8 @@
 //! The tiny GPT-2's eval loss falls far below that of its random init (read
 //! with `--do_eval` on the exported model); the tiny BERT classifier, fed
 //! variable-length sentences padded by trainbox with an attention_mask it
-//! makes, ends well above chance.
+//! makes, ends well above chance, and its predictions from padded batches
+//! are the logits of each sentence alone.
 
 use crate::util::{read_pyjson, run_torch_python, Run};
 use std::path::{Path, PathBuf};
@@ -111,23 +112,28 @@ fn tiny_gpt2_eval_loss_falls() {
     assert!(evaluations >= 3, "{evaluations} evaluations recorded");
 }
 
-/// The eval loss of each validation sample alone, unpadded, through the
-/// trained `model.pt`, averaged: what trainbox's padded batches with the
-/// attention_mask it made must give.
-const UNPADDED_LOSS: &str = r#"
+/// The logits of each validation sample alone, unpadded, through the
+/// trained `model.pt`, against trainbox's predictions from padded batches
+/// with the attention_mask it made (without the mask they differ by ~1e-3):
+/// prints the largest difference and whether `label_ids` are the labels.
+const UNPADDED: &str = r#"
 import sys, torch, pyarrow.parquet as pq
+from safetensors.torch import load_file
 model = torch.jit.load(sys.argv[2] + "/model.pt").eval()
-table = pq.read_table(sys.argv[1] + "/validation.parquet").to_pylist()
+rows = pq.read_table(sys.argv[1] + "/validation.parquet").to_pylist()
 with torch.no_grad():
-    losses = [model(torch.tensor([r["input_ids"]]), torch.ones(1, len(r["input_ids"]), dtype=torch.long),
-                    torch.tensor([r["labels"]]))[0].item() for r in table]
-print(sum(losses) / len(losses))
+    alone = torch.cat([model(torch.tensor([r["input_ids"]]), torch.ones(1, len(r["input_ids"]), dtype=torch.long),
+                             torch.tensor([r["labels"]]))[1] for r in rows])
+pred = load_file(sys.argv[2] + "/predictions.safetensors")
+labels = torch.tensor([r["labels"] for r in rows])
+print((pred["predictions"] - alone).abs().max().item(), torch.equal(pred["label_ids"], labels))
 "#;
 
 #[test]
 fn tiny_bert_classifier_learns() {
     let run = Run::command("examples_bert", &["train"]);
     let data = export("hf-bert", &run.dir, &["--n_train", "384", "--n_eval", "96"]);
+    let test_file = data.join("validation.parquet");
     let done = train(run, &data, "out")
         .args(&[
             "--num_train_epochs",
@@ -137,6 +143,7 @@ fn tiny_bert_classifier_learns() {
         ])
         .args(&["--learning_rate", "2e-3", "--eval_strategy", "epoch"])
         .args(&["--metric", "accuracy", "--logging_steps", "8"])
+        .args(&["--test_file", test_file.to_str().unwrap()])
         .ok();
     let out = &done.out;
     let accuracy = metric(out, "eval_results.json", "eval_accuracy");
@@ -148,15 +155,14 @@ fn tiny_bert_classifier_learns() {
     assert_eq!(metric(out, "all_results.json", "eval_accuracy"), accuracy);
     assert_eq!(metric(out, "all_results.json", "train_samples"), 384.0);
 
-    // 96 samples in full batches of 8: the mean of the batch losses is the
-    // mean of the samples' losses, padding or not.
-    let loss = metric(out, "eval_results.json", "eval_loss");
-    let unpadded: f64 = run_torch_python(UNPADDED_LOSS, &[&data, out])
-        .trim()
-        .parse()
-        .unwrap();
+    let predicted = metric(out, "predict_results.json", "predict_accuracy");
+    assert_eq!(predicted, accuracy, "the validation file as test file");
+    let seen = run_torch_python(UNPADDED, &[&data, out]);
+    let (diff, labels) = seen.trim().split_once(' ').unwrap();
+    let diff: f64 = diff.parse().unwrap();
     assert!(
-        (loss - unpadded).abs() <= 1e-4 * unpadded.abs().max(1e-3),
-        "eval_loss {loss} with padding and the made attention_mask, {unpadded} unpadded"
+        diff < 1e-5,
+        "logits from padded batches differ from the unpadded ones by {diff}"
     );
+    assert_eq!(labels, "True", "label_ids are not the validation labels");
 }
