@@ -4,8 +4,10 @@
 //! --model model.pt` (its `torch.jit.trace`). One batch per epoch (or one
 //! update of two accumulated batches), so that the data order cannot differ;
 //! a warm-up and linear schedule, clipping that bites on some steps only,
-//! weight decay. Every logged `loss`, `grad_norm`, `learning_rate`,
-//! `eval_loss` and the final `train_loss` must agree within 1e-5 relative.
+//! weight decay; HF's weight-decay groups (by name and by LayerNorm type),
+//! a tied parameter, a real HF model (a tiny GPT-2). Every logged `loss`,
+//! `grad_norm`, `learning_rate`, `eval_loss` and the final `train_loss` must
+//! agree within 1e-5 relative.
 
 use serde_json::{json, Value};
 use std::path::Path;
@@ -96,14 +98,36 @@ class Tied(nn.Module):
         return nn.functional.cross_entropy(logits, labels), logits
 
 
+class Gpt2(nn.Module):
+    """A real HF model: a tiny GPT-2 (random init), called as trainbox's
+    examples call it (return_dict=False, use_cache=False); LayerNorms
+    ln_*, Conv1D weights, lm_head tied to wte."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(vocab_size=64, n_positions=16, n_embd=32, n_layer=2, n_head=2,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                            bos_token_id=None, eos_token_id=None)
+        self.model = GPT2LMHeadModel(config)
+
+    def forward(self, input_ids, labels):
+        return self.model(input_ids=input_ids, labels=labels, return_dict=False,
+                          use_cache=False)[:2]
+
+
 MODELS = {"regression": Regressor, "classifier": Classifier, "bert_names": BertNames,
-          "norm_by_type": NormByType, "tied": Tied}
+          "norm_by_type": NormByType, "tied": Tied, "gpt2": Gpt2}
 
 
 def data(case, n):
     """Python lists, as a user hands them to datasets.Dataset.from_dict:
     floats become float64 in Parquet, ints int64."""
     g = torch.Generator().manual_seed(1)
+    if case == "gpt2":
+        ids = torch.randint(0, 64, (n, 16), generator=g).tolist()
+        return {"input_ids": ids, "labels": ids}
     if case in ("classifier", "tied"):
         ids = torch.randint(0, 20, (n, 5), generator=g)
         return {"input_ids": ids.tolist(), "labels": (ids.sum(1) % 3).tolist()}
@@ -383,5 +407,27 @@ fn a_tied_parameter_is_one_parameter_as_in_hf() {
     ]);
     let (hf, tb) = train_both("own-model-parity-tied", "tied", &flags, (16, 8));
     assert_eq!(hf["params"], json!(["embed.weight"]), "HF's own parameters");
+    assert_same_history(&hf, &tb);
+}
+
+#[test]
+fn a_tiny_gpt2_matches_hf_trainer_step_by_step() {
+    let flags = flags(&[
+        ("num_train_epochs", json!(5)),
+        ("per_device_train_batch_size", json!(8)),
+        ("learning_rate", json!(0.01)),
+        ("max_grad_norm", json!(1.05)),
+        ("eval_strategy", json!("epoch")),
+    ]);
+    let (hf, tb) = train_both("own-model-parity-gpt2", "gpt2", &flags, (8, 12));
+    assert_clipping_bites_sometimes(&hf, 1.05);
+    assert!(
+        !hf["params"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("model.lm_head.weight")),
+        "lm_head is tied to wte: {}",
+        hf["params"]
+    );
     assert_same_history(&hf, &tb);
 }
