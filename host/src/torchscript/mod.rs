@@ -35,9 +35,9 @@ pub struct ScriptModel {
     /// The names `forward`'s arguments are bound by, in order.
     names: Vec<String>,
     params: Vec<(String, Tensor)>,
-    /// The parameters that sit in an `nn.LayerNorm` (empty when the
+    /// The parameters by the modules they sit in (none known when the
     /// archive's code could not be read).
-    in_layer_norms: std::collections::BTreeSet<String>,
+    kinds: modules::ParamKinds,
     vs: nn::VarStore,
 }
 
@@ -87,14 +87,14 @@ pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<ScriptModel> {
         Err(_) => Vec::new(),
     };
     let param_names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
-    let in_layer_norms = modules::in_layer_norms(&path, &param_names).unwrap_or_default();
+    let kinds = modules::classify(&path, &param_names).unwrap_or_default();
     Ok(ScriptModel {
         path,
         module,
         schema,
         names,
         params,
-        in_layer_norms,
+        kinds,
         vs,
     })
 }
@@ -169,7 +169,12 @@ impl ScriptModel {
     /// Whether parameter `name` sits in an `nn.LayerNorm` module (which HF
     /// exempts from weight decay by its type).
     pub fn in_layer_norm(&self, name: &str) -> bool {
-        self.in_layer_norms.contains(name)
+        self.kinds.in_layer_norm.contains(name)
+    }
+
+    /// Whether parameter `name` sits in an `nn.Embedding` module.
+    pub fn in_embedding(&self, name: &str) -> bool {
+        self.kinds.in_embedding.contains(name)
     }
 
     /// A var store holding the same tensors under the same names (for an

@@ -2,7 +2,8 @@
 //! declares each class's submodules as `name : <class>` or, for
 //! containers, `__annotations__["0"] = <class>`), so that parameters can be
 //! told apart by the type of module they sit in, as HF tells the weights of
-//! an `nn.LayerNorm` apart for weight decay.
+//! an `nn.LayerNorm` apart for weight decay and an `nn.Embedding` for
+//! its estimate of floating-point operations.
 
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,32 +12,46 @@ use std::path::Path;
 
 /// The class a layer norm's code declares (any mangled copy of it).
 const LAYER_NORM: (&str, &str) = ("__torch__.torch.nn.modules.normalization", "LayerNorm");
+/// The class of an embedding.
+const EMBEDDING: (&str, &str) = ("__torch__.torch.nn.modules.sparse", "Embedding");
 
 /// Each class's attributes (name, declared type), by qualified class name.
 type Classes = BTreeMap<String, Vec<(String, String)>>;
 
-/// The parameters of `params` that sit in an `nn.LayerNorm` (at any depth).
-pub fn in_layer_norms(path: &Path, params: &[String]) -> Result<BTreeSet<String>> {
-    let (top, classes) = read_classes(path)?;
-    Ok(params
-        .iter()
-        .filter(|p| {
-            ancestors(&top, &classes, p)
-                .iter()
-                .any(|c| is_layer_norm(c))
-        })
-        .cloned()
-        .collect())
+/// Parameters told apart by the modules they sit in.
+#[derive(Debug, Clone, Default)]
+pub struct ParamKinds {
+    /// In an `nn.LayerNorm` (at any depth): HF exempts them from weight decay.
+    pub in_layer_norm: BTreeSet<String>,
+    /// In an `nn.Embedding`: HF's flos estimate leaves them out.
+    pub in_embedding: BTreeSet<String>,
 }
 
-fn is_layer_norm(class: &str) -> bool {
+/// Sorts the parameters `params` of the module at `path` by their modules.
+pub fn classify(path: &Path, params: &[String]) -> Result<ParamKinds> {
+    let (top, classes) = read_classes(path)?;
+    let mut kinds = ParamKinds::default();
+    for p in params {
+        let path = ancestors(&top, &classes, p);
+        if path.iter().any(|c| is_class(c, LAYER_NORM)) {
+            kinds.in_layer_norm.insert(p.clone());
+        }
+        if path.iter().any(|c| is_class(c, EMBEDDING)) {
+            kinds.in_embedding.insert(p.clone());
+        }
+    }
+    Ok(kinds)
+}
+
+/// Whether `class` is torch's `(module, name)` class or a mangled copy.
+fn is_class(class: &str, (want_module, want_name): (&str, &str)) -> bool {
     let Some((module, name)) = class.rsplit_once('.') else {
         return false;
     };
-    name == LAYER_NORM.1
-        && (module == LAYER_NORM.0
+    name == want_name
+        && (module == want_module
             || module
-                .strip_prefix(LAYER_NORM.0)
+                .strip_prefix(want_module)
                 .is_some_and(|rest| rest.starts_with(".___torch_mangle_")))
 }
 
@@ -133,9 +148,9 @@ mod tests {
         );
         let path = ancestors("__torch__.B", &classes, "body.1.weight");
         assert_eq!(path.len(), 2);
-        assert!(is_layer_norm(&path[1]));
+        assert!(is_class(&path[1], LAYER_NORM));
         assert!(!ancestors("__torch__.B", &classes, "body.0.weight")
             .iter()
-            .any(|c| is_layer_norm(c)));
+            .any(|c| is_class(c, LAYER_NORM)));
     }
 }

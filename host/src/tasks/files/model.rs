@@ -113,6 +113,22 @@ impl Model for FileModel {
         names.first().map_or("input_ids", String::as_str)
     }
 
+    /// HF's `PreTrainedModel.floating_point_ops`: 6 × the main input's
+    /// elements × the parameters outside embeddings.
+    fn flos(&self, batch: &Batch) -> f64 {
+        let Some(input) = batch.columns.get(self.main_input_name()) else {
+            return 0.0;
+        };
+        let params: i64 = self
+            .script
+            .named_parameters()
+            .iter()
+            .filter(|(n, _)| !self.script.in_embedding(n))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        6.0 * params as f64 * input.numel() as f64
+    }
+
     fn export_file(&self) -> Option<&'static str> {
         Some(MODULE_FILE)
     }
