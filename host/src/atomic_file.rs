@@ -22,6 +22,18 @@ pub fn write_replacing(
     written
 }
 
+/// How the temporary of [`write_beside`] begins (`.tmp.model.safetensors`).
+pub const TEMP_PREFIX: &str = ".tmp.";
+
+/// [`write_replacing`] through the hidden file `.tmp.NAME` beside `path`.
+/// It keeps `path`'s extension: tch picks the format it saves in from it
+/// (`.safetensors`, or else torch's pickle).
+pub fn write_beside(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!("{TEMP_PREFIX}{}", name.unwrap_or_default()));
+    write_replacing(path, &tmp, write)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,11 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
     for f in flags.iter().filter(|f| f.name == "config") {
         cfg.apply_file(&PathBuf::from(&f.values[0]))?;
     }
+    // `--metric` repeats to build a list; given on the command line, that
+    // list replaces the config file's, as every other flag does.
+    if flags.iter().any(|f| f.name == "metric") {
+        cfg.files.metrics.clear();
+    }
     for Flag { name, values } in flags {
         let value = values.first().cloned().unwrap_or_default();
         match name.as_str() {

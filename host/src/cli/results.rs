@@ -4,7 +4,7 @@
 //! written through trainbox-pyformat for byte-equality with Python's json),
 //! and the predictions of `--do_predict` as safetensors.
 
-use crate::atomic_file::write_replacing;
+use crate::atomic_file::write_beside;
 use crate::pyjson::Json;
 use crate::state::{Logs, Value};
 use anyhow::{Context, Result};
@@ -98,14 +98,9 @@ pub fn save_metrics(dir: &Path, split: &str, metrics: &Logs) -> Result<()> {
 
 fn write_json(path: &Path, value: &Json) -> Result<()> {
     let text = trainbox_pyformat::json_dumps(value, Some(4));
-    write_replacing(path, &tmp_of(path), |tmp| {
+    write_beside(path, |tmp| {
         std::fs::write(tmp, &text).with_context(|| format!("writing {}", path.display()))
     })
-}
-
-fn tmp_of(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".tmp.{}", name.unwrap_or_default()))
 }
 
 /// Writes `predictions` (and `label_ids`, when given) to
@@ -127,7 +122,7 @@ pub fn save_predictions(
         ));
         return Ok(());
     }
-    write_replacing(&path, &tmp_of(&path), |tmp| {
+    write_beside(&path, |tmp| {
         Tensor::write_safetensors(&tensors, tmp)
             .with_context(|| format!("writing {}", path.display()))
     })

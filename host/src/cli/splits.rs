@@ -7,7 +7,7 @@ use super::config::RunConfig;
 use super::results;
 use crate::args::IntervalStrategy;
 use crate::state::Value;
-use crate::tasks::files::{FileDataset, Splits};
+use crate::tasks::files::Splits;
 use crate::trainer::data::Dataset;
 use crate::trainer::Trainer;
 use anyhow::{bail, Result};
@@ -60,7 +60,7 @@ pub fn run(
     trainer: &mut Trainer,
     splits: Splits,
     samples: [usize; 3],
-    test: Option<&FileDataset>,
+    test: Option<&dyn Dataset>,
     write_results: bool,
 ) -> Result<()> {
     let dir = trainer.args().output_dir.clone();
@@ -83,7 +83,7 @@ pub fn run(
         save("eval", metrics, samples[1])?;
     }
     if let (true, Some(test)) = (splits.predict, test) {
-        let out = trainer.predict(test as &dyn Dataset, "predict")?;
+        let out = trainer.predict(test, "predict")?;
         if write_results {
             results::save_predictions(dir, out.predictions.as_ref(), out.label_ids.as_ref())?;
         }

@@ -158,7 +158,7 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         &mut trainer,
         splits,
         task.samples,
-        task.test.as_ref(),
+        task.test.as_ref().map(|t| t as &dyn Dataset),
         own_model,
     );
     trainer.finish(&result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));

@@ -40,24 +40,32 @@ pub const EXTENSIONS: &str = ".parquet, .safetensors, .jsonl, .json, .csv";
 pub struct Columns {
     path: PathBuf,
     columns: Vec<Column>,
-    /// Columns of strings, kept by name for the error.
-    text: Vec<String>,
+    /// Columns not read (text, a type not batched, not asked for), kept
+    /// by name for the error given if one is asked for.
+    unread: Vec<text::Unread>,
     /// Samples in view (`truncate`).
     len: usize,
 }
 
 /// Reads a dataset file; every error names the file and the fix.
 pub fn open(path: &Path) -> Result<Columns> {
-    read(path).map_err(|e| anyhow!("dataset {}: {e:#}", path.display()))
+    open_only(path, None)
 }
 
-fn read(path: &Path) -> Result<Columns> {
+/// Reads the columns `only` names of a dataset file (every column when
+/// `None`); the others are not decoded, whatever they hold. Fails when no
+/// column is read.
+pub fn open_only(path: &Path, only: Option<&[String]>) -> Result<Columns> {
+    read(path, only).map_err(|e| anyhow!("dataset {}: {e:#}", path.display()))
+}
+
+fn read(path: &Path, keep: text::Keep) -> Result<Columns> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let reader: fn(std::fs::File) -> Result<text::Read> = match ext.as_str() {
+    let reader: fn(std::fs::File, text::Keep) -> Result<text::Read> = match ext.as_str() {
         "parquet" => parquet::read,
         "safetensors" => safetensors::read,
         "jsonl" | "json" => text::read_jsonl,
@@ -71,12 +79,21 @@ fn read(path: &Path) -> Result<Columns> {
             anyhow!("cannot open it ({e})")
         }
     })?;
-    let (columns, text) = reader(file)?;
-    if columns.is_empty() && text.is_empty() {
+    let (columns, unread) = reader(file, keep)?;
+    if columns.is_empty() && unread.is_empty() {
         bail!("the file holds no columns; write a non-empty dataset");
     }
     if columns.is_empty() {
-        bail!("{}", text::text_error(&text[0]));
+        // The first column asked for that could not be read says why.
+        if let Some(u) = unread.iter().find(|u| text::kept(keep, &u.name)) {
+            bail!("{}", u.why);
+        }
+        let names: Vec<&str> = unread.iter().map(|u| u.name.as_str()).collect();
+        bail!(
+            "it has none of the columns asked for ({}); its columns are {}",
+            keep.unwrap_or_default().join(", "),
+            names.join(", ")
+        );
     }
     let len = columns[0].len();
     if let Some(c) = columns.iter().find(|c| c.len() != len) {
@@ -94,7 +111,7 @@ fn read(path: &Path) -> Result<Columns> {
     Ok(Columns {
         path: path.to_path_buf(),
         columns,
-        text,
+        unread,
         len,
     })
 }
@@ -114,32 +131,32 @@ impl Columns {
         self.len == 0
     }
 
-    /// The numeric columns' names, in the file's order (sorted for safetensors).
+    /// The names of the columns read, in the file's order (sorted for
+    /// safetensors).
     pub fn column_names(&self) -> Vec<&str> {
         self.columns.iter().map(|c| c.name()).collect()
     }
 
-    /// The names of the text columns, which cannot be batched.
-    pub fn text_columns(&self) -> &[String] {
-        &self.text
+    /// The names of the file's columns that were not read (text, a type
+    /// that is not batched, or not asked for).
+    pub fn unread_columns(&self) -> Vec<&str> {
+        self.unread.iter().map(|u| u.name.as_str()).collect()
     }
 
-    /// Column `name`; an error that names the fix for a text or missing column.
+    /// Column `name`; an error that names the fix for an unread or missing column.
     pub fn column(&self, name: &str) -> Result<&Column> {
         if let Some(c) = self.columns.iter().find(|c| c.name() == name) {
             return Ok(c);
         }
-        if self.text.iter().any(|t| t == name) {
-            bail!(
-                "dataset {}: {}",
-                self.path.display(),
-                text::text_error(name)
-            );
+        if let Some(u) = self.unread.iter().find(|u| u.name == name) {
+            bail!("dataset {}: {}", self.path.display(), u.why);
         }
+        let mut names = self.column_names();
+        names.extend(self.unread_columns());
         bail!(
             "dataset {} has no column '{name}'; its columns are {}",
             self.path.display(),
-            self.column_names().join(", ")
+            names.join(", ")
         )
     }
 
@@ -149,13 +166,13 @@ impl Columns {
     }
 
     /// Keeps only the columns `names` (HF's `remove_unused_columns`); an
-    /// error for one that is missing or text.
+    /// error for one that is missing or unread.
     pub fn select(&mut self, names: &[&str]) -> Result<()> {
         for n in names {
             self.column(n)?;
         }
         self.columns.retain(|c| names.contains(&c.name()));
-        self.text.clear();
+        self.unread.clear();
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use super::builder::{Builder, Scalar};
 use super::column::Column;
-use super::text::{text_error, Read};
+use super::text::{kept, not_asked, text_error, Keep, Read, Unread};
 use anyhow::{anyhow, bail, Result};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -16,48 +16,63 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
 
-/// Reads every non-text column.
-pub(super) fn read(file: std::fs::File) -> Result<Read> {
+/// Decodes the columns of `keep` that hold numbers, booleans or lists of
+/// them; the others are recorded unread, and never decoded.
+pub(super) fn read(file: std::fs::File, keep: Keep) -> Result<Read> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
         anyhow!(
             "not a readable Parquet file ({e}); it may be truncated: write it again \
              (e.g. `dataset.to_parquet(path)`)"
         )
     })?;
+    let schema = builder.schema().clone();
+    let mut unread = Vec::new();
+    let mut wanted = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        let name = field.name();
+        let why = if !kept(keep, name) {
+            Some(not_asked(name))
+        } else {
+            unsupported(name, field.data_type())
+        };
+        match why {
+            Some(why) => unread.push(Unread {
+                name: name.clone(),
+                why,
+            }),
+            None => wanted.push(i),
+        }
+    }
+    let roots: Vec<&str> = wanted
+        .iter()
+        .map(|&i| schema.field(i).name().as_str())
+        .collect();
     for rg in builder.metadata().row_groups() {
         for c in rg.columns() {
-            if !matches!(
-                c.compression(),
-                Compression::SNAPPY | Compression::UNCOMPRESSED
-            ) {
+            let root = c.column_path().parts().first().map_or("", String::as_str);
+            if roots.contains(&root)
+                && !matches!(
+                    c.compression(),
+                    Compression::SNAPPY
+                        | Compression::UNCOMPRESSED
+                        | Compression::ZSTD(_)
+                        | Compression::GZIP(_)
+                        | Compression::LZ4
+                        | Compression::LZ4_RAW
+                )
+            {
                 bail!(
-                    "column '{}' is compressed with {}; trainbox reads snappy (pyarrow's and \
-                     `datasets`' default) or uncompressed Parquet: write it again with \
-                     `compression=\"snappy\"`",
-                    c.column_path(),
+                    "column '{root}' is compressed with {}; trainbox reads snappy (pyarrow's and \
+                     `datasets`' default), zstd, gzip, lz4 or uncompressed Parquet: write it \
+                     again with `compression=\"snappy\"`",
                     c.compression()
                 );
             }
         }
     }
-    let schema = builder.schema().clone();
-    let mut text = Vec::new();
-    let mut kept = Vec::new();
-    for (i, field) in schema.fields().iter().enumerate() {
-        match field.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                text.push(field.name().clone())
-            }
-            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => bail!(
-                "column '{}' holds bytes; trainbox reads numbers, booleans and lists of them",
-                field.name()
-            ),
-            _ => kept.push(i),
-        }
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), kept.iter().copied());
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
     let reader = builder.with_projection(mask).build()?;
-    let mut builders: Vec<Builder> = kept
+    let mut builders: Vec<Builder> = wanted
         .iter()
         .map(|&i| Builder::new(schema.field(i).name(), "row"))
         .collect();
@@ -73,7 +88,27 @@ pub(super) fn read(file: std::fs::File) -> Result<Read> {
         .into_iter()
         .map(Builder::finish)
         .collect::<Result<Vec<Column>>>()?;
-    Ok((columns, text))
+    Ok((columns, unread))
+}
+
+/// Why a column of type `t` cannot be batched, if it cannot: batches hold
+/// numbers and booleans, or lists of them one level deep.
+fn unsupported(name: &str, t: &DataType) -> Option<String> {
+    let scalar = |t: &DataType| t.is_integer() || t.is_floating() || *t == DataType::Boolean;
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    let item = match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => f.data_type(),
+        t => t,
+    };
+    if scalar(item) {
+        return None;
+    }
+    Some(if text(item) {
+        text_error(name)
+    } else {
+        format!("column '{name}' is of type {t}; trainbox reads numbers, booleans and lists of them (one level deep)")
+    })
 }
 
 /// One record batch of one column.

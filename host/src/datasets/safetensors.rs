@@ -5,7 +5,7 @@
 //! `x[offsets[i]:offsets[i + 1]]`, Arrow's layout.
 
 use super::column::{Bytes, Column, Dtype, Shape};
-use super::text::Read;
+use super::text::{kept, not_asked, Keep, Read, Unread};
 use anyhow::{anyhow, bail, Result};
 use memmap2::Mmap;
 use safetensors::{tensor::TensorView, Dtype as St, SafeTensors};
@@ -14,7 +14,8 @@ use std::sync::Arc;
 /// The suffix of a ragged column's offsets tensor.
 pub const OFFSETS: &str = ".offsets";
 
-pub(super) fn read(file: std::fs::File) -> Result<Read> {
+/// Maps the file; the tensors of `keep` become columns (the others unread).
+pub(super) fn read(file: std::fs::File, keep: Keep) -> Result<Read> {
     // SAFETY: the file is only read; a dataset changed under a running
     // training is the user's to avoid, as with any memory-mapped reader.
     let map = Arc::new(unsafe { Mmap::map(&file)? });
@@ -27,7 +28,15 @@ pub(super) fn read(file: std::fs::File) -> Result<Read> {
     let mut names: Vec<String> = st.names().into_iter().cloned().collect();
     names.sort();
     let mut columns = Vec::new();
+    let mut unread = Vec::new();
     for name in names.iter().filter(|n| !n.ends_with(OFFSETS)) {
+        if !kept(keep, name) {
+            unread.push(Unread {
+                name: name.clone(),
+                why: not_asked(name),
+            });
+            continue;
+        }
         let view = st.tensor(name)?;
         let offsets_name = format!("{name}{OFFSETS}");
         let column = if names.contains(&offsets_name) {
@@ -45,7 +54,7 @@ pub(super) fn read(file: std::fs::File) -> Result<Read> {
             &o[..o.len() - OFFSETS.len()]
         );
     }
-    Ok((columns, Vec::new()))
+    Ok((columns, unread))
 }
 
 /// The values of a tensor: borrowed from the map when the file's dtype is

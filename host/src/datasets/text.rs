@@ -8,32 +8,63 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::io::BufRead;
 
-/// The columns read, in the file's order, and the names of text columns.
-pub(super) type Read = (Vec<Column>, Vec<String>);
+/// A column of the file that was not read, and why: the error given
+/// when it is asked for (text, a type trainbox does not batch, or not
+/// among the columns asked for).
+#[derive(Debug, Clone)]
+pub(super) struct Unread {
+    pub name: String,
+    pub why: String,
+}
+
+/// The columns read, in the file's order, and those not read.
+pub(super) type Read = (Vec<Column>, Vec<Unread>);
+
+/// Which columns a reader decodes: all, or those named.
+pub(super) type Keep<'a> = Option<&'a [String]>;
+
+/// Whether column `name` is to be decoded.
+pub(super) fn kept(keep: Keep, name: &str) -> bool {
+    keep.is_none_or(|k| k.iter().any(|n| n == name))
+}
+
+/// The reason of a column left out by [`Keep`].
+pub(super) fn not_asked(name: &str) -> String {
+    format!("column '{name}' was not read (it is not among the columns asked for)")
+}
 
 /// Columns under construction, in the order first seen.
 struct Table {
     names: Vec<String>,
     builders: Vec<Builder>,
-    text: Vec<bool>,
+    /// Why a column is not read, once known.
+    unread: Vec<Option<String>>,
 }
 
 impl Table {
-    fn new(names: Vec<String>, unit: &'static str) -> Table {
+    fn new(names: Vec<String>, unit: &'static str, keep: Keep) -> Table {
         Table {
             builders: names.iter().map(|n| Builder::new(n, unit)).collect(),
-            text: vec![false; names.len()],
+            unread: names
+                .iter()
+                .map(|n| (!kept(keep, n)).then(|| not_asked(n)))
+                .collect(),
             names,
         }
     }
 
-    /// One cell of column `c`, sample `row` (1-based, for errors).
+    /// One cell of column `c`. A value trainbox does not batch (text, an
+    /// object, a list of text or of lists) leaves the column unread: an
+    /// error only if the column is asked for.
     fn cell(&mut self, c: usize, v: &Value) -> Result<()> {
-        if self.text[c] {
+        if self.unread[c].is_some() {
+            return Ok(());
+        }
+        if let Some(why) = unreadable(&self.names[c], v) {
+            self.unread[c] = Some(why);
             return Ok(());
         }
         match v {
-            Value::String(_) => self.text[c] = true,
             Value::Array(items) => {
                 let vals = items
                     .iter()
@@ -68,15 +99,33 @@ impl Table {
 
     fn finish(self) -> Result<Read> {
         let mut columns = Vec::new();
-        let mut text = Vec::new();
-        for ((name, b), t) in self.names.into_iter().zip(self.builders).zip(self.text) {
-            if t {
-                text.push(name);
-            } else {
-                columns.push(b.finish()?);
+        let mut unread = Vec::new();
+        for ((name, b), why) in self.names.into_iter().zip(self.builders).zip(self.unread) {
+            match why {
+                Some(why) => unread.push(Unread { name, why }),
+                None => columns.push(b.finish()?),
             }
         }
-        Ok((columns, text))
+        Ok((columns, unread))
+    }
+}
+
+/// Why a JSON value cannot go into a batch, if it cannot.
+fn unreadable(name: &str, v: &Value) -> Option<String> {
+    let nested = || {
+        format!(
+            "column '{name}' holds nested lists or objects; trainbox reads numbers, booleans and \
+             lists of them"
+        )
+    };
+    match v {
+        Value::String(_) => Some(text_error(name)),
+        Value::Object(_) => Some(nested()),
+        Value::Array(items) if items.iter().any(Value::is_string) => Some(text_error(name)),
+        Value::Array(items) if items.iter().any(|x| x.is_array() || x.is_object()) => {
+            Some(nested())
+        }
+        _ => None,
     }
 }
 
@@ -90,10 +139,10 @@ pub(super) fn text_error(name: &str) -> String {
 }
 
 /// JSON lines: one object per line, the same keys on every line.
-pub(super) fn read_jsonl(file: std::fs::File) -> Result<Read> {
+pub(super) fn read_jsonl(file: std::fs::File, keep: Keep) -> Result<Read> {
     let mut reader = std::io::BufReader::new(file);
     if starts_with_bracket(&mut reader)? {
-        return read_json_array(reader);
+        return read_json_array(reader, keep);
     }
     let mut table: Option<Table> = None;
     for (n, line) in reader.lines().enumerate() {
@@ -108,7 +157,7 @@ pub(super) fn read_jsonl(file: std::fs::File) -> Result<Read> {
                 n + 1
             )
         })?;
-        add_object(&mut table, &value, n + 1, "line")?;
+        add_object(&mut table, &value, n + 1, "line", keep)?;
     }
     table
         .map(Table::finish)
@@ -122,11 +171,12 @@ fn add_object(
     value: &Value,
     n: usize,
     unit: &'static str,
+    keep: Keep,
 ) -> Result<()> {
     let Value::Object(obj) = value else {
         bail!("{unit} {n} is not a JSON object; write one object per sample, keys = column names");
     };
-    let t = table.get_or_insert_with(|| Table::new(obj.keys().cloned().collect(), unit));
+    let t = table.get_or_insert_with(|| Table::new(obj.keys().cloned().collect(), unit, keep));
     if obj.len() != t.names.len() || !t.names.iter().all(|k| obj.contains_key(k)) {
         let keys: Vec<&String> = obj.keys().collect();
         bail!(
@@ -162,13 +212,13 @@ fn starts_with_bracket(reader: &mut impl BufRead) -> Result<bool> {
 
 /// A JSON document that is one array of objects (`json.dump(records, f)`;
 /// HF's json loader reads it too).
-fn read_json_array(reader: impl std::io::Read) -> Result<Read> {
+fn read_json_array(reader: impl std::io::Read, keep: Keep) -> Result<Read> {
     let rows: Vec<Value> = serde_json::from_reader(reader).map_err(|e| {
         anyhow!("not a valid JSON array ({e}); write one array of objects, or JSON lines")
     })?;
     let mut table: Option<Table> = None;
     for (n, row) in rows.iter().enumerate() {
-        add_object(&mut table, row, n + 1, "item")?;
+        add_object(&mut table, row, n + 1, "item", keep)?;
     }
     table
         .map(Table::finish)
@@ -176,10 +226,10 @@ fn read_json_array(reader: impl std::io::Read) -> Result<Read> {
 }
 
 /// CSV with a header row; an empty cell is a missing value.
-pub(super) fn read_csv(file: std::fs::File) -> Result<Read> {
+pub(super) fn read_csv(file: std::fs::File, keep: Keep) -> Result<Read> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let names: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
-    let mut table = Table::new(names, "row");
+    let mut table = Table::new(names, "row", keep);
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
             anyhow!("{e}; every row needs one value per column of the header (mismatched lengths)")
@@ -187,7 +237,7 @@ pub(super) fn read_csv(file: std::fs::File) -> Result<Read> {
         for (c, field) in record.iter().enumerate() {
             match csv_value(field) {
                 Ok(v) => table.cell(c, &v),
-                Err(_) if table.text[c] => Ok(()),
+                Err(_) if table.unread[c].is_some() => Ok(()),
                 Err(x) => table.builders[c].push(Scalar::Float(x)),
             }
             .map_err(|e| anyhow!("row {}: {e:#}", n + 1))?;

@@ -135,7 +135,9 @@ pub fn read_prediction(value: IValue, labels_given: bool) -> Result<Prediction> 
 /// What an evaluation forward gave back: the loss when the batch had labels.
 #[derive(Debug)]
 pub struct Prediction {
+    /// The scalar loss, when the batch had labels (or the model gave one).
     pub loss: Option<Tensor>,
+    /// The logits, when the model returned them.
     pub logits: Option<Tensor>,
 }
 

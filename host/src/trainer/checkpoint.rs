@@ -8,7 +8,7 @@
 use super::run::{Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::args::SaveStrategy;
-use crate::atomic_file;
+use crate::atomic_file::{write_beside, TEMP_PREFIX};
 use crate::pyjson::Json;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -114,7 +114,7 @@ pub fn recover_interrupted_saves(dir: &Path) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
     let entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
-    // The final files' temporaries (`write_replacing`), left by a kill.
+    // The final files' temporaries (`write_beside`), left by a kill.
     for e in &entries {
         let name = e.file_name();
         let is_temp = name.to_str().is_some_and(|n| n.starts_with(TEMP_PREFIX));
@@ -395,7 +395,7 @@ impl Trainer {
         // Each file is written beside its final name and renamed over it, so
         // a failed save leaves the previous file whole and no partial one.
         let model = dir.join(MODEL_FILE);
-        write_replacing(&model, |tmp| {
+        write_beside(&model, |tmp| {
             self.model
                 .var_store()
                 .save(tmp)
@@ -403,14 +403,14 @@ impl Trainer {
         })?;
         if let Some(export) = self.model.export_file() {
             let file = dir.join(export);
-            write_replacing(&file, |tmp| {
+            write_beside(&file, |tmp| {
                 self.model
                     .export(tmp)
                     .with_context(|| format!("writing {}", file.display()))
             })?;
         }
         let state = dir.join(TRAINER_STATE_FILE);
-        write_replacing(&state, |tmp| self.state.save_to_json(tmp))
+        write_beside(&state, |tmp| self.state.save_to_json(tmp))
     }
 
     /// With `save_total_limit == 1` and a best checkpoint, deletes every other
@@ -430,19 +430,6 @@ impl Trainer {
         }
         Ok(())
     }
-}
-
-/// How the temporary of a final file begins (`.tmp.model.safetensors`).
-const TEMP_PREFIX: &str = ".tmp.";
-
-/// Writes `path` through `write` into a hidden file beside it, then renames
-/// it over `path` ([`atomic_file::write_replacing`]). The hidden file keeps
-/// `path`'s extension: tch picks the format it saves in from it
-/// (`.safetensors`, or else torch's pickle).
-fn write_replacing(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!("{TEMP_PREFIX}{}", name.unwrap_or_default()));
-    atomic_file::write_replacing(path, &tmp, write)
 }
 
 /// Flushes a directory's entries to disk (best effort).

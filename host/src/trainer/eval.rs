@@ -5,7 +5,7 @@ use super::model::MetricSum;
 use super::{speed_metrics, Trainer};
 use crate::event::Event;
 use crate::state::{Logs, Value};
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::time::Instant;
 use tch::Tensor;
 
@@ -73,16 +73,21 @@ impl Trainer {
         );
         self.model.set_training(false)?;
         self.model.begin_evaluation(self.state.global_step);
-        let (mut loss_sum, mut samples, mut with_loss) = (0.0, 0usize, 0usize);
+        let (mut loss_sum, mut with_loss) = (0.0, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();
         for indices in &batches {
-            let batch = data.batch(indices)?;
-            let out = tch::no_grad(|| self.model.eval_batch(&batch))?;
+            let at = || {
+                format!(
+                    "{prefix} batch (samples {})",
+                    super::train::sample_list(indices)
+                )
+            };
+            let batch = data.batch(indices).with_context(at)?;
+            let out = tch::no_grad(|| self.model.eval_batch(&batch)).with_context(at)?;
             if let Some(loss) = &out.loss {
                 loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
                 with_loss += batch.len();
             }
-            samples += batch.len();
             for m in out.metrics {
                 match sums.iter_mut().find(|s| s.name == m.name) {
                     Some(s) => {
@@ -113,13 +118,16 @@ impl Trainer {
             };
             metrics.insert(key, Value::Float(s.value()));
         }
+        // As HF: the dataset's length and ceil(len / batch), whatever
+        // `dataloader_drop_last` left out.
         let runtime = started.elapsed().as_secs_f64();
+        let bs = self.args.per_device_eval_batch_size as usize;
         speed_metrics(
             &mut metrics,
             prefix,
             runtime,
-            samples as f64,
-            batches.len() as f64,
+            data.len() as f64,
+            data.len().div_ceil(bs) as f64,
         );
         Ok(metrics)
     }
@@ -152,8 +160,23 @@ fn nested_concat(parts: Vec<Tensor>) -> Result<Option<Tensor>> {
         return Ok(None);
     };
     let dims = first.dim();
-    if parts.iter().any(|t| t.dim() != dims) {
-        bail!("the model's outputs change their number of dimensions between batches");
+    if dims == 0 {
+        bail!(
+            "the model's logits are a scalar per batch; predictions need one row per sample \
+             (first dimension = the batch)"
+        );
+    }
+    let tail = |t: &Tensor| t.size().get(2..).map(<[i64]>::to_vec);
+    if let Some(t) = parts
+        .iter()
+        .find(|t| t.dim() != dims || tail(t) != tail(first))
+    {
+        bail!(
+            "the model's logits have shape {:?} in one batch and {:?} in another; only the \
+             first two dimensions (the batch, the sequence) may differ between batches",
+            first.size(),
+            t.size()
+        );
     }
     if dims < 2 {
         return Ok(Some(Tensor::f_cat(&parts, 0)?));

@@ -9,7 +9,7 @@ use super::{speed_metrics, TrainOutput, Trainer};
 use crate::args::SaveStrategy;
 use crate::event::Event;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
 
@@ -205,9 +205,16 @@ impl Trainer {
         indices: &[i64],
         batches_in_update: usize,
     ) -> Result<()> {
-        let batch = self.train_data.batch(indices)?;
+        let at = || {
+            format!(
+                "training step {} (training samples {})",
+                self.state.global_step + 1,
+                sample_list(indices)
+            )
+        };
+        let batch = self.train_data.batch(indices).with_context(at)?;
         self.model.set_training(true)?;
-        let loss = self.model.loss(&batch, true)? / batches_in_update as f64;
+        let loss = self.model.loss(&batch, true).with_context(at)? / batches_in_update as f64;
         let step_loss = loss_value(&loss)?;
         loss.f_backward().map_err(|e| {
             anyhow::anyhow!(
@@ -358,6 +365,13 @@ pub(super) fn loss_value(loss: &tch::Tensor) -> Result<f64> {
             first_line(&e.to_string())
         )
     })
+}
+
+/// A batch's sample indices for an error: the first few.
+pub(super) fn sample_list(indices: &[i64]) -> String {
+    let shown: Vec<String> = indices.iter().take(8).map(i64::to_string).collect();
+    let more = if indices.len() > 8 { ", …" } else { "" };
+    format!("{}{more}", shown.join(", "))
 }
 
 /// The first line of a libtorch error (the rest is a C++ backtrace).

@@ -56,11 +56,6 @@ impl Metric {
             .map_or("?", |(n, _)| n)
     }
 
-    /// Whether the metric reads the logits and labels (all but perplexity).
-    pub fn needs_logits(self) -> bool {
-        self != Metric::Perplexity
-    }
-
     /// The metric's sum and count over one batch of `samples` samples.
     pub fn of_batch(
         self,

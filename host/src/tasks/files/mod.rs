@@ -29,14 +29,21 @@ use std::path::{Path, PathBuf};
 pub struct FileOptions {
     /// The TorchScript file, or a folder holding `model.pt`.
     pub model: Option<PathBuf>,
+    /// `--train_file`: the training data.
     pub train_file: Option<PathBuf>,
+    /// `--validation_file`: the evaluation data.
     pub validation_file: Option<PathBuf>,
+    /// `--test_file`: the data `--do_predict` predicts.
     pub test_file: Option<PathBuf>,
     /// `--model_input_names`: forward's arguments in order.
     pub model_input_names: Option<Vec<String>>,
+    /// `--pad_token_id`: the padding of token lists.
     pub pad_token_id: i64,
+    /// `--max_train_samples`: the first N training samples only.
     pub max_train_samples: Option<usize>,
+    /// `--max_eval_samples`: the first N evaluation samples only.
     pub max_eval_samples: Option<usize>,
+    /// `--max_predict_samples`: the first N test samples only.
     pub max_predict_samples: Option<usize>,
     /// `--metric NAME`, in order.
     pub metrics: Vec<String>,
@@ -112,16 +119,23 @@ impl FileOptions {
 /// Which splits a run uses (HF's `do_train`, `do_eval`, `do_predict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Splits {
+    /// Train on the training data.
     pub train: bool,
+    /// Evaluate on the evaluation data after training.
     pub eval: bool,
+    /// Predict on the test data.
     pub predict: bool,
 }
 
 /// The model and the data of each split asked for.
 pub struct FileTask {
+    /// The TorchScript module, as the trainer's model.
     pub model: Box<dyn Model>,
+    /// The training data, when the run trains.
     pub train: Option<FileDataset>,
+    /// The evaluation data, when the run evaluates.
     pub eval: Option<FileDataset>,
+    /// The test data, when the run predicts.
     pub test: Option<FileDataset>,
 }
 
@@ -193,6 +207,19 @@ pub fn task(opts: &FileOptions, args: &TrainingArguments, splits: Splits) -> Res
     for data in eval.iter().chain(test.iter()) {
         dry_run(&mut model, data, eval_bs, false)?;
     }
+    // Metrics are computed against the labels: evaluation data without
+    // them would report none (a test file may lack them: it only predicts).
+    if let (Some(data), false) = (&eval, opts.metrics.is_empty()) {
+        if model.labels(&data.batch(&[0])?).is_none() {
+            bail!(
+                "dataset {} has no label column ({}), so --metric {} cannot be computed; add \
+                 the labels, or name their column with --label_names",
+                data.path().display(),
+                model.label_names().join(", "),
+                opts.metrics.join(", ")
+            );
+        }
+    }
     Ok(FileTask {
         model: Box::new(model),
         train,
@@ -234,6 +261,9 @@ fn model_file(path: &Path) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// The columns HF's collators pass as `labels`.
+const LABEL_ALIASES: [&str; 2] = ["label", "label_ids"];
+
 /// How a dataset file's columns meet forward's arguments.
 struct Binder {
     model: PathBuf,
@@ -249,11 +279,31 @@ struct Binder {
 impl Binder {
     /// Opens `file` and binds its columns to forward's arguments.
     fn bind(&self, file: &Path, split: &str, max: Option<usize>) -> Result<FileDataset> {
-        let mut columns = datasets::open(file)?;
+        let takes = |name: &str| self.inputs.iter().any(|i| i == name);
+        // With remove_unused_columns, the columns forward does not take are
+        // never decoded (whatever they hold: text, images, nested values).
+        let asked: Option<Vec<String>> = self.remove_unused_columns.then(|| {
+            let mut names = self.inputs.clone();
+            if takes("labels") {
+                names.extend(LABEL_ALIASES.iter().map(|a| a.to_string()));
+            }
+            names
+        });
+        let mut columns = datasets::open_only(file, asked.as_deref())?;
         if let Some(n) = max {
+            if n == 0 {
+                bail!(
+                    "--max_{}_samples 0 leaves no sample of dataset {}; give at least 1",
+                    match split {
+                        "training" => "train",
+                        "evaluation" => "eval",
+                        _ => "predict",
+                    },
+                    file.display()
+                );
+            }
             columns.truncate(n);
         }
-        let takes = |name: &str| self.inputs.iter().any(|i| i == name);
         let present: Vec<String> = columns
             .column_names()
             .iter()
@@ -261,14 +311,16 @@ impl Binder {
             .collect();
         let all: Vec<String> = present
             .iter()
-            .chain(columns.text_columns())
             .cloned()
+            .chain(columns.unread_columns().iter().map(|s| s.to_string()))
             .collect();
         let has = |name: &str| all.iter().any(|c| c == name);
-        // HF's collators pass a `label` column as `labels`.
+        // HF's collators pass a `label` (or `label_ids`) column as `labels`.
         let mut renames = Vec::new();
-        if takes("labels") && !has("labels") && has("label") {
-            renames.push(("label".to_string(), "labels".to_string()));
+        if takes("labels") && !has("labels") {
+            if let Some(alias) = LABEL_ALIASES.iter().find(|a| has(a)) {
+                renames.push((alias.to_string(), "labels".to_string()));
+            }
         }
         let passed = |c: &str| -> String {
             renames
@@ -322,6 +374,19 @@ impl Binder {
                 );
             }
         }
+        for label in wanted
+            .iter()
+            .filter(|c| self.label_names.iter().any(|l| *l == passed(c)))
+        {
+            if columns.unread_columns().contains(label) {
+                bail!(
+                    "dataset {}: the label column '{label}' is not numbers (text?); labels must \
+                     be integer class ids or numbers: encode them in Python first (e.g. \
+                     `dataset.class_encode_column(\"{label}\")`)",
+                    file.display()
+                );
+            }
+        }
         columns.select(&wanted)?;
         let mut label_names = self.label_names.clone();
         label_names.extend(renames.iter().map(|(from, _)| from.clone()));
@@ -334,39 +399,50 @@ impl Binder {
     }
 }
 
-/// One batch of `data` through the model, before anything trains: in eval
-/// mode (no dropout, no batch-norm update), with gradients for training
-/// data (so that a loss cut off from the parameters shows here), and with
-/// the metrics for evaluation data.
+/// The first batch of `data` and its last, shorter one (a traced module
+/// may have baked the batch size in) through the model, before anything
+/// trains: in eval mode (no dropout, no batch-norm update), with gradients
+/// for training data (so that a loss cut off from the parameters shows
+/// here), and with the metrics for evaluation data.
 fn dry_run(
     model: &mut FileModel,
     data: &FileDataset,
     batch_size: usize,
     train: bool,
 ) -> Result<()> {
-    let n = batch_size.min(data.len()).max(1) as i64;
-    let indices: Vec<i64> = (0..n).collect();
+    let len = data.len();
+    let first: Vec<i64> = (0..batch_size.min(len).max(1) as i64).collect();
+    let mut batches = vec![("first", first)];
+    if len > batch_size && !len.is_multiple_of(batch_size) {
+        let start = len - len % batch_size;
+        batches.push(("last", (start as i64..len as i64).collect()));
+    }
     let file = data.path().display().to_string();
-    let checked = (|| -> Result<()> {
-        model.set_training(false)?;
-        let batch = data.batch(&indices)?;
-        if train {
-            let loss = model.loss(&batch, false)?;
-            if !loss.requires_grad() {
-                bail!(
-                    "the loss does not depend on any parameter of the model (no gradient flows \
-                     to it); export the module in training form, with its parameters"
-                );
+    for (which, indices) in batches {
+        let checked = (|| -> Result<()> {
+            model.set_training(false)?;
+            let batch = data.batch(&indices)?;
+            if train {
+                let loss = model.loss(&batch, false)?;
+                if !loss.requires_grad() {
+                    bail!(
+                        "the loss does not depend on any parameter of the model (no gradient \
+                         flows to it); export the module in training form, with its parameters"
+                    );
+                }
+            } else {
+                tch::no_grad(|| model.eval_batch(&batch))?;
             }
-        } else {
-            tch::no_grad(|| model.eval_batch(&batch))?;
-        }
-        Ok(())
-    })();
-    checked.map_err(|e| {
-        anyhow!(
-            "the first batch of dataset {file} does not go through the model (a dry run before \
-             any training step): {e:#}"
-        )
-    })
+            Ok(())
+        })();
+        checked.map_err(|e| {
+            anyhow!(
+                "the {which} batch of dataset {file} (samples {}-{}) does not go through the \
+                 model (a dry run before any training step): {e:#}",
+                indices[0],
+                indices[indices.len() - 1]
+            )
+        })?;
+    }
+    Ok(())
 }

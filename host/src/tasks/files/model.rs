@@ -41,8 +41,13 @@ impl FileModel {
         &self.script
     }
 
+    /// HF's `label_names`.
+    pub fn label_names(&self) -> &[String] {
+        &self.label_names
+    }
+
     /// The batch's labels: its first column named in `label_names`.
-    fn labels<'a>(&self, batch: &'a Batch) -> Option<&'a Tensor> {
+    pub fn labels<'a>(&self, batch: &'a Batch) -> Option<&'a Tensor> {
         self.label_names.iter().find_map(|n| batch.columns.get(n))
     }
 }
