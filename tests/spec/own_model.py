@@ -9,6 +9,7 @@ are also kept in DIR/canon.json so that Python computes over exactly what
 was written."""
 
 import csv
+import datetime
 import json
 import math
 import os
@@ -98,6 +99,17 @@ class PerSample(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return (self.lin(x).squeeze(-1) - labels) ** 2
+
+
+class FixedBatch(torch.nn.Module):
+    """Traced with a batch of 8, which `view` bakes into the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 1)
+
+    def forward(self, x, labels):
+        return ((self.lin(x.view(8, 4)).squeeze(-1) - labels) ** 2).mean()
 
 
 # ---------------------------------------------------------------- datasets
@@ -209,6 +221,16 @@ def export(out):
                "labels": torch.zeros(16, 5, dtype=i64)},
               f"{out}/float_ids.safetensors")
     write_parquet(f"{out}/wide.parquet", {"x": [r + [0.0] for r in reg["x"]], "labels": reg["labels"]})
+    # Columns forward does not take, of types trainbox does not batch: ignored, never decoded.
+    n = len(reg["x"])
+    extra = pa.table({"x": pa.array(reg["x"]), "labels": pa.array(reg["labels"]),
+                      "tokens": pa.array([["a", "b"]] * n),
+                      "meta": pa.array([{"id": i, "src": "web"} for i in range(n)]),
+                      "stamp": pa.array([datetime.datetime(2026, 1, 1)] * n)})
+    pq.write_table(extra, f"{out}/extra_columns.parquet")
+    write_parquet(f"{out}/string_labels.parquet", {"x": reg["x"], "labels": [str(v) for v in reg["labels"]]})
+    # A trace that bakes the batch size in: the short last batch cannot pass.
+    torch.jit.trace(FixedBatch(), (torch.zeros(8, 4), torch.zeros(8))).save(f"{out}/fixed_batch.pt")
 
 
 # ------------------------------------------------------------------ checks

@@ -101,6 +101,26 @@ fn cases() -> Vec<Case> {
             eval_wide,
             vec!["regressor.pt", "wide.parquet", "x", "8x5"],
         ),
+        (
+            "regressor.pt",
+            data("string_labels.parquet"),
+            vec!["string_labels.parquet", "'labels'", "class ids"],
+        ),
+        (
+            "fixed_batch.pt",
+            [
+                data("reg_train.parquet"),
+                vec!["--max_train_samples".into(), "20".into()],
+                vec!["--per_device_train_batch_size".into(), "8".into()],
+            ]
+            .concat(),
+            vec![
+                "fixed_batch.pt",
+                "last batch",
+                "samples 16-19",
+                "reg_train.parquet",
+            ],
+        ),
     ]
 }
 
@@ -215,4 +235,28 @@ fn columns_bind_by_model_input_names_label_names_and_hf_defaults() {
         "{strict}"
     );
     assert!(!strict.contains("panicked"), "{strict}");
+}
+
+/// Columns forward does not take are dropped without being read, whatever
+/// they hold (lists of text, structs, timestamps: CoNLL tokens, metadata),
+/// as HF's `remove_unused_columns` drops them; asked for, each is an error.
+#[test]
+fn unused_columns_of_any_type_are_ignored_unread() {
+    let flags = "--train_file @extra_columns.parquet --max_steps 2 --save_strategy no";
+    let done = train("own_model_unused_columns", "regressor.pt", flags).ok();
+    let note = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("have been ignored"))
+        .unwrap_or_else(|| panic!("no note of the ignored columns: {}", done.stderr));
+    for column in ["tokens", "meta", "stamp"] {
+        assert!(note.contains(column), "{column}: {note}");
+    }
+    assert!(done.out.join("model.pt").is_file());
+    let flags = "--train_file @extra_columns.parquet --model_input_names tokens,labels";
+    let err = train("own_model_unused_columns_asked", "regressor.pt", flags).fails();
+    assert!(
+        err.contains("extra_columns.parquet") && err.contains("'tokens'") && err.contains("text"),
+        "{err}"
+    );
 }
