@@ -12,7 +12,18 @@ use std::path::{Path, PathBuf};
 
 /// The shipped integrations, in HF's `"all"` order. Each is a plugin of
 /// that name in the built-in folder.
-pub const INTEGRATIONS: &[&str] = &["dvclive", "mlflow", "tensorboard", "wandb", "codecarbon"];
+pub const INTEGRATIONS: &[&str] = &[
+    "comet_ml",
+    "dvclive",
+    "mlflow",
+    "tensorboard",
+    "wandb",
+    "codecarbon",
+    "clearml",
+];
+
+/// Integrations selected only by name: HF's `"all"` leaves them out.
+pub const BY_NAME_ONLY: &[&str] = &["flyte"];
 
 /// The environment variables `--report_to` may grant each integration: the
 /// ones HF's callback reads. A plugin gets those of them it declares; a
@@ -44,6 +55,20 @@ fn allowed_env(name: &str) -> &'static [&'static str] {
             "WANDB_RUN_ID",
         ],
         "codecarbon" => &["CODECARBON_COUNTRY_ISO_CODE", "CODECARBON_REGION"],
+        "comet_ml" => &[
+            "COMET_START_ONLINE",
+            "COMET_MODE",
+            "COMET_PROJECT_NAME",
+            "COMET_WORKSPACE",
+            "COMET_EXPERIMENT_KEY",
+            "COMET_LOG_ASSETS",
+        ],
+        "clearml" => &[
+            "CLEARML_PROJECT",
+            "CLEARML_TASK",
+            "CLEARML_LOG_MODEL",
+            "CLEARML_OFFLINE_MODE",
+        ],
         _ => &[],
     }
 }
@@ -56,11 +81,11 @@ pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
         let names: Vec<&'static str> = if name == "all" {
             INTEGRATIONS.to_vec()
         } else {
-            match INTEGRATIONS.iter().find(|i| *i == name) {
+            match INTEGRATIONS.iter().chain(BY_NAME_ONLY).find(|i| *i == name) {
                 Some(i) => vec![*i],
                 None => bail!(
                     "--report_to {name}: {name} is not supported, only {} are supported (or \"all\", \"none\")",
-                    INTEGRATIONS.join(", ")
+                    [INTEGRATIONS, BY_NAME_ONLY].concat().join(", ")
                 ),
             }
         };
@@ -156,6 +181,23 @@ pub fn settings(
                 }
             }
         }
+        "flyte" => {
+            // HF's FlyteCallback works only inside a Flyte task; here, one
+            // that gives its deck folder.
+            let Some(deck) = std::env::var_os("FLYTE_DECK_DIR") else {
+                bail!("--report_to flyte: FlyteCallback only works within a Flyte task; set FLYTE_DECK_DIR to the task's deck folder")
+            };
+            s.grants.dirs.push(dir_grant(Path::new(&deck), "/flyte-deck")?);
+        }
+        "comet_ml" => {
+            // comet's COMET_OFFLINE_DIRECTORY, default .cometml-runs (relative
+            // to the working directory, as comet resolves it).
+            let dir = std::env::var_os("COMET_OFFLINE_DIRECTORY")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".cometml-runs"));
+            s.grants.dirs.push(dir_grant(&cwd.join(dir), "/comet")?);
+        }
         "dvclive" => s
             .grants
             .dirs
@@ -167,6 +209,21 @@ pub fn settings(
             s.grants
                 .dirs
                 .push(dir_grant(&base.join("wandb"), "/wandb")?);
+        }
+        "clearml" => {
+            // clearml keeps offline sessions in <cache>/offline, the cache
+            // being CLEARML_CACHE_DIR or ~/.clearml/cache: here the variable,
+            // else the run's own folder, never the home directory.
+            let root = match std::env::var_os("CLEARML_CACHE_DIR") {
+                Some(dir) => PathBuf::from(dir).join("offline"),
+                None => Path::new(&args.output_dir).join("clearml/offline"),
+            };
+            let grant = dir_grant(&root, "/clearml")?;
+            add_config(
+                &mut s,
+                vec![("offline_dir", grant.host.display().to_string())],
+            );
+            s.grants.dirs.push(grant);
         }
         "codecarbon" => {
             // The real folders, not /sys/class/powercap, whose entries are
@@ -280,7 +337,7 @@ mod tests {
         let err = selected(&["tensorbord".into()]).unwrap_err().to_string();
         assert!(
             err.contains(
-                "tensorbord is not supported, only dvclive, mlflow, tensorboard, wandb, codecarbon"
+                "tensorbord is not supported, only comet_ml, dvclive, mlflow, tensorboard, wandb, codecarbon"
             ),
             "{err}"
         );

@@ -2,8 +2,10 @@
 //! reader or server of its tool, installed in the readers environment
 //! (`make test-env`).
 
+mod clearml;
 mod codecarbon;
 mod dvclive;
+mod flyte;
 mod mlflow;
 mod stopped;
 mod tensorboard;
