@@ -5,7 +5,9 @@
 //! pandas itself writes for that history. Outside a Flyte task (no
 //! `FLYTE_DECK_DIR`) and without the folder's grant, one clear error.
 
-use crate::util::{readers_python, Run};
+use crate::util::{plugin, readers_python, Run};
+use serde_json::{json, Value};
+use std::path::Path;
 use std::process::Command;
 
 /// Parses the deck with `html.parser` and checks it against the log history
@@ -52,6 +54,8 @@ assert sorted(t.headers) == sorted(union), (t.headers, union)
 first = [min(i for i, e in enumerate(history) if h in e) for h in t.headers]
 assert first == sorted(first), first
 assert len(t.rows) == len(history), (len(t.rows), len(history))
+# pandas' int64 columns: ints (not flags) in every entry.
+int_columns = {k for k in union if all(type(e.get(k)) is int for e in history)}
 cells = 0
 for entry, row in zip(history, t.rows):
     assert len(row) == len(t.headers), row
@@ -61,7 +65,7 @@ for entry, row in zip(history, t.rows):
             assert cell == "NaN", (key, cell)
             continue
         v = entry[key]
-        if isinstance(v, int) and all(key in e for e in history):
+        if isinstance(v, (bool, str)) or key in int_columns:
             assert cell == str(v), (key, cell, v)
         else:
             assert math.isclose(float(cell), v, rel_tol=1e-6, abs_tol=5e-7), (key, cell, v)
@@ -70,6 +74,34 @@ theirs = pd.DataFrame(ordered).to_html(classes="table-class", index=False)
 print(json.dumps({"classes": t.classes, "columns": t.headers, "rows": len(t.rows), "cells": cells,
                   "pandas_equal": theirs in page, "pandas": theirs}))
 "#;
+
+/// Runs [`CHECK`] on the deck `page` and the log history of `state`;
+/// asserts it passed and that pandas writes the same table; returns its report.
+fn check(page: &Path, state: &Path) -> Value {
+    let out = Command::new(readers_python())
+        .arg("-c")
+        .arg(CHECK)
+        .arg(page)
+        .arg(state)
+        .output()
+        .expect("running the readers' python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the deck check failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["classes"], "dataframe table-class");
+    assert_eq!(
+        report["pandas_equal"],
+        true,
+        "pandas writes:\n{}\nthe deck holds:\n{}",
+        report["pandas"].as_str().unwrap(),
+        std::fs::read_to_string(page).unwrap()
+    );
+    report
+}
 
 #[test]
 fn flyte_deck_is_the_log_history_table_pandas_writes() {
@@ -80,22 +112,10 @@ fn flyte_deck_is_the_log_history_table_pandas_writes() {
         .args(&["--report_to", "flyte"])
         .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
         .ok();
-    let page = deck.join("log_history.html");
-    let out = Command::new(readers_python())
-        .arg("-c")
-        .arg(CHECK)
-        .arg(&page)
-        .arg(done.out.join("trainer_state.json"))
-        .output()
-        .expect("running the readers' python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the deck check failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = check(
+        &deck.join("log_history.html"),
+        &done.out.join("trainer_state.json"),
     );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(report["classes"], "dataframe table-class");
     assert_eq!(
         report["rows"], 8,
         "4 training logs, 3 evaluations, the summary"
@@ -105,13 +125,61 @@ fn flyte_deck_is_the_log_history_table_pandas_writes() {
     assert!(
         columns.iter().any(|c| c == "eval_loss") && columns.iter().any(|c| c == "train_runtime")
     );
-    assert_eq!(
-        report["pandas_equal"],
-        true,
-        "pandas writes:\n{}\nthe deck holds:\n{}",
-        report["pandas"].as_str().unwrap(),
-        std::fs::read_to_string(&page).unwrap()
+}
+
+#[test]
+fn flyte_deck_formats_odd_columns_as_pandas_does() {
+    // A replayed trace with the columns a regression run lacks: pandas'
+    // scientific switch (a tiny value; a huge one in a long column), a
+    // large value that stays fixed, ints with and without gaps, ints mixed
+    // with floats, flags with and without gaps, and text to escape.
+    let wasm = plugin("flyte");
+    let run = Run::command(
+        "flyte_replay",
+        &[
+            "replay",
+            "trace.jsonl",
+            wasm.to_str().unwrap(),
+            "--config",
+            "run.toml",
+        ],
     );
+    let logs = [
+        json!({"loss": 0.5, "tiny": 1e-7, "big": 1e16, "mid": 1234567.0, "neg": -2.5,
+               "count": 3, "count_gap": 7, "mixed": 1, "flag": true, "flag_gap": false,
+               "note": "<b>a & \"b\"</b>"}),
+        json!({"loss": 0.25, "tiny": 0.5, "mid": 0.25, "neg": 0.125, "count": 4,
+               "mixed": 2.75, "flag": false, "note": "plain", "late": 4e-05}),
+        json!({"loss": 1e-3, "tiny": 0.0, "big": 2.0, "count": 5, "mixed": 3,
+               "flag": true, "flag_gap": true, "late": 3e-05}),
+    ];
+    let mut trace = vec![json!({"event": "on_train_begin", "global_step": 0})];
+    let mut history = Vec::new();
+    for (i, entry) in logs.iter().enumerate() {
+        let step = 2 * i + 2;
+        trace.push(json!({"event": "on_log", "global_step": step, "logs": entry}));
+        let mut with_step = entry.clone();
+        with_step["step"] = json!(step);
+        history.push(with_step);
+    }
+    trace.push(json!({"event": "on_train_end", "global_step": 6}));
+    let lines: Vec<String> = trace.iter().map(Value::to_string).collect();
+    std::fs::write(run.dir.join("trace.jsonl"), lines.join("\n")).unwrap();
+    std::fs::create_dir(run.dir.join("deck")).unwrap();
+    std::fs::write(
+        run.dir.join("run.toml"),
+        format!(
+            "[plugins.flyte]\npath = {:?}\nwrite_dirs = {{ \"/flyte-deck\" = \"deck\" }}\n",
+            wasm.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    run.ok();
+    let state = run.dir.join("state.json");
+    std::fs::write(&state, json!({ "log_history": history }).to_string()).unwrap();
+    let report = check(&run.dir.join("deck/log_history.html"), &state);
+    assert_eq!(report["rows"], 3);
+    assert_eq!(report["cells"], 3 * 13);
 }
 
 #[test]
