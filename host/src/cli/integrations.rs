@@ -187,7 +187,9 @@ pub fn settings(
             let Some(deck) = std::env::var_os("FLYTE_DECK_DIR") else {
                 bail!("--report_to flyte: FlyteCallback only works within a Flyte task; set FLYTE_DECK_DIR to the task's deck folder")
             };
-            s.grants.dirs.push(dir_grant(Path::new(&deck), "/flyte-deck")?);
+            s.grants
+                .dirs
+                .push(dir_grant(Path::new(&deck), "/flyte-deck")?);
         }
         "comet_ml" => {
             // comet's COMET_OFFLINE_DIRECTORY, default .cometml-runs (relative
@@ -325,6 +327,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("describes itself as \"stealer\""), "{err}");
+    }
+
+    #[test]
+    fn flyte_is_selected_by_name_only_as_in_hf() {
+        assert!(!selected(&["all".into()]).unwrap().contains(&"flyte"));
+        assert_eq!(
+            selected(&["flyte".into(), "all".into()]).unwrap()[0],
+            "flyte"
+        );
     }
 
     #[test]
