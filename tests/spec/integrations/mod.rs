@@ -4,6 +4,7 @@
 
 mod clearml;
 mod codecarbon;
+mod comet_ml;
 mod dvclive;
 mod flyte;
 mod mlflow;
