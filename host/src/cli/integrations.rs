@@ -79,7 +79,11 @@ pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
     let mut out: Vec<&'static str> = Vec::new();
     for name in report_to {
         let names: Vec<&'static str> = if name == "all" {
-            INTEGRATIONS.to_vec()
+            INTEGRATIONS
+                .iter()
+                .copied()
+                .filter(|i| in_all(i, |v| std::env::var_os(v).is_some()))
+                .collect()
         } else {
             match INTEGRATIONS.iter().chain(BY_NAME_ONLY).find(|i| *i == name) {
                 Some(i) => vec![*i],
@@ -96,6 +100,17 @@ pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
         }
     }
     Ok(out)
+}
+
+/// Whether `--report_to all` takes integration `name`, as HF 5.24's
+/// `get_available_reporting_integrations`: comet_ml only once configured
+/// (`COMET_API_KEY` set; `is_comet_available`), every other shipped one
+/// always. `is_set` tells whether an environment variable is set.
+fn in_all(name: &str, is_set: impl Fn(&str) -> bool) -> bool {
+    match name {
+        "comet_ml" => is_set("COMET_API_KEY"),
+        _ => true,
+    }
 }
 
 /// A directory grant, created if missing.
@@ -293,6 +308,13 @@ fn machine_facts() -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_takes_comet_only_once_it_is_configured() {
+        assert!(!in_all("comet_ml", |_| false));
+        assert!(in_all("comet_ml", |v| v == "COMET_API_KEY"));
+        assert!(in_all("tensorboard", |_| false));
+    }
+
     use super::*;
 
     fn info(name: &str, env: &[&str]) -> PluginInfo {
@@ -340,7 +362,14 @@ mod tests {
 
     #[test]
     fn report_to_expands_all_and_rejects_unknown_names() {
-        assert_eq!(selected(&["all".into()]).unwrap(), INTEGRATIONS);
+        let all = selected(&["all".into()]).unwrap();
+        let configured = std::env::var_os("COMET_API_KEY").is_some();
+        let expected: Vec<&str> = INTEGRATIONS
+            .iter()
+            .copied()
+            .filter(|i| configured || *i != "comet_ml")
+            .collect();
+        assert_eq!(all, expected);
         assert_eq!(
             selected(&["tensorboard".into(), "all".into()]).unwrap()[0],
             "tensorboard"
