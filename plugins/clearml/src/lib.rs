@@ -154,7 +154,11 @@ impl Callback for ClearMl {
         if !self.initialized {
             self.setup(cx);
         }
-        let Some(s) = &self.session else { return };
+        // HF closes the task at train end: what is logged later (a final
+        // evaluation) is not in the session.
+        let Some(s) = self.session.as_ref().filter(|_| !self.closed) else {
+            return;
+        };
         let step = cx.state.global_step as i64;
         let mut events = Vec::new();
         for (k, v) in logs.iter() {

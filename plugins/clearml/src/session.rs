@@ -125,7 +125,7 @@ impl Session {
             t.second as u8,
         )
         .unwrap_or_default();
-        let options = zip::write::FileOptions::default()
+        let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(time);
         let mut zip = zip::ZipWriter::new(File::create(to)?);

@@ -228,6 +228,26 @@ fn clearml_session_is_clearmls_own() {
     );
 }
 
+/// With `CLEARML_CACHE_DIR` the session goes where clearml keeps it,
+/// `<cache>/offline`; without `CLEARML_OFFLINE_MODE` the plugin says that it
+/// writes an offline session all the same.
+#[test]
+fn clearml_session_goes_to_clearmls_cache_dir() {
+    let run = Run::regression("clearml_cache_dir");
+    let cache = run.dir.join("cache");
+    let done = run
+        .args(&["--max_steps", "2", "--report_to", "clearml"])
+        .env("CLEARML_CACHE_DIR", cache.to_str().unwrap())
+        .ok();
+    the_zip(&cache.join("offline"));
+    assert!(!done.out.join("clearml").exists());
+    assert!(
+        done.stderr.contains("CLEARML_OFFLINE_MODE is not set: the plugin cannot reach a clearml server and writes an offline session"),
+        "{}",
+        done.stderr
+    );
+}
+
 #[test]
 fn clearml_loaded_without_its_grant_fails_naming_it() {
     let stderr = Run::regression("clearml_no_grant")
