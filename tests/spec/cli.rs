@@ -203,10 +203,19 @@ fn report_to_rejects_unknown_integrations() {
     let err = Run::regression("cli_report_to")
         .args(&["--report_to", "tensorbord"])
         .fails();
+    let supported = [
+        trainbox::cli::INTEGRATIONS,
+        trainbox::cli::integrations::BY_NAME_ONLY,
+    ]
+    .concat()
+    .join(", ");
     assert!(
-        err.contains("--report_to tensorbord: tensorbord is not supported, only dvclive, mlflow, tensorboard, wandb, codecarbon are supported"),
+        err.contains(&format!(
+            "--report_to tensorbord: tensorbord is not supported, only {supported} are supported"
+        )),
         "{err}"
     );
+    assert!(supported.starts_with("comet_ml, dvclive, mlflow, tensorboard, wandb, codecarbon"));
 }
 
 #[test]
