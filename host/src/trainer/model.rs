@@ -116,20 +116,24 @@ pub trait Model {
         "input_ids"
     }
 
+    /// The parameters HF's flos estimate counts: by default every
+    /// trainable element.
+    fn flos_parameters(&self) -> i64 {
+        self.var_store()
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
     /// Floating-point operations of a training batch (HF's estimate:
-    /// 6 × parameters × elements of the main input; 0 without it).
+    /// 6 × [`Model::flos_parameters`] × elements of the main input; 0
+    /// without it).
     fn flos(&self, batch: &Batch) -> f64 {
         let Some(input) = batch.columns.get(self.main_input_name()) else {
             return 0.0;
         };
-        let params: i64 = self
-            .var_store()
-            .trainable_variables()
-            .iter()
-            .map(Tensor::numel)
-            .map(|n| n as i64)
-            .sum();
-        6.0 * params as f64 * input.numel() as f64
+        6.0 * self.flos_parameters() as f64 * input.numel() as f64
     }
 
     /// A file the model also saves into checkpoints and `output_dir`, beside

@@ -23,16 +23,26 @@ pub struct FileModel {
     metrics: Vec<Metric>,
     /// HF's `label_names`: the columns that hold the labels.
     label_names: Vec<String>,
+    /// The parameter elements outside embeddings (counted once: a reload
+    /// keeps every shape).
+    flos_parameters: i64,
 }
 
 impl FileModel {
     /// `script` with its metrics and label columns.
     pub fn new(script: ScriptModel, metrics: Vec<Metric>, label_names: Vec<String>) -> FileModel {
+        let flos_parameters = script
+            .named_parameters()
+            .iter()
+            .filter(|(n, _)| !script.in_embedding(n))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
         FileModel {
             script,
             training: None,
             metrics,
             label_names,
+            flos_parameters,
         }
     }
 
@@ -118,20 +128,10 @@ impl Model for FileModel {
         names.first().map_or("input_ids", String::as_str)
     }
 
-    /// HF's `PreTrainedModel.floating_point_ops`: 6 × the main input's
-    /// elements × the parameters outside embeddings.
-    fn flos(&self, batch: &Batch) -> f64 {
-        let Some(input) = batch.columns.get(self.main_input_name()) else {
-            return 0.0;
-        };
-        let params: i64 = self
-            .script
-            .named_parameters()
-            .iter()
-            .filter(|(n, _)| !self.script.in_embedding(n))
-            .map(|(_, t)| t.numel() as i64)
-            .sum();
-        6.0 * params as f64 * input.numel() as f64
+    /// As HF's `PreTrainedModel.floating_point_ops`: the parameters
+    /// outside embeddings.
+    fn flos_parameters(&self) -> i64 {
+        self.flos_parameters
     }
 
     fn export_file(&self) -> Option<&'static str> {
