@@ -5,7 +5,6 @@
 
 use super::config::RunConfig;
 use super::results;
-use crate::args::IntervalStrategy;
 use crate::state::Value;
 use crate::tasks::files::Splits;
 use crate::trainer::data::Dataset;
@@ -13,25 +12,20 @@ use crate::trainer::Trainer;
 use anyhow::{bail, Result};
 use std::path::Path;
 
-/// The splits of a run. With `--model` and no `--do_*` flag: train, and
-/// evaluate and predict where their files are given; a built-in task only
-/// trains (its evaluation follows `eval_strategy`). Sets the `do_*`
-/// arguments to match, before `finish` (which sets `do_eval` for any
-/// `eval_strategy` but `no`, as HF).
-pub fn choose(cfg: &mut RunConfig) -> Result<Splits> {
-    let own = cfg.files.model.is_some();
-    if !own {
+/// Checks `--model` against `--task` and the dataset flags, and fills the
+/// `do_*` arguments HF's scripts would be given: with `--model` and none of
+/// them, train, and evaluate and predict where their files are given. Call
+/// before `finish`, which then sets `do_eval` for any `eval_strategy` but
+/// `no`, as HF's `__post_init__`.
+pub fn choose(cfg: &mut RunConfig) -> Result<()> {
+    if cfg.files.model.is_none() {
         if cfg.files.any() {
             bail!(
                 "--train_file, --validation_file, --test_file and the other dataset flags need \
                  --model PATH (a TorchScript module); the built-in --task has its own data"
             );
         }
-        return Ok(Splits {
-            train: true,
-            eval: false,
-            predict: false,
-        });
+        return Ok(());
     }
     if cfg.task_given {
         bail!("--task and --model: give one (--task trains a built-in model, --model your own)");
@@ -42,14 +36,26 @@ pub fn choose(cfg: &mut RunConfig) -> Result<Splits> {
         a.do_eval = cfg.files.validation_file.is_some();
         a.do_predict = cfg.files.test_file.is_some();
     }
-    if a.eval_strategy != IntervalStrategy::No {
-        a.do_eval = true;
+    Ok(())
+}
+
+/// The splits of a run, from its finished arguments: a built-in task only
+/// trains (its evaluation follows `eval_strategy`); `--model` does what
+/// `do_train`, `do_eval` and `do_predict` say.
+pub fn of(cfg: &RunConfig) -> Splits {
+    if cfg.files.model.is_none() {
+        return Splits {
+            train: true,
+            eval: false,
+            predict: false,
+        };
     }
-    Ok(Splits {
+    let a = &cfg.args;
+    Splits {
         train: a.do_train,
         eval: a.do_eval,
         predict: a.do_predict,
-    })
+    }
 }
 
 /// Runs the splits after training has been set up: `train` (saving the

@@ -80,10 +80,11 @@ fn plugin_files(cfg: &RunConfig) -> Result<Vec<(PathBuf, Option<&'static str>)>>
 /// Runs `trainbox train`; exit code 1 when training completed but a plugin
 /// faulted.
 pub fn run(mut cfg: RunConfig) -> Result<i32> {
-    let splits = splits::choose(&mut cfg)?;
+    splits::choose(&mut cfg)?;
     cfg.args
         .finish()
         .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    let splits = splits::of(&cfg);
     // Plugins see `all` as the integrations it stands for, as HF's args do.
     cfg.args.report_to = integrations::selected(&cfg.args.report_to)?
         .into_iter()
