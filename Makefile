@@ -11,7 +11,7 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 # The real readers and servers the integration tests check our output with.
 READERS_ENV    := $(TRAINBOX_CACHE)/readers-env
 READERS        := tensorboard==2.21.0 mlflow==3.17.2 dvclive==3.49.1 dvc==3.67.1 wandb==0.31.0 codecarbon==3.3.2 \
-                  comet_ml==3.58.8 clearml==2.1.12
+                  comet_ml==3.58.8 clearml==2.1.12 neptune==1.14.0.post2 trackio==0.43.0 flask-wtf==1.3.0
 # codecarbon's data tables (carbon intensities, CPU TDPs; MIT), taken from its wheel
 # on PyPI and embedded in the codecarbon plugin at build time, never committed.
 CODECARBON_VERSION := 3.3.2
@@ -74,12 +74,12 @@ $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3: $(TORCH_ENV)/.torch-$(TORCH_VERSIO
 	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors pyarrow accelerate==$(ACCELERATE_VERSION)
 	touch $@
 
-$(READERS_ENV)/.readers-2:
+$(READERS_ENV)/.readers-3:
 	python3 -m venv $(READERS_ENV)
 	$(READERS_ENV)/bin/pip install --quiet $(READERS)
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-2
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-3
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
