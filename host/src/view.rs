@@ -66,6 +66,70 @@ impl TensorStats {
     }
 }
 
+/// Most bins a histogram may have (`views.model-stats.histogram`).
+pub const MAX_HISTOGRAM_BINS: u32 = 4096;
+
+/// A histogram of a tensor's finite values: `counts.len()` equal-width bins
+/// from `min` to `max`, as `wandb.watch` computes it (wandb 0.31's
+/// `log_tensor_stats`): the tensor flattened, in float32 unless it is
+/// float64, NaN and infinities dropped, then `histc(bins, min, max)`; one
+/// bin holding every value when they are all equal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub min: f64,
+    pub max: f64,
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    /// The histogram of `t` with `bins` bins (at least 1), without recording
+    /// gradients; `None` when `t` has no finite value or libtorch refuses.
+    pub fn of(t: &Tensor, bins: u32) -> Option<Histogram> {
+        tch::no_grad(|| Self::compute(t, bins.max(1)).ok().flatten())
+    }
+
+    fn compute(t: &Tensor, bins: u32) -> Result<Option<Histogram>, tch::TchError> {
+        use tch::Kind;
+        let flat = t.f_detach()?.f_reshape([-1])?;
+        // histc runs on float32 and float64 only: wandb casts the rest to float32.
+        let flat = match flat.kind() {
+            Kind::Float | Kind::Double => flat,
+            _ => flat.f_to_kind(Kind::Float)?,
+        };
+        let numel = flat.numel() as i64;
+        if numel == 0 {
+            return Ok(None);
+        }
+        let finite = flat.f_isfinite()?;
+        let kept = finite.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        if kept == 0 {
+            return Ok(None);
+        }
+        let flat = if kept < numel {
+            flat.f_masked_select(&finite)?
+        } else {
+            flat
+        };
+        let min = flat.f_min()?.f_double_value(&[])?;
+        let max = flat.f_max()?.f_double_value(&[])?;
+        let counts = if min == max {
+            vec![kept as u64]
+        } else {
+            // histc's default range (0, 0) is the data's own min and max: the
+            // same as wandb's explicit `min=tmin, max=tmax`.
+            let h = flat
+                .f_histc(i64::from(bins))?
+                .f_to_kind(Kind::Double)?
+                .f_to_device(tch::Device::Cpu)?;
+            Vec::<f64>::try_from(&h)?
+                .into_iter()
+                .map(|c| c as u64)
+                .collect()
+        };
+        Ok(Some(Histogram { min, max, counts }))
+    }
+}
+
 /// What [`RunView`] holds.
 #[derive(Default)]
 pub struct RunData {
@@ -99,6 +163,22 @@ impl RunData {
         }
     }
 
+    /// Histogram of a parameter (or of its gradient, when `grad`; the same
+    /// gradient [`tensor_stats`](Self::tensor_stats) reads).
+    pub fn histogram(&self, name: &str, grad: bool, bins: u32) -> Option<Histogram> {
+        let (_, p) = self.parameters.iter().find(|(n, _)| n == name)?;
+        if grad {
+            let g = p.grad();
+            if g.defined() {
+                Histogram::of(&g, bins)
+            } else {
+                None
+            }
+        } else {
+            Histogram::of(p, bins)
+        }
+    }
+
     /// Number of elements of all trainable parameters.
     pub fn parameter_count(&self) -> u64 {
         self.parameters.iter().map(|(_, p)| p.numel() as u64).sum()
@@ -113,5 +193,90 @@ impl RunView {
     /// Locks the data (poisoning is ignored: the data stays consistent).
     pub fn lock(&self) -> MutexGuard<'_, RunData> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[f32], bins: u32) -> Option<Histogram> {
+        Histogram::of(&Tensor::from_slice(values), bins)
+    }
+
+    #[test]
+    fn histograms_count_finite_values_in_equal_bins() {
+        // Range -1..3 in 4 bins of width 1: [-1,0) [0,1) [1,2) [2,3]; NaN
+        // and infinities are dropped, the maximum falls in the last bin.
+        let h = hist(&[-1.0, 0.0, 0.5, 1.0, 2.9, 3.0, f32::NAN, f32::INFINITY], 4).unwrap();
+        assert_eq!((h.min, h.max), (-1.0, 3.0));
+        assert_eq!(h.counts, vec![1, 2, 1, 2]);
+        // Every finite value equal: one bin of them all, whatever `bins` says.
+        let h = hist(&[0.25, 0.25, f32::NEG_INFINITY, 0.25], 64).unwrap();
+        assert_eq!((h.min, h.max, h.counts), (0.25, 0.25, vec![3]));
+        // Nothing finite, or nothing at all: none.
+        assert_eq!(hist(&[f32::NAN, f32::INFINITY], 8), None);
+        assert_eq!(hist(&[], 8), None);
+        // Integers are counted as float32, as wandb casts them.
+        let h = Histogram::of(&Tensor::from_slice(&[1i64, 2, 3, 4]), 3).unwrap();
+        assert_eq!((h.min, h.max, h.counts), (1.0, 4.0, vec![1, 1, 2]));
+        // A 2-D tensor is flattened.
+        let h = Histogram::of(
+            &Tensor::from_slice(&[0.0f64, 1.0, 2.0, 3.0]).view([2, 2]),
+            2,
+        );
+        assert_eq!(h.unwrap().counts, vec![2, 2]);
+    }
+
+    /// The same histogram as the procedure of wandb 0.31's
+    /// `log_tensor_stats`, run by the real torch (`$TRAINBOX_PYTHON`), on
+    /// 10,001 values with NaNs and infinities, at several bin counts.
+    #[test]
+    fn histograms_match_torch_histc_as_wandb_calls_it() {
+        let Some(python) = std::env::var_os("TRAINBOX_PYTHON") else {
+            eprintln!("TRAINBOX_PYTHON unset: skipped");
+            return;
+        };
+        tch::manual_seed(7);
+        let t = Tensor::randn([10_001], (tch::Kind::Float, tch::Device::Cpu)) * 3.0;
+        let _ = t.get(5).fill_(f64::NAN);
+        let _ = t.get(77).fill_(f64::INFINITY);
+        let values: Vec<f32> = Vec::try_from(&t).unwrap();
+        let text: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        let script = r#"
+import sys, torch
+flat = torch.tensor([float(x) for x in sys.stdin.read().split()], dtype=torch.float32)
+flat = flat[torch.isfinite(flat)]
+tmin, tmax = flat.min().item(), flat.max().item()
+for bins in (1, 7, 64, 4096):
+    h = flat.histc(bins=bins, min=tmin, max=tmax)
+    print(repr(tmin), repr(tmax), " ".join(str(int(c)) for c in h.tolist()))
+"#;
+        let mut child = std::process::Command::new(python)
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.join(" ").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let out = String::from_utf8(out.stdout).unwrap();
+        for (line, bins) in out.lines().zip([1, 7, 64, 4096]) {
+            let mut words = line.split(' ');
+            let min: f64 = words.next().unwrap().parse().unwrap();
+            let max: f64 = words.next().unwrap().parse().unwrap();
+            let counts: Vec<u64> = words.map(|w| w.parse().unwrap()).collect();
+            let ours = Histogram::of(&t, bins).unwrap();
+            assert_eq!((ours.min, ours.max), (min, max), "{bins} bins");
+            assert_eq!(ours.counts, counts, "{bins} bins");
+            assert_eq!(ours.counts.iter().sum::<u64>(), 9_999);
+        }
     }
 }

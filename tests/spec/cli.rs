@@ -222,7 +222,7 @@ fn report_to_rejects_unknown_integrations() {
 fn version_names_the_wit_package() {
     let done = Run::command("cli_version", &["--version"]).ok();
     assert!(
-        done.stdout.contains("trainbox:callback@0.1.0"),
+        done.stdout.contains("trainbox:callback@0.2.0"),
         "{}",
         done.stdout
     );

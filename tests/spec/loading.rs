@@ -106,7 +106,7 @@ fn bad_components_get_one_line_errors() {
     let bytes = std::fs::read(plugin("recorder")).unwrap();
     let mut old = bytes.clone();
     for iface in ["plugin", "types", "views", "progress"] {
-        let from = format!("trainbox:callback/{iface}@0.1.0");
+        let from = format!("trainbox:callback/{iface}@0.2.0");
         let to = format!("trainbox:callback/{iface}@0.0.3");
         while let Some(at) = old.windows(from.len()).position(|w| w == from.as_bytes()) {
             old[at..at + to.len()].copy_from_slice(to.as_bytes());
@@ -120,7 +120,7 @@ fn bad_components_get_one_line_errors() {
     )
     .fails();
     assert!(
-        err.contains("built for trainbox:callback@0.0.3, this host supports 0.1.0; rebuild"),
+        err.contains("built for trainbox:callback@0.0.3, this host supports 0.2.0; rebuild"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -27,9 +27,9 @@ pub use generated::trainbox::callback::{
 pub use generated::{Callback as CallbackWorld, CallbackPre};
 
 /// The version of `trainbox:callback` this host implements.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 /// The export every plugin must have.
-pub const PLUGIN_EXPORT: &str = "trainbox:callback/plugin@0.1.0";
+pub const PLUGIN_EXPORT: &str = "trainbox:callback/plugin@0.2.0";
 
 impl From<wit::Event> for Event {
     fn from(e: wit::Event) -> Event {

@@ -8,7 +8,7 @@ use super::http_policy::HttpPolicy;
 use super::limits::Limiter;
 use super::output::{clean_line, PluginOutput};
 use super::resources::{BarHandle, LogHistoryHandle, ModelStatsHandle};
-use crate::view::{RunView, TensorStats};
+use crate::view::{Histogram, RunView, TensorStats, MAX_HISTOGRAM_BINS};
 use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
@@ -141,6 +141,16 @@ impl From<TensorStats> for wit_views::TensorStats {
     }
 }
 
+impl From<Histogram> for wit_views::Histogram {
+    fn from(h: Histogram) -> Self {
+        wit_views::Histogram {
+            min: h.min,
+            max: h.max,
+            counts: h.counts,
+        }
+    }
+}
+
 impl wit_views::Host for PluginHost {
     fn history(&mut self) -> wasmtime::Result<Resource<LogHistoryHandle>> {
         self.push(LogHistoryHandle)
@@ -211,6 +221,29 @@ impl wit_views::HostModelStats for PluginHost {
         name: String,
     ) -> wasmtime::Result<Option<wit_views::TensorStats>> {
         Ok(self.view.lock().tensor_stats(&name, true).map(Into::into))
+    }
+
+    fn histogram(
+        &mut self,
+        _: Resource<ModelStatsHandle>,
+        name: String,
+        kind: wit_views::TensorKind,
+        bins: u32,
+    ) -> wasmtime::Result<Option<wit_views::Histogram>> {
+        // A fault, not a clamp: a plugin that asks for 0 bins or a million
+        // has a bug, and a silently different histogram would hide it.
+        if bins == 0 || bins > MAX_HISTOGRAM_BINS {
+            wasmtime::bail!(
+                "plugin {:?} asked for a histogram of {bins} bins; views.model-stats.histogram takes 1 to {MAX_HISTOGRAM_BINS}",
+                self.name
+            );
+        }
+        let grad = matches!(kind, wit_views::TensorKind::Gradient);
+        Ok(self
+            .view
+            .lock()
+            .histogram(&name, grad, bins)
+            .map(Into::into))
     }
 
     fn grad_norm(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Option<f64>> {

@@ -55,7 +55,7 @@ static void set_err(callback_string_t *err, const char *fmt, ...) {
 void exports_trainbox_callback_plugin_describe(exports_trainbox_callback_plugin_plugin_info_t *ret) {
   callback_string_dup(&ret->name, "grad-warn");
   callback_string_dup(&ret->version, "0.1.0");
-  callback_string_dup(&ret->api_version, "0.1.0");
+  callback_string_dup(&ret->api_version, "0.2.0");
   ret->events.len = 1;
   ret->events.ptr = malloc(sizeof(trainbox_callback_types_event_t));
   ret->events.ptr[0] = TRAINBOX_CALLBACK_TYPES_EVENT_PRE_OPTIMIZER_STEP;

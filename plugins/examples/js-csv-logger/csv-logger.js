@@ -7,7 +7,7 @@ import { getDirectories } from 'wasi:filesystem/preopens@0.2.12';
 
 const NAME = 'csv-logger';
 const VERSION = '0.1.0';
-const API_VERSION = '0.1.0';
+const API_VERSION = '0.2.0';
 
 let fileName = 'logs.csv';
 let columns = null; // keys of the first entry

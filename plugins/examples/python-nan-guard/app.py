@@ -20,7 +20,7 @@ from componentize_py_types import Err
 
 NAME = "nan-guard"
 VERSION = "0.1.0"
-API_VERSION = "0.1.0"
+API_VERSION = "0.2.0"
 
 
 class _State:

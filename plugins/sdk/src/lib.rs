@@ -173,10 +173,22 @@ pub mod progress;
 pub mod python;
 pub mod views;
 
+/// The bindings of the latest contract (`wit/callback.wit`), or, with the
+/// `wit-0-1-0` feature, of the frozen `wit/0.1.0/callback.wit`.
 #[doc(hidden)]
 pub mod wit {
+    #[cfg(not(feature = "wit-0-1-0"))]
     wit_bindgen::generate!({
         path: "../../wit",
+        world: "callback",
+        pub_export_macro: true,
+        export_macro_name: "__export_callback_world",
+        default_bindings_module: "trainbox_sdk::wit",
+        generate_all,
+    });
+    #[cfg(feature = "wit-0-1-0")]
+    wit_bindgen::generate!({
+        path: "../../wit/0.1.0",
         world: "callback",
         pub_export_macro: true,
         export_macro_name: "__export_callback_world",
@@ -191,6 +203,10 @@ pub use wit::trainbox::callback::types::{
 };
 
 /// The version of the `trainbox:callback` package this SDK targets.
+#[cfg(not(feature = "wit-0-1-0"))]
+pub const API_VERSION: &str = "0.2.0";
+/// The version of the `trainbox:callback` package this SDK targets.
+#[cfg(feature = "wit-0-1-0")]
 pub const API_VERSION: &str = "0.1.0";
 
 /// Lists the events once, in the WIT order, as `Variant => hf_name`: the
