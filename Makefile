@@ -33,7 +33,7 @@ WASM_TOOLS_VERSION := 1.258.3
 # Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
 EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon comet_ml clearml flyte stopper probe hostile hoarder granted http-probe sleeper sleeper-describe impostor
+PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon comet_ml clearml flyte stopper probe hostile hoarder granted http-probe sleeper sleeper-describe impostor peeker
 # What `make run` needs: the default plugins (progress bars, or the printer
 # with --disable_tqdm). No other language's toolchain, no codecarbon data.
 DEMO_PLUGINS   := printer progress

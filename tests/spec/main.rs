@@ -37,6 +37,8 @@ mod own_model;
 mod own_model_errors;
 /// A TorchScript model trained by trainbox and by the real HF Trainer, log for log.
 mod own_model_parity;
+/// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.
+mod output_grant;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
 /// Open files and disk quotas; failed saves leave nothing half-written.

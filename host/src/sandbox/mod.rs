@@ -272,10 +272,7 @@ impl Sandbox {
         let own_dir = own_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", own_dir.display()))?;
-        owners::check_grants(
-            &own_dir,
-            settings.grants.dirs.iter().map(|d| d.host.as_path()),
-        )?;
+        owners::check_grants(&own_dir, settings.grants.dirs.iter())?;
 
         let stores = self.stores.clone();
         let (name, grants, limits) = (label.clone(), settings.grants.clone(), settings.limits);
@@ -290,7 +287,7 @@ impl Sandbox {
         // Checked again at every restart: a granted path may have been
         // replaced since (by a symlink into the plugin folders).
         let make_store = move || {
-            owners::check_grants(&own_dir, grants.dirs.iter().map(|d| d.host.as_path()))?;
+            owners::check_grants(&own_dir, grants.dirs.iter())?;
             stores.granted(&name, &own_dir, &grants, &limits, &baseline)
         };
         let report = CallReport {

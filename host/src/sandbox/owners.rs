@@ -11,6 +11,7 @@
 //! trainbox kept no record): the plugin loaded under that name takes it over
 //! with a warning. A directory that was deleted is free again.
 
+use super::grants::DirGrant;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -91,26 +92,30 @@ pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result
 }
 
 /// Refuses a granted directory that would open the plugin folders to a
-/// plugin beyond its own (canonical) `own_dir`: one that holds
-/// `plugins/` (and so the record and every plugin's folder), or one inside
-/// another plugin's folder. A directory that does not resolve is left to
-/// the preopen, which fails on it.
-pub fn check_grants<'a>(own_dir: &Path, dirs: impl Iterator<Item = &'a Path>) -> Result<()> {
+/// plugin beyond its own (canonical) `own_dir`: a writable one that holds
+/// `plugins/` (and so the record and every plugin's folder), or any one
+/// inside another plugin's folder. A read-only grant may hold `plugins/`
+/// (a plugin that reads the run's checkpoints is granted `output_dir`):
+/// the filesystem view hides the other folders from it (`fs/hidden.rs`).
+/// A directory that does not resolve is left to the preopen, which fails
+/// on it.
+pub fn check_grants<'a>(own_dir: &Path, dirs: impl Iterator<Item = &'a DirGrant>) -> Result<()> {
     let Some(plugins_dir) = own_dir.parent() else {
         return Ok(());
     };
-    for dir in dirs {
+    for grant in dirs {
+        let dir = &grant.host;
         let Ok(host) = dir.canonicalize() else {
             continue;
         };
-        if plugins_dir.starts_with(&host) {
+        if grant.writable && plugins_dir.starts_with(&host) {
             bail!(
-                "{}: a granted directory may not hold the plugin folders {}; grant a folder outside it (in the plugin's read_dirs or write_dirs)",
+                "{}: a writable granted directory may not hold the plugin folders {}; grant it read-only (read_dirs) or grant a folder outside it (write_dirs)",
                 dir.display(),
                 plugins_dir.display()
             );
         }
-        if host.starts_with(plugins_dir) && !host.starts_with(own_dir) {
+        if host.starts_with(plugins_dir) && host != plugins_dir && !host.starts_with(own_dir) {
             bail!(
                 "{}: a granted directory may not be inside another plugin's folder in {}; grant a folder outside it (in the plugin's read_dirs or write_dirs)",
                 dir.display(),
@@ -185,14 +190,30 @@ mod tests {
         let other = root.join("out/plugins/other/sub");
         std::fs::create_dir_all(&own).unwrap();
         std::fs::create_dir_all(&other).unwrap();
-        for bad in [root.join("out"), root.join("out/plugins"), other] {
-            let err = check_grants(&own, [bad.as_path()].into_iter()).unwrap_err();
+        let grant = |host: PathBuf, writable: bool| DirGrant {
+            host,
+            guest: "/g".into(),
+            writable,
+        };
+        for bad in [
+            grant(root.join("out"), true),
+            grant(root.join("out/plugins"), true),
+            grant(other.clone(), true),
+            grant(other, false),
+        ] {
+            let err = check_grants(&own, [&bad].into_iter()).unwrap_err();
             assert!(err.to_string().contains("may not"), "{err}");
         }
-        let fine = [root.as_path().join("data"), own.join("sub")];
-        std::fs::create_dir_all(&fine[0]).unwrap();
-        std::fs::create_dir_all(&fine[1]).unwrap();
-        check_grants(&own, fine.iter().map(|p| p.as_path())).unwrap();
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(own.join("sub")).unwrap();
+        let fine = [
+            grant(data, true),
+            grant(own.join("sub"), true),
+            grant(root.join("out"), false),
+            grant(root.join("out/plugins"), false),
+        ];
+        check_grants(&own, fine.iter()).unwrap();
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -6,7 +6,7 @@
 
 use super::clock;
 use super::fs::disk::{Baseline, Usage};
-use super::fs::FsGuard;
+use super::fs::{self, FsGuard};
 use super::grants::Grants;
 use super::host::PluginHost;
 use super::http_policy::HttpPolicy;
@@ -70,6 +70,8 @@ impl StoreFactory {
         } else {
             store.data_mut().fs = FsGuard::unlimited();
         }
+        let hidden = fs::hidden::Hidden::new(own_dir, grants.dirs.iter().map(|d| d.host.as_path()));
+        store.data_mut().fs.hide(hidden);
         Ok(store)
     }
 

@@ -15,6 +15,7 @@
 pub mod disk;
 pub mod fds;
 pub mod free;
+pub mod hidden;
 mod streams;
 mod view;
 
@@ -122,9 +123,16 @@ pub struct FsGuard {
     /// The `open-at` descriptors and directory listings counted in `files`,
     /// by table index, with the file each is on (none for a directory).
     counted: HashMap<u32, Option<fds::FileId>>,
+    /// The other plugins' folders, when a read-only grant holds them.
+    hidden: Option<hidden::Hidden>,
 }
 
 impl FsGuard {
+    /// Hides what `hidden` says (see `hidden.rs`), limits or not.
+    pub fn hide(&mut self, hidden: Option<hidden::Hidden>) {
+        self.hidden = hidden;
+    }
+
     /// Its count of open descriptors, for what else holds one (a socket).
     pub fn open_files(&self) -> Arc<OpenFiles> {
         self.files.clone()
@@ -142,6 +150,7 @@ impl FsGuard {
             files: Arc::new(OpenFiles::new(max_open_files)),
             disk: Arc::new(Disk::measure(quota, own_dir, baseline)),
             counted: HashMap::new(),
+            hidden: None,
         }
     }
 
@@ -155,6 +164,7 @@ impl FsGuard {
             files: Arc::new(OpenFiles::with_budget(usize::MAX, usize::MAX)),
             disk: Arc::new(Disk::new(all, Usage::default())),
             counted: HashMap::new(),
+            hidden: None,
         }
     }
 
@@ -165,6 +175,7 @@ impl FsGuard {
             files: Arc::new(OpenFiles::new(0)),
             disk: Arc::new(Disk::new(Usage::default(), Usage::default())),
             counted: HashMap::new(),
+            hidden: None,
         }
     }
 }

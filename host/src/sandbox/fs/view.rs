@@ -78,6 +78,58 @@ impl FsView<'_> {
             .map_or(0, |m| m.len())
     }
 
+    /// The open file or directory behind `fd`.
+    fn handle(&self, fd: &Resource<Descriptor>) -> Option<Arc<std::fs::File>> {
+        match self.fs.table.get(fd).ok()? {
+            Descriptor::File(f) => Some(f.file.clone()),
+            Descriptor::Dir(d) => Some(d.dir.clone()),
+        }
+    }
+
+    /// Refuses, as `access`, a path under `fd` that lies in another
+    /// plugin's folder (see `hidden.rs`); free when nothing is hidden.
+    fn check_hidden(
+        &mut self,
+        fd: &Resource<Descriptor>,
+        flags: fs::PathFlags,
+        path: &str,
+    ) -> FsResult<()> {
+        let Some(hidden) = self.guard.hidden.clone() else {
+            return Ok(());
+        };
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((parent, name)) => (if parent.is_empty() { "/" } else { parent }, name),
+            None => (".", path),
+        };
+        let (dir, name) = if matches!(name, "" | "." | "..") {
+            (path, ".")
+        } else {
+            (parent, name)
+        };
+        let follow = fs::PathFlags::SYMLINK_FOLLOW;
+        let Ok(opened) = fs::HostDescriptor::open_at(
+            &mut self.fs,
+            again(fd),
+            follow,
+            dir.into(),
+            fs::OpenFlags::DIRECTORY,
+            fs::DescriptorFlags::READ,
+        ) else {
+            // Left to the call itself, which fails on the same path.
+            return Ok(());
+        };
+        let hides = match self.handle(&opened) {
+            Some(dir) => hidden.hides_entry(&dir, name, flags.contains(follow)),
+            None => true,
+        };
+        fs::HostDescriptor::drop(&mut self.fs, opened).map_err(FsError::trap)?;
+        if hides {
+            let access = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::Access;
+            return Err(access.into());
+        }
+        Ok(())
+    }
+
     /// What identifies the file behind `fd`.
     fn id_of(&mut self, fd: &Resource<Descriptor>) -> Option<super::fds::FileId> {
         self.file(fd)?;
@@ -293,6 +345,7 @@ impl fs::HostDescriptor for FsView<'_> {
         path_flags: fs::PathFlags,
         path: String,
     ) -> FsResult<fs::DescriptorStat> {
+        self.check_hidden(&fd, path_flags, &path)?;
         fs::HostDescriptor::stat_at(&mut self.fs, fd, path_flags, path)
     }
 
@@ -361,6 +414,14 @@ impl fs::HostDescriptor for FsView<'_> {
                 return Err(e);
             }
         };
+        if let Some(hidden) = &self.guard.hidden {
+            if self.handle(&opened).is_none_or(|f| hidden.hides_open(&f)) {
+                fs::HostDescriptor::drop(&mut self.fs, opened).map_err(FsError::trap)?;
+                self.guard.files.release(None);
+                let access = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::Access;
+                return Err(access.into());
+            }
+        }
         if new_entry {
             self.guard.disk.add_entry();
         }
@@ -385,6 +446,7 @@ impl fs::HostDescriptor for FsView<'_> {
     }
 
     fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
+        self.check_hidden(&fd, fs::PathFlags::empty(), &path)?;
         fs::HostDescriptor::readlink_at(&mut self.fs, fd, path)
     }
 
@@ -490,6 +552,7 @@ impl fs::HostDescriptor for FsView<'_> {
         path_flags: fs::PathFlags,
         path: String,
     ) -> FsResult<fs::MetadataHashValue> {
+        self.check_hidden(&fd, path_flags, &path)?;
         fs::HostDescriptor::metadata_hash_at(&mut self.fs, fd, path_flags, path)
     }
 }

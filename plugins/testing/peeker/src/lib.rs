@@ -1,0 +1,101 @@
+//! peeker (test plugin): asks to read `/output` (the run's output_dir,
+//! granted read-only) and, at each `save`, reads the checkpoint just
+//! written and tries what a read grant on output_dir must not allow:
+//! writing there, and reaching the plugin folders below it (the owner
+//! record, another plugin's folder, by a plain path, by `..`, by a
+//! listing and by `stat`). It writes one line per attempt to `peek.txt`
+//! in its own directory: `<what>: ok <detail>` or `<what>: denied`.
+
+use std::fmt::Write as _;
+use trainbox_sdk::{export_plugin, Callback, Capability, Context, Event};
+
+#[derive(Default)]
+struct Peeker {
+    report: String,
+}
+
+fn outcome<T>(r: std::io::Result<T>, detail: impl Fn(&T) -> String) -> String {
+    match r {
+        Ok(v) => format!("ok {}", detail(&v)),
+        Err(_) => "denied".into(),
+    }
+}
+
+impl Peeker {
+    fn line(&mut self, what: &str, result: String) {
+        let _ = writeln!(self.report, "{what}: {result}");
+    }
+}
+
+impl Callback for Peeker {
+    const NAME: &'static str = "peeker";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const EVENTS: &'static [Event] = &[Event::Save];
+
+    fn capabilities() -> Vec<Capability> {
+        vec![Capability::ReadDir("/output".into())]
+    }
+
+    fn on_save(&mut self, cx: &mut Context) {
+        let ckpt = format!("/output/checkpoint-{}", cx.state.global_step);
+        let mut names: Vec<String> = std::fs::read_dir(&ckpt)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        self.line(&format!("list {ckpt}"), names.join(","));
+        for name in &names {
+            let path = format!("{ckpt}/{name}");
+            let read = std::fs::read(&path);
+            self.line(
+                &format!("read {path}"),
+                outcome(read, |b| format!("{} bytes", b.len())),
+            );
+        }
+        let attempts = [
+            "/output/plugins/.owners.json".to_string(),
+            "/output/plugins/recorder/events.jsonl".to_string(),
+            format!("{ckpt}/../plugins/recorder/events.jsonl"),
+        ];
+        for path in &attempts {
+            let read = std::fs::read(path);
+            self.line(
+                &format!("read {path}"),
+                outcome(read, |b| format!("{} bytes", b.len())),
+            );
+        }
+        for dir in ["/output/plugins", "/output/plugins/recorder"] {
+            let listed = std::fs::read_dir(dir).map(|d| d.count());
+            self.line(
+                &format!("list {dir}"),
+                outcome(listed, |n| format!("{n} entries")),
+            );
+        }
+        for path in [
+            "/output/plugins/recorder",
+            "/output/plugins/recorder/events.jsonl",
+        ] {
+            let stat = std::fs::metadata(path);
+            self.line(
+                &format!("stat {path}"),
+                outcome(stat, |m| format!("{}", m.len())),
+            );
+        }
+        let wrote = std::fs::write("/output/tampered.txt", "x");
+        self.line(
+            "write /output/tampered.txt",
+            outcome(wrote, |_| String::new()),
+        );
+        let wrote = std::fs::write(format!("{ckpt}/tampered.txt"), "x");
+        self.line(
+            &format!("write {ckpt}/tampered.txt"),
+            outcome(wrote, |_| String::new()),
+        );
+        let _ = std::fs::write("peek.txt", &self.report);
+    }
+}
+
+export_plugin!(Peeker);
