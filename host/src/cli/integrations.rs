@@ -126,6 +126,18 @@ fn dir_grant(host: &Path, guest: &str) -> Result<DirGrant> {
     })
 }
 
+/// The run's `output_dir`, granted read-only as `/output` to an
+/// integration that reads its checkpoints (flyte's sync, MLflow's and
+/// W&B's model artifacts): only when the user's settings ask for them,
+/// never by default. The plugin folders inside it stay hidden
+/// (`sandbox/fs/hidden.rs`).
+pub fn output_grant(args: &TrainingArguments) -> Result<DirGrant> {
+    Ok(DirGrant {
+        writable: false,
+        ..dir_grant(Path::new(&args.output_dir), "/output")?
+    })
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -205,6 +217,18 @@ pub fn settings(
             s.grants
                 .dirs
                 .push(dir_grant(Path::new(&deck), "/flyte-deck")?);
+            // HF syncs each checkpoint to the task's checkpoint folder;
+            // here, one the user gives.
+            if let Some(dir) = std::env::var_os("FLYTE_CHECKPOINT_DIR") {
+                s.grants
+                    .dirs
+                    .push(dir_grant(Path::new(&dir), "/flyte-checkpoint")?);
+                s.grants.dirs.push(output_grant(args)?);
+                add_config(
+                    &mut s,
+                    vec![("checkpoint_dir", "/flyte-checkpoint".to_string())],
+                );
+            }
         }
         "comet_ml" => {
             // comet's COMET_OFFLINE_DIRECTORY, default .cometml-runs (relative

@@ -203,3 +203,61 @@ fn flyte_loaded_without_its_grant_fails_naming_it() {
         "{stderr}"
     );
 }
+
+/// The files below `dir`, by path relative to it, with their bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn flyte_syncs_each_checkpoint_to_the_tasks_checkpoint_folder() {
+    // HF's on_save: cp.save(output_dir/checkpoint-N), which copies the
+    // folder's files into the task's checkpoint folder; the last save's
+    // files are there, byte for byte.
+    let run = Run::regression("flyte_checkpoints");
+    let (deck, cp) = (run.dir.join("deck"), run.dir.join("flyte checkpoint"));
+    let done = run
+        .args(&["--save_strategy", "steps", "--save_steps", "10"])
+        .args(&["--report_to", "flyte"])
+        .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
+        .env("FLYTE_CHECKPOINT_DIR", cp.to_str().unwrap())
+        .ok();
+    let last = *done.checkpoints().last().unwrap();
+    let saved = tree(&done.out.join(format!("checkpoint-{last}")));
+    assert!(
+        saved.contains_key("trainer_state.json"),
+        "{:?}",
+        saved.keys()
+    );
+    assert_eq!(tree(&cp), saved, "the last checkpoint, synced whole");
+    let said = done.stdout.clone() + &done.stderr;
+    assert!(
+        said.contains(&format!("[flyte] syncing checkpoint in checkpoint-{last} to Flyte")),
+        "{said}"
+    );
+    // Without the variable, nothing is synced, and the run says so once;
+    // the plugin is never granted output_dir.
+    let run = Run::regression("flyte_no_checkpoints");
+    let deck = run.dir.join("deck");
+    let done = run
+        .args(&["--save_strategy", "steps", "--save_steps", "10"])
+        .args(&["--report_to", "flyte"])
+        .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
+        .ok();
+    let note = "FLYTE_CHECKPOINT_DIR is not set, so checkpoints are not synced to Flyte";
+    let said = done.stdout + &done.stderr;
+    assert_eq!(said.matches(note).count(), 1, "{said}");
+}
