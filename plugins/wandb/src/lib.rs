@@ -16,24 +16,41 @@
 //! interrupted (SIGINT or SIGTERM: the host's abort message starts
 //! `interrupted by SIG`), the code wandb's exit hook gives a Ctrl-C.
 //!
+//! `WANDB_LOG_MODEL` as HF 5.24: with `checkpoint` or `end`, a `model-<id>`
+//! artifact of the architecture file at train begin (alias `base_model`),
+//! with `checkpoint` each saved `checkpoint-N` folder (aliases `epoch_…`,
+//! `checkpoint_global_step_N`), and at the end of a completed training the
+//! final model files (alias `final_model`; logged at `finish`, once the
+//! host has written them, with the metadata taken at train end).
+//!
 //! Grants (`--report_to wandb` gives them): `/wandb` writable
 //! (`$WANDB_DIR/wandb`, else `./wandb`) and the `WANDB_*` variables read by
-//! `settings`. Config: `hostname` and `pid`, facts the host adds.
+//! `settings`; with `WANDB_LOG_MODEL` set to `checkpoint` or `end` also
+//! `output_dir` read-only as `/output` and wandb's staging folder
+//! (`$WANDB_DATA_DIR/artifacts/staging`) writable as `/wandb-staging`.
+//! Config: `hostname` and `pid`, facts the host adds, and `staging_dir`,
+//! the staging folder's host path (the path `wandb sync` reads).
 //!
-//! Not done: model artifacts (`WANDB_LOG_MODEL`), `wandb.watch`
-//! (`WANDB_WATCH`), the `latest-run` link, online mode.
+//! Not done: the `latest-run` link, online mode.
 //!
 //! Modules: `settings` (environment), `run` (the run folder and its
-//! records), `proto` (record encoding), `framing` (the log format), `clock`.
+//! records), `proto` and `artifact_proto` (record encoding), `framing` (the
+//! log format), `models` (HF's artifacts), `artifact` (staging, digests),
+//! `md5`, `clock`.
 
+mod artifact;
+mod artifact_proto;
 mod clock;
 mod framing;
+mod md5;
+mod models;
 mod proto;
 mod run;
 mod settings;
 
+use artifact::Stager;
 use run::{json_f64, Pair, Run, RunFields};
-use settings::Mode;
+use settings::{LogModel, Mode, Watch};
 use trainbox_sdk::{
     args, export_plugin, views, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
     TrainingArgs, Value,
@@ -68,6 +85,15 @@ struct Wandb {
     run: Option<Run>,
     /// The last `train/global_step` logged, for rows that lack it.
     last_global_step: Option<u64>,
+    log_model: Option<LogModel>,
+    watch: Option<Watch>,
+    /// The staging folder, when `WANDB_LOG_MODEL` asks for artifacts.
+    stager: Option<Stager>,
+    /// `model/num_parameters`, once set.
+    num_parameters: Option<u64>,
+    /// The final model's metadata, taken at train end.
+    final_metadata: Option<String>,
+    args: Option<TrainingArgs>,
 }
 
 /// A log value as JSON text.
@@ -97,6 +123,7 @@ impl Wandb {
         if count > 0 {
             let pairs = [("model/num_parameters".to_string(), count.to_string())];
             self.with_run(|run| run.config(&pairs));
+            self.num_parameters = Some(count);
         }
     }
 
@@ -117,7 +144,13 @@ impl Wandb {
 impl Callback for Wandb {
     const NAME: &'static str = "wandb";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const EVENTS: &'static [Event] = &[Event::TrainBegin, Event::Log, Event::Predict];
+    const EVENTS: &'static [Event] = &[
+        Event::TrainBegin,
+        Event::Log,
+        Event::Predict,
+        Event::Save,
+        Event::TrainEnd,
+    ];
 
     fn capabilities() -> Vec<Capability> {
         let mut caps = vec![Capability::WriteDir(ROOT.into())];
@@ -126,14 +159,28 @@ impl Callback for Wandb {
     }
 
     fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
-        config.only(&["hostname", "pid"])?;
+        config.only(&["hostname", "pid", "staging_dir"])?;
         let settings = match settings::from_env(|k| std::env::var(k).ok())? {
             Mode::Disabled => return Ok(()),
             Mode::Offline(s) => s,
         };
-        for w in &settings.warnings {
-            eprintln!("warning: {w}");
+        if settings.log_model.is_enabled() {
+            let Some(host_dir) = config.get("staging_dir") else {
+                return Err(format!(
+                    "WANDB_LOG_MODEL={:?} needs wandb's staging folder: run with `--report_to wandb`, which grants it \
+                     as {} (and output_dir read-only as {})",
+                    settings.log_model,
+                    artifact::STAGING,
+                    models::OUTPUT
+                ));
+            };
+            self.stager = Some(Stager {
+                host_dir: host_dir.to_string(),
+            });
         }
+        self.log_model = Some(settings.log_model);
+        self.watch = Some(settings.watch);
+        self.args = Some(args.clone());
         let fields = RunFields {
             entity: settings.entity,
             project: settings.project,
@@ -149,8 +196,43 @@ impl Callback for Wandb {
         Ok(())
     }
 
-    fn on_train_begin(&mut self, _cx: &mut Context) {
+    fn on_train_begin(&mut self, cx: &mut Context) {
         self.count_parameters();
+        if let Some(stager) = &self.stager {
+            let count = self.num_parameters;
+            let run = self.run.as_mut();
+            if let Some(run) = run {
+                if let Err(e) = models::log_base(run, stager, cx.args, count) {
+                    eprintln!("{e}; nothing more is logged to W&B");
+                    self.run = None;
+                }
+            }
+        }
+    }
+
+    fn on_save(&mut self, cx: &mut Context) {
+        if self.log_model != Some(LogModel::Checkpoint) {
+            return;
+        }
+        let (Some(stager), Some(run)) = (&self.stager, self.run.as_mut()) else {
+            return;
+        };
+        if let Err(e) = models::log_checkpoint(run, stager, cx.args, cx.state, self.num_parameters)
+        {
+            eprintln!("{e}; nothing more is logged to W&B");
+            self.run = None;
+        }
+    }
+
+    fn on_train_end(&mut self, cx: &mut Context) {
+        if let (Some(_), Some(run)) = (&self.stager, &self.run) {
+            self.final_metadata = Some(models::final_metadata(
+                run,
+                cx.args,
+                cx.state,
+                self.num_parameters,
+            ));
+        }
     }
 
     fn on_log(&mut self, cx: &mut Context, logs: &Logs) {
@@ -181,6 +263,18 @@ impl Callback for Wandb {
             RunOutcome::Aborted(why) if why.starts_with("interrupted by SIG") => 255,
             RunOutcome::Aborted(_) => 1,
         };
+        if let (RunOutcome::Completed, Some(metadata), Some(stager), Some(args)) = (
+            outcome,
+            self.final_metadata.take(),
+            &self.stager,
+            &self.args,
+        ) {
+            if let Some(run) = self.run.as_mut() {
+                if let Err(e) = models::log_final(run, stager, args, metadata) {
+                    eprintln!("{e}; the final model is not logged to W&B");
+                }
+            }
+        }
         self.with_run(|run| run.exit(code));
         if let Some(run) = self.run.take() {
             println!("offline run written to wandb/{}", run_folder(&run.dir));

@@ -11,7 +11,7 @@ use prost::{Message, Oneof};
 struct Record {
     #[prost(int64, tag = "1")]
     num: i64,
-    #[prost(oneof = "RecordType", tags = "2, 3, 5, 12, 17, 18, 21")]
+    #[prost(oneof = "RecordType", tags = "2, 3, 5, 8, 12, 17, 18, 21")]
     record_type: Option<RecordType>,
     #[prost(message, optional, tag = "200")]
     info: Option<RecordInfo>,
@@ -26,6 +26,8 @@ enum RecordType {
     Summary(ItemsRecord),
     #[prost(message, tag = "5")]
     Config(ItemsRecord),
+    #[prost(message, tag = "8")]
+    Artifact(crate::artifact_proto::ArtifactRecord),
     #[prost(message, tag = "12")]
     Metric(MetricRecord),
     #[prost(message, tag = "17")]
@@ -269,6 +271,11 @@ pub fn metric(env: &Envelope, name: &str, glob: bool, step_metric: Option<&str>)
         }),
     };
     record(env, RecordType::Metric(m))
+}
+
+/// `ArtifactRecord`, built by `artifact_proto`.
+pub fn artifact(env: &Envelope, m: crate::artifact_proto::ArtifactRecord) -> Vec<u8> {
+    record(env, RecordType::Artifact(m))
 }
 
 /// `RunExitRecord { exit_code, runtime }`.

@@ -5,6 +5,7 @@
 //! (`_step`, `_runtime`, `_timestamp`, and the summary that follows every
 //! history row). What to log is `lib.rs`'s business.
 
+use crate::artifact::Artifact;
 use crate::clock;
 use crate::framing::LogWriter;
 use crate::proto::{self, Envelope, Item};
@@ -24,6 +25,10 @@ pub struct Run {
     started: Instant,
     /// The next history row's `_step`.
     step: i64,
+    project: String,
+    entity: String,
+    /// The run's summary as it stands (what `dict(wandb.summary)` returns).
+    summary_now: Vec<Pair>,
 }
 
 /// A key and its JSON value.
@@ -61,6 +66,9 @@ impl Run {
             num: 0,
             started: Instant::now(),
             step: 0,
+            project: fields.project.clone(),
+            entity: fields.entity.clone(),
+            summary_now: Vec::new(),
         };
         let producer = concat!("trainbox-wandb-", env!("CARGO_PKG_VERSION"));
         let config = items(&fields.config);
@@ -102,7 +110,29 @@ impl Run {
 
     /// `run.summary.update(pairs)`.
     pub fn summary(&mut self, pairs: &[Pair]) -> Result<(), String> {
+        for (k, v) in pairs {
+            match self.summary_now.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => self.summary_now.push((k.clone(), v.clone())),
+            }
+        }
         self.write(|env| proto::summary(env, &items(pairs)))
+    }
+
+    /// HF's artifact metadata from the summary: the numbers (booleans
+    /// too, as `numbers.Number` takes them) under keys not starting `_`.
+    pub fn numeric_summary(&self) -> Vec<Pair> {
+        self.summary_now
+            .iter()
+            .filter(|(k, v)| !k.starts_with('_') && is_number(v))
+            .cloned()
+            .collect()
+    }
+
+    /// `run.log_artifact(artifact, aliases)`.
+    pub fn log_artifact(&mut self, artifact: Artifact, aliases: &[String]) -> Result<(), String> {
+        let record = artifact.record(&self.id, &self.project, &self.entity, aliases);
+        self.write(|env| proto::artifact(env, record))
     }
 
     /// `wandb.log(row)`: a history row with wandb-core's `_step`, `_runtime`
@@ -152,6 +182,16 @@ pub fn json_f64(v: f64) -> String {
     }
 }
 
+/// Whether JSON text `v` is a number or a boolean (NaN and the infinities
+/// included, as wandb writes them).
+fn is_number(v: &str) -> bool {
+    matches!(v, "NaN" | "Infinity" | "-Infinity" | "true" | "false")
+        || matches!(
+            serde_json::from_str::<serde_json::Value>(v),
+            Ok(serde_json::Value::Number(_))
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +203,15 @@ mod tests {
         assert_eq!(json_f64(1e-5), "0.00001");
         assert_eq!(json_f64(f64::NAN), "NaN");
         assert_eq!(json_f64(f64::NEG_INFINITY), "-Infinity");
+    }
+
+    #[test]
+    fn numbers_and_flags_count_as_numbers() {
+        for v in ["1", "-2.5e-05", "NaN", "-Infinity", "true"] {
+            assert!(is_number(v), "{v}");
+        }
+        for v in ["\"text\"", "{\"_type\":\"histogram\"}", "null", "[1]"] {
+            assert!(!is_number(v), "{v}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! The W&B environment variables HF's `WandbCallback` and `wandb.init` read,
 //! turned into this plugin's settings: offline only (a W&B server is out of
 //! the sandbox's reach), `WANDB_PROJECT` (default `huggingface`),
-//! `WANDB_ENTITY`, `WANDB_RUN_ID`; `WANDB_LOG_MODEL` and `WANDB_WATCH` are
-//! recognised but not carried out, with a warning. Pure: the caller passes
-//! the variable lookup.
+//! `WANDB_ENTITY`, `WANDB_RUN_ID`, `WANDB_LOG_MODEL` (HF 5.24's
+//! `WandbLogModel`: `checkpoint`, `end` or `false`) and `WANDB_WATCH`
+//! (`gradients`, `parameters`, `all` or `false`); any other value of those
+//! two is an error naming the accepted ones. Pure: the caller passes the
+//! variable lookup.
 
 /// What the plugin does.
 #[derive(Debug, PartialEq)]
@@ -20,8 +22,35 @@ pub struct Settings {
     pub entity: String,
     /// `WANDB_RUN_ID`, else a fresh 8-character id.
     pub run_id: Option<String>,
-    /// Things the user asked for that this plugin does not do.
-    pub warnings: Vec<String>,
+    pub log_model: LogModel,
+    pub watch: Watch,
+}
+
+/// `WANDB_LOG_MODEL`, HF 5.24's `WandbLogModel`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LogModel {
+    /// `false` (the default): no artifacts.
+    Off,
+    /// `end`: the final model at the end of training.
+    End,
+    /// `checkpoint`: every checkpoint, and the final model.
+    Checkpoint,
+}
+
+impl LogModel {
+    /// HF's `is_enabled`: `end` or `checkpoint`.
+    pub fn is_enabled(self) -> bool {
+        self != LogModel::Off
+    }
+}
+
+/// `WANDB_WATCH`: what `wandb.watch(model, log=…)` logs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Watch {
+    Off,
+    Gradients,
+    Parameters,
+    All,
 }
 
 /// Reads the settings; an error says what to set.
@@ -45,22 +74,34 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Mode, String> {
     if let Some(id) = &run_id {
         check_run_id(id)?;
     }
-    let mut warnings = Vec::new();
-    if let Some(v @ ("end" | "checkpoint")) = get("WANDB_LOG_MODEL").as_deref() {
-        warnings.push(format!(
-            "WANDB_LOG_MODEL={v}: model artifacts are not written by trainbox's wandb plugin; the checkpoints stay in output_dir"
-        ));
-    }
-    if let Some(v @ ("all" | "parameters" | "gradients")) = get("WANDB_WATCH").as_deref() {
-        warnings.push(format!(
-            "WANDB_WATCH={v}: gradient and parameter histograms are not logged by trainbox's wandb plugin"
-        ));
-    }
+    let log_model = match get("WANDB_LOG_MODEL").as_deref() {
+        None | Some("false") => LogModel::Off,
+        Some("end") => LogModel::End,
+        Some("checkpoint") => LogModel::Checkpoint,
+        Some(v) => {
+            return Err(format!(
+                "WANDB_LOG_MODEL={v}: accepted values are checkpoint, end and false (HF 5.24's WandbLogModel; \
+                 HF ignores any other value with a warning, trainbox refuses it)"
+            ))
+        }
+    };
+    let watch = match get("WANDB_WATCH").as_deref() {
+        None | Some("false") => Watch::Off,
+        Some("gradients") => Watch::Gradients,
+        Some("parameters") => Watch::Parameters,
+        Some("all") => Watch::All,
+        Some(v) => {
+            return Err(format!(
+                "WANDB_WATCH={v}: accepted values are gradients, parameters, all and false"
+            ))
+        }
+    };
     Ok(Mode::Offline(Settings {
         project: get("WANDB_PROJECT").unwrap_or_else(|| "huggingface".into()),
         entity: get("WANDB_ENTITY").unwrap_or_default(),
         run_id,
-        warnings,
+        log_model,
+        watch,
     }))
 }
 
@@ -104,7 +145,8 @@ mod tests {
                 project: "huggingface".into(),
                 entity: String::new(),
                 run_id: None,
-                warnings: vec![],
+                log_model: LogModel::Off,
+                watch: Watch::Off,
             })
         );
         let Mode::Offline(s) = env(&[
@@ -139,21 +181,41 @@ mod tests {
     }
 
     #[test]
-    fn log_model_and_watch_warn() {
+    fn log_model_and_watch_values() {
         let Mode::Offline(s) = env(&[
             ("WANDB_MODE", "offline"),
-            ("WANDB_LOG_MODEL", "end"),
+            ("WANDB_LOG_MODEL", "checkpoint"),
             ("WANDB_WATCH", "all"),
         ])
         .unwrap() else {
             panic!("offline")
         };
-        assert_eq!(s.warnings.len(), 2);
-        let Mode::Offline(s) =
-            env(&[("WANDB_MODE", "offline"), ("WANDB_LOG_MODEL", "false")]).unwrap()
-        else {
+        assert_eq!((s.log_model, s.watch), (LogModel::Checkpoint, Watch::All));
+        let Mode::Offline(s) = env(&[
+            ("WANDB_MODE", "offline"),
+            ("WANDB_LOG_MODEL", "false"),
+            ("WANDB_WATCH", "false"),
+        ])
+        .unwrap() else {
             panic!("offline")
         };
-        assert!(s.warnings.is_empty());
+        assert_eq!((s.log_model, s.watch), (LogModel::Off, Watch::Off));
+        assert!(!s.log_model.is_enabled());
+    }
+
+    #[test]
+    fn bad_log_model_or_watch_names_the_variable_and_the_values() {
+        let err = env(&[("WANDB_MODE", "offline"), ("WANDB_LOG_MODEL", "true")]).unwrap_err();
+        assert!(
+            err.starts_with("WANDB_LOG_MODEL=true: accepted values are checkpoint, end and false"),
+            "{err}"
+        );
+        let err = env(&[("WANDB_MODE", "offline"), ("WANDB_WATCH", "grads")]).unwrap_err();
+        assert!(
+            err.starts_with(
+                "WANDB_WATCH=grads: accepted values are gradients, parameters, all and false"
+            ),
+            "{err}"
+        );
     }
 }
