@@ -279,3 +279,15 @@ impl Callback for Neptune {
 }
 
 export_plugin!(Neptune);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn monitoring_namespace_is_neptunes_hash() {
+        // hashlib.sha256(b"vm" b"10977" b"10977").hexdigest()[-8:]
+        assert_eq!(
+            super::monitoring_namespace("vm", "10977", "10977"),
+            "monitoring/7862cfc2"
+        );
+    }
+}

@@ -272,3 +272,59 @@ impl OfflineRun {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(folder: &Path) -> Vec<serde_json::Value> {
+        fs::read_to_string(folder.join("data-1.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn neptunes_rules_and_its_layout() {
+        let root = std::env::temp_dir().join(format!("neptune-run-test-{}", random_u64()));
+        let machine = Machine {
+            pid: "42",
+            os: "Linux",
+        };
+        let mut run = OfflineRun::create(&root, &machine).unwrap();
+        let folder = root.join(&run.name);
+        let p = parse_path("finetuning//train/x/");
+        assert_eq!(p, ["finetuning", "train", "x"]);
+        run.assign(&p, Atom::Int(1 << 40));
+        run.assign(&p, Atom::Float(f64::NAN));
+        run.log_float(&p, f64::INFINITY, 1);
+        run.assign(&p, Atom::Str("é".repeat(MAX_STRING + 1)));
+        run.log_float(&p, 2.0, 7);
+        run.flush().unwrap();
+        let ops = lines(&folder);
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert_eq!(ops[0]["obj"]["type"], "AssignString");
+        assert_eq!(
+            ops[0]["obj"]["value"].as_str().unwrap().chars().count(),
+            MAX_STRING
+        );
+        assert_eq!(ops[1]["obj"]["values"][0]["step"], 7);
+        assert_eq!(ops[1]["version"], 2);
+        assert_eq!(
+            fs::read_to_string(folder.join("last_put_version")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            fs::read_to_string(folder.join("last_ack_version")).unwrap(),
+            ""
+        );
+        assert!(run.name.starts_with(&format!("run__{}__42__", run.id)));
+        let meta: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(folder.join("metadata.json")).unwrap())
+                .unwrap();
+        assert_eq!(meta["structureVersion"], 3);
+        assert!(meta["createdAt"].as_str().unwrap().ends_with("+00:00"));
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -344,3 +344,47 @@ fn neptune_modes_data_directory_and_grants() {
         done.stdout
     );
 }
+
+#[test]
+fn neptune_run_of_an_interrupted_training_is_marked_failed() {
+    let dir = crate::util::fresh_dir("neptune_sigint");
+    let args = crate::interrupt::argv(&dir, &["--report_to", "neptune"]);
+    let mut run = crate::interrupt::Spawned::start(&dir, &args, &[("NEPTUNE_MODE", "offline")]);
+    run.wait_for_step(12);
+    run.signal("INT");
+    assert_eq!(run.wait(60).code(), Some(130), "{}", run.stderr());
+    let offline = dir.join(".neptune/offline");
+    let (folder,) = match &std::fs::read_dir(&offline)
+        .unwrap()
+        .flatten()
+        .collect::<Vec<_>>()[..]
+    {
+        [one] => (one.path(),),
+        other => panic!("{} runs in {}", other.len(), offline.display()),
+    };
+    let ops: Vec<Value> = crate::util::read_jsonl(&folder.join("data-1.log"));
+    let last_put = std::fs::read_to_string(folder.join("last_put_version")).unwrap();
+    assert_eq!(last_put, ops.len().to_string());
+    // neptune's traceback job: the reason logged, then sys/failed = True.
+    let [traceback, failed] = &ops[ops.len() - 2..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        failed["obj"],
+        json!({"type": "AssignBool", "path": ["sys", "failed"], "value": true})
+    );
+    assert_eq!(traceback["obj"]["type"], "LogStrings");
+    let path = traceback["obj"]["path"].as_array().unwrap();
+    assert_eq!(
+        (&path[0], &path[2]),
+        (&json!("monitoring"), &json!("traceback"))
+    );
+    let text = traceback["obj"]["values"][0]["value"].as_str().unwrap();
+    assert!(text.starts_with("interrupted by SIGINT at step"), "{text}");
+    // The losses logged before the interrupt are there.
+    let losses = ops
+        .iter()
+        .filter(|o| o["obj"]["path"] == json!(["finetuning", "train", "loss"]))
+        .count();
+    assert!(losses >= 2, "{losses} losses");
+}
