@@ -12,6 +12,10 @@ TORCH_ENV      := $(TRAINBOX_CACHE)/torch-env
 READERS_ENV    := $(TRAINBOX_CACHE)/readers-env
 READERS        := tensorboard==2.21.0 mlflow==3.17.2 dvclive==3.49.1 dvc==3.67.1 wandb==0.31.0 codecarbon==3.3.2 \
                   comet_ml==3.58.8 clearml==2.1.12 neptune==1.14.0.post2 trackio==0.43.0 flask-wtf==1.3.0
+# flytekit and its deck renderer, in an environment of their own (they pin their own
+# protobuf): the flyte test compares the plugin's deck with a real local flytekit deck.
+FLYTE_ENV      := $(TRAINBOX_CACHE)/flyte-env
+FLYTE_READERS  := flytekit==1.16.31 flytekitplugins-deck-standard==1.16.31 pandas==3.1.1
 # codecarbon's data tables (carbon intensities, CPU TDPs; MIT), taken from its wheel
 # on PyPI and embedded in the codecarbon plugin at build time, never committed.
 CODECARBON_VERSION := 3.3.2
@@ -45,6 +49,7 @@ export PATH := $(TORCH_ENV)/bin:$(PATH)
 # tch loads libtorch from the environment; build.rs also bakes in an rpath.
 export TRAINBOX_PYTHON := $(PYTHON)
 export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
+export TRAINBOX_FLYTE_PYTHON := $(FLYTE_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
@@ -79,7 +84,12 @@ $(READERS_ENV)/.readers-3:
 	$(READERS_ENV)/bin/pip install --quiet $(READERS)
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-3
+$(FLYTE_ENV)/.flyte-1:
+	python3 -m venv $(FLYTE_ENV)
+	$(FLYTE_ENV)/bin/pip install --quiet $(FLYTE_READERS)
+	touch $@
+
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-3 $(FLYTE_ENV)/.flyte-1
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

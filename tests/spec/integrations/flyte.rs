@@ -245,7 +245,9 @@ fn flyte_syncs_each_checkpoint_to_the_tasks_checkpoint_folder() {
     assert_eq!(tree(&cp), saved, "the last checkpoint, synced whole");
     let said = done.stdout.clone() + &done.stderr;
     assert!(
-        said.contains(&format!("[flyte] syncing checkpoint in checkpoint-{last} to Flyte")),
+        said.contains(&format!(
+            "[flyte] syncing checkpoint in checkpoint-{last} to Flyte"
+        )),
         "{said}"
     );
     // Without the variable, nothing is synced, and the run says so once;
@@ -260,4 +262,122 @@ fn flyte_syncs_each_checkpoint_to_the_tasks_checkpoint_folder() {
     let note = "FLYTE_CHECKPOINT_DIR is not set, so checkpoints are not synced to Flyte";
     let said = done.stdout + &done.stderr;
     assert_eq!(said.matches(note).count(), 1, "{said}");
+}
+
+/// flytekit's Python (`make test-env` puts flytekit and its deck renderer in
+/// an environment of their own): `$TRAINBOX_FLYTE_PYTHON`, else
+/// `$TRAINBOX_CACHE/flyte-env/bin/python3`.
+fn flyte_python() -> std::path::PathBuf {
+    let path = std::env::var_os("TRAINBOX_FLYTE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("TRAINBOX_CACHE")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var("HOME").unwrap()).join(".cache/trainbox")
+                });
+            cache.join("flyte-env/bin/python3")
+        });
+    assert!(
+        path.is_file(),
+        "{} not found: run `make test-env` (or set TRAINBOX_FLYTE_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a real flytekit task locally that makes HF's deck,
+/// `Deck("Log History", TableRenderer().to_html(pd.DataFrame(log_history)))`,
+/// finds the `deck.html` flytekit writes, takes the table after its "Log
+/// History" tab and compares it, header by header and cell by cell, with
+/// the plugin's deck. The history's entries are given in the plugin's
+/// column order (`trainer_state.json` sorts their keys).
+const FLYTEKIT: &str = r#"
+import glob, html.parser, json, os, sys, tempfile
+ours_path, state = sys.argv[1:3]
+os.environ["TMPDIR"] = tempfile.mkdtemp()
+tempfile.tempdir = None
+import pandas as pd
+from flytekit import task, Deck
+from flytekitplugins.deck.renderer import TableRenderer
+
+class Tables(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tables, self.cell, self.row, self.inside = [], None, None, False
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.inside = "table-class" in (dict(attrs).get("class") or "")
+            if self.inside:
+                self.tables.append({"headers": [], "rows": []})
+        elif not self.inside:
+            return
+        elif tag == "tr":
+            self.row = []
+        elif tag in ("th", "td"):
+            self.cell = ""
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+        elif tag in ("th", "td") and self.cell is not None:
+            self.row.append(self.cell)
+            self.cell = None
+        elif tag == "tr" and self.row is not None:
+            t = self.tables[-1]
+            (t["rows"] if t["headers"] else t["headers"]).extend([self.row] if t["headers"] else self.row)
+            self.row = None
+
+def tables(page):
+    p = Tables()
+    p.feed(page)
+    return p.tables
+
+ours = tables(open(ours_path, encoding="utf-8").read())
+assert len(ours) == 1, len(ours)
+ours = ours[0]
+history = json.load(open(state))["log_history"]
+ordered = [{k: e[k] for k in ours["headers"] if k in e} for e in history]
+
+@task(enable_deck=True)
+def train() -> None:
+    Deck("Log History", TableRenderer().to_html(pd.DataFrame(ordered)))
+
+train()
+decks = glob.glob(os.path.join(os.environ["TMPDIR"], "**", "deck.html"), recursive=True)
+assert len(decks) == 1, decks
+page = open(decks[0], encoding="utf-8").read()
+assert "Log History" in page
+theirs = [t for t in tables(page) if t["headers"] == ours["headers"]]
+assert len(theirs) == 1, [t["headers"] for t in tables(page)]
+theirs = theirs[0]
+assert theirs["rows"] == ours["rows"], (theirs["rows"], ours["rows"])
+print(json.dumps({"columns": len(ours["headers"]), "rows": len(ours["rows"])}))
+"#;
+
+#[test]
+fn flyte_deck_table_equals_a_real_flytekit_deck() {
+    let run = Run::regression("flyte_flytekit");
+    let deck = run.dir.join("deck");
+    let done = run
+        .args(&["--logging_steps", "5", "--eval_strategy", "epoch"])
+        .args(&["--report_to", "flyte"])
+        .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
+        .ok();
+    let out = Command::new(flyte_python())
+        .arg("-c")
+        .arg(FLYTEKIT)
+        .arg(deck.join("log_history.html"))
+        .arg(done.out.join("trainer_state.json"))
+        .output()
+        .expect("running flytekit's python");
+    assert!(
+        out.status.success(),
+        "the flytekit comparison failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"], 8, "{report}");
 }
