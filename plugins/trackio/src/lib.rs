@@ -252,3 +252,31 @@ impl Callback for Trackio {
 }
 
 export_plugin!(Trackio);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_as_trackio_serializes_them() {
+        assert_eq!(json_value(&Value::Float(f64::NAN)), "NaN");
+        assert_eq!(json_value(&Value::Float(f64::INFINITY)), "Infinity");
+        assert_eq!(json_value(&Value::Float(f64::NEG_INFINITY)), "-Infinity");
+        assert_eq!(json_value(&Value::Float(0.25)), 0.25);
+        assert_eq!(json_value(&Value::Int(-3)), -3);
+        assert_eq!(json_value(&Value::Flag(true)), true);
+        assert_eq!(json_value(&Value::Text("a".into())), "a");
+    }
+
+    #[test]
+    fn timestamps_and_ids_as_python_writes_them() {
+        // datetime.now(timezone.utc).isoformat(): 2026-12-02T06:04:19.530388+00:00
+        let t = iso_now();
+        assert!(t.ends_with("+00:00") && t.as_bytes()[10] == b'T', "{t}");
+        assert!(t.len() == 32 || t.len() == 25, "{t}");
+        let id = uuid4_hex();
+        assert_eq!(id.len(), 32);
+        assert_eq!(id.as_bytes()[12], b'4', "{id}: uuid4's version nibble");
+        assert_ne!(id, uuid4_hex());
+    }
+}
