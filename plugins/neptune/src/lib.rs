@@ -91,13 +91,15 @@ fn sanitized(v: &serde_json::Value) -> Atom {
     }
 }
 
-/// HF's `args.to_sanitized_dict()` of the arguments plugins see: `to_dict()`
-/// in field order, then `train_batch_size` and `eval_batch_size` (the
-/// per-device sizes: trainbox trains on one device).
+/// HF's `args.to_sanitized_dict()` of the arguments plugins see (HF's own,
+/// not trainbox's `warmup_ratio`): `to_dict()` in field order, then
+/// `train_batch_size` and `eval_batch_size` (the per-device sizes: trainbox
+/// trains on one device).
 fn sanitized_dict(a: &TrainingArgs) -> Vec<(String, Atom)> {
     let map = args::to_json(a);
     let mut out: Vec<(String, Atom)> = trainbox_pyformat::args::TRAINING_ARGS
         .iter()
+        .filter(|f| f.in_hf)
         .filter_map(|f| map.get(f.name).map(|v| (f.name.to_string(), sanitized(v))))
         .collect();
     out.push((

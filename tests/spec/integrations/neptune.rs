@@ -251,6 +251,9 @@ fn neptune_offline_run_is_read_by_neptune_and_matches_a_real_offline_run() {
     assert_eq!(param("report_to"), "['neptune']");
     assert_eq!(param("logging_steps"), 5);
     assert_eq!(param("eval_strategy"), "epoch");
+    assert_eq!(param("eval_steps"), "None");
+    // trainbox's own argument, not HF's.
+    assert!(!f.contains_key("finetuning/trainer_parameters/warmup_ratio"));
     assert_eq!(
         param("train_batch_size"),
         param("per_device_train_batch_size")
