@@ -74,6 +74,8 @@ struct Neptune {
     run: Option<OfflineRun>,
     /// `monitoring/<hash>`.
     monitoring: Vec<String>,
+    /// Whether a write failed (reported once).
+    write_failed: bool,
 }
 
 /// One sanitized value: bool, int, float and str as they are, anything
@@ -172,10 +174,17 @@ impl Neptune {
         self.run = Some(r);
     }
 
+    /// Writes what is queued; a failure is reported once.
     fn flush(&mut self) {
         if let Some(r) = self.run.as_mut() {
             if let Err(e) = r.flush() {
-                warn(&format!("the offline run {} was not written: {e}", r.name));
+                if !self.write_failed {
+                    warn(&format!(
+                        "the offline run {} is incomplete: writing to {}/offline failed: {e}",
+                        r.name, self.host_dir
+                    ));
+                }
+                self.write_failed = true;
             }
         }
     }
