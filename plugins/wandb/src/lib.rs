@@ -23,6 +23,11 @@
 //! final model files (alias `final_model`; logged at `finish`, once the
 //! host has written them, with the metadata taken at train end).
 //!
+//! `WANDB_WATCH` (`gradients`, `parameters`, `all`) as HF's `wandb.watch(model,
+//! log=…, log_freq=max(100, logging_steps))`: histograms of the parameters
+//! and gradients every `log_freq` forward and backward passes, in the next
+//! logged row (see `watch` for how trainbox's events map to wandb's hooks).
+//!
 //! Grants (`--report_to wandb` gives them): `/wandb` writable
 //! (`$WANDB_DIR/wandb`, else `./wandb`) and the `WANDB_*` variables read by
 //! `settings`; with `WANDB_LOG_MODEL` set to `checkpoint` or `end` also
@@ -36,7 +41,7 @@
 //! Modules: `settings` (environment), `run` (the run folder and its
 //! records), `proto` and `artifact_proto` (record encoding), `framing` (the
 //! log format), `models` (HF's artifacts), `artifact` (staging, digests),
-//! `md5`, `clock`.
+//! `md5`, `watch` (histograms), `clock`.
 
 mod artifact;
 mod artifact_proto;
@@ -47,6 +52,7 @@ mod models;
 mod proto;
 mod run;
 mod settings;
+mod watch;
 
 use artifact::Stager;
 use run::{json_f64, Pair, Run, RunFields};
@@ -55,6 +61,7 @@ use trainbox_sdk::{
     args, export_plugin, views, Callback, Capability, Config, Context, Event, Logs, RunOutcome,
     TrainingArgs, Value,
 };
+use watch::Watcher;
 
 /// Where `--report_to wandb` mounts the `wandb` folder.
 const ROOT: &str = "/wandb";
@@ -87,6 +94,8 @@ struct Wandb {
     last_global_step: Option<u64>,
     log_model: Option<LogModel>,
     watch: Option<Watch>,
+    /// `wandb.watch`'s hooks, from train begin.
+    watcher: Option<Watcher>,
     /// The staging folder, when `WANDB_LOG_MODEL` asks for artifacts.
     stager: Option<Stager>,
     /// `model/num_parameters`, once set.
@@ -137,7 +146,12 @@ impl Wandb {
             row.push(("train/global_step".into(), step.to_string()));
             self.last_global_step = Some(step);
         }
-        self.with_run(|run| run.log(row));
+        let histograms = self
+            .watcher
+            .as_mut()
+            .map(Watcher::drain)
+            .unwrap_or_default();
+        self.with_run(|run| run.log_fields(row, &histograms));
     }
 }
 
@@ -150,6 +164,9 @@ impl Callback for Wandb {
         Event::Predict,
         Event::Save,
         Event::TrainEnd,
+        Event::SubstepEnd,
+        Event::PreOptimizerStep,
+        Event::PredictionStep,
     ];
 
     fn capabilities() -> Vec<Capability> {
@@ -197,6 +214,11 @@ impl Callback for Wandb {
     }
 
     fn on_train_begin(&mut self, cx: &mut Context) {
+        if self.run.is_some() {
+            self.watcher = self
+                .watch
+                .and_then(|w| Watcher::new(w, cx.state.logging_steps));
+        }
         self.count_parameters();
         if let Some(stager) = &self.stager {
             let count = self.num_parameters;
@@ -207,6 +229,24 @@ impl Callback for Wandb {
                     self.run = None;
                 }
             }
+        }
+    }
+
+    fn on_substep_end(&mut self, _cx: &mut Context) {
+        if let Some(w) = self.watcher.as_mut() {
+            w.micro_batch();
+        }
+    }
+
+    fn on_pre_optimizer_step(&mut self, _cx: &mut Context) {
+        if let Some(w) = self.watcher.as_mut() {
+            w.micro_batch();
+        }
+    }
+
+    fn on_prediction_step(&mut self, _cx: &mut Context) {
+        if let Some(w) = self.watcher.as_mut() {
+            w.forward();
         }
     }
 
@@ -263,6 +303,10 @@ impl Callback for Wandb {
             RunOutcome::Aborted(why) if why.starts_with("interrupted by SIG") => 255,
             RunOutcome::Aborted(_) => 1,
         };
+        // wandb-core flushes the uncommitted histograms in a last row.
+        if self.watcher.as_ref().is_some_and(Watcher::has_pending) {
+            self.log_row(&Logs(&[]), None);
+        }
         if let (RunOutcome::Completed, Some(metadata), Some(stager), Some(args)) = (
             outcome,
             self.final_metadata.take(),

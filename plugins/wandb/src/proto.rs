@@ -45,13 +45,15 @@ struct RecordInfo {
     stream_id: String,
 }
 
-/// `ConfigItem`, `SummaryItem` and `HistoryItem` alike: `key = 1` and
-/// `value_json = 16` (the SDK sends flat keys; their `nested_key = 2` is for
-/// dotted paths, which this plugin never writes).
+/// `ConfigItem`, `SummaryItem` and `HistoryItem` alike: `key = 1` or
+/// `nested_key = 2` (a path: wandb-core writes a logged dict, such as a
+/// histogram, as one item per field), and `value_json = 16`.
 #[derive(Clone, PartialEq, Message)]
 struct ItemProto {
     #[prost(string, tag = "1")]
     key: String,
+    #[prost(string, repeated, tag = "2")]
+    nested_key: Vec<String>,
     #[prost(string, tag = "16")]
     value_json: String,
 }
@@ -172,17 +174,27 @@ fn record(env: &Envelope, body: RecordType) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// A key and its JSON value.
+/// A key and its JSON value; with `field`, the item is field `field` of
+/// the dict under `key` (`nested_key = [key, field]`).
 pub struct Item<'a> {
     pub key: &'a str,
+    pub field: Option<&'a str>,
     pub value_json: &'a str,
 }
 
 fn items(list: &[Item]) -> Vec<ItemProto> {
     list.iter()
-        .map(|i| ItemProto {
-            key: i.key.into(),
-            value_json: i.value_json.into(),
+        .map(|i| match i.field {
+            None => ItemProto {
+                key: i.key.into(),
+                nested_key: Vec::new(),
+                value_json: i.value_json.into(),
+            },
+            Some(field) => ItemProto {
+                key: String::new(),
+                nested_key: vec![i.key.into(), field.into()],
+                value_json: i.value_json.into(),
+            },
         })
         .collect()
 }
@@ -316,6 +328,7 @@ mod tests {
             &ENV,
             &[Item {
                 key: "train/loss",
+                field: None,
                 value_json: "1.5",
             }],
         );
@@ -323,6 +336,24 @@ mod tests {
         let one = &rec[2 + 2 + 2..rec.len() - 7];
         assert_eq!(&one[..2], [0x0A, 10]);
         assert_eq!(&one[12..], [0x82, 0x01, 3, b'1', b'.', b'5']);
+    }
+
+    #[test]
+    fn a_dict_field_is_a_nested_key() {
+        let rec = history(
+            &ENV,
+            &[Item {
+                key: "h",
+                field: Some("_type"),
+                value_json: "1",
+            }],
+            1,
+        );
+        // history { item { nested_key "h", nested_key "_type", value_json "1" } }
+        assert_eq!(
+            &rec[4..18],
+            [0x0A, 14, 0x12, 1, b'h', 0x12, 5, b'_', b't', b'y', b'p', b'e', 0x82, 0x01]
+        );
     }
 
     #[test]

@@ -34,11 +34,26 @@ pub struct Run {
 /// A key and its JSON value.
 pub type Pair = (String, String);
 
+/// A field of a dict value: (key, field, JSON value), as wandb-core
+/// writes a logged histogram: `_type`, `values` and `bins` under its key.
+pub type Field = (String, &'static str, String);
+
 fn items(pairs: &[Pair]) -> Vec<Item<'_>> {
     pairs
         .iter()
         .map(|(k, v)| Item {
             key: k,
+            field: None,
+            value_json: v,
+        })
+        .collect()
+}
+
+fn fields(list: &[Field]) -> Vec<Item<'_>> {
+    list.iter()
+        .map(|(k, f, v)| Item {
+            key: k,
+            field: Some(f),
             value_json: v,
         })
         .collect()
@@ -110,13 +125,19 @@ impl Run {
 
     /// `run.summary.update(pairs)`.
     pub fn summary(&mut self, pairs: &[Pair]) -> Result<(), String> {
+        self.remember(pairs);
+        self.write(|env| proto::summary(env, &items(pairs)))
+    }
+
+    /// Updates the summary as it stands (flat values only: a dict value
+    /// is never a number, the one thing read back).
+    fn remember(&mut self, pairs: &[Pair]) {
         for (k, v) in pairs {
             match self.summary_now.iter_mut().find(|(key, _)| key == k) {
                 Some(slot) => slot.1 = v.clone(),
                 None => self.summary_now.push((k.clone(), v.clone())),
             }
         }
-        self.write(|env| proto::summary(env, &items(pairs)))
     }
 
     /// HF's artifact metadata from the summary: the numbers (booleans
@@ -136,15 +157,21 @@ impl Run {
     }
 
     /// `wandb.log(row)`: a history row with wandb-core's `_step`, `_runtime`
-    /// and `_timestamp`, then the summary update the core derives from it.
-    pub fn log(&mut self, mut row: Vec<Pair>) -> Result<(), String> {
+    /// and `_timestamp`, then the summary update the core derives from it;
+    /// `dicts` are the fields of the row's dict values (histograms).
+    pub fn log_fields(&mut self, mut row: Vec<Pair>, dicts: &[Field]) -> Result<(), String> {
         let step = self.step;
         self.step += 1;
         row.push(("_timestamp".into(), json_f64(clock::unix_now())));
         row.push(("_runtime".into(), json_f64(self.runtime())));
         row.push(("_step".into(), step.to_string()));
-        self.write(|env| proto::history(env, &items(&row), step))?;
-        self.summary(&row)
+        let mut all = items(&row);
+        all.extend(fields(dicts));
+        self.write(|env| proto::history(env, &all, step))?;
+        self.remember(&row);
+        let mut all = items(&row);
+        all.extend(fields(dicts));
+        self.write(|env| proto::summary(env, &all))
     }
 
     /// The exit record (0: finished, else failed); the log is flushed.

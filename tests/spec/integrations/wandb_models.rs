@@ -172,7 +172,9 @@ fn bad_log_model_or_watch_value_is_one_error_naming_it() {
         .env("WANDB_WATCH", "weights")
         .fails();
     assert!(
-        err.contains("WANDB_WATCH=weights: accepted values are gradients, parameters, all and false"),
+        err.contains(
+            "WANDB_WATCH=weights: accepted values are gradients, parameters, all and false"
+        ),
         "{err}"
     );
 }
