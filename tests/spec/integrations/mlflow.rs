@@ -52,12 +52,23 @@ def runs_of(experiment_name):
 /// Runs `script` after [`PRELUDE`] with `args` after the server's URI; the
 /// script sets `out`, which comes back as JSON.
 pub(super) fn mlflow_query(script: &str, args: &[&str]) -> Value {
+    mlflow_query_at(&server(), &[], script, args)
+}
+
+/// [`mlflow_query`] against the server at `uri`, with `env` (credentials).
+pub(super) fn mlflow_query_at(
+    uri: &str,
+    env: &[(&str, &str)],
+    script: &str,
+    args: &[&str],
+) -> Value {
     let program = format!("{PRELUDE}\n{script}\nprint(json.dumps(out))\n");
     let output = Command::new(readers_python())
         .arg("-c")
         .arg(&program)
-        .arg(server())
+        .arg(uri)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running the readers' python");
     let (stdout, stderr) = (
@@ -96,7 +107,7 @@ pub(super) fn expected_history(done: &Done) -> Value {
 }
 
 /// The number of metric points a run logs.
-fn point_count(history: &Value) -> usize {
+pub(super) fn point_count(history: &Value) -> usize {
     history
         .as_object()
         .unwrap()
@@ -106,11 +117,16 @@ fn point_count(history: &Value) -> usize {
 }
 
 /// The plugin report's row of `mlflow`: (faults, restarts).
-fn faults(done_stderr: &str) -> (u64, u64) {
+pub(super) fn faults(done_stderr: &str) -> (u64, u64) {
+    faults_of("mlflow", done_stderr)
+}
+
+/// The plugin report's row of `plugin`: (faults, restarts).
+pub(super) fn faults_of(plugin: &str, done_stderr: &str) -> (u64, u64) {
     let row = done_stderr
         .lines()
-        .find(|l| l.split_whitespace().next() == Some("mlflow"))
-        .unwrap_or_else(|| panic!("no report row for mlflow:\n{done_stderr}"));
+        .find(|l| l.split_whitespace().next() == Some(plugin))
+        .unwrap_or_else(|| panic!("no report row for {plugin}:\n{done_stderr}"));
     let f: Vec<&str> = row.split_whitespace().collect();
     (f[5].parse().unwrap(), f[6].parse().unwrap())
 }
@@ -125,7 +141,7 @@ fn host_only_args() -> Vec<&'static str> {
 }
 
 /// A regression run (log every 5 steps, evaluate every epoch) reporting to MLflow.
-fn mlflow_run(test: &str) -> Run {
+pub(super) fn mlflow_run(test: &str) -> Run {
     Run::regression(test).args(&[
         "--report_to",
         "mlflow",
@@ -137,7 +153,7 @@ fn mlflow_run(test: &str) -> Run {
 }
 
 /// A port on 127.0.0.1 where nothing listens.
-fn closed_port() -> u16 {
+pub(super) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }

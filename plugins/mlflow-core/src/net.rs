@@ -27,7 +27,13 @@ pub trait Net {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     fn sleep_ms(&mut self, ms: u64);
+    /// The bytes of a file the plugin may read (a checkpoint's, to upload).
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
 }
+
+/// The largest file uploaded as an artifact: it is read whole into the
+/// plugin's memory (64 MB by default, `plugins.NAME.memory_mb`).
+pub const MAX_UPLOAD_BYTES: u64 = 24 << 20;
 
 /// Requests to the tracking server over wasi:http.
 pub struct WasiNet {
@@ -89,15 +95,19 @@ impl Net for WasiNet {
         if let Some(auth) = &self.authorization {
             headers.push(("authorization", auth));
         }
+        let (method, body) = match (&request.upload, request.method) {
+            (Some(bytes), _) => {
+                headers.push(("content-type", "application/octet-stream"));
+                ("PUT", bytes.as_slice())
+            }
+            (None, "GET") => ("GET", &[][..]),
+            (None, _) => ("POST", request.body.as_bytes()),
+        };
         let reply = http::send(&http::Request {
-            method: if request.method == "GET" {
-                "GET"
-            } else {
-                "POST"
-            },
+            method,
             url: &url,
             headers: &headers,
-            body: request.body.as_bytes(),
+            body,
             timeout: Some(Duration::from_millis(timeout_ms.max(1))),
         })?;
         Ok(Reply {
@@ -114,6 +124,17 @@ impl Net for WasiNet {
 
     fn sleep_ms(&mut self, ms: u64) {
         std::thread::sleep(Duration::from_millis(ms));
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+        if size > MAX_UPLOAD_BYTES {
+            return Err(format!(
+                "{size} bytes, more than the {} MB a plugin reads whole into its memory",
+                MAX_UPLOAD_BYTES >> 20
+            ));
+        }
+        std::fs::read(path).map_err(|e| e.to_string())
     }
 }
 

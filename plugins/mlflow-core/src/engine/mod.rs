@@ -44,6 +44,13 @@ pub struct Plan {
     pub experiment_name: Option<String>,
     /// Resume this run (`MLFLOW_RUN_ID`).
     pub run_id: Option<String>,
+    /// Start a new run nested under this one (`MLFLOW_NESTED_RUN` with
+    /// `MLFLOW_RUN_ID`): tagged `mlflow.parentRunId`, as mlflow's
+    /// `start_run(nested=True)` under an active run.
+    pub parent_run_id: Option<String>,
+    /// The run `run_id` names belongs to someone else (an Azure ML job): it
+    /// is neither set RUNNING nor ended.
+    pub job_run: bool,
     pub run_name: Option<String>,
     pub params: Vec<(String, String)>,
     pub tags: Vec<(String, String)>,
@@ -73,6 +80,7 @@ pub(super) enum Stage {
         start_time: Option<u64>,
         lost_at: Option<u64>,
     },
+    GetParent,
     GetRun,
     ReopenRun,
     Ready,
@@ -85,6 +93,11 @@ pub(super) enum Item {
     Params(Vec<(String, String)>),
     Tags(Vec<(String, String)>),
     Metrics(Vec<Metric>),
+    /// A file (`file`, the plugin's path) to upload as the artifact `path`.
+    Artifact {
+        file: String,
+        path: String,
+    },
 }
 
 /// What a request was for.
@@ -94,8 +107,11 @@ pub(super) enum Step {
     CreateExperiment,
     SearchRun,
     CreateRun,
+    GetParent,
     GetRun,
     ReopenRun,
+    /// The upload of the first queued item, an artifact.
+    Artifact,
     /// The first `n` queued items.
     Batch {
         items: usize,
@@ -117,6 +133,13 @@ pub struct Engine {
     stage: Stage,
     experiment_id: Option<String>,
     run_id: Option<String>,
+    /// Where the run's artifacts are uploaded (under `wire::ARTIFACTS_API`),
+    /// or why they cannot be.
+    artifact_root: Option<Result<String, String>>,
+    uploaded_files: u64,
+    unsent_files: u64,
+    /// Why the last artifact given up could not be uploaded.
+    artifact_error: Option<String>,
     queue: VecDeque<Item>,
     queued_metrics: usize,
     sent_metrics: u64,
@@ -136,6 +159,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(plan: Plan) -> Engine {
         let stage = match (&plan.run_id, &plan.experiment_name) {
+            _ if plan.parent_run_id.is_some() => Stage::GetParent,
             (Some(_), _) => Stage::GetRun,
             (None, Some(_)) => Stage::FindExperiment,
             // HF with no MLFLOW_EXPERIMENT_NAME: the Default experiment.
@@ -150,6 +174,10 @@ impl Engine {
             stage,
             experiment_id: None,
             run_id: None,
+            artifact_root: None,
+            uploaded_files: 0,
+            unsent_files: 0,
+            artifact_error: None,
             queue: VecDeque::new(),
             queued_metrics: 0,
             sent_metrics: 0,
@@ -179,6 +207,31 @@ impl Engine {
     #[cfg(test)]
     pub fn counts(&self) -> (u64, u64) {
         (self.sent_metrics, self.unsent_metrics)
+    }
+
+    /// Artifact files uploaded, and given up so far.
+    #[cfg(test)]
+    pub fn file_counts(&self) -> (u64, u64) {
+        (self.uploaded_files, self.unsent_files)
+    }
+
+    /// Sets the run's artifact URI (as a server without a proxy gives it).
+    #[cfg(test)]
+    pub fn force_artifact_uri(&mut self, uri: &str) {
+        self.artifact_root = Some(wire::artifact_root(uri));
+    }
+
+    /// Queues files to upload: (the plugin's path, the artifact path).
+    pub fn upload(&mut self, files: Vec<(String, String)>) {
+        if self.stage == Stage::Failed {
+            self.unsent_files += files.len() as u64;
+            return;
+        }
+        self.queue.extend(
+            files
+                .into_iter()
+                .map(|(file, path)| Item::Artifact { file, path }),
+        );
     }
 
     /// Queues the metrics of one log entry (one `log-batch` unless it is huge).
@@ -241,7 +294,7 @@ impl Engine {
             {
                 return;
             }
-            let Some((request, step)) = self.next_request(now) else {
+            let Some((request, step)) = self.next_request(now, net) else {
                 return;
             };
             match self.send(net, &request, step, left) {
@@ -282,7 +335,9 @@ impl Engine {
             let left = budget_ms.saturating_sub(net.now_ms().saturating_sub(start));
             self.delete_duplicates(net, left / 2);
         }
-        if let (Some(run_id), Stage::Ready) = (self.run_id.clone(), &self.stage) {
+        if let (Some(run_id), Stage::Ready, false) =
+            (self.run_id.clone(), &self.stage, self.plan.job_run)
+        {
             let left = budget_ms.saturating_sub(net.now_ms().saturating_sub(start));
             let request = wire::update_run(&run_id, status, Some(net.now_ms()), None);
             match net.send(&request, left.max(MIN_REQUEST_MS)) {
@@ -294,29 +349,35 @@ impl Engine {
                 Err(e) => self.warn(format!("could not end run {run_id} as {status}: {e}")),
             }
         }
-        let left: u64 = self
-            .queue
-            .iter()
-            .map(|i| match i {
-                Item::Metrics(m) => m.len() as u64,
-                _ => 0,
-            })
-            .sum();
-        self.unsent_metrics += left;
-        self.queue.clear();
-        self.queued_metrics = 0;
+        self.drop_queue();
         if let Some(run_id) = &self.run_id {
             let experiment = self.experiment_id.as_deref().unwrap_or("?");
+            let files = match self.uploaded_files {
+                0 => String::new(),
+                n => format!(", {n} artifact files uploaded"),
+            };
+            let ended = match self.plan.job_run {
+                true => "left RUNNING for its job".to_string(),
+                false => format!("ended {status}"),
+            };
             self.notes.push(Note::Info(format!(
-                "run {run_id}: {} metrics logged, ended {status}; see {}/#/experiments/{experiment}/runs/{run_id}",
+                "run {run_id}: {} metrics logged{files}, {ended}; see {}/#/experiments/{experiment}/runs/{run_id}",
                 self.sent_metrics, self.plan.uri
             )));
         }
+        let why = self.last_error.as_deref().unwrap_or("unknown error");
         if self.unsent_metrics > 0 {
-            let why = self.last_error.as_deref().unwrap_or("unknown error");
             self.notes.push(Note::Info(format!(
                 "{} metrics could not be sent to {}: {why}",
                 self.unsent_metrics, self.plan.uri
+            )));
+        }
+        if self.unsent_files > 0 {
+            self.notes.push(Note::Info(format!(
+                "{} artifact files could not be uploaded to {}: {}",
+                self.unsent_files,
+                self.plan.uri,
+                self.artifact_error.as_deref().unwrap_or(why)
             )));
         }
     }
@@ -382,19 +443,22 @@ impl Engine {
         Outcome::Retry
     }
 
+    /// Counts what is still queued as not sent, and empties the queue.
+    fn drop_queue(&mut self) {
+        for item in self.queue.drain(..) {
+            match item {
+                Item::Metrics(m) => self.unsent_metrics += m.len() as u64,
+                Item::Artifact { .. } => self.unsent_files += 1,
+                Item::Params(_) | Item::Tags(_) => {}
+            }
+        }
+        self.queued_metrics = 0;
+    }
+
     /// A failure retrying cannot fix: stop sending, count what is queued.
     fn fail(&mut self, why: String) -> Outcome {
         self.stage = Stage::Failed;
-        let queued: usize = self
-            .queue
-            .drain(..)
-            .map(|i| match i {
-                Item::Metrics(m) => m.len(),
-                _ => 0,
-            })
-            .sum();
-        self.unsent_metrics += queued as u64;
-        self.queued_metrics = 0;
+        self.drop_queue();
         self.warn(format!("{why}; nothing more is sent to MLflow"));
         self.last_error = Some(why);
         Outcome::Stop

@@ -49,6 +49,10 @@ pub struct FakeServer {
     pub slow_create_ms: Option<u64>,
     /// Creates still being made: (due time, body).
     pending: Vec<(u64, Value)>,
+    /// The files the plugin may read: (path, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Artifacts uploaded: (path under the artifact API, bytes).
+    pub artifacts: Vec<(String, Vec<u8>)>,
 }
 
 impl FakeServer {
@@ -63,6 +67,8 @@ impl FakeServer {
             bad_key: None,
             slow_create_ms: None,
             pending: Vec::new(),
+            files: Vec::new(),
+            artifacts: Vec::new(),
         }
     }
 
@@ -158,7 +164,11 @@ impl FakeServer {
                     tags,
                     ..FakeRun::default()
                 });
-                Self::ok(json!({"run": {"info": {"run_id": id}}}))
+                let artifacts = format!(
+                    "mlflow-artifacts:/{}/{id}/artifacts",
+                    body["experiment_id"].as_str().unwrap()
+                );
+                Self::ok(json!({"run": {"info": {"run_id": id, "artifact_uri": artifacts}}}))
             }
             "runs/search" => {
                 // Only the plugin's filter: tags.`trainbox.create_id` = 'ID'.
@@ -170,7 +180,7 @@ impl FakeServer {
                     .runs
                     .iter()
                     .filter(|r| !r.deleted && r.tags.iter().any(|(k, v)| k == key && v == value))
-                    .map(|r| json!({"info": {"run_id": r.id, "run_name": r.name}}))
+                    .map(|r| json!({"info": {"run_id": r.id, "run_name": r.name, "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", r.experiment_id, r.id)}}))
                     .collect();
                 Self::ok(json!({ "runs": runs }))
             }
@@ -185,7 +195,7 @@ impl FakeServer {
                             .collect();
                         let stage = if r.deleted { "deleted" } else { "active" };
                         Self::ok(
-                            json!({"run": {"info": {"run_id": r.id, "experiment_id": r.experiment_id, "lifecycle_stage": stage}, "data": {"params": params}}}),
+                            json!({"run": {"info": {"run_id": r.id, "experiment_id": r.experiment_id, "lifecycle_stage": stage, "artifact_uri": format!("mlflow-artifacts:/{}/{}/artifacts", r.experiment_id, r.id)}, "data": {"params": params, "tags": r.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>()}}}),
                         )
                     }
                     None => Self::error(404, "RESOURCE_DOES_NOT_EXIST", "Run not found"),
@@ -295,6 +305,20 @@ fn pairs(v: &Value) -> Vec<(String, String)> {
 
 impl Net for FakeServer {
     fn send(&mut self, request: &Request, timeout_ms: u64) -> Result<Reply, NetError> {
+        if let Some(bytes) = &request.upload {
+            let path = request.path.strip_prefix(wire::ARTIFACTS_API).unwrap();
+            self.requests.push(format!("PUT artifacts{path}"));
+            self.clock += self.latency_ms;
+            return match self.health {
+                Health::Down => Err(NetError::Failed("connection refused".into())),
+                Health::Denied => Err(NetError::Denied),
+                Health::Up | Health::LateReply => {
+                    self.artifacts
+                        .push((path.trim_start_matches('/').into(), bytes.clone()));
+                    Ok(Self::ok(json!({})))
+                }
+            };
+        }
         let endpoint = request
             .path
             .strip_prefix(wire::API)
@@ -344,5 +368,13 @@ impl Net for FakeServer {
 
     fn sleep_ms(&mut self, ms: u64) {
         self.clock += ms;
+    }
+
+    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+        self.files
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .ok_or_else(|| "No such file or directory (os error 44)".into())
     }
 }

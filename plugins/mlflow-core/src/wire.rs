@@ -23,6 +23,8 @@ pub struct Request {
     pub path: String,
     /// JSON, empty for a GET.
     pub body: String,
+    /// The bytes of a `PUT` (an artifact upload) instead of a JSON body.
+    pub upload: Option<Vec<u8>>,
 }
 
 fn get(path: String) -> Request {
@@ -30,6 +32,7 @@ fn get(path: String) -> Request {
         method: "GET",
         path,
         body: String::new(),
+        upload: None,
     }
 }
 
@@ -38,6 +41,7 @@ fn post(endpoint: &str, body: Value) -> Request {
         method: "POST",
         path: format!("{API}/{endpoint}"),
         body: body.to_string(),
+        upload: None,
     }
 }
 
@@ -110,6 +114,9 @@ pub fn create_run(
 /// run, so that a create whose reply was lost can be found, and a duplicate
 /// told apart from another process's run.
 pub const CREATE_ID_TAG: &str = "trainbox.create_id";
+
+/// The tag of a nested run naming its parent (mlflow's `MLFLOW_PARENT_RUN_ID`).
+pub const PARENT_RUN_TAG: &str = "mlflow.parentRunId";
 
 /// `POST runs/search` for the runs created with `create_id` (after a
 /// `runs/create` whose reply never came).
@@ -285,18 +292,59 @@ pub fn created_experiment(body: &str) -> Result<String, String> {
         .ok_or_else(|| "no experiment_id in the reply".into())
 }
 
-/// The run id `runs/create` returns.
-pub fn created_run(body: &str) -> Result<String, String> {
+/// The run id and artifact URI `runs/create` returns.
+pub fn created_run(body: &str) -> Result<(String, String), String> {
     let v = parse(body)?;
-    text_at(&v, &["run", "info", "run_id"])
-        .map(String::from)
-        .ok_or_else(|| "no run.info.run_id in the reply".into())
+    let id = text_at(&v, &["run", "info", "run_id"]).ok_or("no run.info.run_id in the reply")?;
+    let artifacts = text_at(&v, &["run", "info", "artifact_uri"]).unwrap_or_default();
+    Ok((id.to_string(), artifacts.to_string()))
+}
+
+/// The artifact proxy's API under the tracking URI (`mlflow server
+/// --serve-artifacts`, the default since mlflow 2).
+pub const ARTIFACTS_API: &str = "/api/2.0/mlflow-artifacts/artifacts";
+
+/// The path under [`ARTIFACTS_API`] of a run whose `artifact_uri` is
+/// proxied (`mlflow-artifacts:/1/<run>/artifacts`, or with an authority
+/// `mlflow-artifacts://host:port/…`), or why a plugin cannot upload to it.
+pub fn artifact_root(artifact_uri: &str) -> Result<String, String> {
+    let not_proxied = || {
+        format!("the run's artifact_uri is {artifact_uri:?}, which the server does not proxy, so a plugin cannot upload to it; start the server with --serve-artifacts --artifacts-destination DIR (not --default-artifact-root)")
+    };
+    let rest = artifact_uri
+        .strip_prefix("mlflow-artifacts:")
+        .ok_or_else(not_proxied)?;
+    let path = match rest.strip_prefix("//") {
+        Some(with_authority) => with_authority.split_once('/').map_or("", |(_, p)| p),
+        None => rest,
+    };
+    Ok(path.trim_matches('/').to_string())
+}
+
+/// What a path segment keeps unencoded.
+const SEGMENT: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// `PUT` of one file's bytes as the artifact `path` of the run whose
+/// artifact root is `root` ([`artifact_root`]).
+pub fn upload_artifact(root: &str, path: &str, bytes: Vec<u8>) -> Request {
+    let full = if root.is_empty() {
+        path.to_string()
+    } else {
+        format!("{root}/{path}")
+    };
+    Request {
+        method: "PUT",
+        path: format!("{ARTIFACTS_API}/{}", utf8_percent_encode(&full, SEGMENT)),
+        body: String::new(),
+        upload: Some(bytes),
+    }
 }
 
 /// A run as `runs/get` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunInfo {
     pub experiment_id: String,
+    pub artifact_uri: String,
     pub lifecycle_stage: String,
     pub params: Vec<(String, String)>,
 }
@@ -317,18 +365,25 @@ pub fn run_info(body: &str) -> Result<RunInfo, String> {
         .unwrap_or_default();
     Ok(RunInfo {
         experiment_id: experiment_id.into(),
+        artifact_uri: text_at(&v, &["run", "info", "artifact_uri"])
+            .unwrap_or_default()
+            .into(),
         lifecycle_stage: stage.into(),
         params,
     })
 }
 
-/// The ids of the runs `runs/search` found, in its order.
-pub fn found_runs(body: &str) -> Result<Vec<String>, String> {
+/// The (id, artifact URI) of the runs `runs/search` found, in its order.
+pub fn found_runs(body: &str) -> Result<Vec<(String, String)>, String> {
     let v = parse(body)?;
     let runs = v["runs"].as_array().cloned().unwrap_or_default();
     Ok(runs
         .iter()
-        .filter_map(|r| text_at(r, &["info", "run_id"]).map(String::from))
+        .filter_map(|r| {
+            let id = text_at(r, &["info", "run_id"])?;
+            let artifacts = text_at(r, &["info", "artifact_uri"]).unwrap_or_default();
+            Some((id.to_string(), artifacts.to_string()))
+        })
         .collect())
 }
 
@@ -451,6 +506,28 @@ mod tests {
     }
 
     #[test]
+    fn artifacts_go_through_the_proxy_only() {
+        assert_eq!(
+            artifact_root("mlflow-artifacts:/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        assert_eq!(
+            artifact_root("mlflow-artifacts://127.0.0.1:5000/1/abc/artifacts").unwrap(),
+            "1/abc/artifacts"
+        );
+        let err = artifact_root("/tmp/mlruns/1/abc/artifacts").unwrap_err();
+        assert!(err.contains("--serve-artifacts"), "{err}");
+        assert!(artifact_root("s3://bucket/1/abc").is_err());
+        let r = upload_artifact("1/abc/artifacts", "checkpoint-8/a b.json", vec![1, 2]);
+        assert_eq!(r.method, "PUT");
+        assert_eq!(
+            r.path,
+            "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/checkpoint-8/a%20b.json"
+        );
+        assert_eq!(r.upload, Some(vec![1, 2]));
+    }
+
+    #[test]
     fn replies_are_read() {
         assert_eq!(
             experiment(r#"{"experiment": {"experiment_id": "7", "name": "x", "lifecycle_stage": "deleted"}}"#).unwrap(),
@@ -461,8 +538,8 @@ mod tests {
             "8"
         );
         assert_eq!(
-            created_run(r#"{"run": {"info": {"run_id": "abc"}}}"#).unwrap(),
-            "abc"
+            created_run(r#"{"run": {"info": {"run_id": "abc", "artifact_uri": "mlflow-artifacts:/0/abc/artifacts"}}}"#).unwrap(),
+            ("abc".to_string(), "mlflow-artifacts:/0/abc/artifacts".to_string())
         );
         assert!(created_run("{}").is_err());
         let info = run_info(
@@ -471,7 +548,12 @@ mod tests {
         .unwrap();
         assert_eq!(info.params, [("a".to_string(), "1".to_string())]);
         let found = r#"{"runs": [{"info": {"run_id": "r1", "run_name": "x"}}, {"info": {"run_id": "r2", "run_name": "mine"}}]}"#;
-        assert_eq!(found_runs(found).unwrap(), ["r1", "r2"]);
+        let ids: Vec<String> = found_runs(found)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(ids, ["r1", "r2"]);
         assert!(found_runs("{}").unwrap().is_empty());
         let search = search_run("3", "ab12");
         assert_eq!(

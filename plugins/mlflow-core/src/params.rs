@@ -49,7 +49,8 @@ fn flatten_into(out: &mut Vec<(String, Value)>, prefix: &str, dict: &Map<String,
             format!("{prefix}.{k}")
         };
         match v {
-            Value::Object(inner) => flatten_into(out, &key, inner),
+            // HF's `if v and isinstance(v, MutableMapping)`: an empty dict stays.
+            Value::Object(inner) if !inner.is_empty() => flatten_into(out, &key, inner),
             other => out.push((key, other.clone())),
         }
     }
@@ -104,6 +105,8 @@ mod tests {
         let (p, _) = params(&d, true, None);
         let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a.b.c", "a.d", "e"]);
+        let (p, _) = params(&dict(json!({"kw": {}, "n": {"x": {}}})), true, None);
+        assert_eq!(p, [("kw".into(), "{}".into()), ("n.x".into(), "{}".into())]);
         let (p, _) = params(&d, false, None);
         assert_eq!(p[0], ("a".into(), "{'b': {'c': 1}, 'd': 2}".into()));
     }

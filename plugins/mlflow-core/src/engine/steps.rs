@@ -10,7 +10,7 @@ use crate::wire::{self, ApiError, Request};
 
 impl Engine {
     /// The next request to send, if any.
-    pub(super) fn next_request(&mut self, now: u64) -> Option<(Request, Step)> {
+    pub(super) fn next_request(&mut self, now: u64, net: &mut dyn Net) -> Option<(Request, Step)> {
         let plan = &self.plan;
         let name = plan.experiment_name.as_deref().unwrap_or_default();
         let run = self
@@ -35,28 +35,39 @@ impl Engine {
                     tags.push(("mlflow.source.name".into(), "trainbox".into()));
                     tags.push(("mlflow.source.type".into(), "LOCAL".into()));
                     tags.push((wire::CREATE_ID_TAG.into(), plan.create_id.clone()));
+                    if let Some(parent) = &plan.parent_run_id {
+                        tags.push((wire::PARENT_RUN_TAG.into(), parent.clone()));
+                    }
                     let request =
                         wire::create_run(experiment_id, start, plan.run_name.as_deref(), &tags);
                     (request, Step::CreateRun)
                 }
             }
+            Stage::GetParent => (
+                wire::get_run(plan.parent_run_id.as_deref().unwrap_or_default()),
+                Step::GetParent,
+            ),
             Stage::GetRun => (wire::get_run(run), Step::GetRun),
             Stage::ReopenRun => (
                 wire::update_run(run, "RUNNING", None, plan.run_name.as_deref()),
                 Step::ReopenRun,
             ),
-            Stage::Ready => return self.next_batch(),
+            Stage::Ready => return self.next_batch(net),
             Stage::Failed => return None,
         })
     }
 
     /// A `log-batch` of the first queued item, or of the first metric items
     /// merged up to the batch limits.
-    fn next_batch(&self) -> Option<(Request, Step)> {
+    fn next_batch(&mut self, net: &mut dyn Net) -> Option<(Request, Step)> {
+        if let Some(Item::Artifact { .. }) = self.queue.front() {
+            return self.next_upload(net).map(|r| (r, Step::Artifact));
+        }
         let run = self.run_id.as_deref()?;
         let (request, items, metrics) = match self.queue.front()? {
             Item::Params(p) => (wire::log_batch(run, &[], p, &[]), 1, 0),
             Item::Tags(t) => (wire::log_batch(run, &[], &[], t), 1, 0),
+            Item::Artifact { .. } => return None,
             Item::Metrics(_) => {
                 let mut merged: Vec<Metric> = Vec::new();
                 let mut bytes = 0;
@@ -77,6 +88,39 @@ impl Engine {
             }
         };
         Some((request, Step::Batch { items, metrics }))
+    }
+
+    /// The upload of the first queued artifact; files that cannot be read,
+    /// or a run whose artifacts cannot be uploaded, are given up and counted.
+    fn next_upload(&mut self, net: &mut dyn Net) -> Option<Request> {
+        while let Some(Item::Artifact { file, path }) = self.queue.front() {
+            let (file, path) = (file.clone(), path.clone());
+            let root = match &self.artifact_root {
+                Some(Ok(root)) => root.clone(),
+                Some(Err(why)) => {
+                    let why = why.clone();
+                    self.give_up_upload(why);
+                    continue;
+                }
+                None => {
+                    self.give_up_upload("the run has no artifact_uri".into());
+                    continue;
+                }
+            };
+            match net.read_file(&file) {
+                Ok(bytes) => return Some(wire::upload_artifact(&root, &path, bytes)),
+                Err(e) => self.give_up_upload(format!("cannot read {file} ({e}); was the checkpoint removed (save_total_limit) before it was uploaded?")),
+            }
+        }
+        None
+    }
+
+    /// Drops the first queued item, an artifact, with the reason.
+    fn give_up_upload(&mut self, why: String) {
+        self.queue.pop_front();
+        self.unsent_files += 1;
+        self.warn(why.clone());
+        self.artifact_error = Some(why);
     }
 
     /// Moves on after a 2xx reply (at `now`).
@@ -109,8 +153,8 @@ impl Engine {
                     // Two creates reached the server: keep one, delete the rest at the end.
                     self.recreated = true;
                 }
-                if let Some(run_id) = found.into_iter().next() {
-                    self.ready(run_id, Vec::new());
+                if let Some((run_id, artifacts)) = found.into_iter().next() {
+                    self.ready(run_id, &artifacts, Vec::new());
                 } else if let Stage::CreateRun { lost_at, .. } = &mut self.stage {
                     // Not there yet: a slow server may still be making it.
                     let since = lost_at.unwrap_or(now);
@@ -122,8 +166,26 @@ impl Engine {
                 }
             }
             Step::CreateRun => {
-                let run_id = wire::created_run(body)?;
-                self.ready(run_id, Vec::new());
+                let (run_id, artifacts) = wire::created_run(body)?;
+                self.ready(run_id, &artifacts, Vec::new());
+            }
+            Step::GetParent => {
+                let info = wire::run_info(body)?;
+                let parent = self.plan.parent_run_id.clone().unwrap_or_default();
+                if info.lifecycle_stage == "deleted" {
+                    self.fail(format!(
+                        "MLFLOW_RUN_ID={parent} (the run MLFLOW_NESTED_RUN nests under) is deleted on {}; restore it or unset MLFLOW_NESTED_RUN",
+                        self.plan.uri
+                    ));
+                } else if self.plan.experiment_name.is_some() {
+                    self.stage = Stage::FindExperiment;
+                } else {
+                    self.create_run_in(info.experiment_id);
+                }
+            }
+            Step::Artifact => {
+                self.queue.pop_front();
+                self.uploaded_files += 1;
             }
             Step::GetRun => {
                 let info = wire::run_info(body)?;
@@ -136,13 +198,19 @@ impl Engine {
                     return Ok(Outcome::Done);
                 }
                 self.experiment_id = Some(info.experiment_id);
+                self.artifact_root = Some(wire::artifact_root(&info.artifact_uri));
                 self.plan.params = self.params_to_add(&info.params);
-                self.stage = Stage::ReopenRun;
+                if self.plan.job_run {
+                    let tags = self.plan.tags.clone();
+                    self.ready(run_id, &info.artifact_uri, tags);
+                } else {
+                    self.stage = Stage::ReopenRun;
+                }
             }
             Step::ReopenRun => {
                 let run_id = self.plan.run_id.clone().unwrap_or_default();
                 let tags = self.plan.tags.clone();
-                self.ready(run_id, tags);
+                self.ready(run_id, "", tags);
             }
             Step::Batch { items, metrics } => {
                 for _ in 0..items {
@@ -167,9 +235,11 @@ impl Engine {
         let timeout_ms = timeout_ms.max(MIN_REQUEST_MS);
         let search = wire::search_run(&experiment_id, &self.plan.create_id);
         let found = match net.send(&search, timeout_ms) {
-            Ok(r) if (200..300).contains(&r.status) => {
-                wire::found_runs(&r.body).unwrap_or_default()
-            }
+            Ok(r) if (200..300).contains(&r.status) => wire::found_runs(&r.body)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect::<Vec<_>>(),
             _ => return,
         };
         let uri = self.plan.uri.clone();
@@ -213,10 +283,14 @@ impl Engine {
         };
     }
 
-    /// The run exists: params and tags go first, before queued metrics.
-    fn ready(&mut self, run_id: String, tags: Vec<(String, String)>) {
+    /// The run exists (its artifacts at `artifact_uri`): params and tags go
+    /// first, before queued metrics and files.
+    fn ready(&mut self, run_id: String, artifact_uri: &str, tags: Vec<(String, String)>) {
         if let Stage::CreateRun { experiment_id, .. } = &self.stage {
             self.experiment_id = Some(experiment_id.clone());
+        }
+        if !artifact_uri.is_empty() || self.artifact_root.is_none() {
+            self.artifact_root = Some(wire::artifact_root(artifact_uri));
         }
         self.run_id = Some(run_id);
         self.stage = Stage::Ready;
@@ -260,6 +334,18 @@ impl Engine {
                 self.recreated = true;
                 Outcome::Done
             }
+            Step::GetParent if error.is("RESOURCE_DOES_NOT_EXIST") => self.fail(format!(
+                "MLFLOW_RUN_ID={}: no such run on {uri} to nest under (MLFLOW_NESTED_RUN); set MLFLOW_RUN_ID to the parent run's id",
+                self.plan.parent_run_id.as_deref().unwrap_or_default()
+            )),
+            Step::Artifact => {
+                let path = match self.queue.front() {
+                    Some(Item::Artifact { path, .. }) => path.clone(),
+                    _ => String::new(),
+                };
+                self.give_up_upload(format!("{uri} refused the artifact {path}: {error}"));
+                Outcome::Done
+            }
             Step::GetRun if error.is("RESOURCE_DOES_NOT_EXIST") => self.fail(format!(
                 "MLFLOW_RUN_ID={}: no such run on {uri}; unset MLFLOW_RUN_ID to start a new run",
                 self.plan.run_id.as_deref().unwrap_or_default()
@@ -293,7 +379,7 @@ impl Engine {
                         "{uri} refused {} tags: {error}",
                         t.len()
                     )),
-                    None => {}
+                    Some(Item::Artifact { .. }) | None => {}
                 }
                 Outcome::Done
             }
