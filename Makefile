@@ -37,7 +37,11 @@ WASM_TOOLS_VERSION := 1.258.3
 # Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
 EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon comet_ml clearml flyte stopper probe hostile hoarder granted http-probe sleeper sleeper-describe impostor peeker
+PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon comet_ml clearml flyte stopper probe hostile hoarder granted http-probe sleeper sleeper-describe histogrammer impostor peeker
+# Plugins also built against the frozen trainbox:callback@0.1.0 (the SDK's
+# wit-0-1-0 feature), into $(PLUGIN_OUT)/<name>-v0_1_0.wasm: the host must keep
+# serving them. Their own target directory: cargo unifies features per build.
+OLD_API_PLUGINS := recorder probe
 # What `make run` needs: the default plugins (progress bars, or the printer
 # with --disable_tqdm). No other language's toolchain, no codecarbon data.
 DEMO_PLUGINS   := printer progress
@@ -160,7 +164,12 @@ rust-plugins: wasm-target codecarbon-data
 	$(call copy-plugins,$(PLUGINS))
 	@mkdir -p build/testing
 	@cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/not-a-plugin.wasm build/testing/not-a-plugin.wasm
-	@echo "plugins: $(PLUGINS) -> $(PLUGIN_OUT)/"
+	cd plugins && cargo build --release --target wasm32-wasip2 --target-dir $(CARGO_TARGET_DIR)/wit-0.1.0 \
+		--features trainbox-sdk/wit-0-1-0 $(foreach p,$(OLD_API_PLUGINS),-p trainbox-plugin-$(p))
+	@for p in $(OLD_API_PLUGINS); do \
+		cp $(CARGO_TARGET_DIR)/wit-0.1.0/wasm32-wasip2/release/trainbox_plugin_$$(echo $$p | tr - _).wasm $(PLUGIN_OUT)/$$p-v0_1_0.wasm; \
+	done
+	@echo "plugins: $(PLUGINS) -> $(PLUGIN_OUT)/; built against trainbox:callback@0.1.0: $(OLD_API_PLUGINS)"
 
 host: torch-env
 	cargo build --release

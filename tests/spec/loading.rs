@@ -120,7 +120,7 @@ fn bad_components_get_one_line_errors() {
     )
     .fails();
     assert!(
-        err.contains("built for trainbox:callback@0.0.3, this host supports 0.2.0; rebuild"),
+        err.contains("built for trainbox:callback@0.0.3, which this host does not serve (it serves 0.1.0 and 0.2.0); rebuild the plugin with trainbox-sdk 0.2.x"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");

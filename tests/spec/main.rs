@@ -9,6 +9,8 @@ mod oracle;
 
 /// The command line: flags, config files, errors that name the fix.
 mod cli;
+/// The versioned contract: 0.1.0 plugins on the 0.2.0 host, unserved versions, histograms.
+mod contract_versions;
 /// Dataset files: Parquet, safetensors, JSON lines, CSV; padding as HF's collators.
 mod datasets;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.

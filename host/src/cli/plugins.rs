@@ -15,11 +15,11 @@ fn describe(c: &CompiledPlugin) -> String {
         .map(ToString::to_string)
         .collect();
     format!(
-        "{}\n  name:         {}\n  version:      {}\n  api version:  {}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  sha256:       {}\n  validates:    yes\n  compiled:     {}",
+        "{}\n  name:         {}\n  version:      {}\n  api:          trainbox:callback@{}\n  events:       {}\n  stateful:     {}\n  capabilities: {}\n  size:         {} bytes\n  sha256:       {}\n  validates:    yes\n  compiled:     {}",
         c.path.display(),
         c.info.name,
         c.info.version,
-        c.info.api_version,
+        c.api.as_str(),
         events.join(", "),
         c.info.stateful,
         if caps.is_empty() { "none".to_string() } else { caps.join(", ") },

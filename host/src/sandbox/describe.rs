@@ -3,7 +3,7 @@
 //! `describe`'s answer ([`PluginInfo`]): a well-formed name, a compatible
 //! API version, capabilities without control characters.
 
-use super::bindings::{wit, API_VERSION};
+use super::bindings::{wit, ApiVersion};
 use super::grants::Capability;
 use super::output::{self, clean_line};
 use crate::event::{Event, EventSet};
@@ -47,8 +47,13 @@ fn valid_name(name: &str) -> bool {
 /// Most events, and most capabilities, a plugin may list in `describe`.
 const MAX_LISTED: usize = 256;
 
-/// Checks and converts `describe`'s answer.
-pub(super) fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInfo> {
+/// Checks and converts `describe`'s answer, from a plugin whose export is
+/// of version `api`.
+pub(super) fn plugin_info(
+    path: &Path,
+    api: ApiVersion,
+    raw: wit::PluginInfo,
+) -> Result<PluginInfo> {
     if !valid_name(&raw.name) {
         bail!(
             "{}: plugin name {} is invalid: use 1-64 lowercase letters, digits, '-' or '_'",
@@ -56,16 +61,13 @@ pub(super) fn plugin_info(path: &Path, raw: wit::PluginInfo) -> Result<PluginInf
             clean_line(&format!("{:?}", raw.name))
         );
     }
-    if raw
-        .api_version
-        .split('.')
-        .take(2)
-        .ne(API_VERSION.split('.').take(2))
-    {
+    // The version it says it was built for must be the one it exports.
+    if ApiVersion::serving(&raw.api_version) != Some(api) {
         bail!(
-            "{}: built for trainbox:callback@{}, this host supports {API_VERSION}; rebuild with trainbox-sdk {API_VERSION}",
+            "{}: exports trainbox:callback/plugin@{} but describe says api-version {}; the two must agree: rebuild the plugin with one trainbox-sdk",
             path.display(),
-            clean_line(&raw.api_version)
+            api.as_str(),
+            clean_line(&format!("{:?}", raw.api_version))
         );
     }
     if raw.events.len() > MAX_LISTED || raw.capabilities.len() > MAX_LISTED {
@@ -127,17 +129,43 @@ mod tests {
         let info = |events: usize, capabilities: usize| wit::PluginInfo {
             name: "p".into(),
             version: "1".into(),
-            api_version: API_VERSION.into(),
+            api_version: ApiVersion::LATEST.as_str().into(),
             events: vec![wit::Event::Log; events],
             stateful: false,
             capabilities: vec![wit::Capability::Env("X".into()); capabilities],
         };
         let p = Path::new("p.wasm");
-        assert!(plugin_info(p, info(MAX_LISTED, MAX_LISTED)).is_ok());
+        let latest = ApiVersion::LATEST;
+        assert!(plugin_info(p, latest, info(MAX_LISTED, MAX_LISTED)).is_ok());
         for (e, c) in [(MAX_LISTED + 1, 0), (0, 1_000_000)] {
-            let err = plugin_info(p, info(e, c)).unwrap_err().to_string();
+            let err = plugin_info(p, latest, info(e, c)).unwrap_err().to_string();
             assert!(
                 err.starts_with("p.wasm: describe lists") && err.contains("at most 256"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn describe_must_agree_with_the_export() {
+        let p = Path::new("p.wasm");
+        let info = |api: &str| wit::PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            api_version: api.into(),
+            events: vec![],
+            stateful: false,
+            capabilities: vec![],
+        };
+        assert!(plugin_info(p, ApiVersion::V0_1_0, info("0.1.0")).is_ok());
+        assert!(plugin_info(p, ApiVersion::V0_2_0, info("0.2.0")).is_ok());
+        for (api, said) in [(ApiVersion::V0_2_0, "0.1.0"), (ApiVersion::V0_1_0, "0.2.0")] {
+            let err = plugin_info(p, api, info(said)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "exports trainbox:callback/plugin@{}",
+                    api.as_str()
+                )) && err.contains(&format!("describe says api-version \"{said}\"")),
                 "{err}"
             );
         }

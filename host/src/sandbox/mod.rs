@@ -38,7 +38,7 @@ mod resources;
 mod store;
 mod wait;
 
-pub use bindings::{API_VERSION, PLUGIN_EXPORT};
+pub use bindings::{ApiVersion, API_VERSION, PLUGIN_EXPORT};
 pub use cache::{
     cache_usage, clear_cache, default_dir as default_cache_dir, CacheUsage,
     DEFAULT_MAX_BYTES as CACHE_MAX_BYTES,
@@ -62,7 +62,7 @@ pub use store::OUTPUT_BUDGET;
 use crate::args::TrainingArguments;
 use crate::view::RunView;
 use anyhow::{bail, Context, Result};
-use bindings::{wit, CallbackPre};
+use bindings::{wit, BindingsPre};
 use cache::CompileCache;
 use call::call;
 use host::PluginHost;
@@ -70,7 +70,7 @@ use limits::Ticker;
 use report::Export;
 use std::path::{Path, PathBuf};
 use store::StoreFactory;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 /// The memory cap while a plugin describes itself, before its own cap is known.
@@ -98,7 +98,9 @@ pub struct CompiledPlugin {
     pub size: u64,
     /// The sha256 of the file's content, in lowercase hex.
     pub sha256: String,
-    pre: CallbackPre<PluginHost>,
+    /// The contract version it was built against (its export's).
+    pub api: ApiVersion,
+    pre: BindingsPre,
     /// What loading it cost (its instantiation and `describe`).
     describe: CallReport,
 }
@@ -148,7 +150,7 @@ impl Sandbox {
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI HTTP")?;
-        bindings::CallbackWorld::add_to_linker::<_, HasSelf<_>>(&mut linker, |h| h)
+        bindings::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the trainbox imports")?;
         let ticker = enforce_limits.then(|| Ticker::start(&engine));
@@ -176,23 +178,22 @@ impl Sandbox {
             .exports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        if !exports.iter().any(|e| e == PLUGIN_EXPORT) {
-            if let Some(other) = exports
-                .iter()
-                .find(|e| e.starts_with("trainbox:callback/plugin"))
-            {
-                let version = other.rsplit('@').next().unwrap_or("an unknown version");
-                bail!(
-                    "{}: built for trainbox:callback@{version}, this host supports {API_VERSION}; rebuild the plugin with trainbox-sdk {API_VERSION}",
-                    path.display()
-                );
-            }
-            bail!(
+        // The version, from the export, before anything of it runs.
+        let api = match ApiVersion::of_exports(exports.iter().map(String::as_str)) {
+            Some(Ok(api)) => api,
+            Some(Err(version)) => bail!(
+                "{}: built for trainbox:callback@{}, which this host does not serve (it serves {}); rebuild the plugin with trainbox-sdk {}.x (against wit/callback.wit)",
+                path.display(),
+                clean_version(&version),
+                ApiVersion::served(),
+                API_VERSION.rsplit_once('.').map_or(API_VERSION, |(minor, _)| minor),
+            ),
+            None => bail!(
                 "{}: not a trainbox plugin: it does not export `{PLUGIN_EXPORT}` (it exports: {}); build it against wit/callback.wit",
                 path.display(),
                 if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
-            );
-        }
+            ),
+        };
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -203,7 +204,7 @@ impl Sandbox {
                     path.display()
                 )
             })?;
-        let pre = CallbackPre::new(instance_pre)
+        let pre = BindingsPre::new(api, instance_pre)
             .map_err(anyhow::Error::from)
             .with_context(|| path.display().to_string())?;
 
@@ -225,16 +226,17 @@ impl Sandbox {
         })
         .with_context(|| format!("{}: instantiation failed", path.display()))?;
         let raw = call(&mut store, &mut cost, Export::Describe, init, |s| {
-            bindings.trainbox_callback_plugin().call_describe(s)
+            bindings.describe(s)
         })
         .with_context(|| format!("{}: describe", path.display()))?;
-        let info = describe::plugin_info(path, raw)?;
+        let info = describe::plugin_info(path, api, raw)?;
         Ok(CompiledPlugin {
             path: path.to_path_buf(),
             info,
             cached,
             size: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
+            api,
             pre,
             describe: cost,
         })
@@ -304,6 +306,19 @@ impl Sandbox {
             report,
         )
     }
+}
+
+/// A version string from a component, for a message: at most 32
+/// characters, printable ones only.
+fn clean_version(version: &str) -> String {
+    if version.is_empty() {
+        return "(no version)".into();
+    }
+    version
+        .chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
 }
 
 /// The sha256 of `bytes`, in lowercase hex.

@@ -9,7 +9,7 @@
 //! disabled. Under `disable` it is disabled at once; under `abort` the run
 //! stops with the fault.
 
-use super::bindings::{entries, wit, CallbackPre, CallbackWorld};
+use super::bindings::{entries, wit, Bindings, BindingsPre};
 use super::call::call;
 use super::describe::PluginInfo;
 use super::fault::{OnError, PluginFault};
@@ -31,7 +31,7 @@ pub const MAX_RESTARTS: u32 = 3;
 
 struct Live {
     store: Store<PluginHost>,
-    bindings: CallbackWorld,
+    bindings: Bindings,
 }
 
 /// Why a fresh instance could not be started.
@@ -64,7 +64,7 @@ impl fmt::Display for StartFailure {
 pub struct WasmPlugin {
     info: PluginInfo,
     path: PathBuf,
-    pre: CallbackPre<PluginHost>,
+    pre: BindingsPre,
     settings: PluginSettings,
     args: wit::TrainingArgs,
     make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
@@ -82,7 +82,7 @@ impl WasmPlugin {
     pub(super) fn start(
         info: PluginInfo,
         path: PathBuf,
-        pre: CallbackPre<PluginHost>,
+        pre: BindingsPre,
         settings: PluginSettings,
         args: wit::TrainingArgs,
         make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
@@ -138,15 +138,14 @@ impl WasmPlugin {
             self.pre.instantiate(s)
         })
         .map_err(StartFailure::Instantiate)?;
-        let plugin = bindings.trainbox_callback_plugin();
         call(&mut store, report, Export::Configure, init, |s| {
-            plugin.call_configure(s, &self.args, &self.settings.config)
+            bindings.configure(s, &self.args, &self.settings.config)
         })
         .map_err(fault(Export::Configure))?
         .map_err(|msg| StartFailure::ConfigRejected(clean_line(&msg)))?;
         if let Some(state) = &self.last_state {
             call(&mut store, report, Export::LoadState, init, |s| {
-                plugin.call_load_state(s, state)
+                bindings.load_state(s, state)
             })
             .map_err(fault(Export::LoadState))?
             .map_err(|msg| StartFailure::StateRejected(clean_line(&msg)))?;
@@ -160,7 +159,7 @@ impl WasmPlugin {
         &mut self,
         export: Export,
         deadline: Duration,
-        f: impl FnOnce(&CallbackWorld, &mut Store<PluginHost>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&Bindings, &mut Store<PluginHost>) -> wasmtime::Result<T>,
     ) -> Option<Result<T, PluginFault>> {
         let live = self.live.as_mut()?;
         let bindings = &live.bindings;
@@ -262,13 +261,7 @@ impl WasmPlugin {
         let payload = entries(payload);
         let deadline = self.settings.limits.deadline;
         let result = self.call(Export::OnEvent, deadline, |b, s| {
-            b.trainbox_callback_plugin().call_on_event(
-                s,
-                event.into(),
-                &state,
-                control.into(),
-                &payload,
-            )
+            b.on_event(s, event.into(), &state, control.into(), &payload)
         });
         match result {
             None => Ok(control),
@@ -292,9 +285,7 @@ impl WasmPlugin {
             return Ok(None);
         }
         let deadline = self.settings.limits.deadline;
-        let result = self.call(Export::SaveState, deadline, |b, s| {
-            b.trainbox_callback_plugin().call_save_state(s)
-        });
+        let result = self.call(Export::SaveState, deadline, |b, s| b.save_state(s));
         let text = match result {
             None => return Ok(self.last_good_state()),
             Some(Ok(text)) => text,
@@ -324,9 +315,7 @@ impl WasmPlugin {
         // restart is given this state again.
         self.last_state = Some(text.clone());
         let init = self.settings.limits.init_deadline;
-        let result = self.call(Export::LoadState, init, |b, s| {
-            b.trainbox_callback_plugin().call_load_state(s, &text)
-        });
+        let result = self.call(Export::LoadState, init, |b, s| b.load_state(s, &text));
         match result {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(msg))) => {
@@ -346,9 +335,7 @@ impl WasmPlugin {
             Err(e) => wit::RunOutcome::Aborted(e.clone()),
         };
         let init = self.settings.limits.init_deadline;
-        let result = self.call(Export::Finish, init, |b, s| {
-            b.trainbox_callback_plugin().call_finish(s, &outcome)
-        });
+        let result = self.call(Export::Finish, init, |b, s| b.finish(s, &outcome));
         if let Some(Err(fault)) = result {
             let fault = self.record_fault("finish", &fault.to_string());
             crate::ui::warn(&format!("{}: finish {fault}", self.head()));

@@ -14,7 +14,7 @@
 void exports_trainbox_callback_plugin_describe(exports_trainbox_callback_plugin_plugin_info_t *ret) {
   callback_string_dup(&ret->name, "{{name}}");
   callback_string_dup(&ret->version, "0.1.0");
-  callback_string_dup(&ret->api_version, "0.1.0");
+  callback_string_dup(&ret->api_version, "0.2.0");
   ret->events.len = 1;  // the host calls no other event
   ret->events.ptr = malloc(sizeof(trainbox_callback_types_event_t));
   ret->events.ptr[0] = TRAINBOX_CALLBACK_TYPES_EVENT_LOG;

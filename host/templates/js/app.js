@@ -6,7 +6,7 @@ export const plugin = {
     return {
       name: '{{name}}',
       version: '0.1.0',
-      apiVersion: '0.1.0',
+      apiVersion: '0.2.0',
       events: ['log'], // the host calls no other event
       stateful: false,
       capabilities: [],

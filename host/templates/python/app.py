@@ -16,7 +16,7 @@ class Plugin(exports.Plugin):
         return types.PluginInfo(
             name="{{name}}",
             version="0.1.0",
-            api_version="0.1.0",
+            api_version="0.2.0",
             events=[types.Event.LOG],  # the host calls no other event
             stateful=False,
             capabilities=[],

@@ -1,6 +1,8 @@
-//! The only `bindgen!` of the host, and the conversions between the
-//! generated WIT types and the host's own. Every match is exhaustive, so a
-//! new WIT event or case does not compile until the host handles it.
+//! The latest contract, `trainbox:callback@0.2.0` (`wit/callback.wit`): its
+//! `bindgen!`, and the conversions between its types and the host's own.
+//! The host works in these types; older versions convert to and from them
+//! (`since_v0_1_0.rs`). Every match is exhaustive, so a new WIT event or
+//! case does not compile until the host handles it.
 
 #![allow(missing_docs)]
 
@@ -14,9 +16,9 @@ mod generated {
         world: "callback",
         imports: { default: trappable },
         with: {
-            "trainbox:callback/views.log-history": super::super::resources::LogHistoryHandle,
-            "trainbox:callback/views.model-stats": super::super::resources::ModelStatsHandle,
-            "trainbox:callback/progress.bar": super::super::resources::BarHandle,
+            "trainbox:callback/views.log-history": crate::sandbox::resources::LogHistoryHandle,
+            "trainbox:callback/views.model-stats": crate::sandbox::resources::ModelStatsHandle,
+            "trainbox:callback/progress.bar": crate::sandbox::resources::BarHandle,
         },
     });
 }
@@ -24,12 +26,7 @@ mod generated {
 pub use generated::trainbox::callback::{
     progress as wit_progress, types as wit, views as wit_views,
 };
-pub use generated::{Callback as CallbackWorld, CallbackPre};
-
-/// The version of `trainbox:callback` this host implements.
-pub const API_VERSION: &str = "0.2.0";
-/// The export every plugin must have.
-pub const PLUGIN_EXPORT: &str = "trainbox:callback/plugin@0.2.0";
+pub use generated::{Callback, CallbackPre};
 
 impl From<wit::Event> for Event {
     fn from(e: wit::Event) -> Event {
