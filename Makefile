@@ -37,7 +37,7 @@ WASM_TOOLS_VERSION := 1.258.3
 # Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
 EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
-PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dvclive wandb codecarbon comet_ml clearml flyte stopper probe hostile hoarder granted http-probe sleeper sleeper-describe histogrammer impostor peeker
+PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dagshub azure_ml dvclive wandb codecarbon comet_ml neptune clearml flyte trackio stopper probe hostile hoarder granted http-probe sleeper sleeper-describe histogrammer impostor peeker
 # Plugins also built against the frozen trainbox:callback@0.1.0 (the SDK's
 # wit-0-1-0 feature), into $(PLUGIN_OUT)/<name>-v0_1_0.wasm: the host must keep
 # serving them. Their own target directory: cargo unifies features per build.
@@ -57,7 +57,7 @@ export TRAINBOX_FLYTE_PYTHON := $(FLYTE_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins rust-plugins demo-plugins examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -155,11 +155,20 @@ copy-plugins = @mkdir -p $(PLUGIN_OUT); for p in $(1); do \
 		cp $(CARGO_TARGET_DIR)/wasm32-wasip2/release/trainbox_plugin_$$(echo $$p | tr - _).wasm $(PLUGIN_OUT)/$$p.wasm; \
 	done
 
+# C inside Rust plugins (the trackio plugin's bundled SQLite), compiled by
+# Debian's clang against wasi-libc's headers and archived by llvm-ar (see
+# plugins/.cargo/config.toml). The demo plugins need none of it.
+wasm-cc:
+	@if ! command -v clang >/dev/null || ! command -v llvm-ar >/dev/null || [ ! -f /usr/include/wasm32-wasi/stdio.h ]; then \
+		echo "installing clang, llvm and wasi-libc from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm wasi-libc; \
+	fi
+
 demo-plugins: wasm-target
 	cd plugins && cargo build --release --target wasm32-wasip2 $(foreach p,$(DEMO_PLUGINS),-p trainbox-plugin-$(p))
 	$(call copy-plugins,$(DEMO_PLUGINS))
 
-rust-plugins: wasm-target codecarbon-data
+rust-plugins: wasm-target wasm-cc codecarbon-data
 	cd plugins && cargo build --release --target wasm32-wasip2 --workspace
 	$(call copy-plugins,$(PLUGINS))
 	@mkdir -p build/testing
@@ -184,13 +193,15 @@ run: host demo-plugins
 		--logging_steps 64 --eval_strategy steps --eval_steps 128 \
 		--save_strategy steps --save_steps 256 --save_total_limit 2
 
-# The MLflow tests need a tracking server: the script starts one on
-# 127.0.0.1 for the duration of the tests and stops it after.
+# The MLflow tests (mlflow, dagshub, azure_ml) need tracking servers: the
+# script starts three on 127.0.0.1 (plain; basic-auth under DagsHub's
+# prefix; under an Azure ML workspace prefix), in parallel, for the
+# duration of the tests and stops them after.
 test: host plugins test-env
 	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
 
-lint: codecarbon-data
+lint: codecarbon-data wasm-cc
 	cargo fmt --all --check
 	cd plugins && cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings

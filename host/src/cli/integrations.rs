@@ -14,16 +14,35 @@ use std::path::{Path, PathBuf};
 /// that name in the built-in folder.
 pub const INTEGRATIONS: &[&str] = &[
     "comet_ml",
+    "dagshub",
     "dvclive",
     "mlflow",
+    "neptune",
     "tensorboard",
     "wandb",
     "codecarbon",
     "clearml",
+    "trackio",
 ];
 
 /// Integrations selected only by name: HF's `"all"` leaves them out.
-pub const BY_NAME_ONLY: &[&str] = &["flyte"];
+pub const BY_NAME_ONLY: &[&str] = &["flyte", "azure_ml"];
+
+/// mlflow's variables, which dagshub (an `MLflowCallback`) reads too.
+const MLFLOW_ENV: &[&str] = &[
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_TAGS",
+    "MLFLOW_NESTED_RUN",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_FLATTEN_PARAMS",
+    "MLFLOW_MAX_LOG_PARAMS",
+    "HF_MLFLOW_LOG_ARTIFACTS",
+    "DISABLE_MLFLOW_INTEGRATION",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+];
 
 /// The environment variables `--report_to` may grant each integration: the
 /// ones HF's callback reads. A plugin gets those of them it declares; a
@@ -31,7 +50,9 @@ pub const BY_NAME_ONLY: &[&str] = &["flyte"];
 fn allowed_env(name: &str) -> &'static [&'static str] {
     match name {
         "dvclive" => &["HF_DVCLIVE_LOG_MODEL"],
-        "mlflow" => &[
+        "mlflow" => MLFLOW_ENV,
+        // mlflow's, and DagsHub's own two.
+        "dagshub" => &[
             "MLFLOW_TRACKING_URI",
             "MLFLOW_EXPERIMENT_NAME",
             "MLFLOW_TAGS",
@@ -44,6 +65,16 @@ fn allowed_env(name: &str) -> &'static [&'static str] {
             "MLFLOW_TRACKING_USERNAME",
             "MLFLOW_TRACKING_PASSWORD",
             "MLFLOW_TRACKING_TOKEN",
+            "HF_DAGSHUB_LOG_ARTIFACTS",
+            "DAGSHUB_USER_TOKEN",
+        ],
+        // What an Azure ML job sets for MLflow: the workspace URI, the
+        // token, the job's run (or the experiment to make one in).
+        "azure_ml" => &[
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_TRACKING_TOKEN",
+            "MLFLOW_RUN_ID",
+            "MLFLOW_EXPERIMENT_NAME",
         ],
         "tensorboard" => &["TENSORBOARD_LOGGING_DIR"],
         "wandb" => &[
@@ -63,6 +94,13 @@ fn allowed_env(name: &str) -> &'static [&'static str] {
             "COMET_EXPERIMENT_KEY",
             "COMET_LOG_ASSETS",
         ],
+        "neptune" => &[
+            "NEPTUNE_MODE",
+            "NEPTUNE_PROJECT",
+            "NEPTUNE_MONITORING_NAMESPACE",
+        ],
+        // Read only to refuse a Space or a server (the plugin writes locally).
+        "trackio" => &["TRACKIO_SPACE_ID", "TRACKIO_SERVER_URL"],
         "clearml" => &[
             "CLEARML_PROJECT",
             "CLEARML_TASK",
@@ -109,8 +147,81 @@ pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
 fn in_all(name: &str, is_set: impl Fn(&str) -> bool) -> bool {
     match name {
         "comet_ml" => is_set("COMET_API_KEY"),
+        // HF takes dagshub whenever it is installed, then fails without a
+        // DagsHub URI; here only with one.
+        "dagshub" => {
+            is_set("MLFLOW_TRACKING_URI")
+                && std::env::var("MLFLOW_TRACKING_URI").is_ok_and(|u| is_dagshub_uri(&u))
+        }
+        // HF takes neptune whenever it is installed, then fails without a
+        // project and token; here once it is configured at all.
+        "neptune" => is_set("NEPTUNE_MODE") || is_set("NEPTUNE_PROJECT"),
         _ => true,
     }
+}
+
+/// Whether an MLflow tracking URI is a DagsHub repository's:
+/// `http[s]://host/…/<owner>/<repo>.mlflow`.
+fn is_dagshub_uri(uri: &str) -> bool {
+    let Some(rest) = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    parts.len() >= 3
+        && !parts[parts.len() - 2].is_empty()
+        && parts[parts.len() - 1].len() > ".mlflow".len()
+        && parts[parts.len() - 1].ends_with(".mlflow")
+}
+
+/// The origin of the MLflow server `MLFLOW_TRACKING_URI` names, to grant:
+/// an `http[s]://` URI's, or, for azure_ml, the REST host of an
+/// `azureml://` workspace URI (`https`; `azureml+http://` and
+/// `azureml+https://` keep their scheme: the test and self-hosted form).
+/// None for any other URI (the plugin says what is wrong with it).
+fn mlflow_origin(name: &str) -> Result<Option<String>> {
+    let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI") else {
+        return Ok(None);
+    };
+    let http = if name != "azure_ml" {
+        Some(uri.clone())
+    } else if let Some(rest) = uri.strip_prefix("azureml://") {
+        Some(format!("https://{rest}"))
+    } else if let Some(rest) = uri.strip_prefix("azureml+") {
+        Some(rest.to_string())
+    } else {
+        None
+    };
+    let Some(http) = http.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
+        return Ok(None);
+    };
+    let origin_part = http.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let origin = normalize_origin(&origin_part).map_err(|e| anyhow!("MLFLOW_TRACKING_URI: {e}"))?;
+    Ok(Some(origin))
+}
+
+/// Whether the MLflow integration `name` uploads checkpoints, and so reads
+/// `output_dir`: only when asked for (`HF_MLFLOW_LOG_ARTIFACTS`; dagshub's
+/// `HF_DAGSHUB_LOG_ARTIFACTS` uploads `output_dir` at train end; azure_ml
+/// never). `flag` tells whether one of HF's switches is on.
+fn uploads_output(name: &str, flag: impl Fn(&str) -> bool) -> bool {
+    match name {
+        "mlflow" => flag("HF_MLFLOW_LOG_ARTIFACTS"),
+        "dagshub" => flag("HF_MLFLOW_LOG_ARTIFACTS") || flag("HF_DAGSHUB_LOG_ARTIFACTS"),
+        _ => false,
+    }
+}
+
+/// Whether HF's switch `var` is on (`1`, `ON`, `YES`, `TRUE`, any case).
+fn env_flag(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_uppercase().as_str(),
+            "1" | "ON" | "YES" | "TRUE"
+        )
+    })
 }
 
 /// A directory grant, created if missing.
@@ -198,14 +309,12 @@ pub fn settings(
             let fixed = std::env::var_os("TENSORBOARD_LOGGING_DIR").is_some();
             add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
         }
-        "mlflow" => {
-            if let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI") {
-                if uri.starts_with("http://") || uri.starts_with("https://") {
-                    let origin_part = uri.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-                    let origin = normalize_origin(&origin_part)
-                        .map_err(|e| anyhow!("MLFLOW_TRACKING_URI: {e}"))?;
-                    s.grants.http.push(origin);
-                }
+        "mlflow" | "dagshub" | "azure_ml" => {
+            if let Some(origin) = mlflow_origin(name)? {
+                s.grants.http.push(origin);
+            }
+            if uploads_output(name, env_flag) {
+                s.grants.dirs.push(output_grant(args)?);
             }
         }
         "flyte" => {
@@ -239,6 +348,19 @@ pub fn settings(
                 .unwrap_or_else(|| PathBuf::from(".cometml-runs"));
             s.grants.dirs.push(dir_grant(&cwd.join(dir), "/comet")?);
         }
+        "neptune" => {
+            // neptune 1.14 keeps runs in NEPTUNE_DATA_DIRECTORY, default
+            // .neptune relative to the working directory.
+            let dir = std::env::var_os("NEPTUNE_DATA_DIRECTORY")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".neptune"));
+            let grant = dir_grant(&cwd.join(dir), "/neptune")?;
+            let os = machine_facts().into_iter().filter(|(k, _)| *k == "os");
+            add_config(&mut s, os.collect());
+            add_config(&mut s, vec![("data_dir", grant.host.display().to_string())]);
+            s.grants.dirs.push(grant);
+        }
         "dvclive" => s
             .grants
             .dirs
@@ -250,6 +372,7 @@ pub fn settings(
             s.grants
                 .dirs
                 .push(dir_grant(&base.join("wandb"), "/wandb")?);
+            wandb_model_grants(&mut s, args, &|k| std::env::var(k).ok())?;
         }
         "clearml" => {
             // clearml keeps offline sessions in <cache>/offline, the cache
@@ -263,6 +386,14 @@ pub fn settings(
             add_config(
                 &mut s,
                 vec![("offline_dir", grant.host.display().to_string())],
+            );
+            s.grants.dirs.push(grant);
+        }
+        "trackio" => {
+            let grant = dir_grant(&trackio_dir(&|k| std::env::var(k).ok())?, "/trackio")?;
+            add_config(
+                &mut s,
+                vec![("trackio_dir", grant.host.display().to_string())],
             );
             s.grants.dirs.push(grant);
         }
@@ -284,6 +415,73 @@ pub fn settings(
         _ => {}
     }
     Ok(s)
+}
+
+/// `WANDB_LOG_MODEL`'s grants, only when it asks for model artifacts
+/// (HF 5.24's `checkpoint` or `end`; the plugin refuses any other value but
+/// `false`): `output_dir` read-only as `/output` (the checkpoints and the
+/// final model it reads) and wandb's staging folder
+/// (`$WANDB_DATA_DIR/artifacts/staging`, else under the XDG data folder, as
+/// `wandb.env.get_data_dir`) writable as `/wandb-staging`, whose host path
+/// the plugin records for `wandb sync` (config `staging_dir`). `get` reads
+/// an environment variable.
+fn wandb_model_grants(
+    s: &mut PluginSettings,
+    args: &TrainingArguments,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let get = |k: &str| get(k).filter(|v| !v.is_empty());
+    if !matches!(
+        get("WANDB_LOG_MODEL").as_deref(),
+        Some("checkpoint" | "end")
+    ) {
+        return Ok(());
+    }
+    let output = Path::new(&args.output_dir);
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    let output = output
+        .canonicalize()
+        .with_context(|| format!("resolving {}", output.display()))?;
+    s.grants.dirs.push(DirGrant {
+        host: output,
+        guest: "/output".into(),
+        writable: false,
+    });
+    let data = match get("WANDB_DATA_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => match get("XDG_DATA_HOME") {
+            Some(xdg) => PathBuf::from(xdg).join("wandb"),
+            None => {
+                let home = get("HOME")
+                    .context("WANDB_LOG_MODEL: neither WANDB_DATA_DIR nor HOME is set; set WANDB_DATA_DIR to the folder wandb stages artifacts in")?;
+                PathBuf::from(home).join(".local/share/wandb")
+            }
+        },
+    };
+    let staging = dir_grant(&data.join("artifacts/staging"), "/wandb-staging")?;
+    add_config(s, vec![("staging_dir", staging.host.display().to_string())]);
+    s.grants.dirs.push(staging);
+    Ok(())
+}
+
+/// trackio's folder: `TRACKIO_DIR`, else `$HF_HOME/trackio`, `HF_HOME`
+/// defaulting as huggingface_hub's to `$XDG_CACHE_HOME/huggingface`, else
+/// `~/.cache/huggingface` (`get` reads a variable; empty counts as unset).
+fn trackio_dir(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf> {
+    let var = |k: &str| get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("TRACKIO_DIR") {
+        return Ok(dir);
+    }
+    let hf_home = match var("HF_HOME") {
+        Some(dir) => dir,
+        None => match var("XDG_CACHE_HOME") {
+            Some(cache) => cache.join("huggingface"),
+            None => var("HOME")
+                .context("--report_to trackio: none of TRACKIO_DIR, HF_HOME and HOME is set; set TRACKIO_DIR to trackio's folder")?
+                .join(".cache/huggingface"),
+        },
+    };
+    Ok(hf_home.join("trackio"))
 }
 
 /// What codecarbon reads of the machine, which a plugin cannot see.
@@ -339,6 +537,14 @@ mod tests {
         assert!(in_all("tensorboard", |_| false));
     }
 
+    #[test]
+    fn all_takes_neptune_once_a_mode_or_project_is_set() {
+        assert!(!in_all("neptune", |_| false));
+        assert!(!in_all("neptune", |v| v == "NEPTUNE_API_TOKEN"));
+        assert!(in_all("neptune", |v| v == "NEPTUNE_MODE"));
+        assert!(in_all("neptune", |v| v == "NEPTUNE_PROJECT"));
+    }
+
     use super::*;
 
     fn info(name: &str, env: &[&str]) -> PluginInfo {
@@ -350,6 +556,73 @@ mod tests {
             stateful: false,
             capabilities: env.iter().map(|v| Capability::Env(v.to_string())).collect(),
         }
+    }
+
+    #[test]
+    fn trackio_dir_is_trackio_dir_else_under_hf_home_as_huggingface_hub() {
+        let dir = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            trackio_dir(&move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        };
+        let home = [("HOME", "/h")];
+        assert_eq!(
+            dir(&home).unwrap(),
+            Path::new("/h/.cache/huggingface/trackio")
+        );
+        let xdg = [("HOME", "/h"), ("XDG_CACHE_HOME", "/c")];
+        assert_eq!(dir(&xdg).unwrap(), Path::new("/c/huggingface/trackio"));
+        let hf = [("HOME", "/h"), ("HF_HOME", "/hf"), ("TRACKIO_DIR", "")];
+        assert_eq!(dir(&hf).unwrap(), Path::new("/hf/trackio"));
+        let own = [("HF_HOME", "/hf"), ("TRACKIO_DIR", "/t")];
+        assert_eq!(dir(&own).unwrap(), Path::new("/t"));
+        let err = dir(&[]).unwrap_err().to_string();
+        assert!(err.contains("set TRACKIO_DIR"), "{err}");
+    }
+
+    #[test]
+    fn wandb_sees_output_dir_only_when_it_logs_models() {
+        let tmp =
+            std::env::temp_dir().join(format!("trainbox-wandb-grants-{}", std::process::id()));
+        let args = TrainingArguments {
+            output_dir: tmp.join("out").display().to_string(),
+            ..Default::default()
+        };
+        let data = tmp.join("data").display().to_string();
+        let grants = |log_model: Option<&str>| {
+            let mut s = PluginSettings::default();
+            let env = |k: &str| match k {
+                "WANDB_LOG_MODEL" => log_model.map(String::from),
+                "WANDB_DATA_DIR" => Some(data.clone()),
+                _ => None,
+            };
+            wandb_model_grants(&mut s, &args, &env).unwrap();
+            s
+        };
+        for off in [None, Some("false"), Some("")] {
+            let s = grants(off);
+            assert!(s.grants.dirs.is_empty() && s.config.is_empty(), "{off:?}");
+        }
+        for on in ["checkpoint", "end"] {
+            let s = grants(Some(on));
+            let out = &s.grants.dirs[0];
+            assert_eq!((out.guest.as_str(), out.writable), ("/output", false));
+            assert_eq!(out.host, tmp.join("out").canonicalize().unwrap());
+            let staging = &s.grants.dirs[1];
+            assert_eq!(
+                (staging.guest.as_str(), staging.writable),
+                ("/wandb-staging", true)
+            );
+            let host = tmp.join("data/artifacts/staging").canonicalize().unwrap();
+            assert_eq!(staging.host, host);
+            assert_eq!(
+                s.config,
+                [("staging_dir".to_string(), host.display().to_string())]
+            );
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]
@@ -376,6 +649,24 @@ mod tests {
     }
 
     #[test]
+    fn dagshub_uris_are_told_apart_and_azure_ml_is_by_name_only() {
+        assert!(is_dagshub_uri("https://dagshub.com/alice/repo.mlflow"));
+        assert!(is_dagshub_uri("http://127.0.0.1:5000/alice/repo.mlflow/"));
+        assert!(!is_dagshub_uri("https://dagshub.com/alice/repo"));
+        assert!(!is_dagshub_uri("https://dagshub.com/.mlflow"));
+        assert!(!is_dagshub_uri("http://127.0.0.1:5000"));
+        assert!(!is_dagshub_uri("file:./x.mlflow"));
+        assert!(!selected(&["all".into()]).unwrap().contains(&"azure_ml"));
+        // output_dir is read only when checkpoints are uploaded.
+        assert!(!uploads_output("mlflow", |_| false));
+        assert!(uploads_output("mlflow", |v| v == "HF_MLFLOW_LOG_ARTIFACTS"));
+        assert!(!uploads_output("mlflow", |v| v == "HF_DAGSHUB_LOG_ARTIFACTS"));
+        assert!(uploads_output("dagshub", |v| v == "HF_DAGSHUB_LOG_ARTIFACTS"));
+        assert!(!uploads_output("azure_ml", |_| true));
+        assert_eq!(selected(&["azure_ml".into()]).unwrap(), ["azure_ml"]);
+    }
+
+    #[test]
     fn flyte_is_selected_by_name_only_as_in_hf() {
         assert!(!selected(&["all".into()]).unwrap().contains(&"flyte"));
         assert_eq!(
@@ -388,10 +679,18 @@ mod tests {
     fn report_to_expands_all_and_rejects_unknown_names() {
         let all = selected(&["all".into()]).unwrap();
         let configured = std::env::var_os("COMET_API_KEY").is_some();
+        let neptune = ["NEPTUNE_MODE", "NEPTUNE_PROJECT"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some());
         let expected: Vec<&str> = INTEGRATIONS
             .iter()
             .copied()
             .filter(|i| configured || *i != "comet_ml")
+            .filter(|i| neptune || *i != "neptune")
+            .filter(|i| {
+                *i != "dagshub"
+                    || std::env::var("MLFLOW_TRACKING_URI").is_ok_and(|u| is_dagshub_uri(&u))
+            })
             .collect();
         assert_eq!(all, expected);
         assert_eq!(
@@ -401,7 +700,7 @@ mod tests {
         let err = selected(&["tensorbord".into()]).unwrap_err().to_string();
         assert!(
             err.contains(
-                "tensorbord is not supported, only comet_ml, dvclive, mlflow, tensorboard, wandb, codecarbon"
+                "tensorbord is not supported, only comet_ml, dagshub, dvclive, mlflow, neptune, tensorboard, wandb, codecarbon"
             ),
             "{err}"
         );
