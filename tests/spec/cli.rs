@@ -215,7 +215,9 @@ fn report_to_rejects_unknown_integrations() {
         )),
         "{err}"
     );
-    assert!(supported.starts_with("comet_ml, dvclive, mlflow, tensorboard, wandb, codecarbon"));
+    assert!(supported.starts_with(
+        "comet_ml, dagshub, dvclive, mlflow, neptune, tensorboard, wandb, codecarbon"
+    ));
 }
 
 #[test]
