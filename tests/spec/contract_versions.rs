@@ -116,6 +116,19 @@ fn inspect_names_the_contract_version() {
             done.stdout
         );
     }
+    // The version is read again from a component the compile cache gives back.
+    let old = plugin("recorder-v0_1_0");
+    let again = Run::command(
+        "contract_inspect_cached",
+        &["plugins", "inspect", old.to_str().unwrap()],
+    )
+    .ok();
+    assert!(
+        again.stdout.contains("\n  api:          trainbox:callback@0.1.0\n")
+            && again.stdout.contains("compiled:     from the cache"),
+        "{}",
+        again.stdout
+    );
 }
 
 /// The recorder with every `from` in its bytes (the component's import and

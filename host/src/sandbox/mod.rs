@@ -17,7 +17,8 @@
 //! plugin directory), `wait.rs` (waits in host calls end at the
 //! deadline), `fs/` (open files and the disk quota). This module knows training
 //! only through the leaf data types (`args`, `state`, `event`, `view`) and
-//! the conversions in `bindings.rs`.
+//! the conversions in `bindings/` (one module per version of the contract:
+//! the latest, and each older one adapted to it).
 
 mod bindings;
 mod cache;
@@ -100,7 +101,7 @@ pub struct CompiledPlugin {
     pub sha256: String,
     /// The contract version it was built against (its export's).
     pub api: ApiVersion,
-    pre: BindingsPre,
+    pre: BindingsPre<PluginHost>,
     /// What loading it cost (its instantiation and `describe`).
     describe: CallReport,
 }

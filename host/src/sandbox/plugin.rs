@@ -64,7 +64,7 @@ impl fmt::Display for StartFailure {
 pub struct WasmPlugin {
     info: PluginInfo,
     path: PathBuf,
-    pre: BindingsPre,
+    pre: BindingsPre<PluginHost>,
     settings: PluginSettings,
     args: wit::TrainingArgs,
     make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,
@@ -82,7 +82,7 @@ impl WasmPlugin {
     pub(super) fn start(
         info: PluginInfo,
         path: PathBuf,
-        pre: BindingsPre,
+        pre: BindingsPre<PluginHost>,
         settings: PluginSettings,
         args: wit::TrainingArgs,
         make_store: Box<dyn Fn() -> Result<Store<PluginHost>> + Send>,

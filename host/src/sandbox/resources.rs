@@ -1,5 +1,6 @@
 //! The host resources a plugin holds handles on (WIT `resource`s), mapped
-//! to these types by `bindings.rs` and implemented in `host.rs`.
+//! to these types by every version's `bindgen!` in `bindings/` and
+//! implemented in `host.rs`.
 
 /// A plugin's handle on the log history.
 pub struct LogHistoryHandle;

@@ -20,7 +20,6 @@ use since_v0_2_0 as latest;
 
 pub use latest::{entries, wit, wit_progress, wit_views};
 
-use super::host::PluginHost;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime::Store;
 
@@ -84,23 +83,37 @@ impl ApiVersion {
     }
 }
 
+/// What a store's data must serve: the imports of every served version
+/// (`PluginHost` implements the latest's in `host.rs`, `since_v0_1_0.rs`
+/// the older ones through them).
+pub trait Imports: latest::Imports + since_v0_1_0::Imports {}
+impl<T: latest::Imports + since_v0_1_0::Imports> Imports for T {}
+
 /// Links the imports of every served version.
-pub fn add_to_linker(linker: &mut Linker<PluginHost>) -> wasmtime::Result<()> {
+pub fn add_to_linker<T: Imports>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     since_v0_1_0::Callback::add_to_linker::<_, HasSelf<_>>(linker, |h| h)?;
     latest::Callback::add_to_linker::<_, HasSelf<_>>(linker, |h| h)?;
     Ok(())
 }
 
 /// A plugin ready to be instantiated, as the bindings of its version.
-#[derive(Clone)]
-pub enum BindingsPre {
-    V0_1(since_v0_1_0::CallbackPre<PluginHost>),
-    V0_2(latest::CallbackPre<PluginHost>),
+pub enum BindingsPre<T: 'static> {
+    V0_1(since_v0_1_0::CallbackPre<T>),
+    V0_2(latest::CallbackPre<T>),
 }
 
-impl BindingsPre {
+impl<T: 'static> Clone for BindingsPre<T> {
+    fn clone(&self) -> Self {
+        match self {
+            BindingsPre::V0_1(pre) => BindingsPre::V0_1(pre.clone()),
+            BindingsPre::V0_2(pre) => BindingsPre::V0_2(pre.clone()),
+        }
+    }
+}
+
+impl<T: Imports> BindingsPre<T> {
     /// The bindings of `version` for a component pre-instantiated by the linker.
-    pub fn new(version: ApiVersion, pre: InstancePre<PluginHost>) -> wasmtime::Result<Self> {
+    pub fn new(version: ApiVersion, pre: InstancePre<T>) -> wasmtime::Result<Self> {
         Ok(match version {
             ApiVersion::V0_1_0 => BindingsPre::V0_1(since_v0_1_0::CallbackPre::new(pre)?),
             ApiVersion::V0_2_0 => BindingsPre::V0_2(latest::CallbackPre::new(pre)?),
@@ -108,7 +121,7 @@ impl BindingsPre {
     }
 
     /// A fresh instance in `store`.
-    pub fn instantiate(&self, store: &mut Store<PluginHost>) -> wasmtime::Result<Bindings> {
+    pub fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Bindings> {
         Ok(match self {
             BindingsPre::V0_1(pre) => Bindings::V0_1(pre.instantiate(store)?),
             BindingsPre::V0_2(pre) => Bindings::V0_2(pre.instantiate(store)?),
@@ -124,7 +137,7 @@ pub enum Bindings {
 
 impl Bindings {
     /// `describe`.
-    pub fn describe(&self, s: &mut Store<PluginHost>) -> wasmtime::Result<wit::PluginInfo> {
+    pub fn describe<T: Send>(&self, s: &mut Store<T>) -> wasmtime::Result<wit::PluginInfo> {
         match self {
             Bindings::V0_1(b) => since_v0_1_0::describe(b, s),
             Bindings::V0_2(b) => b.trainbox_callback_plugin().call_describe(s),
@@ -132,9 +145,9 @@ impl Bindings {
     }
 
     /// `configure`.
-    pub fn configure(
+    pub fn configure<T: Send>(
         &self,
-        s: &mut Store<PluginHost>,
+        s: &mut Store<T>,
         args: &wit::TrainingArgs,
         config: &[(String, String)],
     ) -> wasmtime::Result<Result<(), String>> {
@@ -145,9 +158,9 @@ impl Bindings {
     }
 
     /// `on-event`.
-    pub fn on_event(
+    pub fn on_event<T: Send>(
         &self,
-        s: &mut Store<PluginHost>,
+        s: &mut Store<T>,
         event: wit::Event,
         state: &wit::TrainerState,
         control: wit::TrainerControl,
@@ -162,7 +175,7 @@ impl Bindings {
     }
 
     /// `save-state` (the same in every version).
-    pub fn save_state(&self, s: &mut Store<PluginHost>) -> wasmtime::Result<String> {
+    pub fn save_state<T: Send>(&self, s: &mut Store<T>) -> wasmtime::Result<String> {
         match self {
             Bindings::V0_1(b) => b.trainbox_callback_plugin().call_save_state(s),
             Bindings::V0_2(b) => b.trainbox_callback_plugin().call_save_state(s),
@@ -170,9 +183,9 @@ impl Bindings {
     }
 
     /// `load-state` (the same in every version).
-    pub fn load_state(
+    pub fn load_state<T: Send>(
         &self,
-        s: &mut Store<PluginHost>,
+        s: &mut Store<T>,
         state: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
@@ -182,9 +195,9 @@ impl Bindings {
     }
 
     /// `finish`.
-    pub fn finish(
+    pub fn finish<T: Send>(
         &self,
-        s: &mut Store<PluginHost>,
+        s: &mut Store<T>,
         outcome: &wit::RunOutcome,
     ) -> wasmtime::Result<()> {
         match self {

@@ -148,16 +148,16 @@ impl From<&new::RunOutcome> for old::RunOutcome {
 }
 
 /// The exports of a 0.1.0 plugin, in the latest's types.
-pub(super) fn describe(
+pub(super) fn describe<T: Send>(
     b: &Callback,
-    s: &mut wasmtime::Store<PluginHost>,
+    s: &mut wasmtime::Store<T>,
 ) -> wasmtime::Result<new::PluginInfo> {
     Ok(b.trainbox_callback_plugin().call_describe(s)?.into())
 }
 
-pub(super) fn configure(
+pub(super) fn configure<T: Send>(
     b: &Callback,
-    s: &mut wasmtime::Store<PluginHost>,
+    s: &mut wasmtime::Store<T>,
     args: &new::TrainingArgs,
     config: &[(String, String)],
 ) -> wasmtime::Result<Result<(), String>> {
@@ -166,9 +166,9 @@ pub(super) fn configure(
         .call_configure(s, &args, config)
 }
 
-pub(super) fn on_event(
+pub(super) fn on_event<T: Send>(
     b: &Callback,
-    s: &mut wasmtime::Store<PluginHost>,
+    s: &mut wasmtime::Store<T>,
     event: new::Event,
     state: &new::TrainerState,
     control: new::TrainerControl,
@@ -185,9 +185,9 @@ pub(super) fn on_event(
     Ok(returned.into())
 }
 
-pub(super) fn finish(
+pub(super) fn finish<T: Send>(
     b: &Callback,
-    s: &mut wasmtime::Store<PluginHost>,
+    s: &mut wasmtime::Store<T>,
     outcome: &new::RunOutcome,
 ) -> wasmtime::Result<()> {
     b.trainbox_callback_plugin().call_finish(s, &outcome.into())
@@ -296,3 +296,7 @@ impl old_progress::HostBar for PluginHost {
         new_progress::HostBar::drop(self, h)
     }
 }
+
+/// What a store's data must serve for this version's imports.
+pub trait Imports: old::Host + old_views::Host + old_progress::Host + Send + 'static {}
+impl<T: old::Host + old_views::Host + old_progress::Host + Send + 'static> Imports for T {}

@@ -28,6 +28,10 @@ pub use generated::trainbox::callback::{
 };
 pub use generated::{Callback, CallbackPre};
 
+/// What a store's data must serve for this version's imports.
+pub trait Imports: wit::Host + wit_views::Host + wit_progress::Host + Send + 'static {}
+impl<T: wit::Host + wit_views::Host + wit_progress::Host + Send + 'static> Imports for T {}
+
 impl From<wit::Event> for Event {
     fn from(e: wit::Event) -> Event {
         match e {
