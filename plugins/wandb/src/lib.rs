@@ -184,9 +184,9 @@ impl Callback for Wandb {
         if settings.log_model.is_enabled() {
             let Some(host_dir) = config.get("staging_dir") else {
                 return Err(format!(
-                    "WANDB_LOG_MODEL={:?} needs wandb's staging folder: run with `--report_to wandb`, which grants it \
+                    "WANDB_LOG_MODEL={} needs wandb's staging folder: run with `--report_to wandb`, which grants it \
                      as {} (and output_dir read-only as {})",
-                    settings.log_model,
+                    settings.log_model.value(),
                     artifact::STAGING,
                     models::OUTPUT
                 ));

@@ -42,6 +42,15 @@ impl LogModel {
     pub fn is_enabled(self) -> bool {
         self != LogModel::Off
     }
+
+    /// The variable's value.
+    pub fn value(self) -> &'static str {
+        match self {
+            LogModel::Off => "false",
+            LogModel::End => "end",
+            LogModel::Checkpoint => "checkpoint",
+        }
+    }
 }
 
 /// `WANDB_WATCH`: what `wandb.watch(model, log=…)` logs.

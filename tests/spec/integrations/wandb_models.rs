@@ -7,7 +7,7 @@
 //! nothing and stages nothing; a bad value is one error.
 
 use super::wandb::{leet, run_folder};
-use crate::util::{readers_python, Run};
+use crate::util::{plugin, readers_python, Run};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -174,6 +174,35 @@ fn bad_log_model_or_watch_value_is_one_error_naming_it() {
     assert!(
         err.contains(
             "WANDB_WATCH=weights: accepted values are gradients, parameters, all and false"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn log_model_without_report_to_fails_naming_the_grants() {
+    // /wandb and the variables granted by hand, not what WANDB_LOG_MODEL needs.
+    let run = Run::regression("wandb_log_model_no_grants");
+    let wasm = plugin("wandb");
+    std::fs::write(
+        run.dir.join("run.toml"),
+        format!(
+            "[plugins.wandb]\npath = {:?}\nwrite_dirs = {{ \"/wandb\" = \"wandb\" }}\nenv = [\"WANDB_MODE\", \"WANDB_PROJECT\", \"WANDB_ENTITY\", \"WANDB_RUN_ID\", \"WANDB_LOG_MODEL\", \"WANDB_WATCH\"]\n",
+            wasm.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(run.dir.join("wandb")).unwrap();
+    let err = run
+        .args(&["--config", "run.toml"])
+        .arg("--plugin")
+        .arg(wasm.to_str().unwrap())
+        .env("WANDB_MODE", "offline")
+        .env("WANDB_LOG_MODEL", "checkpoint")
+        .fails();
+    assert!(
+        err.contains(
+            "WANDB_LOG_MODEL=checkpoint needs wandb's staging folder: run with `--report_to wandb`"
         ),
         "{err}"
     );
