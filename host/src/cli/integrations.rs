@@ -181,18 +181,14 @@ fn is_dagshub_uri(uri: &str) -> bool {
 /// `azureml://` workspace URI (`https`; `azureml+http://` and
 /// `azureml+https://` keep their scheme: the test and self-hosted form).
 /// None for any other URI (the plugin says what is wrong with it).
-fn mlflow_origin(name: &str) -> Result<Option<String>> {
-    let Ok(uri) = std::env::var("MLFLOW_TRACKING_URI") else {
+fn mlflow_origin(name: &str, uri: Option<String>) -> Result<Option<String>> {
+    let Some(uri) = uri else {
         return Ok(None);
     };
-    let http = if name != "azure_ml" {
-        Some(uri.clone())
-    } else if let Some(rest) = uri.strip_prefix("azureml://") {
-        Some(format!("https://{rest}"))
-    } else if let Some(rest) = uri.strip_prefix("azureml+") {
-        Some(rest.to_string())
-    } else {
-        None
+    let http = match uri.strip_prefix("azureml://") {
+        _ if name != "azure_ml" => Some(uri.clone()),
+        Some(rest) => Some(format!("https://{rest}")),
+        None => uri.strip_prefix("azureml+").map(String::from),
     };
     let Some(http) = http.filter(|u| u.starts_with("http://") || u.starts_with("https://")) else {
         return Ok(None);
@@ -310,7 +306,7 @@ pub fn settings(
             add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
         }
         "mlflow" | "dagshub" | "azure_ml" => {
-            if let Some(origin) = mlflow_origin(name)? {
+            if let Some(origin) = mlflow_origin(name, std::env::var("MLFLOW_TRACKING_URI").ok())? {
                 s.grants.http.push(origin);
             }
             if uploads_output(name, env_flag) {
@@ -657,6 +653,26 @@ mod tests {
         assert!(!is_dagshub_uri("http://127.0.0.1:5000"));
         assert!(!is_dagshub_uri("file:./x.mlflow"));
         assert!(!selected(&["all".into()]).unwrap().contains(&"azure_ml"));
+        let origin = |name: &str, uri: &str| mlflow_origin(name, Some(uri.into())).unwrap();
+        let ws = "/mlflow/v2.0/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/w";
+        assert_eq!(
+            origin(
+                "azure_ml",
+                &format!("azureml://westeurope.api.azureml.ms{ws}")
+            )
+            .as_deref(),
+            Some("https://westeurope.api.azureml.ms:443")
+        );
+        assert_eq!(
+            origin("azure_ml", &format!("azureml+http://127.0.0.1:5000{ws}")).as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(origin("azure_ml", "http://127.0.0.1:5000"), None);
+        assert_eq!(origin("mlflow", "azureml://h/x"), None);
+        assert_eq!(
+            origin("dagshub", "https://dagshub.com/a/r.mlflow").as_deref(),
+            Some("https://dagshub.com:443")
+        );
         // output_dir is read only when checkpoints are uploaded.
         assert!(!uploads_output("mlflow", |_| false));
         assert!(uploads_output("mlflow", |v| v == "HF_MLFLOW_LOG_ARTIFACTS"));
