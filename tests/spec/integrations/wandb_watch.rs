@@ -172,9 +172,11 @@ fn watch_gradients_logs_gradients_only_and_false_nothing() {
 }
 
 /// argv[1]: the folder, argv[2]: the readers' site-packages (for wandb,
-/// which the torch environment lacks). Writes `train.parquet` and the traced
-/// `model.pt`, then trains the same model with `transformers.Trainer`,
-/// `report_to=["wandb"]` (`WANDB_WATCH=all`, offline, in `$WANDB_DIR`).
+/// which the torch environment lacks). Writes `train.parquet` (and the same
+/// rows as `validation.parquet`) and the traced `model.pt`, then trains the
+/// same model with `transformers.Trainer`, `report_to=["wandb"]`
+/// (`WANDB_WATCH=all`, offline, in `$WANDB_DIR`), evaluating every 30 steps
+/// in two batches: wandb's forward hook counts those passes too.
 const HF_WATCH: &str = r#"
 import sys
 sys.path.append(sys.argv[2])
@@ -196,7 +198,8 @@ out = sys.argv[1]
 g = torch.Generator().manual_seed(1)
 x = torch.randn(16, 6, generator=g, dtype=torch.float64)
 y = torch.sin(x @ torch.linspace(-1, 1, 6, dtype=torch.float64)) * 3 + 1
-pq.write_table(pa.table({"x": pa.array(x.tolist()), "labels": pa.array(y.tolist())}), f"{out}/train.parquet")
+for name in ("train", "validation"):
+    pq.write_table(pa.table({"x": pa.array(x.tolist()), "labels": pa.array(y.tolist())}), f"{out}/{name}.parquet")
 table = pq.read_table(f"{out}/train.parquet").to_pydict()
 rows = [{"x": torch.tensor(table["x"][i]).float(), "labels": torch.tensor(table["labels"][i]).float()}
         for i in range(16)]
@@ -207,8 +210,9 @@ torch.jit.trace(model, example).save(f"{out}/model.pt")
 from transformers import Trainer, TrainingArguments
 args = TrainingArguments(output_dir=f"{out}/hf", use_cpu=True, report_to=["wandb"], disable_tqdm=True,
                          save_strategy="no", num_train_epochs=210, per_device_train_batch_size=16,
-                         logging_steps=50, learning_rate=0.05, max_grad_norm=1e9, seed=7)
-Trainer(model=model, args=args, train_dataset=rows).train()
+                         logging_steps=50, learning_rate=0.05, max_grad_norm=1e9, seed=7,
+                         eval_strategy="steps", eval_steps=30, per_device_eval_batch_size=8)
+Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows).train()
 "#;
 
 /// The `.wandb` file of the one `offline-run-*` folder under `root` (a
@@ -292,6 +296,13 @@ fn watch_all_writes_what_real_wandb_watch_writes_under_hf_trainer() {
             "--train_file",
             "train.parquet",
         ])
+        .args(&[
+            "--validation_file",
+            "validation.parquet",
+            "--eval_strategy",
+            "steps",
+        ])
+        .args(&["--eval_steps", "30", "--per_device_eval_batch_size", "8"])
         .args(&[
             "--output_dir",
             "out",
