@@ -75,7 +75,9 @@ pub struct Plugin<F> {
     log_checkpoints: bool,
     /// dagshub's `HF_DAGSHUB_LOG_ARTIFACTS`: upload `output_dir` at train end.
     log_output_dir: bool,
-    /// Keys already warned about (non-numeric values).
+    /// `args.output_dir`, for the grant's message.
+    output_dir: String,
+    /// Keys already warned about (non-numeric values), and `/output`.
     warned: BTreeSet<String>,
     /// The timestamp of the last log entry: each entry gets a later one, so
     /// that MLflow, which keeps one of identical (key, value, step,
@@ -92,6 +94,7 @@ impl<F> Default for Plugin<F> {
             budget_ms: DEFAULT_BUDGET_MS,
             log_checkpoints: false,
             log_output_dir: false,
+            output_dir: String::new(),
             warned: BTreeSet::new(),
             last_timestamp: 0,
             flavor: PhantomData,
@@ -99,7 +102,7 @@ impl<F> Default for Plugin<F> {
     }
 }
 
-impl<F> Plugin<F> {
+impl<F: Flavor> Plugin<F> {
     fn pump(&mut self) {
         if let Mode::On { engine, net } = &mut self.mode {
             engine.pump(net, self.budget_ms, false);
@@ -120,7 +123,13 @@ impl<F> Plugin<F> {
         };
         let mut files = Vec::new();
         if let Err(e) = list_files(&root, "", &mut files) {
-            eprintln!("cannot list {root} to upload it: {e}; is output_dir granted to the plugin (read-only, as /output)?");
+            if self.warned.insert(OUTPUT_GUEST.into()) {
+                eprintln!(
+                    "cannot list {root} to upload it ({e}): output_dir is not granted to this plugin; add plugins.{name}.read_dirs = {{ \"/output\" = {dir:?} }} to the run config (--report_to {name} grants it by itself)",
+                    name = F::NAME,
+                    dir = self.output_dir
+                );
+            }
             return;
         }
         files.sort();
@@ -263,6 +272,7 @@ impl<F: Flavor> Callback for Plugin<F> {
             return Ok(());
         }
         self.log_checkpoints = s.log_artifacts;
+        self.output_dir = args.output_dir.clone();
         let net = match &s.tracking_uri {
             None => Err((
                 "MLFLOW_TRACKING_URI is not set".to_string(),

@@ -128,3 +128,68 @@ out = client.create_run(exp, run_name="sweep").info.run_id
     assert_eq!(outer["history"], serde_json::json!({}));
     assert_eq!(outer["params"], serde_json::json!({}));
 }
+
+#[test]
+fn mlflow_artifacts_without_the_output_grant_name_it_once_and_training_goes_on() {
+    let run = crate::util::Run::regression("mlflow_artifacts_no_grant").plugin("mlflow");
+    // Every variable granted, no folder.
+    let env = [
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_TAGS",
+        "MLFLOW_NESTED_RUN",
+        "MLFLOW_RUN_ID",
+        "MLFLOW_FLATTEN_PARAMS",
+        "MLFLOW_MAX_LOG_PARAMS",
+        "HF_MLFLOW_LOG_ARTIFACTS",
+        "DISABLE_MLFLOW_INTEGRATION",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+    ]
+    .map(|v| format!("{v:?}"))
+    .join(", ");
+    std::fs::write(
+        run.dir.join("run.toml"),
+        format!(
+            "[plugins.mlflow]\npath = {:?}\nenv = [{env}]\nallow_http = [{:?}]\n",
+            crate::util::plugin("mlflow").to_str().unwrap(),
+            server()
+        ),
+    )
+    .unwrap();
+    let experiment = unique("mlflow_artifacts_no_grant");
+    let out = run.out();
+    let done = run
+        .args(&[
+            "--config",
+            "run.toml",
+            "--logging_steps",
+            "5",
+            "--save_steps",
+            "8",
+        ])
+        .env("MLFLOW_TRACKING_URI", &server())
+        .env("MLFLOW_EXPERIMENT_NAME", &experiment)
+        .env("HF_MLFLOW_LOG_ARTIFACTS", "1")
+        .ok();
+    let message = format!(
+        "): output_dir is not granted to this plugin; add plugins.mlflow.read_dirs = {{ \"/output\" = {:?} }} to the run config",
+        out.to_str().unwrap()
+    );
+    assert!(
+        done.stderr
+            .contains("[mlflow] cannot list /output/checkpoint-8 to upload it ("),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(
+        done.stderr.matches("output_dir is not granted").count(),
+        1,
+        "once for three saves: {}",
+        done.stderr
+    );
+    assert!(done.stderr.contains(&message), "{}", done.stderr);
+    let runs = runs_of(&experiment);
+    assert_eq!(runs[0]["history"], expected_history(&done));
+}
