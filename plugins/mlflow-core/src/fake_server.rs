@@ -44,6 +44,8 @@ pub struct FakeServer {
     pub requests: Vec<String>,
     /// Metric keys the server refuses with 400.
     pub bad_key: Option<String>,
+    /// Every request refused with 401 (wrong credentials).
+    pub unauthorized: bool,
     /// A cold server: the next `runs/create` times out, and its run appears
     /// this many milliseconds later.
     pub slow_create_ms: Option<u64>,
@@ -65,6 +67,7 @@ impl FakeServer {
             runs: Vec::new(),
             requests: Vec::new(),
             bad_key: None,
+            unauthorized: false,
             slow_create_ms: None,
             pending: Vec::new(),
             files: Vec::new(),
@@ -346,6 +349,10 @@ impl Net for FakeServer {
         match self.health {
             Health::Down => Err(NetError::Failed("connection refused".into())),
             Health::Denied => Err(NetError::Denied),
+            Health::Up if self.unauthorized => Ok(Reply {
+                status: 401,
+                body: "You are not authenticated.".into(),
+            }),
             Health::Up | Health::LateReply => {
                 let body: Value = if request.body.is_empty() {
                     Value::Null

@@ -6,7 +6,9 @@
 //! Also: a wrong password, a stopped server, a URI that is not DagsHub's,
 //! and the grants.
 
-use super::mlflow::{closed_port, expected_history, faults_of, mlflow_query_at, unique};
+use super::mlflow::{
+    closed_port, expected_history, faults_of, mlflow_query_at, point_count, unique,
+};
 use crate::util::{Done, Run};
 use serde_json::Value;
 
@@ -108,6 +110,14 @@ fn dagshub_with_a_wrong_password_trains_on_and_names_the_variable_once() {
         "{}",
         done.stderr
     );
+    let points = point_count(&expected_history(&done));
+    assert!(
+        done.stdout.contains(&format!(
+            "[dagshub] {points} metrics could not be sent to {uri}: the credentials were refused (HTTP 401)\n"
+        )),
+        "the count names the cause, the fix is said once: {}",
+        done.stdout
+    );
     assert_eq!(faults_of("dagshub", &done.stderr), (0, 0));
 }
 
@@ -120,12 +130,7 @@ fn dagshub_against_a_stopped_server_trains_on_and_reports_once() {
         .ok();
     assert_eq!(done.events().last().unwrap()["event"], "on_train_end");
     assert_eq!(count(&done, "cannot reach"), 1, "{}", done.stderr);
-    let points: usize = expected_history(&done)
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|p| p.as_array().unwrap().len())
-        .sum();
+    let points = point_count(&expected_history(&done));
     assert!(
         done.stdout.contains(&format!(
             "[dagshub] {points} metrics could not be sent to {uri}: connection refused"

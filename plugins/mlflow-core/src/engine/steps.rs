@@ -309,9 +309,14 @@ impl Engine {
     pub(super) fn rejected(&mut self, step: Step, error: ApiError) -> Outcome {
         let uri = self.plan.uri.clone();
         match step {
-            _ if error.status == 401 => self.fail(format!(
-                "{uri} refused the credentials ({error}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
-            )),
+            _ if error.status == 401 => {
+                let outcome = self.fail(format!(
+                    "{uri} refused the credentials ({error}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+                ));
+                // The final count names the cause only: the fix was said once.
+                self.last_error = Some("the credentials were refused (HTTP 401)".into());
+                outcome
+            }
             _ if error.status == 403 && error.message.contains("Host header") => self.fail(format!(
                 "{uri} refused the request's Host header ({error}); start the server with --allowed-hosts naming the host of MLFLOW_TRACKING_URI"
             )),

@@ -594,3 +594,27 @@ fn artifacts_of_a_server_that_does_not_proxy_them_are_counted_with_the_fix() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn refused_credentials_stop_sending_with_one_message_naming_the_variables() {
+    let mut server = FakeServer::new();
+    server.unauthorized = true;
+    let mut e = Engine::new(plan(Some("exp")));
+    for step in 1..=3 {
+        e.log(points(&["loss"], step));
+        e.pump(&mut server, 40, false);
+    }
+    e.finish(&mut server, "FINISHED", 8000);
+    assert_eq!(server.requests.len(), 1, "nothing sent after the 401");
+    let notes = e.take_notes();
+    let warns = warns(&notes);
+    assert_eq!(warns.len(), 1, "{notes:?}");
+    assert!(
+        warns[0].contains("refused the credentials (HTTP 401: You are not authenticated.); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"),
+        "{notes:?}"
+    );
+    assert_eq!(
+        infos(&notes),
+        ["3 metrics could not be sent to http://127.0.0.1:5000: the credentials were refused (HTTP 401)"]
+    );
+}
