@@ -6,7 +6,9 @@
 //! that a plugin cannot see (host name, process id, CPU) come in its config.
 
 use crate::args::TrainingArguments;
-use crate::sandbox::{normalize_origin, Capability, DirGrant, PluginInfo, PluginSettings};
+use crate::sandbox::{
+    normalize_origin, Capability, DirGrant, PluginInfo, PluginLimits, PluginSettings,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -369,6 +371,7 @@ pub fn settings(
                 .dirs
                 .push(dir_grant(&base.join("wandb"), "/wandb")?);
             wandb_model_grants(&mut s, args, &|k| std::env::var(k).ok())?;
+            wandb_limits(&mut s.limits, &|k| std::env::var(k).ok());
         }
         "clearml" => {
             // clearml keeps offline sessions in <cache>/offline, the cache
@@ -458,6 +461,39 @@ fn wandb_model_grants(
     add_config(s, vec![("staging_dir", staging.host.display().to_string())]);
     s.grants.dirs.push(staging);
     Ok(())
+}
+
+/// How long a wandb event may take when `WANDB_LOG_MODEL` or `WANDB_WATCH`
+/// asks for work (copying a checkpoint, a histogram of every parameter).
+const WANDB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The limits `WANDB_LOG_MODEL` and `WANDB_WATCH` need, where the run
+/// config leaves the defaults (a value it sets is kept): staging a
+/// checkpoint's copy at `save` (the final model's at `finish`) and taking
+/// the histograms of every parameter and gradient block the loop as they do
+/// in wandb, longer than the 100 ms an event gets (`deadline_ms`, and the
+/// 10 s of `finish`: both become 120 s); and the staged copies grow with
+/// every checkpoint, so `disk_mb` no longer caps them (the disk's free
+/// space still does). `get` reads an environment variable.
+fn wandb_limits(limits: &mut PluginLimits, get: &dyn Fn(&str) -> Option<String>) {
+    let default = PluginLimits::default();
+    let log_model = matches!(
+        get("WANDB_LOG_MODEL").as_deref(),
+        Some("checkpoint" | "end")
+    );
+    let watch = matches!(
+        get("WANDB_WATCH").as_deref(),
+        Some("gradients" | "parameters" | "all")
+    );
+    if (log_model || watch) && limits.deadline == default.deadline {
+        limits.deadline = WANDB_DEADLINE;
+    }
+    if log_model && limits.init_deadline == default.init_deadline {
+        limits.init_deadline = WANDB_DEADLINE;
+    }
+    if log_model && limits.disk_bytes == default.disk_bytes {
+        limits.disk_bytes = 1 << 50;
+    }
 }
 
 /// trackio's folder: `TRACKIO_DIR`, else `$HF_HOME/trackio`, `HF_HOME`
@@ -576,6 +612,50 @@ mod tests {
         assert_eq!(dir(&own).unwrap(), Path::new("/t"));
         let err = dir(&[]).unwrap_err().to_string();
         assert!(err.contains("set TRACKIO_DIR"), "{err}");
+    }
+
+    #[test]
+    fn wandb_gets_time_and_disk_only_for_models_and_watching() {
+        let limits = |vars: &[(&str, &str)], start: PluginLimits| {
+            let mut l = start;
+            let env = |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            wandb_limits(&mut l, &env);
+            l
+        };
+        let default = PluginLimits::default();
+        assert_eq!(limits(&[], default), default);
+        assert_eq!(
+            limits(
+                &[("WANDB_LOG_MODEL", "false"), ("WANDB_WATCH", "false")],
+                default
+            ),
+            default
+        );
+        let watch = limits(&[("WANDB_WATCH", "all")], default);
+        assert_eq!(watch.deadline, WANDB_DEADLINE);
+        assert_eq!(
+            (watch.init_deadline, watch.disk_bytes),
+            (default.init_deadline, default.disk_bytes)
+        );
+        let models = limits(&[("WANDB_LOG_MODEL", "checkpoint")], default);
+        assert_eq!(
+            (models.deadline, models.init_deadline),
+            (WANDB_DEADLINE, WANDB_DEADLINE)
+        );
+        assert!(models.disk_bytes > 1 << 40);
+        // What the run config sets is kept.
+        let set = PluginLimits {
+            deadline: std::time::Duration::from_millis(250),
+            ..default
+        };
+        assert_eq!(
+            limits(&[("WANDB_LOG_MODEL", "end")], set).deadline,
+            set.deadline
+        );
     }
 
     #[test]

@@ -126,6 +126,16 @@ impl Wandb {
         }
     }
 
+    /// A failed artifact (a checkpoint unreadable, the staging folder full)
+    /// is reported once and ends the artifacts, not the run: its metrics go
+    /// on (a failed write of the run itself closes it at its next record).
+    fn artifact_logged(&mut self, logged: Result<(), String>) {
+        if let Err(e) = logged {
+            eprintln!("{e}; no more artifacts are logged to W&B (WANDB_LOG_MODEL)");
+            self.stager = None;
+        }
+    }
+
     /// HF's `config["model/num_parameters"]`, set at train begin.
     fn count_parameters(&mut self) {
         let count = views::model().parameter_count();
@@ -220,15 +230,9 @@ impl Callback for Wandb {
                 .and_then(|w| Watcher::new(w, cx.state.logging_steps));
         }
         self.count_parameters();
-        if let Some(stager) = &self.stager {
-            let count = self.num_parameters;
-            let run = self.run.as_mut();
-            if let Some(run) = run {
-                if let Err(e) = models::log_base(run, stager, cx.args, count) {
-                    eprintln!("{e}; nothing more is logged to W&B");
-                    self.run = None;
-                }
-            }
+        if let (Some(stager), Some(run)) = (&self.stager, self.run.as_mut()) {
+            let logged = models::log_base(run, stager, cx.args, self.num_parameters);
+            self.artifact_logged(logged);
         }
     }
 
@@ -257,11 +261,8 @@ impl Callback for Wandb {
         let (Some(stager), Some(run)) = (&self.stager, self.run.as_mut()) else {
             return;
         };
-        if let Err(e) = models::log_checkpoint(run, stager, cx.args, cx.state, self.num_parameters)
-        {
-            eprintln!("{e}; nothing more is logged to W&B");
-            self.run = None;
-        }
+        let logged = models::log_checkpoint(run, stager, cx.args, cx.state, self.num_parameters);
+        self.artifact_logged(logged);
     }
 
     fn on_train_end(&mut self, cx: &mut Context) {
@@ -314,9 +315,8 @@ impl Callback for Wandb {
             &self.args,
         ) {
             if let Some(run) = self.run.as_mut() {
-                if let Err(e) = models::log_final(run, stager, args, metadata) {
-                    eprintln!("{e}; the final model is not logged to W&B");
-                }
+                let logged = models::log_final(run, stager, args, metadata);
+                self.artifact_logged(logged);
             }
         }
         self.with_run(|run| run.exit(code));
