@@ -207,3 +207,38 @@ fn log_model_without_report_to_fails_naming_the_grants() {
         "{err}"
     );
 }
+
+#[test]
+fn log_model_end_with_the_best_model_has_hf_best_metadata() {
+    let run = models_run("wandb_log_model_best", "end").args(&[
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "8",
+        "--load_best_model_at_end",
+    ]);
+    run.ok();
+    let (folder, id) = run_folder(&run.dir.join("wandb"));
+    let records = leet(&["--json"], &folder.join(format!("run-{id}.wandb")));
+    let last = *artifacts(&records).last().unwrap();
+    assert_eq!(
+        last["aliases"],
+        serde_json::json!(["final_model", "latest"])
+    );
+    let meta: Value = serde_json::from_str(last["metadata"].as_str().unwrap()).unwrap();
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.out().join("trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    // HF: {f"eval/{metric_for_best_model}": best_metric, "train/total_floss",
+    // "model/num_parameters"} and final_model.
+    assert_eq!(
+        meta,
+        serde_json::json!({
+            "eval/loss": state["best_metric"],
+            "train/total_floss": state["total_flos"],
+            "model/num_parameters": 2,
+            "final_model": true,
+        })
+    );
+}
