@@ -17,6 +17,8 @@ use crate::net::{origin, Net, NetError};
 use crate::wire::{self, ApiError, Request};
 use std::collections::{BTreeSet, VecDeque};
 
+#[cfg(test)]
+mod run_tests;
 mod steps;
 #[cfg(test)]
 mod tests;
