@@ -7,7 +7,7 @@
 //! the record; this module reads and copies files.
 
 use crate::artifact_proto::{ArtifactRecord, Manifest, ManifestEntry, PolicyItem};
-use crate::md5::{base64, hex, Md5};
+use crate::digest::{base64, hex, Md5};
 use std::io::{Read, Write};
 use std::path::Path;
 use trainbox_sdk::time::random_u64;

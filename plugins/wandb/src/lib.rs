@@ -41,13 +41,13 @@
 //! Modules: `settings` (environment), `run` (the run folder and its
 //! records), `proto` and `artifact_proto` (record encoding), `framing` (the
 //! log format), `models` (HF's artifacts), `artifact` (staging, digests),
-//! `md5`, `watch` (histograms), `clock`.
+//! `digest` (md5 and base64, through their crates), `watch` (histograms), `clock`.
 
 mod artifact;
 mod artifact_proto;
 mod clock;
+mod digest;
 mod framing;
-mod md5;
 mod models;
 mod proto;
 mod run;
