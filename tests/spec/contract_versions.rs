@@ -124,7 +124,9 @@ fn inspect_names_the_contract_version() {
     )
     .ok();
     assert!(
-        again.stdout.contains("\n  api:          trainbox:callback@0.1.0\n")
+        again
+            .stdout
+            .contains("\n  api:          trainbox:callback@0.1.0\n")
             && again.stdout.contains("compiled:     from the cache"),
         "{}",
         again.stdout

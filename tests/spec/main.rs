@@ -33,14 +33,14 @@ mod layering;
 mod library;
 /// Grants, outgoing HTTP, bad components, the compile cache, replay.
 mod loading;
+/// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.
+mod output_grant;
 /// `trainbox train --model`: TorchScript models on dataset files, checked from Python.
 mod own_model;
 /// `trainbox train --model`: columns bound to forward's arguments; bad models and dataset files.
 mod own_model_errors;
 /// A TorchScript model trained by trainbox and by the real HF Trainer, log for log.
 mod own_model_parity;
-/// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.
-mod output_grant;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
 /// Open files and disk quotas; failed saves leave nothing half-written.
