@@ -358,7 +358,8 @@ fn no_grant_opens_the_plugin_folders() {
     std::fs::create_dir_all(run.out()).unwrap();
     let err = run.args(&["--config", "run.toml"]).fails();
     assert!(
-        err.contains("a granted directory may not hold the plugin folders"),
+        err.contains("a writable granted directory may not hold the plugin folders")
+            && err.contains("grant it read-only (read_dirs)"),
         "{err}"
     );
 }
