@@ -68,7 +68,14 @@ fn a_read_grant_on_output_dir_shows_the_checkpoints_and_hides_the_plugin_folders
         );
     }
     // Nothing of the plugin folders, by any route.
+    assert_eq!(
+        seen["read /output/plugins/peeker/mine.txt"], "ok 4 bytes",
+        "its own folder"
+    );
+    assert!(run.out().join("plugins/peeker/link").is_symlink());
     for attempt in [
+        "read /output/plugins/peeker/link/events.jsonl".to_string(),
+        "stat /output/plugins/peeker/link/events.jsonl".to_string(),
         "read /output/plugins/.owners.json".to_string(),
         "read /output/plugins/recorder/events.jsonl".to_string(),
         format!("read {ckpt}/../plugins/recorder/events.jsonl"),

@@ -93,9 +93,10 @@ pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result
 
 /// Refuses a granted directory that would open the plugin folders to a
 /// plugin beyond its own (canonical) `own_dir`: a writable one that holds
-/// `plugins/` (and so the record and every plugin's folder), or any one
-/// inside another plugin's folder. A read-only grant may hold `plugins/`
-/// (a plugin that reads the run's checkpoints is granted `output_dir`):
+/// `plugins/` (and so the record and every plugin's folder), one above
+/// `output_dir` (other runs' plugin folders), or one inside another
+/// plugin's folder. A read-only grant of `output_dir` itself (or of
+/// `plugins/`) is allowed, for a plugin that reads the run's checkpoints:
 /// the filesystem view hides the other folders from it (`fs/hidden.rs`).
 /// A directory that does not resolve is left to the preopen, which fails
 /// on it.
@@ -113,6 +114,16 @@ pub fn check_grants<'a>(own_dir: &Path, dirs: impl Iterator<Item = &'a DirGrant>
                 "{}: a writable granted directory may not hold the plugin folders {}; grant it read-only (read_dirs) or grant a folder outside it (write_dirs)",
                 dir.display(),
                 plugins_dir.display()
+            );
+        }
+        // Only this run's plugin folders are hidden: a folder above
+        // output_dir would show other runs' (and their owner records).
+        let output_dir = plugins_dir.parent().unwrap_or(plugins_dir);
+        if output_dir.starts_with(&host) && host != output_dir {
+            bail!(
+                "{}: a granted directory may not hold the output_dir {}; grant the output_dir itself (read-only) or a folder outside it",
+                dir.display(),
+                output_dir.display()
             );
         }
         if host.starts_with(plugins_dir) && host != plugins_dir && !host.starts_with(own_dir) {
@@ -196,6 +207,7 @@ mod tests {
             writable,
         };
         for bad in [
+            grant(root.clone(), false),
             grant(root.join("out"), true),
             grant(root.join("out/plugins"), true),
             grant(other.clone(), true),

@@ -56,12 +56,15 @@ impl Hidden {
             return true;
         };
         let entry = dir.join(name);
-        let entry = if follow {
-            entry.canonicalize().unwrap_or(entry)
-        } else {
-            entry
-        };
-        self.hides(&entry)
+        if !follow {
+            return self.hides(&entry);
+        }
+        match entry.canonicalize() {
+            Ok(real) => self.hides(&real),
+            // A link that does not resolve is hidden; a missing entry is
+            // left to the call, which finds nothing.
+            Err(_) => entry.symlink_metadata().is_ok() || self.hides(&entry),
+        }
     }
 }
 

@@ -107,17 +107,23 @@ impl FsView<'_> {
             (parent, name)
         };
         let follow = fs::PathFlags::SYMLINK_FOLLOW;
-        let Ok(opened) = fs::HostDescriptor::open_at(
+        // wasmtime-wasi checks for a directory only after open(2), which
+        // blocks on a FIFO: what is opened must be a directory first.
+        let stat = fs::HostDescriptor::stat_at(&mut self.fs, again(fd), follow, dir.into())?;
+        if stat.type_ != fs::DescriptorType::Directory {
+            let not_dir = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::NotDirectory;
+            return Err(not_dir.into());
+        }
+        // An error here (a folder that cannot be listed) is the call's:
+        // nothing is left unchecked.
+        let opened = fs::HostDescriptor::open_at(
             &mut self.fs,
             again(fd),
             follow,
             dir.into(),
             fs::OpenFlags::DIRECTORY,
             fs::DescriptorFlags::READ,
-        ) else {
-            // Left to the call itself, which fails on the same path.
-            return Ok(());
-        };
+        )?;
         let hides = match self.handle(&opened) {
             Some(dir) => hidden.hides_entry(&dir, name, flags.contains(follow)),
             None => true,
@@ -383,6 +389,8 @@ impl fs::HostDescriptor for FsView<'_> {
         oflags: fs::OpenFlags,
         flags: fs::DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
+        // Before anything that tells whether the path exists.
+        self.check_hidden(&fd, path_flags, &path)?;
         let creates = oflags.contains(fs::OpenFlags::CREATE);
         let truncates = oflags.contains(fs::OpenFlags::TRUNCATE);
         let existing = self.entry(&fd, path_flags, &path);

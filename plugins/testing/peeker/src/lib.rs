@@ -14,10 +14,24 @@ struct Peeker {
     report: String,
 }
 
+/// `ok <detail>`, `denied` (refused as not permitted), or the error's kind
+/// (a path that is not there is not a refusal).
 fn outcome<T>(r: std::io::Result<T>, detail: impl Fn(&T) -> String) -> String {
     match r {
         Ok(v) => format!("ok {}", detail(&v)),
-        Err(_) => "denied".into(),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => "denied".into(),
+        Err(e) => format!("error {:?}", e.kind()),
+    }
+}
+
+/// Makes the symbolic link `link` → `target` in the plugin's own folder
+/// (the preopen `.`), through WASI itself: std has no stable call for it.
+fn symlink_in_own_folder(target: &str, link: &str) {
+    use wasip2::filesystem::preopens::get_directories;
+    for (dir, guest) in get_directories() {
+        if guest == "." {
+            let _ = dir.symlink_at(target, link);
+        }
     }
 }
 
@@ -55,10 +69,16 @@ impl Callback for Peeker {
                 outcome(read, |b| format!("{} bytes", b.len())),
             );
         }
+        // Its own folder, through the grant; and a link it makes there to
+        // the recorder's folder.
+        let _ = std::fs::write("mine.txt", "mine");
+        symlink_in_own_folder("../recorder", "link");
         let attempts = [
+            "/output/plugins/peeker/mine.txt".to_string(),
             "/output/plugins/.owners.json".to_string(),
             "/output/plugins/recorder/events.jsonl".to_string(),
             format!("{ckpt}/../plugins/recorder/events.jsonl"),
+            "/output/plugins/peeker/link/events.jsonl".to_string(),
         ];
         for path in &attempts {
             let read = std::fs::read(path);
@@ -77,6 +97,7 @@ impl Callback for Peeker {
         for path in [
             "/output/plugins/recorder",
             "/output/plugins/recorder/events.jsonl",
+            "/output/plugins/peeker/link/events.jsonl",
         ] {
             let stat = std::fs::metadata(path);
             self.line(
