@@ -29,6 +29,7 @@ mod fault;
 mod fs;
 mod grants;
 mod host;
+mod host_v0_1_0;
 mod http_policy;
 mod limits;
 mod output;

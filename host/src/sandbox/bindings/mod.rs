@@ -13,7 +13,7 @@
 //! [`BindingsPre`] and [`Bindings`], and its linker line in
 //! [`add_to_linker`].
 
-mod since_v0_1_0;
+pub mod since_v0_1_0;
 mod since_v0_2_0;
 
 use since_v0_2_0 as latest;
@@ -75,16 +75,16 @@ impl ApiVersion {
     pub fn of_exports<'a>(
         exports: impl IntoIterator<Item = &'a str>,
     ) -> Option<Result<ApiVersion, String>> {
-        let export = exports
-            .into_iter()
-            .find(|e| e.starts_with("trainbox:callback/plugin"))?;
+        let export = exports.into_iter().find(|e| {
+            *e == "trainbox:callback/plugin" || e.starts_with("trainbox:callback/plugin@")
+        })?;
         let version = export.split_once('@').map_or("", |(_, v)| v);
         Some(ApiVersion::serving(version).ok_or_else(|| version.to_string()))
     }
 }
 
 /// What a store's data must serve: the imports of every served version
-/// (`PluginHost` implements the latest's in `host.rs`, `since_v0_1_0.rs`
+/// (`PluginHost` implements the latest's in `host.rs`, `host_v0_1_0.rs`
 /// the older ones through them).
 pub trait Imports: latest::Imports + since_v0_1_0::Imports {}
 impl<T: latest::Imports + since_v0_1_0::Imports> Imports for T {}
@@ -222,7 +222,8 @@ mod tests {
             of("trainbox:callback/plugin@0.2.0"),
             Some(Ok(ApiVersion::V0_2_0))
         );
-        // A later patch of a served version is served by it.
+        // A later patch of a served version is served by it (wasmtime's
+        // export lookup is semver-aware the same way).
         assert_eq!(
             of("trainbox:callback/plugin@0.2.3"),
             Some(Ok(ApiVersion::V0_2_0))
@@ -233,6 +234,7 @@ mod tests {
         );
         assert_eq!(of("trainbox:callback/plugin"), Some(Err(String::new())));
         assert_eq!(ApiVersion::of_exports(["wasi:cli/run@0.2.0"]), None);
+        assert_eq!(of("trainbox:callback/plugins@0.1.0"), None);
         assert_eq!(ApiVersion::served(), "0.1.0 and 0.2.0");
         assert_eq!(
             PLUGIN_EXPORT,

@@ -1,15 +1,12 @@
 //! `trainbox:callback@0.1.0` (the frozen `wit/0.1.0/callback.wit`), served
-//! by adapting it to the latest version: its imports are implemented by
-//! calling the latest's (`views` has no `histogram` here), and its types
-//! convert to and from the latest's. 0.1.0's types are the latest's less
+//! by adapting it to the latest version: its types convert to and from the
+//! latest's, and its imports are served by calling the latest's
+//! (`host_v0_1_0.rs`; `views` has no `histogram` here). 0.1.0's types are the latest's less
 //! what later versions added, so every conversion is total.
 
 #![allow(missing_docs)]
 
-use super::latest::{self, wit_progress as new_progress, wit_views as new_views};
-use crate::sandbox::host::PluginHost;
-use crate::sandbox::resources::{BarHandle, LogHistoryHandle, ModelStatsHandle};
-use wasmtime::component::Resource;
+use super::latest::{self, wit_views as new_views};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -24,7 +21,9 @@ mod generated {
     });
 }
 
-use generated::trainbox::callback::{progress as old_progress, types as old, views as old_views};
+pub use generated::trainbox::callback::{
+    progress as old_progress, types as old, views as old_views,
+};
 pub use generated::{Callback, CallbackPre};
 use latest::wit as new;
 
@@ -191,110 +190,6 @@ pub(super) fn finish<T: Send>(
     outcome: &new::RunOutcome,
 ) -> wasmtime::Result<()> {
     b.trainbox_callback_plugin().call_finish(s, &outcome.into())
-}
-
-// The imports: each the latest's, its answer converted.
-
-impl old::Host for PluginHost {}
-
-impl old_views::Host for PluginHost {
-    fn history(&mut self) -> wasmtime::Result<Resource<LogHistoryHandle>> {
-        new_views::Host::history(self)
-    }
-
-    fn model(&mut self) -> wasmtime::Result<Resource<ModelStatsHandle>> {
-        new_views::Host::model(self)
-    }
-
-    fn dataloaders(&mut self) -> wasmtime::Result<old_views::DataloaderLengths> {
-        new_views::Host::dataloaders(self).map(Into::into)
-    }
-}
-
-impl old_views::HostLogHistory for PluginHost {
-    fn len(&mut self, h: Resource<LogHistoryHandle>) -> wasmtime::Result<u32> {
-        new_views::HostLogHistory::len(self, h)
-    }
-
-    fn get(
-        &mut self,
-        h: Resource<LogHistoryHandle>,
-        index: u32,
-    ) -> wasmtime::Result<Option<Vec<old::Entry>>> {
-        let entries = new_views::HostLogHistory::get(self, h, index)?;
-        Ok(entries.map(|e| e.into_iter().map(Into::into).collect()))
-    }
-
-    fn drop(&mut self, h: Resource<LogHistoryHandle>) -> wasmtime::Result<()> {
-        new_views::HostLogHistory::drop(self, h)
-    }
-}
-
-impl old_views::HostModelStats for PluginHost {
-    fn parameter_names(&mut self, h: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<String>> {
-        new_views::HostModelStats::parameter_names(self, h)
-    }
-
-    fn parameter_count(&mut self, h: Resource<ModelStatsHandle>) -> wasmtime::Result<u64> {
-        new_views::HostModelStats::parameter_count(self, h)
-    }
-
-    fn parameter(
-        &mut self,
-        h: Resource<ModelStatsHandle>,
-        name: String,
-    ) -> wasmtime::Result<Option<old_views::TensorStats>> {
-        Ok(new_views::HostModelStats::parameter(self, h, name)?.map(Into::into))
-    }
-
-    fn gradient(
-        &mut self,
-        h: Resource<ModelStatsHandle>,
-        name: String,
-    ) -> wasmtime::Result<Option<old_views::TensorStats>> {
-        Ok(new_views::HostModelStats::gradient(self, h, name)?.map(Into::into))
-    }
-
-    fn grad_norm(&mut self, h: Resource<ModelStatsHandle>) -> wasmtime::Result<Option<f64>> {
-        new_views::HostModelStats::grad_norm(self, h)
-    }
-
-    fn learning_rates(&mut self, h: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<f64>> {
-        new_views::HostModelStats::learning_rates(self, h)
-    }
-
-    fn drop(&mut self, h: Resource<ModelStatsHandle>) -> wasmtime::Result<()> {
-        new_views::HostModelStats::drop(self, h)
-    }
-}
-
-impl old_progress::Host for PluginHost {
-    fn write_line(&mut self, line: String) -> wasmtime::Result<()> {
-        new_progress::Host::write_line(self, line)
-    }
-}
-
-impl old_progress::HostBar for PluginHost {
-    fn new(
-        &mut self,
-        total: u64,
-        label: String,
-        leave: bool,
-    ) -> wasmtime::Result<Resource<BarHandle>> {
-        new_progress::HostBar::new(self, total, label, leave)
-    }
-
-    fn advance(&mut self, h: Resource<BarHandle>, delta: u64) -> wasmtime::Result<()> {
-        new_progress::HostBar::advance(self, h, delta)
-    }
-
-    fn close(&mut self, h: Resource<BarHandle>) -> wasmtime::Result<()> {
-        new_progress::HostBar::close(self, h)
-    }
-
-    fn drop(&mut self, h: Resource<BarHandle>) -> wasmtime::Result<()> {
-        new_progress::HostBar::drop(self, h)
-    }
 }
 
 /// What a store's data must serve for this version's imports.
