@@ -45,6 +45,10 @@ fn peeked(run: &Run) -> BTreeMap<String, String> {
 #[test]
 fn a_read_grant_on_output_dir_shows_the_checkpoints_and_hides_the_plugin_folders() {
     let run = peeking("output-grant-read", Some("read_dirs"));
+    std::fs::create_dir_all(run.out()).unwrap();
+    let fifo = std::ffi::CString::new(run.out().join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     let done = run.ok();
     let steps = done.checkpoints();
     let last = *steps.last().expect("checkpoints were saved");
@@ -93,6 +97,12 @@ fn a_read_grant_on_output_dir_shows_the_checkpoints_and_hides_the_plugin_folders
             "{attempt}: {seen:#?}"
         );
     }
+    // Neither opened nor looked through (either would block on the FIFO).
+    assert_eq!(seen["read /output/fifo"], "denied", "{seen:#?}");
+    assert_eq!(
+        seen["stat /output/fifo/x"], "error NotADirectory",
+        "{seen:#?}"
+    );
     assert!(!run.out().join("tampered.txt").exists());
     assert!(!host_ckpt.join("tampered.txt").exists());
     // The recorder's folder is whole, for it.

@@ -94,10 +94,18 @@ impl Callback for Peeker {
                 outcome(listed, |n| format!("{n} entries")),
             );
         }
+        // A FIFO the user left in output_dir: reaching for it or through
+        // it must not block the run.
+        let read = std::fs::read("/output/fifo");
+        self.line(
+            "read /output/fifo",
+            outcome(read, |b| format!("{} bytes", b.len())),
+        );
         for path in [
             "/output/plugins/recorder",
             "/output/plugins/recorder/events.jsonl",
             "/output/plugins/peeker/link/events.jsonl",
+            "/output/fifo/x",
         ] {
             let stat = std::fs::metadata(path);
             self.line(
