@@ -70,16 +70,6 @@ for i, m in enumerate(msgs):
         if p.get_source() == "manual":
             args[p.get_param_name()[len("args|"):]] = (p.param or p.params)["paramValue"]
 
-def rewrite_logs(d):
-    out = {}
-    for k, v in d.items():
-        if k.startswith("eval_"):
-            out["eval/" + k[5:]] = v
-        elif k.startswith("test_"):
-            out["test/" + k[5:]] = v
-        else:
-            out["train/" + k] = v
-    return out
 
 history = json.load(open(state))["log_history"]
 experiment = comet_ml.start(online=None, mode=None, experiment_config=comet_ml.ExperimentConfig(name=run_name))
@@ -97,7 +87,7 @@ print(json.dumps({"name": name, "entries": entries, "experiment": exp, "parsed":
 fn reference(dir: &Path, state: &Path, run_name: &str) -> Value {
     let out = Command::new(readers_python())
         .arg("-c")
-        .arg(REFERENCE)
+        .arg(super::with_rewrite_logs(REFERENCE))
         .arg(dir.join(".cometml-runs"))
         .arg(state)
         .arg(dir.join("ref"))

@@ -388,9 +388,8 @@ fn mlflow_loaded_without_grants_fails_at_load_naming_the_grant() {
     );
 }
 
-#[test]
-fn mlflow_denied_http_names_the_grant_and_training_goes_on() {
-    let run = Run::regression("mlflow_denied").plugin("mlflow");
+/// Every variable the mlflow plugin declares, as a run config's `env` list.
+pub fn granted_env() -> String {
     let vars = [
         "MLFLOW_TRACKING_URI",
         "MLFLOW_EXPERIMENT_NAME",
@@ -405,7 +404,13 @@ fn mlflow_denied_http_names_the_grant_and_training_goes_on() {
         "MLFLOW_TRACKING_PASSWORD",
         "MLFLOW_TRACKING_TOKEN",
     ];
-    let env = vars.map(|v| format!("{v:?}")).join(", ");
+    vars.map(|v| format!("{v:?}")).join(", ")
+}
+
+#[test]
+fn mlflow_denied_http_names_the_grant_and_training_goes_on() {
+    let run = Run::regression("mlflow_denied").plugin("mlflow");
+    let env = granted_env();
     std::fs::write(
         run.dir.join("run.toml"),
         format!(

@@ -133,22 +133,7 @@ out = client.create_run(exp, run_name="sweep").info.run_id
 fn mlflow_artifacts_without_the_output_grant_name_it_once_and_training_goes_on() {
     let run = crate::util::Run::regression("mlflow_artifacts_no_grant").plugin("mlflow");
     // Every variable granted, no folder.
-    let env = [
-        "MLFLOW_TRACKING_URI",
-        "MLFLOW_EXPERIMENT_NAME",
-        "MLFLOW_TAGS",
-        "MLFLOW_NESTED_RUN",
-        "MLFLOW_RUN_ID",
-        "MLFLOW_FLATTEN_PARAMS",
-        "MLFLOW_MAX_LOG_PARAMS",
-        "HF_MLFLOW_LOG_ARTIFACTS",
-        "DISABLE_MLFLOW_INTEGRATION",
-        "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD",
-        "MLFLOW_TRACKING_TOKEN",
-    ]
-    .map(|v| format!("{v:?}"))
-    .join(", ");
+    let env = super::mlflow::granted_env();
     std::fs::write(
         run.dir.join("run.toml"),
         format!(

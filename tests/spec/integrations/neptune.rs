@@ -76,16 +76,6 @@ for d in (f["monitoring/*/hostname"], f["monitoring/*/pid"], f["monitoring/*/tid
     h.update(str(d).encode())
 ours["hash"] = h.hexdigest()[-8:]
 
-def rewrite_logs(d):
-    out = {}
-    for k, v in d.items():
-        if k.startswith("eval_"):
-            out["eval/" + k[5:]] = v
-        elif k.startswith("test_"):
-            out["test/" + k[5:]] = v
-        else:
-            out["train/" + k] = v
-    return out
 
 history = json.load(open(state))["log_history"]
 os.makedirs(ref_dir)
@@ -112,7 +102,7 @@ print(json.dumps({"ours": ours, "theirs": theirs, "history": history}))
 fn reference(data_dir: &Path, state: &Path, ref_dir: &Path) -> Value {
     let out = Command::new(readers_python())
         .arg("-c")
-        .arg(REFERENCE)
+        .arg(super::with_rewrite_logs(REFERENCE))
         .arg(data_dir)
         .arg(state)
         .arg(ref_dir)

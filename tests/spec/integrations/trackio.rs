@@ -29,23 +29,13 @@ tdir = os.environ["TRACKIO_DIR"]
 SINGLE = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos"}
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
-def rewrite(logs):
-    out = {}
-    for k, v in logs.items():
-        if k.startswith("eval_"):
-            out["eval/" + k[5:]] = v
-        elif k.startswith("test_"):
-            out["test/" + k[5:]] = v
-        else:
-            out["train/" + k] = v
-    return out
 
 def expected(state):
     """TrackioCallback.on_log's trackio.log payload for each log of the history."""
     rows = []
     for entry in json.load(open(state))["log_history"]:
         logs = {k: v for k, v in entry.items() if k != "step" and k not in SINGLE}
-        rows.append({**rewrite(logs), "train/global_step": entry["step"]})
+        rows.append({**rewrite_logs(logs), "train/global_step": entry["step"]})
     return rows
 
 def same(a, b):
@@ -157,7 +147,12 @@ print(json.dumps(report))
 /// a private `HF_HOME`); returns its report.
 fn trackio(trackio_dir: &Path, mode: &str, spec: &Value) -> Value {
     let out = Command::new(readers_python())
-        .args(["-c", TRACKIO, mode, &spec.to_string()])
+        .args([
+            "-c",
+            &super::with_rewrite_logs(TRACKIO),
+            mode,
+            &spec.to_string(),
+        ])
         .env("TRACKIO_DIR", trackio_dir)
         .env("HF_HOME", trackio_dir.join("hf-home"))
         .env("HF_HUB_OFFLINE", "1")
