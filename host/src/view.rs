@@ -76,8 +76,11 @@ pub const MAX_HISTOGRAM_BINS: u32 = 4096;
 /// bin holding every value when they are all equal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
+    /// The smallest finite value: the first bin's lower edge.
     pub min: f64,
+    /// The largest finite value: the last bin's upper edge.
     pub max: f64,
+    /// The number of finite values in each equal-width bin.
     pub counts: Vec<u64>,
 }
 
@@ -233,10 +236,8 @@ mod tests {
     /// 10,001 values with NaNs and infinities, at several bin counts.
     #[test]
     fn histograms_match_torch_histc_as_wandb_calls_it() {
-        let Some(python) = std::env::var_os("TRAINBOX_PYTHON") else {
-            eprintln!("TRAINBOX_PYTHON unset: skipped");
-            return;
-        };
+        let python = std::env::var_os("TRAINBOX_PYTHON")
+            .expect("TRAINBOX_PYTHON (the torch environment's python3, set by the Makefile) is needed: run through `make test`");
         tch::manual_seed(7);
         let t = Tensor::randn([10_001], (tch::Kind::Float, tch::Device::Cpu)) * 3.0;
         let _ = t.get(5).fill_(f64::NAN);
@@ -268,6 +269,7 @@ for bins in (1, 7, 64, 4096):
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());
         let out = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(out.lines().count(), 4, "{out}");
         for (line, bins) in out.lines().zip([1, 7, 64, 4096]) {
             let mut words = line.split(' ');
             let min: f64 = words.next().unwrap().parse().unwrap();

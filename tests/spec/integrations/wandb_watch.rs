@@ -275,6 +275,11 @@ fn watch_all_writes_what_real_wandb_watch_writes_under_hf_trainer() {
         .env("WANDB_MODE", "offline")
         .env("WANDB_WATCH", "all")
         .env("WANDB_DIR", run.dir.join("hf"))
+        // wandb's own folders and HF's cache in the run's, not the home's.
+        .env("WANDB_CACHE_DIR", run.dir.join("hf/cache"))
+        .env("WANDB_CONFIG_DIR", run.dir.join("hf/config"))
+        .env("WANDB_DATA_DIR", run.dir.join("hf/data"))
+        .env("HF_HOME", run.dir.join("hf/hf-home"))
         .output()
         .expect("running HF's Trainer");
     assert!(

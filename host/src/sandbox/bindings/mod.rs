@@ -31,7 +31,9 @@ pub const PLUGIN_EXPORT: &str = "trainbox:callback/plugin@0.2.0";
 /// A version of the contract this host serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiVersion {
+    /// The first contract, frozen in `wit/0.1.0/`.
     V0_1_0,
+    /// The latest: 0.1.0 plus `views.model-stats.histogram`.
     V0_2_0,
 }
 
