@@ -11,18 +11,24 @@
 //!   "test", series=key minus its prefix, iteration=global_step)`, HF's six
 //!   summary keys through `report_single_value` (title `Summary`), other
 //!   values dropped with HF's warning;
+//! - on each save, with `CLEARML_LOG_MODEL` truthy: the checkpoint as an
+//!   output model `checkpoint-<step>` (see [`models`]), at most
+//!   `save_total_limit` of them (the oldest dropped, its zip deleted, as
+//!   HF's `Model.remove`);
 //! - at train end: `close()`, which writes `task.json` and the zip.
 //!
 //! Unlike HF it never talks to a clearml server (without
 //! `CLEARML_OFFLINE_MODE` it warns and writes the offline session, which
 //! `clearml-task`'s `Task.import_offline_session` uploads), stores no model
-//! configuration (trainbox's models have no HF config), and cannot log
-//! checkpoints as output models (`CLEARML_LOG_MODEL`): it says so.
+//! configuration (trainbox's models have no HF config), and logs models
+//! only when `CLEARML_LOG_MODEL` is set truthy (HF's default, unset, is on;
+//! here it would mean reading `output_dir`, granted only when asked for).
 //!
 //! Config (given by the host): `offline_dir`, the granted folder's host
 //! path (`offline_folder` in `task.json`); `hostname` (the log's worker);
 //! `pid` unused.
 
+mod models;
 mod params;
 mod session;
 
@@ -60,6 +66,12 @@ struct ClearMl {
     worker: String,
     initialized: bool,
     closed: bool,
+    /// `CLEARML_LOG_MODEL` (HF's truthiness).
+    log_model: bool,
+    /// `output_dir` as the user knows it (the models' comments).
+    host_output: String,
+    save_total_limit: Option<u64>,
+    models: Vec<models::Logged>,
     /// `None` on processes other than world-process zero, or when the
     /// session could not be created.
     session: Option<Session>,
@@ -98,7 +110,8 @@ impl ClearMl {
         }
         self.closed = true;
         let Some(s) = &self.session else { return };
-        match s.close(&self.task, &self.project, self.hyperparams.clone()) {
+        let models = self.models.iter().map(|m| m.entry.clone()).collect();
+        match s.close(&self.task, &self.project, self.hyperparams.clone(), models) {
             Ok(_) => println!(
                 "ClearML Task: Offline session stored in {}/{}.zip",
                 self.host_dir.trim_end_matches('/'),
@@ -112,7 +125,7 @@ impl ClearMl {
 impl Callback for ClearMl {
     const NAME: &'static str = "clearml";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const EVENTS: &'static [Event] = &[Event::TrainBegin, Event::Log, Event::TrainEnd];
+    const EVENTS: &'static [Event] = &[Event::TrainBegin, Event::Log, Event::Save, Event::TrainEnd];
 
     fn capabilities() -> Vec<Capability> {
         let mut caps = vec![Capability::WriteDir(DIR.into())];
@@ -133,12 +146,9 @@ impl Callback for ClearMl {
                  to silence this warning"
             ));
         }
-        if std::env::var(LOG_MODEL).is_ok() && truthy(LOG_MODEL) {
-            warn(&format!(
-                "{LOG_MODEL}: logging checkpoints as clearml output models is not supported \
-                 (the plugin cannot read the checkpoints); scalars and hyperparameters are logged"
-            ));
-        }
+        self.log_model = truthy(LOG_MODEL);
+        self.host_output = args.output_dir.clone();
+        self.save_total_limit = args.save_total_limit.filter(|n| *n > 0).map(|n| n as u64);
         self.hyperparams
             .insert(params::SECTION.into(), Json::Object(params::section(args)));
         Ok(())
@@ -186,6 +196,37 @@ impl Callback for ClearMl {
         }
         if let Err(e) = s.report(&events) {
             warn(&format!("clearml scalars at step {step} not written: {e}"));
+        }
+    }
+
+    fn on_save(&mut self, cx: &mut Context) {
+        let Some(s) = self
+            .session
+            .as_ref()
+            .filter(|_| self.log_model && !self.closed)
+        else {
+            return;
+        };
+        let step = cx.state.global_step;
+        println!("Logging checkpoint artifact `checkpoint-{step}`. This may take some time.");
+        match models::package(s, &self.host_output, step) {
+            Ok(m) => self.models.push(m),
+            Err(e) => {
+                warn(&format!(
+                    "clearml output model checkpoint-{step} not logged: {e}"
+                ));
+                return;
+            }
+        }
+        let limit = self.save_total_limit.map_or(usize::MAX, |l| l as usize);
+        while self.models.len() > limit {
+            let old = self.models.remove(0);
+            if let Err(e) = std::fs::remove_file(&old.zip) {
+                warn(&format!(
+                    "Could not remove checkpoint `{}` after going over the `save_total_limit`. Error is: {e}",
+                    old.entry["init"]["name"].as_str().unwrap_or_default()
+                ));
+            }
         }
     }
 

@@ -1,9 +1,9 @@
 //! A clearml 2.1 offline session, as `Task.init` in offline mode keeps it:
 //! the folder `offline-<32 hex>/` with `metrics.jsonl` (per flush, one JSON
 //! array of `training_stats_scalar` events), `log.jsonl` (console lines as
-//! `log` events) and, at `close()`, `task.json`; then the folder zipped
-//! beside it to `offline-<32 hex>.zip`, what `Task.import_offline_session`
-//! takes.
+//! `log` events), with `CLEARML_LOG_MODEL` `models/` (see [`crate::models`])
+//! and, at `close()`, `task.json`; then the folder zipped beside it to
+//! `offline-<32 hex>.zip`, what `Task.import_offline_session` takes.
 
 use serde_json::{json, Map, Value};
 use std::fs::{self, File, OpenOptions};
@@ -17,9 +17,9 @@ pub const SUMMARY_ITER: i64 = -2_147_483_648;
 /// An open offline session.
 pub struct Session {
     pub id: String,
-    folder: PathBuf,
+    pub(crate) folder: PathBuf,
     /// The folder as the host names it (`offline_folder` in `task.json`).
-    host_folder: String,
+    pub(crate) host_folder: String,
     worker: String,
 }
 
@@ -82,12 +82,14 @@ impl Session {
         self.append("metrics.jsonl", events)
     }
 
-    /// `close()`: writes `task.json` and zips the folder beside it.
+    /// `close()`: writes `task.json` (with the output models' entries,
+    /// `offline_output_models`) and zips the folder beside it.
     pub fn close(
         &self,
         name: &str,
         project: &str,
         hyperparams: Map<String, Value>,
+        models: Vec<Value>,
     ) -> io::Result<PathBuf> {
         let task = json!({
             "id": self.id,
@@ -101,7 +103,7 @@ impl Session {
             },
             "output": {},
             "offline_folder": self.host_folder,
-            "offline_output_models": [],
+            "offline_output_models": models,
         });
         let text = serde_json::to_string_pretty(&task).map_err(io::Error::other)?;
         fs::write(self.folder.join("task.json"), text + "\n")?;
@@ -129,14 +131,25 @@ impl Session {
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(time);
         let mut zip = zip::ZipWriter::new(File::create(to)?);
-        let mut names: Vec<String> = fs::read_dir(&self.folder)?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .collect();
+        let mut names = Vec::new();
+        for e in fs::read_dir(&self.folder)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !e.file_type()?.is_dir() {
+                names.push(name);
+                continue;
+            }
+            // `models/`: clearml zips the session folder with its subfolders.
+            for f in fs::read_dir(e.path())? {
+                let f = f?.file_name().to_string_lossy().into_owned();
+                names.push(format!("{name}/{f}"));
+            }
+        }
         names.sort();
         for name in names {
             zip.start_file(name.as_str(), options)
                 .map_err(io::Error::other)?;
-            zip.write_all(&fs::read(self.folder.join(&name))?)?;
+            io::copy(&mut File::open(self.folder.join(&name))?, &mut zip)?;
         }
         zip.finish().map_err(io::Error::other)?;
         Ok(())

@@ -122,6 +122,26 @@ pub(super) fn wandb_model_grants(
     Ok(())
 }
 
+/// `CLEARML_LOG_MODEL`'s grant, only when it is on by HF's test (`1`,
+/// `ON`, `YES`, `TRUE`, any case, nothing trimmed; unset is off here, on in
+/// HF, as output_dir is read only when asked for): `output_dir` read-only
+/// as `/output` (the checkpoints the plugin packages into its session) and
+/// [`copying_limits`](super::limits::copying_limits). `get` reads an
+/// environment variable.
+pub(super) fn clearml_model_grants(
+    s: &mut PluginSettings,
+    args: &TrainingArguments,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let on = get("CLEARML_LOG_MODEL")
+        .is_some_and(|v| matches!(v.to_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE"));
+    if on {
+        s.grants.dirs.push(output_grant(args)?);
+        super::limits::copying_limits(&mut s.limits);
+    }
+    Ok(())
+}
+
 /// trackio's folder: `TRACKIO_DIR`, else `$HF_HOME/trackio`, `HF_HOME`
 /// defaulting as huggingface_hub's to `$XDG_CACHE_HOME/huggingface`, else
 /// `~/.cache/huggingface` (`get` reads a variable; empty counts as unset).
@@ -140,4 +160,52 @@ pub(super) fn trackio_dir(get: &dyn Fn(&str) -> Option<String>) -> Result<PathBu
         },
     };
     Ok(hf_home.join("trackio"))
+}
+
+#[cfg(test)]
+mod clearml_tests {
+    use super::*;
+    use crate::sandbox::PluginLimits;
+
+    #[test]
+    fn clearml_sees_output_dir_only_when_it_logs_models() {
+        let tmp =
+            std::env::temp_dir().join(format!("trainbox-clearml-grants-{}", std::process::id()));
+        let args = TrainingArguments {
+            output_dir: tmp.join("out").display().to_string(),
+            ..Default::default()
+        };
+        let grants = |value: Option<&str>| {
+            let mut s = PluginSettings::default();
+            let env = |k: &str| value.filter(|_| k == "CLEARML_LOG_MODEL").map(String::from);
+            clearml_model_grants(&mut s, &args, &env).unwrap();
+            s
+        };
+        for off in [
+            None,
+            Some(""),
+            Some("False"),
+            Some("0"),
+            Some(" TRUE"),
+            Some("y"),
+        ] {
+            let s = grants(off);
+            assert!(s.grants.dirs.is_empty(), "{off:?}");
+            assert_eq!(
+                s.limits.deadline,
+                PluginLimits::default().deadline,
+                "{off:?}"
+            );
+        }
+        for on in ["True", "true", "1", "yes", "ON"] {
+            let s = grants(Some(on));
+            let [out] = &s.grants.dirs[..] else {
+                panic!("{on}: {:?}", s.grants.dirs)
+            };
+            assert_eq!((out.guest.as_str(), out.writable), ("/output", false));
+            assert_eq!(out.host, tmp.join("out").canonicalize().unwrap());
+            assert_eq!(s.limits.deadline, super::super::limits::COPY_DEADLINE);
+        }
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }

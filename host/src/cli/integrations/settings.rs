@@ -3,7 +3,7 @@
 
 use super::env::{env_flag, is_allowed};
 use super::grants::{
-    add_config, dir_grant, mlflow_origin, output_grant, trackio_dir, uploads_output,
+    add_config, clearml_model_grants, dir_grant, mlflow_origin, output_grant, trackio_dir, uploads_output,
     wandb_model_grants,
 };
 use super::limits::{copying_limits, wandb_limits};
@@ -135,6 +135,7 @@ pub fn settings(
                 vec![("offline_dir", grant.host.display().to_string())],
             );
             s.grants.dirs.push(grant);
+            clearml_model_grants(&mut s, args, &|k| std::env::var(k).ok())?;
         }
         "trackio" => {
             let grant = dir_grant(&trackio_dir(&|k| std::env::var(k).ok())?, "/trackio")?;
