@@ -3,8 +3,8 @@
 
 use super::env::{env_flag, is_allowed};
 use super::grants::{
-    add_config, clearml_model_grants, dir_grant, mlflow_origin, output_grant, trackio_dir, uploads_output,
-    wandb_model_grants,
+    add_config, clearml_model_grants, dir_grant, mlflow_origin, output_grant, trackio_dir,
+    uploads_output, wandb_model_grants,
 };
 use super::limits::{copying_limits, wandb_limits};
 use crate::args::TrainingArguments;
