@@ -94,8 +94,22 @@ impl FsView<'_> {
         flags: fs::PathFlags,
         path: &str,
     ) -> FsResult<()> {
+        if self.is_hidden(fd, flags, path)? {
+            let access = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::Access;
+            return Err(access.into());
+        }
+        Ok(())
+    }
+
+    /// Whether a path under `fd` lies in another plugin's folder.
+    fn is_hidden(
+        &mut self,
+        fd: &Resource<Descriptor>,
+        flags: fs::PathFlags,
+        path: &str,
+    ) -> FsResult<bool> {
         let Some(hidden) = self.guard.hidden.clone() else {
-            return Ok(());
+            return Ok(false);
         };
         let (parent, name) = match path.rsplit_once('/') {
             Some((parent, name)) => (if parent.is_empty() { "/" } else { parent }, name),
@@ -129,11 +143,7 @@ impl FsView<'_> {
             None => true,
         };
         fs::HostDescriptor::drop(&mut self.fs, opened).map_err(FsError::trap)?;
-        if hides {
-            let access = wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::Access;
-            return Err(access.into());
-        }
-        Ok(())
+        Ok(hides)
     }
 
     /// What identifies the file behind `fd`.
@@ -560,7 +570,19 @@ impl fs::HostDescriptor for FsView<'_> {
         path_flags: fs::PathFlags,
         path: String,
     ) -> FsResult<fs::MetadataHashValue> {
-        self.check_hidden(&fd, path_flags, &path)?;
+        // wasi-libc asks for the hash of each entry it lists (its inode
+        // number): a hidden entry gets one made of its name alone, which
+        // tells nothing, so that listing output_dir does not stop at
+        // `plugins`.
+        if self.is_hidden(&fd, path_flags, &path)? {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            path.hash(&mut h);
+            return Ok(fs::MetadataHashValue {
+                lower: h.finish(),
+                upper: 0x7472_6169_6e62_6f78,
+            });
+        }
         fs::HostDescriptor::metadata_hash_at(&mut self.fs, fd, path_flags, path)
     }
 }
