@@ -308,7 +308,13 @@ fn pairs(v: &Value) -> Vec<(String, String)> {
 
 impl Net for FakeServer {
     fn send(&mut self, request: &Request, timeout_ms: u64) -> Result<Reply, NetError> {
-        if let Some(bytes) = &request.upload {
+        if let Some(upload) = &request.upload {
+            let bytes = self
+                .files
+                .iter()
+                .find(|(p, _)| *p == upload.file)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default();
             let path = request.path.strip_prefix(wire::ARTIFACTS_API).unwrap();
             self.requests.push(format!("PUT artifacts{path}"));
             self.clock += self.latency_ms;
@@ -317,7 +323,7 @@ impl Net for FakeServer {
                 Health::Denied => Err(NetError::Denied),
                 Health::Up | Health::LateReply => {
                     self.artifacts
-                        .push((path.trim_start_matches('/').into(), bytes.clone()));
+                        .push((path.trim_start_matches('/').into(), bytes));
                     Ok(Self::ok(json!({})))
                 }
             };
@@ -377,11 +383,11 @@ impl Net for FakeServer {
         self.clock += ms;
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
+    fn file_len(&mut self, path: &str) -> Result<u64, String> {
         self.files
             .iter()
             .find(|(p, _)| p == path)
-            .map(|(_, b)| b.clone())
+            .map(|(_, b)| b.len() as u64)
             .ok_or_else(|| "No such file or directory (os error 44)".into())
     }
 }

@@ -27,13 +27,17 @@ pub trait Net {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     fn sleep_ms(&mut self, ms: u64);
-    /// The bytes of a file the plugin may read (a checkpoint's, to upload).
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String>;
+    /// The size of a file the plugin may read (a checkpoint's, to upload).
+    fn file_len(&mut self, path: &str) -> Result<u64, String>;
 }
 
-/// The largest file uploaded as an artifact: it is read whole into the
-/// plugin's memory (64 MB by default, `plugins.NAME.memory_mb`).
-pub const MAX_UPLOAD_BYTES: u64 = 24 << 20;
+/// The longest an upload of `len` bytes may take: at least `timeout_ms`,
+/// and 10 s plus 100 ms per MB (10 MB/s). A file is streamed, never held
+/// whole in the plugin's memory; the event waits for it, as HF's
+/// `log_artifacts` does (the host gives such a plugin 120 s per event).
+pub fn upload_timeout_ms(timeout_ms: u64, len: u64) -> u64 {
+    timeout_ms.max(10_000 + len / 10_000)
+}
 
 /// Requests to the tracking server over wasi:http.
 pub struct WasiNet {
@@ -96,20 +100,30 @@ impl Net for WasiNet {
             headers.push(("authorization", auth));
         }
         let (method, body) = match (&request.upload, request.method) {
-            (Some(bytes), _) => {
+            (Some(_), _) => {
                 headers.push(("content-type", "application/octet-stream"));
-                ("PUT", bytes.as_slice())
+                ("PUT", &[][..])
             }
             (None, "GET") => ("GET", &[][..]),
             (None, _) => ("POST", request.body.as_bytes()),
         };
-        let reply = http::send(&http::Request {
+        let mut http_request = http::Request {
             method,
             url: &url,
             headers: &headers,
             body,
             timeout: Some(Duration::from_millis(timeout_ms.max(1))),
-        })?;
+        };
+        let reply = match &request.upload {
+            Some(upload) => {
+                let mut file = std::fs::File::open(&upload.file)
+                    .map_err(|e| NetError::Failed(format!("cannot read {}: {e}", upload.file)))?;
+                let ms = upload_timeout_ms(timeout_ms, upload.len);
+                http_request.timeout = Some(Duration::from_millis(ms));
+                http::send_reader(&http_request, &mut file, upload.len)?
+            }
+            None => http::send(&http_request)?,
+        };
         Ok(Reply {
             status: reply.status,
             body: reply.text(),
@@ -126,15 +140,12 @@ impl Net for WasiNet {
         std::thread::sleep(Duration::from_millis(ms));
     }
 
-    fn read_file(&mut self, path: &str) -> Result<Vec<u8>, String> {
-        let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-        if size > MAX_UPLOAD_BYTES {
-            return Err(format!(
-                "{size} bytes, more than the {} MB a plugin reads whole into its memory",
-                MAX_UPLOAD_BYTES >> 20
-            ));
+    fn file_len(&mut self, path: &str) -> Result<u64, String> {
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("not a file".into());
         }
-        std::fs::read(path).map_err(|e| e.to_string())
+        Ok(meta.len())
     }
 }
 

@@ -46,6 +46,9 @@ use trainbox_sdk::{
 const DEFAULT_BUDGET_MS: u64 = 40;
 /// Network time at `finish` (the host gives `finish` 10 s).
 const FINISH_BUDGET_MS: u64 = 8_000;
+/// How long `finish` may send when it uploads files (the host gives such a
+/// plugin 120 s for it).
+const FINISH_UPLOAD_BUDGET_MS: u64 = 100_000;
 /// Where the read-only grant of `output_dir` appears in the plugin.
 pub const OUTPUT_GUEST: &str = "/output";
 
@@ -403,7 +406,13 @@ impl<F: Flavor> Callback for Plugin<F> {
                     RunOutcome::Aborted(why) if interrupted(why) => "KILLED",
                     RunOutcome::Aborted(_) => "FAILED",
                 };
-                engine.finish(net, status, FINISH_BUDGET_MS);
+                let uploads = self.log_checkpoints || self.log_output_dir;
+                let budget = if uploads {
+                    FINISH_UPLOAD_BUDGET_MS
+                } else {
+                    FINISH_BUDGET_MS
+                };
+                engine.finish(net, status, budget);
                 print_notes(engine.take_notes());
             }
         }

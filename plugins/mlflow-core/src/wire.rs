@@ -23,8 +23,17 @@ pub struct Request {
     pub path: String,
     /// JSON, empty for a GET.
     pub body: String,
-    /// The bytes of a `PUT` (an artifact upload) instead of a JSON body.
-    pub upload: Option<Vec<u8>>,
+    /// The file a `PUT` (an artifact upload) sends instead of a JSON body.
+    pub upload: Option<Upload>,
+}
+
+/// A file to send as a request's body, streamed from the plugin's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The plugin's path of the file.
+    pub file: String,
+    /// Its size in bytes.
+    pub len: u64,
 }
 
 fn get(path: String) -> Request {
@@ -324,9 +333,9 @@ pub fn artifact_root(artifact_uri: &str) -> Result<String, String> {
 /// What a path segment keeps unencoded.
 const SEGMENT: &AsciiSet = &UNRESERVED.remove(b'/');
 
-/// `PUT` of one file's bytes as the artifact `path` of the run whose
+/// `PUT` of one file (`upload`) as the artifact `path` of the run whose
 /// artifact root is `root` ([`artifact_root`]).
-pub fn upload_artifact(root: &str, path: &str, bytes: Vec<u8>) -> Request {
+pub fn upload_artifact(root: &str, path: &str, upload: Upload) -> Request {
     let full = if root.is_empty() {
         path.to_string()
     } else {
@@ -336,7 +345,7 @@ pub fn upload_artifact(root: &str, path: &str, bytes: Vec<u8>) -> Request {
         method: "PUT",
         path: format!("{ARTIFACTS_API}/{}", utf8_percent_encode(&full, SEGMENT)),
         body: String::new(),
-        upload: Some(bytes),
+        upload: Some(upload),
     }
 }
 
@@ -518,13 +527,17 @@ mod tests {
         let err = artifact_root("/tmp/mlruns/1/abc/artifacts").unwrap_err();
         assert!(err.contains("--serve-artifacts"), "{err}");
         assert!(artifact_root("s3://bucket/1/abc").is_err());
-        let r = upload_artifact("1/abc/artifacts", "checkpoint-8/a b.json", vec![1, 2]);
+        let file = Upload {
+            file: "/output/checkpoint-8/a b.json".into(),
+            len: 2,
+        };
+        let r = upload_artifact("1/abc/artifacts", "checkpoint-8/a b.json", file.clone());
         assert_eq!(r.method, "PUT");
         assert_eq!(
             r.path,
             "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/checkpoint-8/a%20b.json"
         );
-        assert_eq!(r.upload, Some(vec![1, 2]));
+        assert_eq!(r.upload, Some(file));
     }
 
     #[test]

@@ -95,6 +95,21 @@ pub struct Request<'a> {
 
 /// Sends a request and waits for the whole response.
 pub fn send(r: &Request) -> Result<Response, HttpError> {
+    send_body(r, r.body.len() as u64, &mut std::io::Cursor::new(r.body))
+}
+
+/// Sends a request whose body is the `len` bytes `body` gives (a file,
+/// streamed in chunks: never held whole in the plugin's memory; `r.body`
+/// is ignored) and waits for the whole response.
+pub fn send_reader(
+    r: &Request,
+    body: &mut dyn std::io::Read,
+    len: u64,
+) -> Result<Response, HttpError> {
+    send_body(r, len, body)
+}
+
+fn send_body(r: &Request, len: u64, body: &mut dyn std::io::Read) -> Result<Response, HttpError> {
     let failed = |what: &str| HttpError::Failed(format!("{}: {what}", r.url));
     let url = Url::parse(r.url).map_err(|e| failed(&e.to_string()))?;
     let host = url.host_str().ok_or_else(|| failed("no host"))?;
@@ -111,14 +126,11 @@ pub fn send(r: &Request) -> Result<Response, HttpError> {
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
         .collect();
-    if !r.body.is_empty() {
+    if len > 0 {
         if !fields.iter().any(|(k, _)| k == "content-type") {
             fields.push(("content-type".into(), b"application/json".to_vec()));
         }
-        fields.push((
-            "content-length".into(),
-            r.body.len().to_string().into_bytes(),
-        ));
+        fields.push(("content-length".into(), len.to_string().into_bytes()));
     }
     let fields = Fields::from_list(&fields).map_err(|e| failed(&format!("headers: {e:?}")))?;
     let req = OutgoingRequest::new(fields);
@@ -155,12 +167,33 @@ pub fn send(r: &Request) -> Result<Response, HttpError> {
     let future = outgoing_handler::handle(req, options).map_err(kind)?;
     {
         let out = out_body.write().map_err(|()| failed("body stream taken"))?;
-        for chunk in r.body.chunks(4096) {
-            // A refused or failed request shows in the response below.
-            if out.blocking_write_and_flush(chunk).is_err() {
+        // As much as the host takes at once (its chunk), waiting when it
+        // has none; a refused or failed request shows in the response below.
+        let ready = out.subscribe();
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut left = len;
+        while left > 0 {
+            let permit = match out.check_write() {
+                Ok(0) => {
+                    ready.block();
+                    continue;
+                }
+                Ok(n) => n,
+                Err(_) => break,
+            };
+            let want = chunk.len().min(permit as usize).min(left as usize);
+            let n = match body.read(&mut chunk[..want]) {
+                Ok(0) => return Err(failed(&format!("the body ended {left} bytes early"))),
+                Ok(n) => n,
+                Err(e) => return Err(failed(&format!("reading the body: {e}"))),
+            };
+            left -= n as u64;
+            if out.write(&chunk[..n]).is_err() {
                 break;
             }
         }
+        let _ = out.blocking_flush();
+        drop(ready);
     }
     let _ = OutgoingBody::finish(out_body, None);
     future.subscribe().block();

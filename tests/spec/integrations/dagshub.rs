@@ -44,7 +44,15 @@ fn dagshub_logs_the_run_to_the_owner_repo_server_with_basic_auth() {
     let (uri, password) = auth_server();
     assert!(uri.ends_with("/alice/repo.mlflow"), "{uri}");
     let experiment = unique("dagshub_full");
-    let done = dagshub_run("dagshub_full")
+    let run = dagshub_run("dagshub_full");
+    // A file larger than the plugin's memory (64 MB; a real model's
+    // weights): streamed from the file, never held whole.
+    std::fs::create_dir_all(run.out()).unwrap();
+    let big: Vec<u8> = (0..80u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(run.out().join("big.bin"), &big).unwrap();
+    let done = run
         .args(&["--run_name", "dagshub-run", "--save_steps", "24"])
         .env("MLFLOW_TRACKING_URI", &uri)
         .env("MLFLOW_TRACKING_USERNAME", "admin")
@@ -78,6 +86,18 @@ out = filecmp.cmp(got, sys.argv[3], shallow=False)
         &[run["run_id"].as_str().unwrap(), local.to_str().unwrap()],
     );
     assert_eq!(same, Value::Bool(true));
+    let same = query(
+        r#"
+import filecmp, tempfile
+got = client.download_artifacts(sys.argv[2], "artifacts/big.bin", tempfile.mkdtemp())
+out = filecmp.cmp(got, sys.argv[3], shallow=False)
+"#,
+        &[
+            run["run_id"].as_str().unwrap(),
+            done.out.join("big.bin").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(same, Value::Bool(true), "the 80 MB file, streamed");
 }
 
 /// The `[dagshub]` lines of stderr that mention `text`.

@@ -15,7 +15,8 @@ pub(super) const WATCH_DEADLINE: std::time::Duration = std::time::Duration::from
 
 /// The limits of a plugin that copies checkpoints, where the run config
 /// leaves the defaults (a value it sets is kept): [`COPY_DEADLINE`] for its
-/// events and for `finish` (which may copy the final model), and no
+/// events, for `finish` (which may copy the final model) and for an HTTP
+/// request (an upload's body is sent within it), and no
 /// `disk_mb` cap, as the copies grow with every checkpoint (the disk's free
 /// space, with the host's reserve, still caps them).
 pub(super) fn copying_limits(limits: &mut PluginLimits) {
@@ -28,6 +29,10 @@ pub(super) fn copying_limits(limits: &mut PluginLimits) {
     }
     if limits.disk_bytes == default.disk_bytes {
         limits.disk_bytes = 1 << 50;
+    }
+    // An upload's request lasts as long as its body takes to send.
+    if limits.http_timeout == default.http_timeout {
+        limits.http_timeout = COPY_DEADLINE;
     }
 }
 

@@ -60,6 +60,8 @@ pub fn settings(
             }
             if uploads_output(name, env_flag) {
                 s.grants.dirs.push(output_grant(args)?);
+                // A checkpoint's upload takes seconds, as HF's log_artifacts.
+                copying_limits(&mut s.limits);
             }
         }
         "flyte" => {

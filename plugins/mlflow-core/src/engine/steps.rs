@@ -107,8 +107,11 @@ impl Engine {
                     continue;
                 }
             };
-            match net.read_file(&file) {
-                Ok(bytes) => return Some(wire::upload_artifact(&root, &path, bytes)),
+            match net.file_len(&file) {
+                Ok(len) => {
+                    let upload = wire::Upload { file, len };
+                    return Some(wire::upload_artifact(&root, &path, upload));
+                }
                 Err(e) => self.give_up_upload(format!("cannot read {file} ({e}); was the checkpoint removed (save_total_limit) before it was uploaded?")),
             }
         }
