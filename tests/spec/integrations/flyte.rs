@@ -103,15 +103,22 @@ fn check(page: &Path, state: &Path) -> Value {
     report
 }
 
-#[test]
-fn flyte_deck_is_the_log_history_table_pandas_writes() {
-    let run = Run::regression("flyte_deck");
-    let deck = run.dir.join("flyte deck");
+/// A regression run with `--report_to flyte`, logging every 5 steps and
+/// evaluating every epoch, its deck in the folder `deck` of the run's.
+fn deck_run(test: &str, deck: &str) -> (crate::util::Done, std::path::PathBuf) {
+    let run = Run::regression(test);
+    let deck = run.dir.join(deck);
     let done = run
         .args(&["--logging_steps", "5", "--eval_strategy", "epoch"])
         .args(&["--report_to", "flyte"])
         .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
         .ok();
+    (done, deck)
+}
+
+#[test]
+fn flyte_deck_is_the_log_history_table_pandas_writes() {
+    let (done, deck) = deck_run("flyte_deck", "flyte deck");
     let report = check(
         &deck.join("log_history.html"),
         &done.out.join("trainer_state.json"),
@@ -359,13 +366,7 @@ print(json.dumps({"columns": len(ours["headers"]), "rows": len(ours["rows"])}))
 
 #[test]
 fn flyte_deck_table_equals_a_real_flytekit_deck() {
-    let run = Run::regression("flyte_flytekit");
-    let deck = run.dir.join("deck");
-    let done = run
-        .args(&["--logging_steps", "5", "--eval_strategy", "epoch"])
-        .args(&["--report_to", "flyte"])
-        .env("FLYTE_DECK_DIR", deck.to_str().unwrap())
-        .ok();
+    let (done, deck) = deck_run("flyte_flytekit", "deck");
     let out = Command::new(flyte_python())
         .arg("-c")
         .arg(FLYTEKIT)

@@ -68,11 +68,20 @@ pub(super) fn dir_grant(host: &Path, guest: &str) -> Result<DirGrant> {
 /// W&B's model artifacts): only when the user's settings ask for them,
 /// never by default. The plugin folders inside it stay hidden
 /// (`sandbox/fs/hidden.rs`).
-pub fn output_grant(args: &TrainingArguments) -> Result<DirGrant> {
+pub(super) fn output_grant(args: &TrainingArguments) -> Result<DirGrant> {
     Ok(DirGrant {
         writable: false,
         ..dir_grant(Path::new(&args.output_dir), "/output")?
     })
+}
+
+/// Lends an integration that copies or uploads checkpoints what that
+/// takes: [`output_grant`] and the
+/// [`copying_limits`](super::limits::copying_limits).
+pub(super) fn lend_checkpoints(s: &mut PluginSettings, args: &TrainingArguments) -> Result<()> {
+    s.grants.dirs.push(output_grant(args)?);
+    super::limits::copying_limits(&mut s.limits);
+    Ok(())
 }
 
 /// `key=value` facts added to a plugin's config (the user's values win).
@@ -136,8 +145,7 @@ pub(super) fn clearml_model_grants(
     let on = get("CLEARML_LOG_MODEL")
         .is_some_and(|v| matches!(v.to_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE"));
     if on {
-        s.grants.dirs.push(output_grant(args)?);
-        super::limits::copying_limits(&mut s.limits);
+        lend_checkpoints(s, args)?;
     }
     Ok(())
 }

@@ -14,7 +14,6 @@ mod tests;
 
 use anyhow::{bail, Result};
 
-pub use grants::output_grant;
 pub use settings::settings;
 
 /// The shipped integrations, in HF's `"all"` order. Each is a plugin of

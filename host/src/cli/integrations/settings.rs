@@ -3,10 +3,10 @@
 
 use super::env::{env_flag, is_allowed};
 use super::grants::{
-    add_config, clearml_model_grants, dir_grant, mlflow_origin, output_grant, trackio_dir,
+    add_config, clearml_model_grants, dir_grant, lend_checkpoints, mlflow_origin, trackio_dir,
     uploads_output, wandb_model_grants,
 };
-use super::limits::{copying_limits, wandb_limits};
+use super::limits::wandb_limits;
 use crate::args::TrainingArguments;
 use crate::sandbox::{Capability, DirGrant, PluginInfo, PluginSettings};
 use anyhow::{bail, Context, Result};
@@ -59,9 +59,8 @@ pub fn settings(
                 s.grants.http.push(origin);
             }
             if uploads_output(name, env_flag) {
-                s.grants.dirs.push(output_grant(args)?);
                 // A checkpoint's upload takes seconds, as HF's log_artifacts.
-                copying_limits(&mut s.limits);
+                lend_checkpoints(&mut s, args)?;
             }
         }
         "flyte" => {
@@ -79,12 +78,11 @@ pub fn settings(
                 s.grants
                     .dirs
                     .push(dir_grant(Path::new(&dir), "/flyte-checkpoint")?);
-                s.grants.dirs.push(output_grant(args)?);
+                lend_checkpoints(&mut s, args)?;
                 add_config(
                     &mut s,
                     vec![("checkpoint_dir", "/flyte-checkpoint".to_string())],
                 );
-                copying_limits(&mut s.limits);
             }
         }
         "comet_ml" => {
