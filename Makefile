@@ -72,7 +72,15 @@ $(TORCH_ENV)/.torch-$(TORCH_VERSION):
 	$(PYTHON) -m pip install --quiet torch==$(TORCH_VERSION)
 	touch $@
 
-torch-env: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
+# CUDA's compiler-runtime and CCCL headers (0.2 MB and 3 MB), which the torch
+# wheel's CUDA packages lack and the NCCL part of crates/torch-ext includes
+# (cuda_runtime.h needs crt/host_config.h, cuda_fp16.h needs nv/target).
+CUDA_HEADERS   := nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85
+$(TORCH_ENV)/.cuda-headers-1: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet --no-deps $(CUDA_HEADERS)
+	touch $@
+
+torch-env: $(TORCH_ENV)/.torch-$(TORCH_VERSION) $(TORCH_ENV)/.cuda-headers-1
 
 # Python readers the tests check our output with (transformers' TrainerState),
 # pyarrow, which writes Parquet as `datasets` does, and accelerate, which
