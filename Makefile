@@ -57,13 +57,14 @@ export TRAINBOX_FLYTE_PYTHON := $(FLYTE_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
 
-.PHONY: run test plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench clean help
+.PHONY: run test plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
 	@echo "make test     build everything and run every test"
 	@echo "make plugins  build the plugins into $(PLUGIN_OUT)/"
 	@echo "make bench    print speed figures"
+	@echo "make gpu-check  on an NVIDIA GPU machine: the demo on CUDA (fp32, bf16, fp16, 2 processes) against the CPU"
 	@echo "make lint     cargo fmt --check and clippy -D warnings"
 
 # The PyTorch that tch 0.26 links against, in a virtual environment of its own.
@@ -221,6 +222,12 @@ lint: codecarbon-data wasm-cc
 bench: host plugins test-env
 	cargo bench --profile release --bench dispatch
 	$(PYTHON) bench/own_model.py --trainbox $(TRAINBOX)
+
+# On a machine with an NVIDIA GPU: builds, trains the demo on CUDA in float32,
+# bf16 and fp16, with two processes through torchrun, and on the CPU, and
+# prints steps/s side by side (tools/gpu-check.sh; fails without CUDA).
+gpu-check:
+	tools/gpu-check.sh
 
 clean:
 	rm -rf build runs

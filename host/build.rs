@@ -10,10 +10,16 @@ fn main() {
     println!("cargo:rustc-env=TRAINBOX_BUILTIN_PLUGINS={}", dir.display());
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    }
-    if std::env::var("CARGO_FEATURE_CUDA").is_ok() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        // One build for the CPU and CUDA: with a CUDA libtorch (the torch
+        // wheel), libtorch_cuda is linked even though no symbol of it is
+        // named (Rust links --as-needed), so that its CUDA backend registers
+        // at start-up and a GPU is used when present; without a GPU the
+        // binary runs on the CPU (it costs ~0.25 s of start-up, docs/scale.md).
+        if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            println!("cargo:rustc-link-arg=-ltorch_cuda");
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
     // The baked path is this checkout's: a checkout elsewhere that shares the

@@ -26,6 +26,7 @@
 //!   as named columns, and batches padded as HF's collators do.
 //! - [`torchscript`]: a TorchScript module from Python, its parameters,
 //!   its forward over named columns (HF's output contract), `model.pt`.
+//! - [`device`]: the run's device (HF's rule) and precision (bf16, fp16, TF32).
 //! - [`cli`]: the `trainbox` command.
 //!
 //! Modules a library user needs are public; the rest are private, and what
@@ -41,6 +42,7 @@ mod atomic_file;
 mod callbacks;
 pub mod cli;
 pub mod datasets;
+pub mod device;
 mod event;
 mod flow;
 pub mod pyjson;

@@ -43,6 +43,8 @@ mod own_model_errors;
 mod own_model_parity;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
+/// Devices and mixed precision on the CPU: bf16 against float32, HF's checks, fp16 loss scaling.
+mod precision;
 /// Open files and disk quotas; failed saves leave nothing half-written.
 mod resources;
 /// Exact resume, stateful plugins, bad checkpoints.

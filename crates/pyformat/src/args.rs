@@ -135,6 +135,10 @@ pub const TRAINING_ARGS: &[Field] = &[
     host_field("do_predict", Lit::Bool(false)),
     host_field("label_names", Lit::None),
     host_field("remove_unused_columns", Lit::Bool(true)),
+    host_field("use_cpu", Lit::Bool(false)),
+    host_field("bf16", Lit::Bool(false)),
+    host_field("fp16", Lit::Bool(false)),
+    host_field("tf32", Lit::None),
 ];
 
 /// A field of HF's that the host keeps to itself (plugins do not receive it).

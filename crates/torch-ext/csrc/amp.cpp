@@ -50,8 +50,20 @@ extern "C" int32_t tbx_unscale(tbx_tensor** grads, int32_t n, tbx_tensor* found_
 
 extern "C" int32_t tbx_set_tf32(int32_t enabled, char** err) {
   TBX_PROTECT(-1, {
-    at::globalContext().setAllowTF32CuBLAS(enabled != 0);
-    at::globalContext().setAllowTF32CuDNN(enabled != 0);
+    // As HF's enable_tf32 on torch >= 2.9: torch.backends.fp32_precision
+    // ("generic", "all") = "tf32" or "ieee", which cuBLAS and cuDNN follow.
+    at::globalContext().setFloat32Precision(at::Float32Backend::GENERIC, at::Float32Op::ALL,
+                                            enabled != 0 ? at::Float32Precision::TF32
+                                                         : at::Float32Precision::IEEE);
     return 0;
+  })
+}
+
+extern "C" int32_t tbx_tf32_enabled(char** err) {
+  // torch.backends.fp32_precision (reading the legacy allow_tf32 flags
+  // after setting it is an error in torch 2.13).
+  TBX_PROTECT(-1, {
+    auto p = at::globalContext().float32Precision(at::Float32Backend::GENERIC, at::Float32Op::ALL);
+    return p == at::Float32Precision::TF32 ? 1 : 0;
   })
 }

@@ -76,9 +76,15 @@ pub fn unscale_(grads: &[Tensor], found_inf: &Tensor, inv_scale: &Tensor) -> Res
     .map(|_| ())
 }
 
-/// Allows (or forbids) TF32 in CUDA matmuls and cuDNN convolutions.
+/// Allows (or forbids) TF32 in CUDA matmuls and cuDNN convolutions, as
+/// HF's `enable_tf32` on torch 2.9+ (`torch.backends.fp32_precision`).
 pub fn set_tf32(enabled: bool) -> Result<(), Error> {
     checked(|err| unsafe { ffi::tbx_set_tf32(i32::from(enabled), err) }).map(|_| ())
+}
+
+/// Whether TF32 is allowed now (`torch.backends.fp32_precision == "tf32"`).
+pub fn tf32_enabled() -> Result<bool, Error> {
+    checked(|err| unsafe { ffi::tbx_tf32_enabled(err) }).map(|v| v == 1)
 }
 
 #[cfg(test)]
@@ -96,8 +102,21 @@ mod tests {
     }
 
     #[test]
+    fn tf32_is_set_and_read_back() {
+        let before = tf32_enabled().unwrap();
+        set_tf32(true).unwrap();
+        assert!(tf32_enabled().unwrap());
+        set_tf32(false).unwrap();
+        assert!(!tf32_enabled().unwrap());
+        set_tf32(before).unwrap();
+    }
+
+    #[test]
     fn unscale_divides_and_finds_infinities() {
-        let g = [Tensor::from_slice(&[2.0f32, 4.0]), Tensor::from_slice(&[8.0f32])];
+        let g = [
+            Tensor::from_slice(&[2.0f32, 4.0]),
+            Tensor::from_slice(&[8.0f32]),
+        ];
         let found = Tensor::zeros([1], (Kind::Float, Device::Cpu));
         let inv = Tensor::from_slice(&[0.5f32]);
         unscale_(&g, &found, &inv).unwrap();

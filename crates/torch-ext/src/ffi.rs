@@ -58,5 +58,6 @@ extern "C" {
         err: Err,
     ) -> i32;
     pub fn tbx_set_tf32(enabled: i32, err: Err) -> i32;
+    pub fn tbx_tf32_enabled(err: Err) -> i32;
     pub fn tbx_has_nccl() -> i32;
 }

@@ -234,6 +234,14 @@ training_arguments! {
     label_names: Option<Vec<String>> = None;
     /// Drop dataset columns that the model's forward does not take (false: such a column is an error).
     remove_unused_columns: bool = true;
+    /// Train on the CPU even when a GPU is present.
+    use_cpu: bool = false;
+    /// bfloat16 mixed precision (autocast; the weights stay float32). Needs a GPU with bf16, or --use_cpu.
+    bf16: bool = false;
+    /// float16 mixed precision with dynamic loss scaling (CUDA; on the CPU, as HF, it trains in float32).
+    fp16: bool = false;
+    /// Allow TF32 in CUDA matmuls and convolutions (Ampere or newer); false forbids it; unset leaves torch's default.
+    tf32: Option<bool> = None;
 }
 
 impl TrainingArguments {

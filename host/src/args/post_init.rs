@@ -107,6 +107,13 @@ impl TrainingArguments {
             );
         }
         self.report_to = normalize_report_to(&self.report_to)?;
+        // HF's `_validate_args`; the checks that need the device (bf16
+        // support, TF32) are in the device module.
+        if self.fp16 && self.bf16 {
+            return Err(
+                "At most one of fp16 and bf16 can be True, but not both (--fp16, --bf16)".into(),
+            );
+        }
         Ok(())
     }
 

@@ -91,6 +91,11 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .map(String::from)
         .collect();
     let args = cfg.args.clone();
+    // HF's device rule and precision checks, before anything is loaded.
+    let device = crate::device::choose(&args)?;
+    let machine = crate::device::Machine::current();
+    let precision = crate::device::Precision::of(&args, device, machine)?;
+    crate::device::apply_tf32(args.tf32, machine)?;
     // One run per output_dir, held until the process ends; checked before
     // anything is loaded or written.
     let argv = interrupt::program_args();
@@ -111,6 +116,14 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
         .sum();
     crate::sandbox::reserve_disk_for_host(6 * model_bytes);
+
+    if device.is_cuda() || precision != crate::device::Precision::Float32 {
+        crate::ui::info(&format!(
+            "training on {} (mixed precision: {})",
+            crate::device::name(device),
+            precision.mixed_precision()
+        ));
+    }
 
     let view = RunView::default();
     let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
@@ -149,6 +162,7 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .view(view)
         .callbacks(plugins)
         .stop_request(stop)
+        .device(device)
         .keep_callbacks_after_train();
     if let Some(eval) = task.eval {
         builder = builder.eval_dataset(eval);

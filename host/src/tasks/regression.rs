@@ -35,6 +35,11 @@ impl Model for RegressionModel {
         &self.vs
     }
 
+    fn to_device(&mut self, device: tch::Device) -> Result<()> {
+        self.vs.set_device(device);
+        Ok(())
+    }
+
     fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
         let y = batch.get("input_x")? * &self.a + &self.b;
         Ok(y.mse_loss(batch.get("labels")?, tch::Reduction::Mean))

@@ -27,6 +27,10 @@ impl Model for ScriptedModel {
         self.inner.var_store()
     }
 
+    fn to_device(&mut self, device: tch::Device) -> Result<()> {
+        self.inner.to_device(device)
+    }
+
     fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         self.inner.loss(batch, train)
     }

@@ -117,6 +117,11 @@ impl Model for SortModel {
         &self.vs
     }
 
+    fn to_device(&mut self, device: tch::Device) -> Result<()> {
+        self.vs.set_device(device);
+        Ok(())
+    }
+
     fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
         let logits = self.logits(batch.get("input_ids")?);
         Ok(logits

@@ -160,6 +160,19 @@ impl ScriptModel {
         Ok(())
     }
 
+    /// Moves the module (parameters and buffers) to `device`: it is loaded
+    /// again from its file onto the device, keeping the input names. Call
+    /// it before training, while the weights are still the file's.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        if self.vs.device() == device {
+            return Ok(());
+        }
+        let mut other = load_on(&self.path, device)?;
+        other.names = std::mem::take(&mut self.names);
+        *self = other;
+        Ok(())
+    }
+
     /// The parameters under the module's own names (`layer.0.weight`),
     /// trainable, shared with the module.
     pub fn named_parameters(&self) -> &[(String, Tensor)] {

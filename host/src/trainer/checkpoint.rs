@@ -276,6 +276,12 @@ impl Trainer {
                         format!("writing {}", final_dir.join(OPTIMIZER_FILE).display())
                     })?;
             }
+            if let Some(scaler) = &run.scaler {
+                let file = super::scaler::SCALER_FILE;
+                scaler
+                    .save(&tmp_dir.join(file))
+                    .with_context(|| format!("writing {}", final_dir.join(file).display()))?;
+            }
             let text = run.loop_state().to_pretty() + "\n";
             std::fs::write(tmp_dir.join(LOOP_STATE_FILE), text).with_context(|| {
                 format!("writing {}", final_dir.join(LOOP_STATE_FILE).display())

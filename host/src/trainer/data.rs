@@ -47,6 +47,24 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The batch on `device` (the same tensors when they are there already).
+    pub fn to_device(self, device: tch::Device) -> Batch {
+        Batch {
+            columns: self
+                .columns
+                .into_iter()
+                .map(|(n, t)| {
+                    let t = if t.device() == device {
+                        t
+                    } else {
+                        t.to_device(device)
+                    };
+                    (n, t)
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Data the trainer can batch.

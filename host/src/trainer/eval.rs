@@ -82,8 +82,11 @@ impl Trainer {
                     super::train::sample_list(indices)
                 )
             };
-            let batch = data.batch(indices).with_context(at)?;
+            let batch = data.batch(indices).with_context(at)?.to_device(self.device);
+            // Under autocast, as HF's prediction_step (--bf16, --fp16).
+            let autocast = self.autocast()?;
             let out = tch::no_grad(|| self.model.eval_batch(&batch)).with_context(at)?;
+            drop(autocast);
             if let Some(loss) = &out.loss {
                 loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
                 with_loss += batch.len();
@@ -98,8 +101,17 @@ impl Trainer {
                 }
             }
             if let Some(kept) = kept.as_deref_mut() {
-                kept.predictions.extend(out.predictions);
-                kept.labels.extend(out.labels);
+                // Kept on the CPU, as HF's nested_numpify at the end, which
+                // also makes bfloat16 (from autocast) float32.
+                let host = |t: Tensor| {
+                    let t = t.to_device(tch::Device::Cpu);
+                    match t.kind() {
+                        tch::Kind::BFloat16 => t.to_kind(tch::Kind::Float),
+                        _ => t,
+                    }
+                };
+                kept.predictions.extend(out.predictions.map(host));
+                kept.labels.extend(out.labels.map(host));
             }
             self.fire(Event::PredictionStep, &Logs::new())?;
         }

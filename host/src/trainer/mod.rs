@@ -3,7 +3,9 @@
 //! `mod.rs` holds the public type and what is shared by the loop and the
 //! evaluation (firing events, `log`); the loop itself is in `train.rs`,
 //! evaluation in `eval.rs`, checkpoints in `checkpoint.rs`, AdamW in
-//! `optim.rs`, the schedules in `schedule.rs`, data order in `data.rs`.
+//! `optim.rs`, the schedules in `schedule.rs`, data order in `data.rs`,
+//! `--fp16`'s loss scaling in `scaler.rs` (the device and the precision
+//! are chosen by `crate::device`).
 //! The trainer knows callbacks only through `CallbackHandler`: nothing here
 //! knows that a callback may be a wasm plugin.
 //!
@@ -26,12 +28,14 @@ pub mod model;
 pub mod optim;
 mod resume;
 mod run;
+pub mod scaler;
 pub mod schedule;
 mod stop;
 mod train;
 
 use crate::args::TrainingArguments;
 use crate::callbacks::{Callback, CallbackHandler};
+use crate::device::{Machine, Precision};
 use crate::event::Event;
 use crate::flow::DefaultFlowCallback;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
@@ -63,9 +67,27 @@ pub struct TrainerBuilder {
     view: RunView,
     stop: StopRequest,
     finish_after_train: bool,
+    device: tch::Device,
+    precision: Option<Precision>,
 }
 
 impl TrainerBuilder {
+    /// The device to train on (by default the CPU; the command line picks
+    /// it by HF's rule, [`crate::device::choose`]). The model is moved
+    /// there when the trainer is built.
+    pub fn device(mut self, device: tch::Device) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// Forces the forward passes' precision, whatever `--bf16`/`--fp16`
+    /// and the device say (HF's rule, [`Precision::of`], by default): e.g.
+    /// float16 autocast with loss scaling on the CPU, which HF never runs.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
+        self
+    }
+
     /// Leaves the callbacks running after `train()`, for a program that
     /// evaluates or predicts afterwards (HF's example scripts); it then
     /// calls [`Trainer::finish`] itself.
@@ -115,10 +137,25 @@ impl TrainerBuilder {
             handler.add(cb);
         }
         let mut args = self.args;
+        let device = self.device;
+        let mut model = self.model;
+        let forced = self.precision;
+        let mut precision = Precision::Float32;
         let checked = args
             .finish()
             .map_err(|e| anyhow!("invalid training arguments: {e}"))
             .and_then(|()| {
+                let machine = Machine::current();
+                precision = Precision::of(&args, device, machine)?;
+                if forced.is_none() && args.fp16 && precision == Precision::Float32 {
+                    crate::ui::warn(crate::device::FP16_ON_CPU);
+                }
+                crate::device::apply_tf32(args.tf32, machine)?;
+                precision = forced.unwrap_or(precision);
+                let on = crate::device::name(device);
+                model
+                    .to_device(device)
+                    .map_err(|e| e.context(format!("moving the model to {on}")))?;
                 if args.eval_strategy != crate::args::IntervalStrategy::No
                     && self.eval_data.is_none()
                 {
@@ -135,7 +172,9 @@ impl TrainerBuilder {
         }
         let mut trainer = Trainer {
             args,
-            model: self.model,
+            model,
+            device,
+            precision,
             train_data: self.train_data,
             eval_data: self.eval_data,
             handler,
@@ -172,6 +211,10 @@ pub struct Trainer {
     /// Whether `train()` ends with [`Trainer::finish`].
     finish_after_train: bool,
     finished: bool,
+    /// Where the model, the batches and the optimizer state live.
+    device: tch::Device,
+    /// The forward passes' precision (`--bf16`, `--fp16`).
+    precision: Precision,
 }
 
 impl Trainer {
@@ -190,6 +233,8 @@ impl Trainer {
             view: RunView::default(),
             stop: StopRequest::default(),
             finish_after_train: true,
+            device: tch::Device::Cpu,
+            precision: None,
         }
     }
 
@@ -216,6 +261,25 @@ impl Trainer {
     /// The callbacks, in list order.
     pub fn callbacks(&self) -> impl Iterator<Item = &Box<dyn Callback>> {
         self.handler.callbacks()
+    }
+
+    /// The device the run trains on.
+    pub fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    /// The precision of the forward passes.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// An autocast region for a forward pass, under `--bf16` / `--fp16`.
+    fn autocast(&self) -> Result<Option<trainbox_torch_ext::amp::Autocast>> {
+        self.precision
+            .autocast_kind()
+            .map(|kind| trainbox_torch_ext::amp::Autocast::enter(self.device, kind))
+            .transpose()
+            .map_err(|e| anyhow!("entering autocast: {e}"))
     }
 
     /// The model being trained.

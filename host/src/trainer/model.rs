@@ -3,7 +3,21 @@
 use super::data::Batch;
 use anyhow::Result;
 use std::path::Path;
-use tch::{nn, Tensor};
+use tch::{nn, Device, Tensor};
+
+/// Moves every variable of `vs` to `device` in place (`set_data`): the
+/// variables keep their identity, so shallow copies of them (a module's
+/// weights, the optimizer's parameters) follow.
+pub fn move_variables(vs: &nn::VarStore, device: Device) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.device() != device {
+                let moved = var.to_device(device);
+                var.set_data(&moved);
+            }
+        }
+    });
+}
 
 /// How a metric's sum and count become its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +81,18 @@ pub struct EvalBatch {
 pub trait Model {
     /// The variables to train and checkpoint.
     fn var_store(&self) -> &nn::VarStore;
+
+    /// Moves the model to `device`; the trainer calls it once, when it is
+    /// built, before anything reads the variables. By default every
+    /// variable of the var store is moved in place, so that the tensors the
+    /// model holds (shallow copies of them) follow, as
+    /// `VarStore::set_device` does; a model that owns its var store should
+    /// call `set_device` instead (the store then knows its device), and one
+    /// that holds other tensors must move them too.
+    fn to_device(&mut self, device: Device) -> Result<()> {
+        move_variables(self.var_store(), device);
+        Ok(())
+    }
 
     /// Puts the model in training (`true`) or evaluation mode; the trainer
     /// calls it before every training batch and every evaluation.

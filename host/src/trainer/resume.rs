@@ -90,6 +90,20 @@ impl Trainer {
             .as_ref()
             .map_or(loaded.global_step, |l| l.optimizer_step);
 
+        let scaler_file = dir.join(super::scaler::SCALER_FILE);
+        if let Some(scaler) = run.scaler.as_mut() {
+            if scaler_file.is_file() {
+                scaler.load(&scaler_file)?;
+            } else if loaded.global_step > 0 {
+                crate::ui::warn(&format!(
+                    "{}: no loss-scaler state ({}); the --fp16 loss scale starts at {}",
+                    dir.display(),
+                    super::scaler::SCALER_FILE,
+                    super::scaler::INIT_SCALE
+                ));
+            }
+        }
+
         // Everything is read: now apply it.
         self.load_weights(&model_file)?;
         match moments {

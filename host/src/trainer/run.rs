@@ -5,6 +5,7 @@
 //! it; checkpoints (`checkpoint.rs`) write it and `resume.rs` reads it back.
 
 use super::optim::AdamW;
+use super::scaler::GradScaler;
 use crate::pyjson::Json;
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ pub(super) const LOOP_STATE_FILE: &str = "loop_state.json";
 /// The bookkeeping of one `train()` call.
 pub(crate) struct Run {
     pub optimizer: AdamW,
+    /// The loss scaler of `--fp16` on CUDA.
+    pub scaler: Option<GradScaler>,
     /// Updates planned, and updates with warm-up.
     pub max_steps: u64,
     pub warmup: u64,

@@ -91,6 +91,10 @@ impl Trainer {
         );
         let mut run = Run {
             optimizer,
+            scaler: self
+                .precision
+                .scales_loss()
+                .then(|| super::scaler::GradScaler::new(self.device)),
             max_steps,
             warmup: self.args.warmup_steps_for(max_steps),
             tr_loss: 0.0,
@@ -212,10 +216,21 @@ impl Trainer {
                 sample_list(indices)
             )
         };
-        let batch = self.train_data.batch(indices).with_context(at)?;
+        let batch = self
+            .train_data
+            .batch(indices)
+            .with_context(at)?
+            .to_device(self.device);
         self.model.set_training(true)?;
+        // The forward pass under autocast (--bf16, --fp16); backward outside it, as torch advises.
+        let autocast = self.autocast()?;
         let loss = self.model.loss(&batch, true).with_context(at)? / batches_in_update as f64;
+        drop(autocast);
         let step_loss = loss_value(&loss)?;
+        let loss = match &run.scaler {
+            Some(scaler) => scaler.scale_loss(&loss),
+            None => loss,
+        };
         loss.f_backward().map_err(|e| {
             anyhow::anyhow!(
                 "the backward pass of the model's loss failed: {}",
@@ -240,6 +255,15 @@ impl Trainer {
         batches_done: usize,
         n_batches: usize,
     ) -> Result<()> {
+        // --fp16: the gradients unscaled before clipping; an inf or a NaN
+        // skips the step (and so the schedule, which follows the optimizer's steps).
+        let overflow = match run.scaler.as_mut() {
+            Some(scaler) => {
+                scaler.unscale(&run.optimizer.gradients())?;
+                scaler.found_inf()
+            }
+            None => false,
+        };
         let grad_norm = run.optimizer.clip_grad_norm(self.args.max_grad_norm);
         run.grad_norm = Some(grad_norm);
         let lr = self.current_lr(run);
@@ -249,7 +273,12 @@ impl Trainer {
             view.learning_rates = run.optimizer.group_learning_rates(lr);
         }
         self.fire(Event::PreOptimizerStep, &Logs::new())?;
-        run.optimizer.step(lr);
+        if !overflow {
+            run.optimizer.step(lr);
+        }
+        if let Some(scaler) = run.scaler.as_mut() {
+            scaler.update()?;
+        }
         self.fire(Event::OptimizerStep, &Logs::new())?;
         run.learning_rate = Some(lr);
         run.optimizer.zero_grad();

@@ -67,6 +67,12 @@ impl Model for FileModel {
         self.script.var_store()
     }
 
+    fn to_device(&mut self, device: tch::Device) -> Result<()> {
+        // A module loaded again starts in its saved mode.
+        self.training = None;
+        self.script.to_device(device)
+    }
+
     /// The module's `named_parameters()`, in its order.
     fn parameters(&self) -> Vec<(String, Tensor)> {
         self.script
