@@ -98,8 +98,10 @@ torchrun_pair() {
   local name=$1 backend=$2
   local out=$WORK/$name
   echo "== $name (torchrun --nproc_per_node 2, --ddp_backend $backend)"
-  if timeout 300 "$TORCHRUN" --standalone --nnodes 1 --nproc_per_node 2 --no-python \
-    "$TRAINBOX" "${DEMO[@]}" --output_dir "$out" --ddp_backend "$backend" "${GPU_FLAGS[@]}" \
+  # A rank that cannot join or hangs in a collective fails within --ddp_timeout.
+  if timeout 240 "$TORCHRUN" --standalone --nnodes 1 --nproc_per_node 2 --no-python \
+    "$TRAINBOX" "${DEMO[@]}" --output_dir "$out" --ddp_backend "$backend" --ddp_timeout 90 \
+    "${GPU_FLAGS[@]}" \
     >"$WORK/$name.log" 2>&1; then
     tail -n 5 "$WORK/$name.log"
     row "$name" ok "$out"
