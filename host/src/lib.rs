@@ -43,6 +43,7 @@ mod callbacks;
 pub mod cli;
 pub mod datasets;
 pub mod device;
+pub mod dist;
 mod event;
 mod flow;
 pub mod pyjson;

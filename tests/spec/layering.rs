@@ -312,6 +312,11 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         ),
         ("flow", ["trainer", "sandbox", "cli"].as_slice()),
         ("tasks", ["sandbox", "callbacks", "cli"].as_slice()),
+        // The processes of a run know nothing of what they train.
+        (
+            "dist",
+            ["trainer", "sandbox", "callbacks", "flow", "cli", "tasks"].as_slice(),
+        ),
     ];
     for (module, not) in forbidden {
         for dep in deps(module) {

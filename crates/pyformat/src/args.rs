@@ -135,6 +135,8 @@ pub const TRAINING_ARGS: &[Field] = &[
     host_field("do_predict", Lit::Bool(false)),
     host_field("label_names", Lit::None),
     host_field("remove_unused_columns", Lit::Bool(true)),
+    host_field("ddp_backend", Lit::None),
+    host_field("ddp_timeout", Lit::Int(1800)),
     host_field("use_cpu", Lit::Bool(false)),
     host_field("bf16", Lit::Bool(false)),
     host_field("fp16", Lit::Bool(false)),

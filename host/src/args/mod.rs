@@ -220,7 +220,7 @@ training_arguments! {
     dataloader_drop_last: bool = false;
     /// Restore the state of stateful plugins when resuming.
     restore_callback_states_from_checkpoint: bool = false;
-    /// A checkpoint folder to resume from, or "true" for the latest in output_dir.
+    /// A checkpoint folder to resume from, "true" for the latest in output_dir, or "last" for the latest if any (else a fresh start).
     resume_from_checkpoint: Option<String> = None;
     /// On SIGTERM, save a checkpoint at the step the run stops at (HF's JIT checkpoint, for preemptible machines).
     enable_jit_checkpoint: bool = false;
@@ -234,6 +234,10 @@ training_arguments! {
     label_names: Option<Vec<String>> = None;
     /// Drop dataset columns that the model's forward does not take (false: such a column is an error).
     remove_unused_columns: bool = true;
+    /// The collective library of a multi-process run: gloo or nccl (default: nccl on CUDA, else gloo).
+    ddp_backend: Option<String> = None;
+    /// Seconds a process of a multi-process run waits for the others (the rendezvous and each collective).
+    ddp_timeout: u64 = 1800;
     /// Train on the CPU even when a GPU is present.
     use_cpu: bool = false;
     /// bfloat16 mixed precision (autocast; the weights stay float32). Needs a GPU with bf16, or --use_cpu.

@@ -107,6 +107,19 @@ impl TrainingArguments {
             );
         }
         self.report_to = normalize_report_to(&self.report_to)?;
+        if let Some(backend) = &self.ddp_backend {
+            // HF's choices are torch's backends; trainbox links gloo and nccl.
+            if !["gloo", "nccl"].contains(&backend.as_str()) {
+                return Err(format!(
+                    "--ddp_backend {backend}: trainbox runs gloo (CPU, or CUDA through host copies) or nccl (CUDA)"
+                ));
+            }
+        }
+        if self.ddp_timeout == 0 {
+            return Err(
+                "--ddp_timeout must be a positive number of seconds (HF's default: 1800)".into(),
+            );
+        }
         // HF's `_validate_args`; the checks that need the device (bf16
         // support, TF32) are in the device module.
         if self.fp16 && self.bf16 {

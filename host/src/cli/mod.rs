@@ -12,6 +12,7 @@ mod new;
 mod output_dir;
 mod plugins;
 mod replay;
+mod ranks;
 mod results;
 mod splits;
 mod train;

@@ -9,6 +9,7 @@ use super::integrations;
 use super::{interrupt, output_dir, splits};
 use crate::args::TrainingArguments;
 use crate::callbacks::Callback;
+use crate::dist::{Launch, World};
 use crate::sandbox::{
     default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
 };
@@ -54,11 +55,14 @@ pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The plugin files of a run, in dispatch order, each with the integration
-/// it is when `--report_to` named it.
-fn plugin_files(cfg: &RunConfig) -> Result<Vec<(PathBuf, Option<&'static str>)>> {
+/// it is when `--report_to` named it. With several processes, only world
+/// zero reports to the integrations (HF's check `is_world_process_zero`).
+fn plugin_files(cfg: &RunConfig, world: &World) -> Result<Vec<(PathBuf, Option<&'static str>)>> {
     let mut files = Vec::new();
-    for name in integrations::selected(&cfg.args.report_to)? {
-        files.push((builtin(name)?, Some(name)));
+    if world.is_world_zero() {
+        for name in integrations::selected(&cfg.args.report_to)? {
+            files.push((builtin(name)?, Some(name)));
+        }
     }
     for source in &cfg.plugins {
         match source {
@@ -99,7 +103,15 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     // One run per output_dir, held until the process ends; checked before
     // anything is loaded or written.
     let argv = interrupt::program_args();
-    let _lock = output_dir::lock(&args.output_dir)?;
+    // Under a launcher, each process is one rank of the run; world zero
+    // holds the output_dir for all of them.
+    let launch = Launch::from_env(|name| std::env::var(name).ok())?;
+    let rank = launch.as_ref().map_or(0, |l| l.rank);
+    let _lock = if rank == 0 {
+        Some(output_dir::lock(&args.output_dir)?)
+    } else {
+        None
+    };
     if splits.train {
         output_dir::refuse_foreign_checkpoints(&args, &argv)?;
     }
@@ -117,7 +129,13 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .sum();
     crate::sandbox::reserve_disk_for_host(6 * model_bytes);
 
-    if device.is_cuda() || precision != crate::device::Precision::Float32 {
+    let world = match &launch {
+        Some(launch) => super::ranks::join(launch, &args, device)?,
+        None => World::single(),
+    };
+
+    if world.is_world_zero() && (device.is_cuda() || precision != crate::device::Precision::Float32)
+    {
         crate::ui::info(&format!(
             "training on {} (mixed precision: {})",
             crate::device::name(device),
@@ -126,11 +144,18 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     }
 
     let view = RunView::default();
-    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
-    let compiled: Vec<(CompiledPlugin, Option<&str>)> = plugin_files(&cfg)?
-        .into_iter()
-        .map(|(p, integration)| Ok((sandbox.compile(&p)?, integration)))
-        .collect::<Result<_>>()?;
+    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?.for_rank(world.rank());
+    let files = plugin_files(&cfg, &world)?;
+    // World zero compiles (into the shared compile cache) while the others
+    // wait, then finds it all cached.
+    let compile = |files: &[(PathBuf, Option<&'static str>)]| -> Result<Vec<(CompiledPlugin, Option<&'static str>)>> {
+        files
+            .iter()
+            .map(|(p, integration)| Ok((sandbox.compile(p)?, *integration)))
+            .collect()
+    };
+    let compiled =
+        super::ranks::world_zero_first(&world, "compiling the plugins", || compile(&files))?;
     // Names unique, settings bound to their files, stored states to theirs.
     identity::check(&cfg, &compiled)?;
     identity::check_stored_states(&args, &compiled)?;
@@ -162,13 +187,15 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
         .view(view)
         .callbacks(plugins)
         .stop_request(stop)
+        .world(world)
         .device(device)
         .keep_callbacks_after_train();
     if let Some(eval) = task.eval {
         builder = builder.eval_dataset(eval);
     }
     let mut trainer = builder.build()?;
-    let own_model = cfg.files.model.is_some();
+    // Result files (all_results.json, …) come from world zero alone.
+    let own_model = cfg.files.model.is_some() && trainer.world().is_world_zero();
     let result = splits::run(
         &mut trainer,
         splits,
@@ -270,7 +297,10 @@ fn start_plugin(
 /// labels of the plugins that faulted.
 fn print_report(trainer: &Trainer) -> Vec<String> {
     let reports: Vec<CallReport> = trainer.callbacks().filter_map(|c| c.report()).collect();
-    if reports.is_empty() {
+    let faulted = reports.iter().any(|r| !r.faults.is_empty());
+    // One table per run: world zero's, and another rank's only when one
+    // of its plugins faulted.
+    if reports.is_empty() || !(trainer.world().is_world_zero() || faulted) {
         return Vec::new();
     }
     for line in CallReport::table(&reports) {

@@ -114,6 +114,8 @@ pub struct Sandbox {
     cache: CompileCache,
     stores: StoreFactory,
     _ticker: Option<Ticker>,
+    /// This process's rank in a multi-process run (0 alone).
+    rank: usize,
 }
 
 impl Sandbox {
@@ -121,6 +123,14 @@ impl Sandbox {
     /// in `cache_dir` (none: no cache).
     pub fn new(view: RunView, cache_dir: Option<PathBuf>) -> Result<Sandbox> {
         Sandbox::build(view, cache_dir, true)
+    }
+
+    /// The sandbox of rank `rank` of a multi-process run: the plugins of a
+    /// rank above 0 get the directories `plugins/<name>@rank<N>`, so that
+    /// the ranks' copies of one plugin never share files.
+    pub fn for_rank(mut self, rank: usize) -> Sandbox {
+        self.rank = rank;
+        self
     }
 
     /// A sandbox that enforces no deadline and no memory cap, to measure what
@@ -166,6 +176,7 @@ impl Sandbox {
             linker,
             cache: CompileCache::new(cache_dir),
             _ticker: ticker,
+            rank: 0,
         })
     }
 
@@ -247,8 +258,9 @@ impl Sandbox {
     /// Gives a compiled plugin its store, directory and grants, and
     /// configures it. `instance` numbers duplicates of one plugin file (0
     /// first): instance 2 of `recorder` is `recorder#2`, in the directory
-    /// `plugins/recorder#2`, a name no plugin can declare. The directory
-    /// must be free or belong to this file (see `owners.rs`).
+    /// `plugins/recorder#2`, a name no plugin can declare (and on rank 1
+    /// of a multi-process run `recorder@rank1`). The directory must be
+    /// free or belong to this file (see `owners.rs`).
     pub fn instantiate(
         &self,
         compiled: &CompiledPlugin,
@@ -263,11 +275,14 @@ impl Sandbox {
             &info.capabilities,
             &settings.grants,
         )?;
-        let label = if instance == 0 {
+        let mut label = if instance == 0 {
             info.name.clone()
         } else {
             format!("{}#{}", info.name, instance + 1)
         };
+        if self.rank > 0 {
+            label = format!("{label}@rank{}", self.rank);
+        }
         let plugins_dir = Path::new(&args.output_dir).join("plugins");
         owners::claim(&plugins_dir, &label, &compiled.path, &compiled.sha256)?;
         let own_dir = plugins_dir.join(&label);

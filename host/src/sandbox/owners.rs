@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 /// The record file, inside `<output_dir>/plugins/`.
 pub const OWNERS_FILE: &str = ".owners.json";
 
+/// The lock held while the record is changed, beside it.
+const LOCK_FILE: &str = ".owners.lock";
+
 /// The file a plugin directory belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -56,6 +59,13 @@ pub fn claim(plugins_dir: &Path, dir: &str, path: &Path, sha256: &str) -> Result
         .with_context(|| format!("resolving {}", path.display()))?;
     std::fs::create_dir_all(plugins_dir)
         .with_context(|| format!("creating {}", plugins_dir.display()))?;
+    // The ranks of a multi-process run claim their folders at once: one at
+    // a time reads, changes and writes the record.
+    let lock_file = plugins_dir.join(LOCK_FILE);
+    let lock = std::fs::File::create(&lock_file)
+        .with_context(|| format!("creating {}", lock_file.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_file.display()))?;
     let mut owners = read_owners(plugins_dir)?;
     let own_dir = plugins_dir.join(dir);
     if own_dir.exists() {

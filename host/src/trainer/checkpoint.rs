@@ -208,7 +208,21 @@ impl Trainer {
     /// a plugin's `save-state` aborting the run) removes its
     /// `.checkpoint-N.tmp` and leaves the previous checkpoints as they were;
     /// the error names the checkpoint's folder and the cause.
+    ///
+    /// With several processes, world zero alone writes, after every rank
+    /// has finished the step, and no rank goes on before it is written.
     pub(super) fn save_checkpoint(&mut self, run: Option<&Run>) -> Result<()> {
+        self.world
+            .barrier("waiting for every rank before a checkpoint")?;
+        if self.world.is_world_zero() {
+            self.write_and_rotate(run)?;
+        }
+        self.world
+            .barrier("waiting for the checkpoint to be written")
+    }
+
+    /// Writes checkpoint-N whole (or nothing of it), then rotates.
+    fn write_and_rotate(&mut self, run: Option<&Run>) -> Result<()> {
         let out_dir = PathBuf::from(&self.args.output_dir);
         let step = self.state.global_step;
         let name = format!("{CHECKPOINT_PREFIX}-{step}");
@@ -395,7 +409,16 @@ impl Trainer {
 
     /// HF's `save_model` + `save_state`: the model's weights
     /// (`model.safetensors`) and `trainer_state.json` in `output_dir`.
+    /// With several processes, world zero alone writes them.
     pub fn save_model_and_state(&self) -> Result<()> {
+        if self.world.is_world_zero() {
+            self.write_model_and_state()?;
+        }
+        self.world
+            .barrier("waiting for the final model to be written")
+    }
+
+    fn write_model_and_state(&self) -> Result<()> {
         let dir = Path::new(&self.args.output_dir);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         // Each file is written beside its final name and renamed over it, so
@@ -422,7 +445,7 @@ impl Trainer {
     /// With `save_total_limit == 1` and a best checkpoint, deletes every other
     /// checkpoint at the end of training.
     pub(super) fn delete_all_but_best_checkpoint(&self) -> Result<()> {
-        if self.args.save_total_limit != Some(1) {
+        if self.args.save_total_limit != Some(1) || !self.world.is_world_zero() {
             return Ok(());
         }
         let Some(best) = self.best_checkpoint_step() else {

@@ -1,6 +1,6 @@
 //! Evaluation: HF's `evaluate()` with its `evaluation_loop` (spec §5.6-5.7).
 
-use super::data::{epoch_batches, num_batches, Dataset};
+use super::data::Dataset;
 use super::model::MetricSum;
 use super::{speed_metrics, Trainer};
 use crate::event::Event;
@@ -13,11 +13,7 @@ impl Trainer {
     /// Number of evaluation batches (`len(eval_dataloader)`).
     pub(super) fn eval_batches(&self) -> Option<u32> {
         let data = self.eval_data.as_ref()?;
-        Some(num_batches(
-            data.len(),
-            self.args.per_device_eval_batch_size as usize,
-            self.args.dataloader_drop_last,
-        ) as u32)
+        Some(self.eval_shard(data.as_ref()).len() as u32)
     }
 
     /// Evaluates on the evaluation data: one `on_prediction_step` per batch,
@@ -65,17 +61,19 @@ impl Trainer {
         mut kept: Option<&mut Kept>,
     ) -> Result<Logs> {
         let started = Instant::now();
-        let batches = epoch_batches(
-            data.len(),
-            self.args.per_device_eval_batch_size as usize,
-            self.args.dataloader_drop_last,
-            None,
-        );
+        let batches = self.eval_shard(data);
         self.model.set_training(false)?;
         self.model.begin_evaluation(self.state.global_step);
         let (mut loss_sum, mut with_loss) = (0.0, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();
-        for indices in &batches {
+        for shard in &batches {
+            // Samples repeated only to even the ranks out count for
+            // nothing; a batch of nothing but those still runs, for the
+            // names of the model's metrics.
+            let (indices, counted) = match shard.real {
+                0 => (&shard.indices[..], false),
+                real => (&shard.indices[..real], true),
+            };
             let at = || {
                 format!(
                     "{prefix} batch (samples {})",
@@ -87,11 +85,14 @@ impl Trainer {
             let autocast = self.autocast()?;
             let out = tch::no_grad(|| self.model.eval_batch(&batch)).with_context(at)?;
             drop(autocast);
-            if let Some(loss) = &out.loss {
+            if let (Some(loss), true) = (&out.loss, counted) {
                 loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
                 with_loss += batch.len();
             }
-            for m in out.metrics {
+            for mut m in out.metrics {
+                if !counted {
+                    (m.sum, m.count) = (0.0, 0.0);
+                }
                 match sums.iter_mut().find(|s| s.name == m.name) {
                     Some(s) => {
                         s.sum += m.sum;
@@ -100,7 +101,7 @@ impl Trainer {
                     None => sums.push(m),
                 }
             }
-            if let Some(kept) = kept.as_deref_mut() {
+            if let (Some(kept), true) = (kept.as_deref_mut(), counted) {
                 // Kept on the CPU, as HF's nested_numpify at the end, which
                 // also makes bfloat16 (from autocast) float32.
                 let host = |t: Tensor| {
@@ -114,6 +115,10 @@ impl Trainer {
                 kept.labels.extend(out.labels.map(host));
             }
             self.fire(Event::PredictionStep, &Logs::new())?;
+        }
+        let ((loss_sum, with_loss), sums) = self.sum_evaluation((loss_sum, with_loss), sums)?;
+        if let Some(kept) = kept {
+            self.gather_predictions(kept)?;
         }
         let mut metrics = Logs::new();
         if with_loss > 0 {
@@ -159,9 +164,9 @@ pub struct PredictionOutput {
 
 /// Per-batch outputs kept by `predict`.
 #[derive(Default)]
-struct Kept {
-    predictions: Vec<Tensor>,
-    labels: Vec<Tensor>,
+pub(super) struct Kept {
+    pub predictions: Vec<Tensor>,
+    pub labels: Vec<Tensor>,
 }
 
 /// HF's `nested_concat` over batches: concatenated along the samples; where

@@ -26,6 +26,7 @@ pub mod data;
 mod eval;
 pub mod model;
 pub mod optim;
+mod ranks;
 mod resume;
 mod run;
 pub mod scaler;
@@ -36,6 +37,7 @@ mod train;
 use crate::args::TrainingArguments;
 use crate::callbacks::{Callback, CallbackHandler};
 use crate::device::{Machine, Precision};
+use crate::dist::World;
 use crate::event::Event;
 use crate::flow::DefaultFlowCallback;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
@@ -67,6 +69,7 @@ pub struct TrainerBuilder {
     view: RunView,
     stop: StopRequest,
     finish_after_train: bool,
+    world: World,
     device: tch::Device,
     precision: Option<Precision>,
 }
@@ -85,6 +88,13 @@ impl TrainerBuilder {
     /// float16 autocast with loss scaling on the CPU, which HF never runs.
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = Some(precision);
+        self
+    }
+
+    /// The processes of a data-parallel run this trainer is one of (by
+    /// default, a world of one).
+    pub fn world(mut self, world: World) -> Self {
+        self.world = world;
         self
     }
 
@@ -170,7 +180,13 @@ impl TrainerBuilder {
             handler.finish(&Err(format!("{e:#}")));
             return Err(e);
         }
+        let state = TrainerState {
+            is_world_process_zero: self.world.is_world_zero(),
+            is_local_process_zero: self.world.is_local_zero(),
+            ..TrainerState::default()
+        };
         let mut trainer = Trainer {
+            world: self.world,
             args,
             model,
             device,
@@ -178,7 +194,7 @@ impl TrainerBuilder {
             train_data: self.train_data,
             eval_data: self.eval_data,
             handler,
-            state: TrainerState::default(),
+            state,
             control: TrainerControl::default(),
             view: self.view,
             stop: self.stop,
@@ -211,6 +227,8 @@ pub struct Trainer {
     /// Whether `train()` ends with [`Trainer::finish`].
     finish_after_train: bool,
     finished: bool,
+    /// This process and the others of a data-parallel run.
+    world: World,
     /// Where the model, the batches and the optimizer state live.
     device: tch::Device,
     /// The forward passes' precision (`--bf16`, `--fp16`).
@@ -233,6 +251,7 @@ impl Trainer {
             view: RunView::default(),
             stop: StopRequest::default(),
             finish_after_train: true,
+            world: World::single(),
             device: tch::Device::Cpu,
             precision: None,
         }
@@ -287,10 +306,17 @@ impl Trainer {
         self.model.as_ref()
     }
 
-    /// Fires one event through the handler.
+    /// Fires one event through the handler; then, with several processes,
+    /// the ranks agree on the control flags.
     fn fire(&mut self, event: Event, payload: &Logs) -> Result<()> {
         self.handler
-            .call(event, &self.args, &self.state, &mut self.control, payload)
+            .call(event, &self.args, &self.state, &mut self.control, payload)?;
+        self.agree_on_control()
+    }
+
+    /// This process's place among those of the run.
+    pub fn world(&self) -> &World {
+        &self.world
     }
 
     /// HF's `log`: adds `epoch`, appends a copy with `step` to the history,

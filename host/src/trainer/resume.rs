@@ -23,13 +23,21 @@ use std::path::{Path, PathBuf};
 
 impl Trainer {
     /// The checkpoint named by `--resume_from_checkpoint`, if any: a folder,
-    /// or `true` for the latest `checkpoint-N` in `output_dir`.
+    /// `true` for the latest `checkpoint-N` in `output_dir` (an error when
+    /// there is none, as HF), or `last` for the latest if there is one.
     pub(super) fn resume_checkpoint(&self) -> Result<Option<PathBuf>> {
         let Some(value) = self.args.resume_from_checkpoint.as_deref() else {
             return Ok(None);
         };
         let dir = match value.to_ascii_lowercase().as_str() {
             "false" | "" => return Ok(None),
+            // The latest checkpoint if there is one, else a fresh start: what
+            // a run restarted by its launcher (torchrun's --max_restarts)
+            // passes on every attempt.
+            "last" => match get_last_checkpoint(Path::new(&self.args.output_dir))? {
+                Some(dir) => dir,
+                None => return Ok(None),
+            },
             "true" => get_last_checkpoint(Path::new(&self.args.output_dir))?.ok_or_else(|| {
                 anyhow!(
                     "--resume_from_checkpoint true: no valid checkpoint found in output directory ({}); \

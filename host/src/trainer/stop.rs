@@ -100,11 +100,32 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 impl Trainer {
+    /// The stop asked of this rank or, with several processes, of any.
+    fn agreed_stop(&self) -> Result<Option<StopSignal>> {
+        let mine = self.stop.requested();
+        if !self.world.is_distributed() {
+            return Ok(mine);
+        }
+        let mut asked = [
+            mine == Some(StopSignal::Interrupt),
+            mine == Some(StopSignal::Terminate),
+        ];
+        self.world.any("agreeing on a stop request", &mut asked)?;
+        Ok(match asked {
+            [_, true] => Some(StopSignal::Terminate),
+            [true, false] => Some(StopSignal::Interrupt),
+            [false, false] => None,
+        })
+    }
+
     /// After an optimizer step (and once before the first): stops the run
     /// when a stop was requested, saving a checkpoint first on SIGTERM with
     /// `enable_jit_checkpoint`.
+    ///
+    /// With several processes, the ranks agree first: a signal any rank got
+    /// stops them all at this step (SIGTERM winning over SIGINT).
     pub(super) fn stop_if_requested(&mut self, run: &mut Run) -> Result<()> {
-        let Some(signal) = self.stop.requested() else {
+        let Some(signal) = self.agreed_stop()? else {
             return Ok(());
         };
         let step = self.state.global_step;

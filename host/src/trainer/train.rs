@@ -1,7 +1,6 @@
 //! The training loop: HF's `_inner_training_loop` and
 //! `_maybe_log_save_evaluate`, event for event (spec §5.4-5.5).
 
-use super::data::{epoch_batches, num_batches};
 use super::optim::{AdamW, AdamWConfig};
 use super::run::Run;
 use super::schedule::lr_factor;
@@ -35,11 +34,8 @@ impl Trainer {
         }
         let train_bs = self.args.per_device_train_batch_size as usize;
         let ga = self.args.gradient_accumulation_steps as usize;
-        let n_batches = num_batches(
-            self.train_data.len(),
-            train_bs,
-            self.args.dataloader_drop_last,
-        );
+        // This rank's batches per epoch (all of them with one process).
+        let n_batches = self.train_shard(0).len();
         if n_batches == 0 {
             bail!(
                 "the training data ({} samples) makes no batch of {train_bs} with --dataloader_drop_last",
@@ -60,7 +56,10 @@ impl Trainer {
             (max, self.args.num_train_epochs.ceil() as u64)
         };
 
-        super::checkpoint::recover_interrupted_saves(Path::new(&self.args.output_dir))?;
+        if self.world.is_world_zero() {
+            super::checkpoint::recover_interrupted_saves(Path::new(&self.args.output_dir))?;
+        }
+        self.world.barrier("finding the last checkpoint")?;
         let resume = self.resume_checkpoint()?;
         if let Some(ckpt) = &resume {
             self.model.restore(ckpt)?;
@@ -69,6 +68,8 @@ impl Trainer {
         // _init_training_state: a fresh state, then the run's references.
         let mut state = TrainerState {
             train_batch_size: Some(train_bs as u32),
+            is_world_process_zero: self.world.is_world_zero(),
+            is_local_process_zero: self.world.is_local_zero(),
             ..Default::default()
         };
         state.compute_steps(&self.args, max_steps);
@@ -76,6 +77,13 @@ impl Trainer {
         self.refresh_stateful_callbacks()?;
 
         let params = self.model.parameters();
+        // Every rank starts from rank 0's weights, as torch's DDP.
+        // In one order on every rank (by name: a HashMap's order differs per process).
+        let mut named: Vec<(String, tch::Tensor)> =
+            self.model.var_store().variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let variables: Vec<tch::Tensor> = named.into_iter().map(|(_, t)| t).collect();
+        self.world.broadcast_from_zero(&variables)?;
         let optimizer = AdamW::new(
             AdamWConfig {
                 beta1: self.args.adam_beta1,
@@ -163,12 +171,7 @@ impl Trainer {
         skip: usize,
     ) -> Result<()> {
         let ga = self.args.gradient_accumulation_steps as usize;
-        let batches = epoch_batches(
-            self.train_data.len(),
-            self.args.per_device_train_batch_size as usize,
-            self.args.dataloader_drop_last,
-            Some((self.args.seed, epoch)),
-        );
+        let batches = self.train_shard(epoch);
         self.fire(Event::EpochBegin, &Logs::new())?;
         let mut step: isize = skip as isize - 1;
         'updates: for update in batches[skip.min(batches.len())..].chunks(ga) {
@@ -255,6 +258,8 @@ impl Trainer {
         batches_done: usize,
         n_batches: usize,
     ) -> Result<()> {
+        // With several processes: every rank's gradients become their mean.
+        self.world.average_gradients(&run.optimizer.gradients())?;
         // --fp16: the gradients unscaled before clipping; an inf or a NaN
         // skips the step (and so the schedule, which follows the optimizer's steps).
         let overflow = match run.scaler.as_mut() {
@@ -286,6 +291,7 @@ impl Trainer {
         self.state.epoch = epoch as f64 + batches_done as f64 / n_batches as f64;
         self.fire(Event::StepEnd, &Logs::new())?;
         self.maybe_log_save_evaluate(run)?;
+        self.die_if_injected();
         self.stop_if_requested(run)
     }
 
@@ -301,6 +307,8 @@ impl Trainer {
         if self.control.should_log && self.state.global_step > run.globalstep_last_logged {
             let mut logs = Logs::new();
             let steps = (self.state.global_step - run.globalstep_last_logged) as f64;
+            // The mean over the ranks, as HF's `_nested_gather(tr_loss).mean()`.
+            run.tr_loss = self.mean_over_ranks("logging the loss", run.tr_loss)?;
             logs.insert("loss", Value::Float(run.tr_loss / steps));
             if let Some(norm) = run.grad_norm {
                 logs.insert("grad_norm", Value::Float(norm));
@@ -341,13 +349,16 @@ impl Trainer {
     /// The final summary log, the best model, `on_train_end`.
     fn finish_training(&mut self, mut run: Run) -> Result<TrainOutput> {
         let runtime = run.started.elapsed().as_secs_f64();
-        run.total_loss += run.tr_loss;
+        // HF adds this rank's loss since the last log; the ranks' mean makes
+        // every rank report the train_loss one process would.
+        run.total_loss += self.mean_over_ranks("the final loss", run.tr_loss)?;
         let steps_with_loss = self.state.global_step.saturating_sub(run.loss_from_step);
         let train_loss = run.total_loss / steps_with_loss.max(1) as f64;
         let planned = run.max_steps.saturating_sub(run.start_step) as f64;
+        // HF's total_train_batch_size: per device × accumulation × processes.
         let total_batch = f64::from(
             self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
-        );
+        ) * self.world.size() as f64;
         let mut metrics = Logs::new();
         speed_metrics(
             &mut metrics,

@@ -2,7 +2,9 @@
 //! `global_step` reaches `at_step` (config `stopper.at_step`, default 1).
 //! With `stopper.mode=clear` it instead tries to clear a stop already
 //! requested, to show that a stop, once requested, stays requested; with
-//! `stopper.mode=epoch` it sets `should_epoch_stop` instead.
+//! `stopper.mode=epoch` it sets `should_epoch_stop` instead. With
+//! `stopper.on=others` it acts only on the ranks that are not world zero
+//! of a multi-process run (to show that the ranks agree on a stop).
 
 use trainbox_sdk::{export_plugin, Callback, Config, Context, Event, TrainingArgs};
 
@@ -10,6 +12,7 @@ use trainbox_sdk::{export_plugin, Callback, Config, Context, Event, TrainingArgs
 struct Stopper {
     at_step: u64,
     mode: String,
+    others_only: bool,
 }
 
 impl Callback for Stopper {
@@ -18,7 +21,12 @@ impl Callback for Stopper {
     const EVENTS: &'static [Event] = &[Event::StepEnd];
 
     fn configure(&mut self, _args: &TrainingArgs, config: &Config) -> Result<(), String> {
-        config.only(&["at_step", "mode"])?;
+        config.only(&["at_step", "mode", "on"])?;
+        self.others_only = match config.get("on").unwrap_or("all") {
+            "all" => false,
+            "others" => true,
+            other => return Err(format!("on={other}: expected all or others")),
+        };
         self.at_step = config.parse("at_step")?.unwrap_or(1);
         self.mode = config.get("mode").unwrap_or("stop").to_string();
         match self.mode.as_str() {
@@ -28,7 +36,9 @@ impl Callback for Stopper {
     }
 
     fn on_step_end(&mut self, cx: &mut Context) {
-        if cx.state.global_step < self.at_step {
+        if cx.state.global_step < self.at_step
+            || (self.others_only && cx.state.is_world_process_zero)
+        {
             return;
         }
         match self.mode.as_str() {
