@@ -134,6 +134,100 @@ fn tf32_and_bf16_without_a_gpu_are_hfs_errors() {
     );
 }
 
+/// What transformers 5.24 (with accelerate 1.15) does with each flag set
+/// on this machine: HF's error, or whether it runs native AMP.
+fn hf_outcomes(cases: &[&[&str]]) -> Vec<serde_json::Value> {
+    let script = r#"
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import torch
+from transformers import TrainingArguments, Trainer
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = torch.nn.Linear(1, 1)
+    def forward(self, x, labels=None):
+        return {"loss": ((self.l(x).squeeze(-1) - labels) ** 2).mean()}
+out = []
+for case in json.loads(sys.argv[1]):
+    kw = {}
+    for flag in case:
+        name, _, value = flag[2:].partition("=")
+        kw[name] = value != "false"
+    try:
+        args = TrainingArguments(output_dir=sys.argv[2], report_to="none", **kw)
+        data = [{"x": torch.ones(1), "labels": torch.tensor(1.0)}] * 4
+        trainer = Trainer(model=M(), args=args, train_dataset=data)
+        out.append({"error": None, "native_amp": trainer.accelerator.native_amp,
+                    "scaler": trainer.accelerator.scaler is not None})
+    except ValueError as e:
+        out.append({"error": str(e)})
+print(json.dumps(out))
+"#;
+    let dir = crate::util::fresh_dir("precision_hf_outcomes");
+    let cases_json = serde_json::to_string(cases).unwrap();
+    let out = std::process::Command::new(crate::util::torch_python())
+        .args(["-c", script, &cases_json, dir.join("hf").to_str().unwrap()])
+        .output()
+        .expect("running the torch environment's python (make test-env)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// trainbox's checks of the precision flags are transformers' own, on the
+/// machine the tests run on: the same cases fail with HF's message, and
+/// the others run mixed precision exactly where HF runs native AMP.
+#[test]
+fn precision_flags_are_checked_as_transformers_checks_them() {
+    let cases: &[&[&str]] = &[
+        &["--bf16"],
+        &["--bf16", "--use_cpu"],
+        &["--fp16"],
+        &["--fp16", "--use_cpu"],
+        &["--fp16", "--bf16", "--use_cpu"],
+        &["--tf32"],
+        &["--tf32=false"],
+        &["--use_cpu"],
+    ];
+    let hf = hf_outcomes(cases);
+    for (case, hf) in cases.iter().zip(&hf) {
+        let flags: Vec<String> = case
+            .iter()
+            .flat_map(|f| match f.split_once('=') {
+                Some((name, value)) => vec![name.to_string(), value.to_string()],
+                None => vec![f.to_string()],
+            })
+            .collect();
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let name = format!("precision_hf_{}", case.join("").replace(['-', '='], "_"));
+        let (ok, _, stderr) = Run::regression(&name)
+            .args(&["--max_steps", "1", "--save_strategy", "no"])
+            .args(&flags)
+            .outcome();
+        match hf["error"].as_str() {
+            Some(error) => {
+                assert!(!ok, "{case:?}: HF refuses ({error}), trainbox ran");
+                let first = error.split(". ").next().unwrap();
+                assert!(
+                    stderr.contains(first),
+                    "{case:?}: HF says {error:?}; trainbox: {stderr}"
+                );
+            }
+            None => {
+                assert!(ok, "{case:?}: HF runs, trainbox failed: {stderr}");
+                let amp = stderr.contains("(mixed precision: ");
+                assert_eq!(amp, hf["native_amp"] == true, "{case:?}: {hf} vs {stderr}");
+                let scaled = stderr.contains("(mixed precision: fp16)");
+                assert_eq!(scaled, hf["scaler"] == true, "{case:?}: {hf} vs {stderr}");
+            }
+        }
+    }
+}
+
 /// `--use_cpu` is accepted and changes nothing on the CPU; `--fp16` on the
 /// CPU trains in float32, as accelerate does, with a warning: the logs of
 /// all three runs are the same.
