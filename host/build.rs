@@ -14,7 +14,7 @@ fn main() {
         // wheel), libtorch_cuda is linked even though no symbol of it is
         // named (Rust links --as-needed), so that its CUDA backend registers
         // at start-up and a GPU is used when present; without a GPU the
-        // binary runs on the CPU (it costs ~0.25 s of start-up, docs/scale.md).
+        // binary runs on the CPU (it costs ~0.2 s of start-up, docs/scale.md).
         if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
             println!("cargo:rustc-link-arg=-ltorch_cuda");
