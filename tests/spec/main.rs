@@ -13,6 +13,8 @@ mod cli;
 mod contract_versions;
 /// Dataset files: Parquet, safetensors, JSON lines, CSV; padding as HF's collators.
 mod datasets;
+/// Data parallel under torchrun: N×B as 1×N·B, agreed stops, resume, dead ranks.
+mod distributed;
 /// The early-stopping plugin against HF's EarlyStoppingCallback logic.
 mod early_stopping;
 /// Event order, steps, epochs, flags and keys against the oracle (spec §5-6).

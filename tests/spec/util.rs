@@ -40,6 +40,8 @@ pub struct Run {
     envs: Vec<(String, String)>,
     /// The open-file limit to run under (soft and hard), as `ulimit -n`.
     nofile: Option<u64>,
+    /// The launcher and its arguments, when trainbox runs under one.
+    launcher: Option<Vec<String>>,
 }
 
 impl Run {
@@ -53,6 +55,7 @@ impl Run {
             dir,
             envs: Vec::new(),
             nofile: None,
+            launcher: None,
         };
         run = run.args(&["--task", "regression", "--disable_tqdm"]);
         let out = run.dir.join("out");
@@ -68,6 +71,7 @@ impl Run {
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: Vec::new(),
             nofile: None,
+            launcher: None,
         }
     }
 
@@ -92,6 +96,40 @@ impl Run {
         self
     }
 
+    /// Runs under the torch environment's real `torchrun` with `nproc`
+    /// processes on this machine (`--standalone`: a rendezvous on a free
+    /// local port), plus `extra` launcher flags.
+    pub fn torchrun(mut self, nproc: usize, extra: &[&str]) -> Run {
+        let torchrun = torch_python().with_file_name("torchrun");
+        let mut launcher = vec![
+            torchrun.to_string_lossy().into_owned(),
+            "--standalone".into(),
+            "--nproc_per_node".into(),
+            nproc.to_string(),
+        ];
+        launcher.extend(extra.iter().map(|s| s.to_string()));
+        launcher.push("--no-python".into());
+        self.launcher = Some(launcher);
+        self
+    }
+
+    /// The command this run starts (trainbox, or the launcher of it).
+    pub fn command_line(&self) -> Command {
+        let mut cmd = match &self.launcher {
+            Some(l) => {
+                let mut cmd = Command::new(&l[0]);
+                cmd.args(&l[1..]).arg(env!("CARGO_BIN_EXE_trainbox"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_trainbox")),
+        };
+        cmd.args(&self.args).current_dir(&self.dir);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// Drops the environment variables set with `env`.
     pub fn clear_env(mut self) -> Run {
         self.envs.clear();
@@ -110,11 +148,7 @@ impl Run {
     }
 
     fn output(&self) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainbox"));
-        cmd.args(&self.args).current_dir(&self.dir);
-        for (k, v) in &self.envs {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.command_line();
         if let Some(n) = self.nofile {
             use std::os::unix::process::CommandExt;
             let lim = libc::rlimit {
