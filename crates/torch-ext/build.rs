@@ -29,7 +29,9 @@ fn main() {
     // The CUDA wheel's packages: site-packages/nvidia/{nccl,cu13|cuda_runtime}/include.
     let nvidia = torch.parent().map(|p| p.join("nvidia"));
     if let Some(cuda) = nvidia.as_deref().and_then(nccl_headers) {
-        build.define("USE_C10D_NCCL", None).define("TBX_WITH_NCCL", None);
+        build
+            .define("USE_C10D_NCCL", None)
+            .define("TBX_WITH_NCCL", None);
         for dir in cuda {
             build.include(dir);
         }

@@ -241,7 +241,10 @@ mod tests {
                     group.all_reduce(&t, ReduceOp::Sum).unwrap().wait().unwrap();
                     let b = Tensor::full([3], rank as i64 + 5, (Kind::Int64, Device::Cpu));
                     group.broadcast(&b, 1).unwrap().wait().unwrap();
-                    let outs = [Tensor::zeros([1], (Kind::Float, Device::Cpu)), Tensor::zeros([1], (Kind::Float, Device::Cpu))];
+                    let outs = [
+                        Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+                        Tensor::zeros([1], (Kind::Float, Device::Cpu)),
+                    ];
                     group
                         .all_gather(&Tensor::from_slice(&[rank as f32 * 2.0]), &outs)
                         .unwrap()
@@ -251,7 +254,9 @@ mod tests {
                     (
                         Vec::<f32>::try_from(&t).unwrap(),
                         Vec::<i64>::try_from(&b).unwrap(),
-                        outs.iter().map(|o| o.double_value(&[0])).collect::<Vec<_>>(),
+                        outs.iter()
+                            .map(|o| o.double_value(&[0]))
+                            .collect::<Vec<_>>(),
                     )
                 })
             })

@@ -38,7 +38,12 @@ extern "C" {
         op: i32,
         err: Err,
     ) -> *mut Work;
-    pub fn tbx_broadcast(group: *mut Group, tensor: *mut C_tensor, root: i32, err: Err) -> *mut Work;
+    pub fn tbx_broadcast(
+        group: *mut Group,
+        tensor: *mut C_tensor,
+        root: i32,
+        err: Err,
+    ) -> *mut Work;
     pub fn tbx_all_gather(
         group: *mut Group,
         input: *mut C_tensor,
