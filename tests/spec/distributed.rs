@@ -216,6 +216,15 @@ fn n_processes_with_batch_b_train_as_one_with_batch_n_times_b() {
         .clone();
     assert!(summary.get("train_samples_per_second").is_some());
 
+    // With gradient accumulation, the micro-batches exchange nothing and
+    // the update's mean is still the whole batch's.
+    let accumulate =
+        |run: Run| run.args(&["--gradient_accumulation_steps", "2", "--max_steps", "6"]);
+    let one_ga = with_output(accumulate(sort_run("ddp_one_8_ga", 8))).ok();
+    let two_ga = with_output(accumulate(sort_run("ddp_two_4_ga", 4)).torchrun(2, &[])).ok();
+    assert_same_weights(&two_ga.out, &one_ga.out, 1e-5);
+    assert_same_logs(&two_ga.out, &one_ga.out);
+
     let three = with_output(sort_run("ddp_three_4", 4).torchrun(3, &[])).ok();
     let one12 = with_output(sort_run("ddp_one_12", 12)).ok();
     assert_same_weights(&three.out, &one12.out, 1e-5);
@@ -365,4 +374,49 @@ fn integrations_write_from_world_zero_only() {
     }
     assert_eq!(event_files, 1, "one TensorBoard event file for the run");
     let _ = plugin("tensorboard");
+}
+
+/// Evaluation and prediction gathered over 2 ranks, checked against the
+/// trained model itself in Python: each sample counted once (the filler of
+/// the last round left out), the predictions in the data's order, padded
+/// as HF's nested_concat.
+#[test]
+fn evaluation_and_predictions_are_gathered_in_order_without_the_filler() {
+    use crate::own_model::{assert_close, check_with, read_json, train};
+    let flags = "--do_train --do_eval --do_predict --train_file @tag_train.parquet \
+        --validation_file @tag_val.safetensors --test_file @tag_test.jsonl \
+        --metric accuracy --max_train_samples 20 --max_eval_samples 20 \
+        --num_train_epochs 2 --learning_rate 0.05 --logging_steps 1 --save_strategy no";
+    let done = train("ddp_tagger", "tagger.pt", flags)
+        .torchrun(2, &[])
+        .env("OMP_NUM_THREADS", "1")
+        .ok();
+    // 20 samples, 2 ranks × 8: two rounds an epoch.
+    let state = done.state("trainer_state.json");
+    assert_eq!(state["global_step"], 4);
+    let py = check_with("check_tagger", &done.out, &[]);
+    let eval = read_json(&done.out.join("eval_results.json"));
+    assert_eq!(eval["eval_samples"], 20);
+    assert_close(&eval["eval_loss"], &py["final"]["loss"], 1e-5, "eval_loss");
+    assert_close(
+        &eval["eval_accuracy"],
+        &py["final"]["accuracy"],
+        1e-12,
+        "accuracy",
+    );
+    assert_eq!(py["shapes"]["predictions"], py["want_shape"]);
+    assert!(num(&py["pred_diff"]) < 1e-5, "{}", py["pred_diff"]);
+    assert_eq!(py["label_ids_equal"], true);
+    let predict = read_json(&done.out.join("predict_results.json"));
+    assert_eq!(predict["predict_samples"], 12);
+    assert_close(
+        &predict["predict_accuracy"],
+        &py["predict"]["accuracy"],
+        1e-12,
+        "predict_accuracy",
+    );
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
