@@ -138,10 +138,12 @@ impl Trainer {
             && step > run.start_step
             && self.last_checkpoint.as_deref() != Some(here.as_path())
         {
-            crate::ui::info(&format!(
-                "SIGTERM with enable_jit_checkpoint: saving {} before stopping",
-                here.display()
-            ));
+            if self.world.is_world_zero() {
+                crate::ui::info(&format!(
+                    "SIGTERM with enable_jit_checkpoint: saving {} before stopping",
+                    here.display()
+                ));
+            }
             self.store_flos(run);
             self.save_checkpoint(Some(run))?;
             self.last_checkpoint = Some(here);
