@@ -218,10 +218,15 @@ lint: codecarbon-data wasm-cc
 
 # What plugins cost (benches/dispatch.rs), then a tiny GPT-2 trained by
 # trainbox (`--model`) and by HF's Trainer, side by side
-# (bench/own_model.py): steps/s, tokens/s, peak memory.
+# (bench/own_model.py): steps/s, tokens/s, peak memory. Then data parallel:
+# one all-reduce of the demo's gradients and of the control flags
+# (benches/allreduce.rs), and the demo with 1 and 2 processes, one thread
+# each, with the scaling efficiency (bench/ddp.py).
 bench: host plugins test-env
 	cargo bench --profile release --bench dispatch
 	$(PYTHON) bench/own_model.py --trainbox $(TRAINBOX)
+	cargo bench --profile release --bench allreduce
+	$(PYTHON) bench/ddp.py --trainbox $(TRAINBOX)
 
 # On a machine with an NVIDIA GPU: builds, trains the demo on CUDA in float32,
 # bf16 and fp16, with two processes through torchrun, and on the CPU, and
