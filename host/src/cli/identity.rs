@@ -192,7 +192,7 @@ pub fn check_stored_states(args: &TrainingArguments, loaded: &[Loaded]) -> Resul
     };
     let run_dir = match value.to_ascii_lowercase().as_str() {
         "false" | "" => return Ok(()),
-        "true" => PathBuf::from(&args.output_dir),
+        "true" | "last" => PathBuf::from(&args.output_dir),
         _ => match Path::new(value).parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

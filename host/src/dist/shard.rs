@@ -28,6 +28,17 @@ pub fn shard(
     index: usize,
 ) -> Vec<ShardBatch> {
     assert!(index < num, "process {index} of {num}");
+    // One process is not sharded (accelerate leaves its loader alone):
+    // a short last batch stays short.
+    if num == 1 {
+        return batches
+            .iter()
+            .map(|b| ShardBatch {
+                indices: b.clone(),
+                real: b.len(),
+            })
+            .collect();
+    }
     let full = |b: &Vec<i64>| b.len() == batch_size;
     // Whole rounds: `num` batches whose last is full.
     let mut rounds = batches.len() / num;
@@ -86,6 +97,12 @@ mod tests {
         assert_eq!(indices(&r0), [vec![0, 1, 2, 3], vec![8, 9, 0, 1]]);
         assert_eq!(indices(&r1), [vec![4, 5, 6, 7], vec![2, 3, 4, 5]]);
         assert_eq!((r0[1].real, r1[1].real), (2, 0));
+    }
+
+    #[test]
+    fn one_process_keeps_its_short_last_batch() {
+        let batches = epoch_batches(10, 4, false, None);
+        assert_eq!(indices(&shard(&batches, 4, false, 1, 0)), batches);
     }
 
     #[test]

@@ -218,7 +218,11 @@ impl Trainer {
             self.write_and_rotate(run)?;
         }
         self.world
-            .barrier("waiting for the checkpoint to be written")
+            .barrier("waiting for the checkpoint to be written")?;
+        if !self.world.is_world_zero() {
+            self.update_best_pointer();
+        }
+        Ok(())
     }
 
     /// Writes checkpoint-N whole (or nothing of it), then rotates.
@@ -244,6 +248,24 @@ impl Trainer {
         self.rotate_checkpoints()
     }
 
+    /// HF's pointer to the best checkpoint, as of a save at this step (every
+    /// rank keeps it, though world zero alone writes the checkpoints).
+    fn update_best_pointer(&mut self) {
+        if !matches!(
+            self.args.save_strategy,
+            SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
+        ) {
+            return;
+        }
+        let out_dir = PathBuf::from(&self.args.output_dir);
+        let step = self.state.global_step;
+        if let Some(best) = self.state.best_global_step.filter(|s| *s > 0) {
+            if best == step || out_dir.join(format!("{CHECKPOINT_PREFIX}-{best}")).is_dir() {
+                self.state.best_model_checkpoint = Some(self.checkpoint_path(best));
+            }
+        }
+    }
+
     /// Writes a whole checkpoint into `tmp_dir` (named as `final_dir` in errors).
     fn write_checkpoint(
         &mut self,
@@ -251,7 +273,6 @@ impl Trainer {
         final_dir: &Path,
         run: Option<&Run>,
     ) -> Result<()> {
-        let out_dir = PathBuf::from(&self.args.output_dir);
         let step = self.state.global_step;
         if tmp_dir.exists() {
             std::fs::remove_dir_all(tmp_dir)
@@ -271,16 +292,7 @@ impl Trainer {
                 .with_context(|| format!("writing {}", final_dir.join(export).display()))?;
         }
         // The best-model pointer is updated after the weights, as HF does.
-        if matches!(
-            self.args.save_strategy,
-            SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
-        ) {
-            if let Some(best) = self.state.best_global_step.filter(|s| *s > 0) {
-                if best == step || out_dir.join(format!("{CHECKPOINT_PREFIX}-{best}")).is_dir() {
-                    self.state.best_model_checkpoint = Some(self.checkpoint_path(best));
-                }
-            }
-        }
+        self.update_best_pointer();
         abort_in_save(step);
         if let Some(run) = run {
             let tensors = run.optimizer.state_tensors();

@@ -144,7 +144,8 @@ impl Trainer {
             prefix,
             runtime,
             data.len() as f64,
-            data.len().div_ceil(bs) as f64,
+            // HF: ceil(samples / (batch × processes)).
+            data.len().div_ceil(bs * self.world.size()) as f64,
         );
         Ok(metrics)
     }

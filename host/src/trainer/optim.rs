@@ -86,6 +86,21 @@ impl AdamW {
         vec![lr; groups.max(1)]
     }
 
+    /// Gives every parameter that has no gradient (none of this update's
+    /// samples reached it) a zero one, so that every rank of a
+    /// data-parallel run all-reduces the same list of gradients.
+    pub fn define_missing_gradients(&self) {
+        let zeros: Vec<Tensor> = self
+            .params
+            .iter()
+            .filter(|p| !p.value.grad().defined())
+            .map(|p| p.value.sum(tch::Kind::Float) * 0.0)
+            .collect();
+        if !zeros.is_empty() {
+            Tensor::stack(&zeros, 0).sum(tch::Kind::Float).backward();
+        }
+    }
+
     /// The gradients that exist now.
     pub fn gradients(&self) -> Vec<Tensor> {
         self.params

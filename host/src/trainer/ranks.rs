@@ -5,12 +5,11 @@
 
 use super::data::{epoch_batches, Dataset};
 use super::eval::Kept;
-use super::model::MetricSum;
+use super::model::{MetricSum, Reduce};
 use super::Trainer;
 use crate::dist::shard::{shard, ShardBatch};
 use crate::pyjson::Json;
 use anyhow::{anyhow, bail, Result};
-use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
 impl Trainer {
@@ -76,6 +75,38 @@ impl Trainer {
         Ok(())
     }
 
+    /// Fails unless every rank resumes from the same checkpoint (or none):
+    /// a rank that cannot see world zero's output_dir (no shared
+    /// filesystem) would otherwise train from another step.
+    pub(super) fn agree_on_resume(&self, checkpoint: Option<&std::path::Path>) -> Result<()> {
+        if !self.world.is_distributed() {
+            return Ok(());
+        }
+        let mine = checkpoint.map_or(String::new(), |p| p.display().to_string());
+        let all = self
+            .world
+            .gather_bytes("agreeing on the checkpoint to resume from", mine.as_bytes())?;
+        let all: Vec<String> = all
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        if let Some((rank, other)) = all.iter().enumerate().find(|(_, c)| **c != all[0]) {
+            let say = |c: &str| {
+                if c.is_empty() {
+                    "no checkpoint".to_string()
+                } else {
+                    c.to_string()
+                }
+            };
+            bail!(
+                "rank {rank} resumes from {} but rank 0 from {}: every process must see the same                  output_dir (a shared filesystem when the run spans machines)",
+                say(other),
+                say(&all[0])
+            );
+        }
+        Ok(())
+    }
+
     /// The mean of `value` over the ranks (HF's `_nested_gather(x).mean()`).
     pub(super) fn mean_over_ranks(&self, what: &str, value: f64) -> Result<f64> {
         let mut v = [value];
@@ -104,6 +135,7 @@ impl Trainer {
                     Json::Str(s.name.to_string()),
                     Json::Float(s.sum),
                     Json::Float(s.count),
+                    Json::Int(i64::from(s.reduce == Reduce::ExpOfMean)),
                 ])
             }))
             .collect(),
@@ -113,7 +145,6 @@ impl Trainer {
             .gather_bytes("gathering the evaluation", mine.to_compact().as_bytes())?;
         let (mut loss_sum, mut with_loss) = (0.0, 0usize);
         let mut total: Vec<MetricSum> = Vec::new();
-        let by_name: BTreeMap<&str, &MetricSum> = sums.iter().map(|s| (s.name, s)).collect();
         for bytes in all {
             let text = String::from_utf8(bytes)?;
             let json = Json::parse(&text).map_err(|e| anyhow!("a rank's evaluation: {e}"))?;
@@ -123,7 +154,7 @@ impl Trainer {
                 with_loss += l.get(1).and_then(Json::as_i64).unwrap_or(0) as usize;
             }
             for item in items {
-                let Some([Json::Str(name), sum, count]) = item.as_array() else {
+                let Some([Json::Str(name), sum, count, reduce]) = item.as_array() else {
                     continue;
                 };
                 let (sum, count) = (sum.as_f64().unwrap_or(0.0), count.as_f64().unwrap_or(0.0));
@@ -132,20 +163,16 @@ impl Trainer {
                         t.sum += sum;
                         t.count += count;
                     }
-                    // A metric this rank's batches had: its name and reduction.
-                    None => match by_name.get(name.as_str()) {
-                        Some(m) => total.push(MetricSum {
-                            sum,
-                            count,
-                            ..(*m).clone()
-                        }),
-                        None => {
-                            return Err(anyhow!(
-                                "rank {}: another rank's evaluation reports the metric {name}, which the model gave none of here",
-                                self.world.rank()
-                            ))
-                        }
-                    },
+                    None => total.push(MetricSum {
+                        name: intern(name),
+                        sum,
+                        count,
+                        reduce: if reduce.as_i64() == Some(1) {
+                            Reduce::ExpOfMean
+                        } else {
+                            Reduce::Mean
+                        },
+                    }),
                 }
             }
         }
@@ -209,6 +236,20 @@ impl Trainer {
             }
         }
     }
+}
+
+/// A metric's name as the `&'static str` a [`MetricSum`] holds: another
+/// rank's metric this rank's batches had none of. Each name is kept once.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.get(name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
 }
 
 /// The kinds a gathered tensor may have, by their code in [`encode`].

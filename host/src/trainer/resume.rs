@@ -152,6 +152,9 @@ impl Trainer {
 
         let finished = self.finished_reason(dir, &loaded, run.max_steps);
         self.state = loaded;
+        // The checkpoint is world zero's: each rank is what it is.
+        self.state.is_world_process_zero = self.world.is_world_zero();
+        self.state.is_local_process_zero = self.world.is_local_zero();
         if let Some(best) = self.state.best_model_checkpoint.clone() {
             if !Path::new(&best).is_dir() {
                 crate::ui::warn(&format!(

@@ -144,7 +144,7 @@ impl Trainer {
                     here.display()
                 ));
             }
-            self.store_flos(run);
+            self.store_flos(run)?;
             self.save_checkpoint(Some(run))?;
             self.last_checkpoint = Some(here);
             saved_on_stop = true;

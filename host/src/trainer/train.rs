@@ -61,6 +61,7 @@ impl Trainer {
         }
         self.world.barrier("finding the last checkpoint")?;
         let resume = self.resume_checkpoint()?;
+        self.agree_on_resume(resume.as_deref())?;
         if let Some(ckpt) = &resume {
             self.model.restore(ckpt)?;
         }
@@ -259,6 +260,9 @@ impl Trainer {
         n_batches: usize,
     ) -> Result<()> {
         // With several processes: every rank's gradients become their mean.
+        if self.world.is_distributed() {
+            run.optimizer.define_missing_gradients();
+        }
         self.world.average_gradients(&run.optimizer.gradients())?;
         // --fp16: the gradients unscaled before clipping; an inf or a NaN
         // skips the step (and so the schedule, which follows the optimizer's steps).
@@ -318,7 +322,7 @@ impl Trainer {
             run.total_loss += run.tr_loss;
             run.tr_loss = 0.0;
             run.globalstep_last_logged = self.state.global_step;
-            self.store_flos(run);
+            self.store_flos(run)?;
             self.log(logs)?;
         }
         if self.control.should_evaluate {
@@ -329,7 +333,7 @@ impl Trainer {
             }
         }
         if self.control.should_save {
-            self.store_flos(run);
+            self.store_flos(run)?;
             self.save_checkpoint(Some(run))?;
             self.last_checkpoint = Some(Path::new(&self.args.output_dir).join(format!(
                 "{}-{}",
@@ -341,9 +345,15 @@ impl Trainer {
         Ok(())
     }
 
-    pub(super) fn store_flos(&mut self, run: &mut Run) {
-        self.state.total_flos += run.current_flos;
+    /// HF's `store_flos`: adds the operations since the last call, summed
+    /// over the ranks, to `state.total_flos`.
+    pub(super) fn store_flos(&mut self, run: &mut Run) -> Result<()> {
+        let mut flos = [run.current_flos];
+        self.world
+            .sum("adding up the floating-point operations", &mut flos)?;
+        self.state.total_flos += flos[0];
         run.current_flos = 0.0;
+        Ok(())
     }
 
     /// The final summary log, the best model, `on_train_end`.
@@ -367,7 +377,7 @@ impl Trainer {
             planned * total_batch,
             planned,
         );
-        self.store_flos(&mut run);
+        self.store_flos(&mut run)?;
         metrics.insert("total_flos", Value::Float(self.state.total_flos));
         metrics.insert("train_loss", Value::Float(train_loss));
         let metrics = self.log(metrics)?;
