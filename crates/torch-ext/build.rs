@@ -18,6 +18,10 @@ fn main() {
         .flag("-std=c++17")
         .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // Nothing the shim compiles is exported from the binary: in
+        // particular no code over the declared-only Gloo names (csrc/gloo-decl).
+        .flag("-fvisibility=hidden")
+        .flag("-fvisibility-inlines-hidden")
         .define("USE_C10D_GLOO", None)
         .define("USE_DISTRIBUTED", None)
         .flag_if_supported("-Wno-unused-parameter")

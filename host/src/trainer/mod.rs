@@ -307,11 +307,11 @@ impl Trainer {
     }
 
     /// Fires one event through the handler; then, with several processes,
-    /// the ranks agree on the control flags.
+    /// the ranks agree on the control flags (see `ranks.rs`).
     fn fire(&mut self, event: Event, payload: &Logs) -> Result<()> {
         self.handler
             .call(event, &self.args, &self.state, &mut self.control, payload)?;
-        self.agree_on_control()
+        self.agree_on_control(event)
     }
 
     /// This process's place among those of the run.

@@ -8,9 +8,21 @@ use super::eval::Kept;
 use super::model::{MetricSum, Reduce};
 use super::Trainer;
 use crate::dist::shard::{shard, ShardBatch};
+use crate::event::Event;
 use crate::pyjson::Json;
 use anyhow::{anyhow, bail, Result};
 use tch::{Kind, Tensor};
+
+/// The events after which the loop reads the control flags (to log,
+/// evaluate, save or stop).
+const LOOP_READS_CONTROL_AFTER: [Event; 6] = [
+    Event::SubstepEnd,
+    Event::StepEnd,
+    Event::EpochEnd,
+    Event::Log,
+    Event::Evaluate,
+    Event::Save,
+];
 
 impl Trainer {
     /// This rank's batches of training epoch `epoch`: the epoch's one order
@@ -48,11 +60,15 @@ impl Trainer {
         )
     }
 
-    /// Makes the control flags the same on every rank after an event: a
-    /// flag any rank's callbacks set is set on all (a stop a plugin asks
-    /// for on one rank stops every rank at the same step).
-    pub(super) fn agree_on_control(&mut self) -> Result<()> {
-        if !self.world.is_distributed() {
+    /// Makes the control flags the same on every rank after an event whose
+    /// flags the loop reads next: a flag any rank's callbacks set is set on
+    /// all (a stop a plugin asks for on one rank stops every rank at the
+    /// same step). After the other events the flags wait, unchanged, for
+    /// the next of these: the loop decides nothing before it, and no reset
+    /// comes between, so every rank decides as if they had been agreed at
+    /// once, for one collective a step instead of four.
+    pub(super) fn agree_on_control(&mut self, after: Event) -> Result<()> {
+        if !self.world.is_distributed() || !LOOP_READS_CONTROL_AFTER.contains(&after) {
             return Ok(());
         }
         let c = &mut self.control;
