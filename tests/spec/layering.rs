@@ -290,6 +290,7 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         "torchscript",
         "datasets",
         "atomic_file",
+        "device",
     ];
     for leaf in leaves {
         for dep in deps(leaf) {
