@@ -458,3 +458,56 @@ fn every_rank_loads_the_best_model_at_the_end() {
         eval["eval_accuracy"]
     );
 }
+
+/// A plugin that aborts the run on rank 1 only (`on_error = "abort"`):
+/// rank 1 ends with the plugin's error, and rank 0, started by hand with no
+/// launcher to stop it, fails at its next collective instead of waiting.
+#[test]
+fn a_plugin_that_aborts_on_one_rank_ends_the_others_too() {
+    let port = free_port().to_string();
+    let run = with_output(sort_run("ddp_abort_rank1", 4))
+        .plugin("stopper")
+        .args(&["--config", "run.toml", "--ddp_timeout", "120"])
+        .args(&[
+            "--plugin_config",
+            "stopper.mode=panic",
+            "--plugin_config",
+            "stopper.on=others",
+        ])
+        .args(&["--plugin_config", "stopper.at_step=2"])
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", &port);
+    std::fs::write(
+        run.dir.join("run.toml"),
+        "[plugins.stopper]\non_error = \"abort\"\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let ranks: Vec<_> = (0..2)
+        .map(|rank| {
+            run.command_line()
+                .env("RANK", rank.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = ranks
+        .into_iter()
+        .map(|r| r.wait_with_output().unwrap())
+        .collect();
+    let elapsed = started.elapsed();
+    let err = |i: usize| String::from_utf8_lossy(&outputs[i].stderr).into_owned();
+    assert!(!outputs[1].status.success());
+    assert!(
+        err(1).contains("aborting the run (on_error = abort)"),
+        "{}",
+        err(1)
+    );
+    assert!(!outputs[0].status.success(), "rank 0 went on: {}", err(0));
+    assert!(err(0).contains("another rank stopped"), "{}", err(0));
+    assert!(elapsed < Duration::from_secs(100), "took {elapsed:?}");
+}

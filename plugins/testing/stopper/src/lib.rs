@@ -3,6 +3,7 @@
 //! With `stopper.mode=clear` it instead tries to clear a stop already
 //! requested, to show that a stop, once requested, stays requested; with
 //! `stopper.mode=epoch` it sets `should_epoch_stop` instead. With
+//! `stopper.mode=panic` it panics (a trap) instead. With
 //! `stopper.on=others` it acts only on the ranks that are not world zero
 //! of a multi-process run (to show that the ranks agree on a stop).
 
@@ -30,8 +31,10 @@ impl Callback for Stopper {
         self.at_step = config.parse("at_step")?.unwrap_or(1);
         self.mode = config.get("mode").unwrap_or("stop").to_string();
         match self.mode.as_str() {
-            "stop" | "clear" | "epoch" => Ok(()),
-            other => Err(format!("mode={other}: expected stop, clear or epoch")),
+            "stop" | "clear" | "epoch" | "panic" => Ok(()),
+            other => Err(format!(
+                "mode={other}: expected stop, clear, epoch or panic"
+            )),
         }
     }
 
@@ -45,6 +48,7 @@ impl Callback for Stopper {
             "clear" => cx.control.should_training_stop = false,
             "epoch" if cx.state.global_step == self.at_step => cx.control.should_epoch_stop = true,
             "epoch" => {}
+            "panic" => panic!("stopper panics at step {}", cx.state.global_step),
             _ => cx.control.should_training_stop = true,
         }
     }
