@@ -305,21 +305,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn a_rank_that_dies_ends_the_others_with_an_error_in_bounded_time() {
-    // Two processes started by hand with torch's variables (no launcher to
-    // kill the survivor): rank 1 dies with SIGKILL after step 3.
+/// Runs `run` as ranks 0 and 1 of a world of 2, started by hand with
+/// torch's variables (no launcher to stop the others); their outputs, in
+/// rank order, and how long until rank 0 ended.
+fn by_hand(run: &Run) -> (Vec<std::process::Output>, Duration) {
     let port = free_port().to_string();
-    let run = with_output(sort_run("ddp_dead_rank", 4))
-        .args(&["--ddp_timeout", "120"])
-        .env("WORLD_SIZE", "2")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", &port)
-        .env("TRAINBOX_FAULT_INJECT", "kill-rank:1:3");
     let started = Instant::now();
-    let mut ranks: Vec<_> = (0..2)
+    let ranks: Vec<_> = (0..2)
         .map(|rank| {
             run.command_line()
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
                 .env("RANK", rank.to_string())
                 .env("LOCAL_RANK", rank.to_string())
                 .stdout(std::process::Stdio::piped())
@@ -328,9 +325,22 @@ fn a_rank_that_dies_ends_the_others_with_an_error_in_bounded_time() {
                 .unwrap()
         })
         .collect();
-    let survivor = ranks.remove(0).wait_with_output().unwrap();
+    let mut ranks = ranks.into_iter();
+    let zero = ranks.next().unwrap().wait_with_output().unwrap();
     let elapsed = started.elapsed();
-    let dead = ranks.remove(0).wait_with_output().unwrap();
+    let one = ranks.next().unwrap().wait_with_output().unwrap();
+    (vec![zero, one], elapsed)
+}
+
+#[test]
+fn a_rank_that_dies_ends_the_others_with_an_error_in_bounded_time() {
+    // Rank 1 dies with SIGKILL after step 3.
+    let run = with_output(sort_run("ddp_dead_rank", 4))
+        .args(&["--ddp_timeout", "120"])
+        .env("TRAINBOX_FAULT_INJECT", "kill-rank:1:3");
+    let (mut outputs, elapsed) = by_hand(&run);
+    let dead = outputs.remove(1);
+    let survivor = outputs.remove(0);
     assert!(!dead.status.success());
     let stderr = String::from_utf8_lossy(&survivor.stderr);
     assert!(!survivor.status.success(), "rank 0 went on: {stderr}");
@@ -464,7 +474,6 @@ fn every_rank_loads_the_best_model_at_the_end() {
 /// launcher to stop it, fails at its next collective instead of waiting.
 #[test]
 fn a_plugin_that_aborts_on_one_rank_ends_the_others_too() {
-    let port = free_port().to_string();
     let run = with_output(sort_run("ddp_abort_rank1", 4))
         .plugin("stopper")
         .args(&["--config", "run.toml", "--ddp_timeout", "120"])
@@ -474,32 +483,13 @@ fn a_plugin_that_aborts_on_one_rank_ends_the_others_too() {
             "--plugin_config",
             "stopper.on=others",
         ])
-        .args(&["--plugin_config", "stopper.at_step=2"])
-        .env("WORLD_SIZE", "2")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", &port);
+        .args(&["--plugin_config", "stopper.at_step=2"]);
     std::fs::write(
         run.dir.join("run.toml"),
         "[plugins.stopper]\non_error = \"abort\"\n",
     )
     .unwrap();
-    let started = Instant::now();
-    let ranks: Vec<_> = (0..2)
-        .map(|rank| {
-            run.command_line()
-                .env("RANK", rank.to_string())
-                .env("LOCAL_RANK", rank.to_string())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outputs: Vec<_> = ranks
-        .into_iter()
-        .map(|r| r.wait_with_output().unwrap())
-        .collect();
-    let elapsed = started.elapsed();
+    let (outputs, elapsed) = by_hand(&run);
     let err = |i: usize| String::from_utf8_lossy(&outputs[i].stderr).into_owned();
     assert!(!outputs[1].status.success());
     assert!(

@@ -34,6 +34,24 @@ impl TrainerControl {
         cleared_stop
     }
 
+    /// The flags in HF's field order (as [`TrainerControl::named`]).
+    pub fn flags(&self) -> [bool; 5] {
+        self.named().map(|(_, v)| v)
+    }
+
+    /// The control of flags in HF's field order (as [`TrainerControl::flags`]).
+    pub fn from_flag_array(flags: [bool; 5]) -> TrainerControl {
+        let [should_training_stop, should_epoch_stop, should_save, should_evaluate, should_log] =
+            flags;
+        TrainerControl {
+            should_training_stop,
+            should_epoch_stop,
+            should_save,
+            should_evaluate,
+            should_log,
+        }
+    }
+
     /// The flags by HF name, in HF's field order.
     pub fn named(&self) -> [(&'static str, bool); 5] {
         [

@@ -24,14 +24,19 @@ pub(crate) const TRAINER_STATE_FILE: &str = "trainer_state.json";
 pub(crate) const TRAINING_ARGS_FILE: &str = "training_args.json";
 
 /// Whether `TRAINBOX_FAULT_INJECT=<kind>:N` (fault injection for tests)
-/// asks for a fault in the save of `checkpoint-<step>`.
-fn injected(kind: &str, step: u64) -> bool {
-    std::env::var("TRAINBOX_FAULT_INJECT").is_ok_and(|spec| {
-        spec.strip_prefix(kind)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .and_then(|n| n.parse::<u64>().ok())
-            == Some(step)
-    })
+/// asks for fault `kind` at `step` (the save of `checkpoint-<step>`, or
+/// the end of update `step`). The variable is read once per process: the
+/// loop asks after every step.
+pub(super) fn injected(kind: &str, step: u64) -> bool {
+    static SPEC: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| std::env::var("TRAINBOX_FAULT_INJECT").ok())
+        .as_deref()
+        .is_some_and(|spec| {
+            spec.strip_prefix(kind)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(|n| n.parse::<u64>().ok())
+                == Some(step)
+        })
 }
 
 /// `abort-in-save:N` kills the process half-way through writing

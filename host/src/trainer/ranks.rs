@@ -10,6 +10,7 @@ use super::Trainer;
 use crate::dist::shard::{shard, ShardBatch};
 use crate::event::Event;
 use crate::pyjson::Json;
+use crate::state::TrainerControl;
 use anyhow::{anyhow, bail, Result};
 use tch::{Kind, Tensor};
 
@@ -29,32 +30,28 @@ impl Trainer {
     /// (from the seed), dealt out as accelerate's `BatchSamplerShard`.
     pub(super) fn train_shard(&self, epoch: u64) -> Vec<Vec<i64>> {
         let bs = self.args.per_device_train_batch_size as usize;
-        let batches = epoch_batches(
-            self.train_data.len(),
-            bs,
-            self.args.dataloader_drop_last,
-            Some((self.args.seed, epoch)),
-        );
-        shard(
-            &batches,
-            bs,
-            self.args.dataloader_drop_last,
-            self.world.size(),
-            self.world.rank(),
-        )
-        .into_iter()
-        .map(|b| b.indices)
-        .collect()
+        let order = Some((self.args.seed, epoch));
+        self.my_batches(self.train_data.len(), bs, order)
+            .into_iter()
+            .map(|b| b.indices)
+            .collect()
     }
 
     /// This rank's evaluation batches of `data`, in order.
     pub(super) fn eval_shard(&self, data: &dyn Dataset) -> Vec<ShardBatch> {
         let bs = self.args.per_device_eval_batch_size as usize;
-        let batches = epoch_batches(data.len(), bs, self.args.dataloader_drop_last, None);
+        self.my_batches(data.len(), bs, None)
+    }
+
+    /// This rank's share of the batches of `len` samples (shuffled by
+    /// `order`'s seed and epoch when given).
+    fn my_batches(&self, len: usize, bs: usize, order: Option<(u64, u64)>) -> Vec<ShardBatch> {
+        let drop_last = self.args.dataloader_drop_last;
+        let batches = epoch_batches(len, bs, drop_last, order);
         shard(
             &batches,
             bs,
-            self.args.dataloader_drop_last,
+            drop_last,
             self.world.size(),
             self.world.rank(),
         )
@@ -71,23 +68,10 @@ impl Trainer {
         if !self.world.is_distributed() || !LOOP_READS_CONTROL_AFTER.contains(&after) {
             return Ok(());
         }
-        let c = &mut self.control;
-        let mut flags = [
-            c.should_training_stop,
-            c.should_epoch_stop,
-            c.should_save,
-            c.should_evaluate,
-            c.should_log,
-        ];
+        let mut flags = self.control.flags();
         self.world
             .any("agreeing on the control flags", &mut flags)?;
-        [
-            c.should_training_stop,
-            c.should_epoch_stop,
-            c.should_save,
-            c.should_evaluate,
-            c.should_log,
-        ] = flags;
+        self.control = TrainerControl::from_flag_array(flags);
         Ok(())
     }
 
@@ -232,20 +216,11 @@ impl Trainer {
     /// after update N, on the launcher's first attempt only (so that a
     /// restarted group runs through).
     pub(super) fn die_if_injected(&self) {
-        let Ok(spec) = std::env::var("TRAINBOX_FAULT_INJECT") else {
-            return;
-        };
-        let Some(rest) = spec.strip_prefix("kill-rank:") else {
-            return;
-        };
+        let rank = self.world.rank();
+        let step = self.state.global_step;
         let first_attempt = self.world.restart_count() == 0;
-        let here = format!("{}:{}", self.world.rank(), self.state.global_step);
-        if rest == here && first_attempt {
-            eprintln!(
-                "trainbox: TRAINBOX_FAULT_INJECT: rank {} dies after step {}",
-                self.world.rank(),
-                self.state.global_step
-            );
+        if first_attempt && super::checkpoint::injected(&format!("kill-rank:{rank}"), step) {
+            eprintln!("trainbox: TRAINBOX_FAULT_INJECT: rank {rank} dies after step {step}");
             // SAFETY: signalling this process.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
