@@ -1,8 +1,8 @@
 //! trainbox: a libtorch training loop whose callbacks are sandboxed
 //! WebAssembly components, with Hugging Face `Trainer` semantics.
 //!
-//! Map of the crate, in dependency order: `cli` → `trainer` (with `flow`)
-//! → `callbacks` → `sandbox`, all of them over the leaf data `args`,
+//! Map of the crate, in dependency order: `cli` → `session` → `trainer`
+//! (with `flow`) → `callbacks` → `sandbox`, all of them over the leaf data `args`,
 //! `state`, `event`, `view`, `pyjson` and `ui`; `tasks` builds on the
 //! trainer's `Model` and `Dataset`, and binds the leaves `datasets` and
 //! `torchscript` to them. `tests/spec/layering.rs` checks it.
@@ -27,6 +27,9 @@
 //! - [`torchscript`]: a TorchScript module from Python, its parameters,
 //!   its forward over named columns (HF's output contract), `model.pt`.
 //! - [`device`]: the run's device (HF's rule) and precision (bf16, fp16, TF32).
+//! - [`session`]: a run as `trainbox train` makes it: the trainer with its
+//!   plugin folders, `report_to` integrations, grants, plugin config and
+//!   the end-of-run report, in one call.
 //! - [`cli`]: the `trainbox` command.
 //!
 //! Modules a library user needs are public; the rest are private, and what
@@ -48,6 +51,7 @@ mod event;
 mod flow;
 pub mod pyjson;
 pub mod sandbox;
+pub mod session;
 pub mod state;
 pub mod tasks;
 pub mod torchscript;

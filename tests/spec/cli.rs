@@ -205,7 +205,7 @@ fn report_to_rejects_unknown_integrations() {
         .fails();
     let supported = [
         trainbox::cli::INTEGRATIONS,
-        trainbox::cli::integrations::BY_NAME_ONLY,
+        trainbox::session::integrations::BY_NAME_ONLY,
     ]
     .concat()
     .join(", ");

@@ -6,7 +6,6 @@ mod cache;
 mod config;
 mod flags;
 mod identity;
-pub mod integrations;
 mod interrupt;
 mod new;
 mod output_dir;
@@ -17,9 +16,9 @@ mod results;
 mod splits;
 mod train;
 
+pub use crate::session::integrations::INTEGRATIONS;
 pub use config::{PluginSource, RunConfig};
 pub use flags::parse_train;
-pub use integrations::INTEGRATIONS;
 pub use train::{builtin_plugin_dir, wasm_files};
 
 use anyhow::{bail, Result};

@@ -5,7 +5,6 @@
 
 use super::config::{PluginSource, RunConfig};
 use super::identity;
-use super::integrations;
 use super::{interrupt, output_dir, splits};
 use crate::args::TrainingArguments;
 use crate::callbacks::Callback;
@@ -13,6 +12,7 @@ use crate::dist::{Launch, World};
 use crate::sandbox::{
     default_cache_dir, CallReport, CompiledPlugin, NotGranted, Sandbox, WasmPlugin,
 };
+use crate::session::integrations;
 use crate::tasks::files::{self, FileDataset, Splits};
 use crate::trainer::data::{Dataset, TensorDataset};
 use crate::trainer::model::Model;
