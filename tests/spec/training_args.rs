@@ -4,7 +4,7 @@
 //! `to_dict()` holds. (The host's `to_json` and the SDK's are checked against
 //! the table by their unit tests, the table against the WIT by its own.)
 
-use crate::util::run_torch_python;
+use crate::util::{run_torch_python, Run};
 use trainbox_pyformat::args::TRAINING_ARGS;
 use trainbox_pyformat::Json;
 
@@ -52,5 +52,128 @@ fn training_args_table_is_transformers_fields_and_defaults() {
                 field.name
             );
         }
+    }
+}
+
+/// Every field of transformers' `TrainingArguments` is known to trainbox:
+/// implemented (in the table above) or in `UNSUPPORTED` with its reason and
+/// HF's `to_dict()` default; no name is in both, and none is made up.
+#[test]
+fn every_hf_field_is_implemented_or_refused_with_a_reason() {
+    use trainbox::args::UNSUPPORTED;
+    let hf = hf_defaults();
+    let hf = hf.as_object().unwrap();
+    let to_dict = hf["to_dict"].as_object().unwrap();
+    let fields: Vec<&str> = hf["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(fields.len(), 114, "transformers 5.24 has 114 fields");
+    let implemented = |n: &str| TRAINING_ARGS.iter().any(|f| f.name == n && f.in_hf);
+    let refused = |n: &str| UNSUPPORTED.iter().any(|u| u.name == n);
+    let missing: Vec<&str> = fields
+        .iter()
+        .copied()
+        .filter(|n| !implemented(n) && !refused(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "HF fields trainbox does not know: {missing:?}"
+    );
+    for u in UNSUPPORTED {
+        assert!(fields.contains(&u.name), "{} is not an HF field", u.name);
+        assert!(
+            !implemented(u.name),
+            "{} is implemented and refused",
+            u.name
+        );
+        assert!(u.why.len() > 20, "{}: give a reason", u.name);
+        let ours = Json::parse(u.default).unwrap();
+        assert_eq!(ours, to_dict[u.name], "{}: HF's to_dict() default", u.name);
+    }
+}
+
+/// On the command line an unsupported field is one line naming why; at
+/// HF's default it is accepted; a typo of it is suggested as itself.
+#[test]
+fn unsupported_flags_are_refused_by_the_binary() {
+    let err = Run::regression("unsupported_flag")
+        .args(&["--max_steps", "2", "--push_to_hub"])
+        .fails();
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("push_to_hub")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("does not support push_to_hub"), "{err}");
+    assert!(lines[0].contains("Hugging Face Hub"), "{err}");
+    Run::regression("unsupported_flag_default")
+        .args(&[
+            "--max_steps",
+            "2",
+            "--push_to_hub",
+            "false",
+            "--torch_compile",
+            "False",
+        ])
+        .ok();
+}
+
+/// A JSON written by HF's `to_json_string()` and a YAML as
+/// `HfArgumentParser.parse_yaml_file` reads train; fields trainbox does not
+/// support are listed once in a warning, not failed one by one.
+#[test]
+fn hf_dumped_json_and_yaml_configs_train() {
+    let dir = crate::util::fresh_dir("hf_config_files");
+    let script = r#"
+import json, sys, warnings, yaml
+warnings.simplefilter("ignore")
+import torch
+from transformers import TrainingArguments
+TrainingArguments._setup_devices = property(lambda self: torch.device("cpu"))
+out = sys.argv[1]
+args = TrainingArguments(output_dir=out + "/json-run", max_steps=6, logging_steps=2,
+                         learning_rate=1e-2, save_strategy="no", hub_model_id="me/model",
+                         disable_tqdm=True)
+open(out + "/args.json", "w").write(args.to_json_string())
+yaml.safe_dump({"output_dir": out + "/yaml-run", "max_steps": 4, "logging_steps": 2,
+                "learning_rate": 1.0e-2, "save_strategy": "no", "push_to_hub": False,
+                "torch_compile": True, "disable_tqdm": True}, open(out + "/args.yaml", "w"))
+"#;
+    run_torch_python(script, &[&dir]);
+    for (file, run, steps, unsupported) in [
+        ("args.json", "json-run", vec![2, 4, 6], "hub_model_id"),
+        ("args.yaml", "yaml-run", vec![2, 4], "torch_compile"),
+    ] {
+        let done = Run::command(
+            &format!("hf_config_files_{run}"),
+            &[
+                "train",
+                "--task",
+                "regression",
+                "--config",
+                dir.join(file).to_str().unwrap(),
+            ],
+        )
+        .ok();
+        let warnings: Vec<&str> = done
+            .stderr
+            .lines()
+            .filter(|l| l.contains("not applied"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{file}: one warning\n{}", done.stderr);
+        assert!(
+            done.stderr.contains(&format!("  {unsupported} = ")),
+            "{}",
+            done.stderr
+        );
+        let state = crate::util::read_state(&dir.join(run).join("trainer_state.json"));
+        let logged: Vec<u64> = state["log_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e.get("loss").is_some())
+            .map(|e| e["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(logged, steps, "{file}");
     }
 }

@@ -1,6 +1,10 @@
 //! The run configuration: training arguments plus what is not one (task,
-//! plugins, grants), read from a TOML or JSON file (`--config`) and then
-//! from the command line, which overrides the file.
+//! plugins, grants), read from a TOML, YAML or JSON file (`--config`) and
+//! then from the command line, which overrides the file. A JSON file
+//! written by HF's `TrainingArguments.to_json_string()` and a YAML file as
+//! `HfArgumentParser.parse_yaml_file` takes are read as they are: HF fields
+//! that trainbox does not support are listed once in a warning when they are
+//! not at HF's default.
 //!
 //! ```toml
 //! task = "sort"                      # --task
@@ -31,7 +35,7 @@
 //! missing_grant = "fail"             # fail | skip: when it asks for what is not granted
 //! ```
 
-use crate::args::{SetError, TrainingArguments};
+use crate::args::{SetError, TrainingArguments, Unsupported};
 use crate::pyjson::Json;
 use crate::sandbox::{DirGrant, OnError, PluginSettings};
 use crate::tasks::files::{FileOptions, FLAGS as FILE_FLAGS};
@@ -39,25 +43,10 @@ use crate::tasks::TaskOptions;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-/// Where user plugins come from, in command-line order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// Every `.wasm` in a folder, sorted by file name.
-    Dir(PathBuf),
-    File(PathBuf),
-}
-
-/// The file a `[plugins.NAME]` table is for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PluginPin {
-    /// `path`: the plugin file (relative to the config file's folder).
-    pub path: Option<PathBuf>,
-    /// `sha256`: its content's hash, lowercase hex.
-    pub sha256: Option<String>,
-}
+pub use crate::session::{PluginPin, PluginSource};
 
 /// A `sha256` value: 64 hex digits (any case), returned in lowercase.
 pub fn parse_sha256(hex: &str) -> Result<String> {
@@ -123,10 +112,15 @@ const RUN_KEYS: &[&str] = &[
     "plugins",
 ];
 
-/// Reads a TOML (`.toml`) or JSON (anything else) file into JSON values.
+/// Reads a TOML (`.toml`), YAML (`.yaml`, `.yml`, as HF's
+/// `parse_yaml_file`) or JSON (anything else, as HF's `to_json_string()`
+/// writes) file into JSON values.
 pub fn read_file(path: &Path) -> Result<Json> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        return super::yaml::parse(&text, path);
+    }
     if path.extension().is_some_and(|e| e == "toml") {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             anyhow!(
@@ -183,6 +177,9 @@ impl RunConfig {
         let obj = json
             .as_object()
             .ok_or_else(|| anyhow!("{file}: expected a table of settings"))?;
+        // HF fields trainbox does not support, set to other than HF's
+        // default: listed once, after the others are applied.
+        let mut not_applied = Vec::new();
         for (key, value) in obj {
             let bad = |what: &str| anyhow!("{file}: {key}: {what}");
             match key.as_str() {
@@ -256,17 +253,22 @@ impl RunConfig {
                             .with_context(|| format!("{file}: plugins.{name}"))?;
                     }
                 }
-                _ => self.args.set_json(key, value).map_err(|e| match e {
-                    SetError::Unknown { near, .. } => {
+                _ => match self.args.set_json(key, value) {
+                    Ok(()) => {}
+                    Err(SetError::Unsupported(u)) => not_applied.push((u, value.to_compact())),
+                    Err(SetError::Unknown { near, .. }) => {
                         let run_key = crate::suggest::closest(key, RUN_KEYS.iter().copied());
-                        match run_key.or(near.as_deref()) {
+                        return Err(match run_key.or(near.as_deref()) {
                             Some(n) => anyhow!("{file}: unknown key {key:?} (did you mean {n:?}?)"),
                             None => anyhow!("{file}: unknown key {key:?}"),
-                        }
+                        });
                     }
-                    SetError::Invalid(why) => anyhow!("{file}: {key}: {why}"),
-                })?,
+                    Err(SetError::Invalid(why)) => bail!("{file}: {key}: {why}"),
+                },
             }
+        }
+        if !not_applied.is_empty() {
+            crate::ui::warn(&not_applied_warning(&file.to_string(), &not_applied));
         }
         Ok(())
     }
@@ -276,6 +278,30 @@ impl RunConfig {
         let pairs = self.plugin_config.entry(name.to_string()).or_default();
         pairs.retain(|(k, _)| k != key);
         pairs.push((key.to_string(), value.to_string()));
+    }
+
+    /// Applies one key of a `[plugins.NAME]` table given as a flag
+    /// (`--plugin_grant NAME.KEY=VALUE`): `read_dirs`/`write_dirs` take
+    /// `GUEST=DIR`, with DIR relative to `base`; numbers are numbers.
+    pub fn apply_plugin_flag(&mut self, name: &str, key: &str, value: &str, base: &Path) -> Result<()> {
+        let value = match key {
+            "read_dirs" | "write_dirs" => {
+                let (guest, host) = value.split_once('=').ok_or_else(|| {
+                    anyhow!("{key} takes GUEST=DIR (the path the plugin sees = a directory here)")
+                })?;
+                Json::Object(BTreeMap::from([(guest.to_string(), Json::Str(host.into()))]))
+            }
+            // The limits: memory_mb, deadline_ms, max_open_files, ...
+            k if k.ends_with("_mb") || k.ends_with("_ms") || k.ends_with("_files") => {
+                match value.parse::<i64>() {
+                    Ok(n) => Json::Int(n),
+                    Err(_) => Json::Str(value.to_string()),
+                }
+            }
+            _ => Json::Str(value.to_string()),
+        };
+        let section = Json::Object(BTreeMap::from([(key.to_string(), value)]));
+        self.apply_plugin_section(name, &section, base)
     }
 
     fn apply_plugin_section(&mut self, name: &str, section: &Json, base: &Path) -> Result<()> {
@@ -340,6 +366,20 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// The one warning for a config file's unsupported HF fields: each with
+/// its value and the reason.
+fn not_applied_warning(file: &str, fields: &[(&Unsupported, String)]) -> String {
+    let mut out = format!(
+        "{file}: {} setting{} not applied (fields of HF's TrainingArguments that trainbox does not support):",
+        fields.len(),
+        if fields.len() == 1 { " is" } else { "s are" }
+    );
+    for (u, value) in fields {
+        out.push_str(&format!("\n  {} = {value}: {}", u.name, u.why));
+    }
+    out
 }
 
 /// A `[plugins.NAME]` table: how the host runs one plugin. Unknown keys

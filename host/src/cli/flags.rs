@@ -3,7 +3,8 @@
 //! `--report_to a b`), plus the run's own flags below.
 
 use super::config::{PluginSource, RunConfig};
-use crate::args::{Kind, TrainingArguments};
+use crate::args::{Kind, SetError, TrainingArguments, UNSUPPORTED};
+use crate::pyjson::Json;
 use crate::tasks::files::FLAGS as FILE_FLAGS;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ pub const RUN_FLAGS: &[(&str, &str, &str)] = &[
         "NAME.KEY=VALUE",
         "a configuration value for plugin NAME (repeatable)",
     ),
+    (
+        "plugin_grant",
+        "NAME.KEY=VALUE",
+        "a grant or limit for plugin NAME, any key of its [plugins.NAME] table (repeatable): allow_http=ORIGIN, env=VAR, read_dirs=GUEST=DIR, write_dirs=GUEST=DIR, memory_mb=N, ...; DIR is relative to the current directory",
+    ),
 ];
 
 fn kind_of(name: &str) -> Option<Kind> {
@@ -46,10 +52,19 @@ fn kind_of(name: &str) -> Option<Kind> {
     {
         return Some(Kind::Single);
     }
-    TrainingArguments::FIELDS
+    if let Some(f) = TrainingArguments::FIELDS.iter().find(|f| f.name == name) {
+        return Some(f.kind);
+    }
+    // HF's fields that trainbox refuses parse as HF's do, so that the
+    // refusal (or, at HF's default, nothing) follows.
+    UNSUPPORTED
         .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.kind)
+        .find(|u| u.name == name)
+        .map(|u| match u.default_json() {
+            Json::Bool(_) => Kind::Bool,
+            Json::Array(_) => Kind::List,
+            _ => Kind::Single,
+        })
 }
 
 fn all_flag_names() -> impl Iterator<Item = &'static str> {
@@ -57,7 +72,7 @@ fn all_flag_names() -> impl Iterator<Item = &'static str> {
         .iter()
         .chain(FILE_FLAGS)
         .map(|(n, _, _)| *n)
-        .chain(TrainingArguments::FIELDS.iter().map(|f| f.name))
+        .chain(SetError::known_names())
 }
 
 /// One parsed flag and its values.
@@ -155,6 +170,15 @@ pub fn parse_train(argv: &[String]) -> Result<RunConfig> {
                     .ok_or_else(|| anyhow!("--plugin_config {value:?}: expected NAME.KEY=VALUE"))?;
                 cfg.set_plugin_config(plugin, key, v);
             }
+            "plugin_grant" => {
+                let (k, v) = key_value(&name, &value)?;
+                let (plugin, key) = k
+                    .split_once('.')
+                    .ok_or_else(|| anyhow!("--plugin_grant {value:?}: expected NAME.KEY=VALUE"))?;
+                let cwd = std::env::current_dir().context("reading the current directory")?;
+                cfg.apply_plugin_flag(plugin, key, v, &cwd)
+                    .with_context(|| format!("--plugin_grant {value:?}"))?;
+            }
             _ if cfg.files.set(&name, &value, Path::new(""))? => {}
             _ => cfg
                 .args
@@ -240,6 +264,51 @@ mod tests {
         assert!(err.starts_with("--lr_scheduler_type: "), "{err}");
         let err = parse_train(&argv("--max_steps")).unwrap_err().to_string();
         assert_eq!(err, "missing value for flag --max_steps");
+    }
+
+    #[test]
+    fn unsupported_hf_fields_are_refused_with_their_reason() {
+        let err = format!("{:#}", parse_train(&argv("--push_to_hub")).unwrap_err());
+        assert!(
+            err.starts_with("--push_to_hub: trainbox does not support push_to_hub"),
+            "{err}"
+        );
+        assert!(err.contains("Hugging Face Hub"), "{err}");
+        let err = format!("{:#}", parse_train(&argv("--deepspeed ds.json")).unwrap_err());
+        assert!(err.contains("torchrun"), "{err}");
+        // At HF's default there is nothing to refuse.
+        parse_train(&argv("--push_to_hub false --hub_strategy every_save")).unwrap();
+        // A near miss of an unsupported field names it, not another field.
+        let err = parse_train(&argv("--push_to_hubb")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unrecognized flag --push_to_hubb (did you mean --push_to_hub?)"
+        );
+    }
+
+    #[test]
+    fn plugin_grants_on_the_command_line() {
+        let cfg = parse_train(&argv(
+            "--plugin_grant probe.allow_http=HTTP://127.0.0.1:9/ --plugin_grant probe.write_dirs=/out=runs/x --plugin_grant probe.env=HOME --plugin_grant probe.memory_mb=32",
+        ))
+        .unwrap();
+        let s = &cfg.plugin_settings["probe"];
+        assert_eq!(s.grants.http, ["http://127.0.0.1:9"]);
+        assert_eq!(s.grants.env, ["HOME"]);
+        let d = &s.grants.dirs[0];
+        assert_eq!(d.guest, "/out");
+        assert!(d.writable);
+        assert_eq!(d.host, std::env::current_dir().unwrap().join("runs/x"));
+        assert_eq!(s.limits.memory_bytes, 32 << 20);
+        for bad in [
+            "--plugin_grant probe.allow_htp=x",
+            "--plugin_grant probe.read_dirs=/data",
+            "--plugin_grant probe.memory_mb=lots",
+            "--plugin_grant allow_http=x",
+        ] {
+            let err = format!("{:#}", parse_train(&argv(bad)).unwrap_err());
+            assert!(err.starts_with("--plugin_grant"), "{bad}: {err}");
+        }
     }
 
     #[test]

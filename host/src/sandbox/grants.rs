@@ -8,6 +8,11 @@ use super::http_policy::normalize_origin;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The origin a plugin declares (`http("*")`) when it talks to a service
+/// whose address the user gives (MLflow's tracking server, ...): it may
+/// reach the origins the user grants it, and needs none.
+pub const ANY_GRANTED_ORIGIN: &str = "*";
+
 /// A capability a plugin asks for in `describe`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Capability {
@@ -34,6 +39,8 @@ impl Capability {
             Capability::ReadDir(g) => grants.dirs.iter().any(|d| &d.guest == g),
             Capability::WriteDir(g) => grants.dirs.iter().any(|d| &d.guest == g && d.writable),
             Capability::Env(v) => grants.env.contains(v),
+            // "Whatever origins the user grants", possibly none.
+            Capability::Http(o) if o == ANY_GRANTED_ORIGIN => true,
             Capability::Http(o) => normalize_origin(o).is_ok_and(|o| grants.http.contains(&o)),
         }
     }
@@ -84,6 +91,54 @@ pub struct Grants {
     pub env: Vec<String>,
     /// Origins (`scheme://host:port`) the plugin may send HTTP requests to.
     pub http: Vec<String>,
+}
+
+/// The user's grants that the plugin declared in `describe`, and a line for
+/// each grant it did not declare, which is left out: a directory only at a
+/// guest path it asks for (read-only when it asks only to read), a variable
+/// it asks for, an origin it asks for (any granted one with
+/// [`ANY_GRANTED_ORIGIN`]).
+pub fn narrow(asked: &[Capability], grants: Grants) -> (Grants, Vec<String>) {
+    let mut unused = Vec::new();
+    let mut kept = Grants::default();
+    for mut d in grants.dirs {
+        let writes = asked.contains(&Capability::WriteDir(d.guest.clone()));
+        let reads = writes || asked.contains(&Capability::ReadDir(d.guest.clone()));
+        if !reads {
+            let key = if d.writable { "write_dirs" } else { "read_dirs" };
+            unused.push(format!("{key} {:?}", d.guest));
+            continue;
+        }
+        if d.writable && !writes {
+            unused.push(format!(
+                "write access to {:?} (it asks only to read it)",
+                d.guest
+            ));
+            d.writable = false;
+        }
+        kept.dirs.push(d);
+    }
+    for var in grants.env {
+        if asked.contains(&Capability::Env(var.clone())) {
+            kept.env.push(var);
+        } else {
+            unused.push(format!("env {var:?}"));
+        }
+    }
+    let any_origin = asked.contains(&Capability::Http(ANY_GRANTED_ORIGIN.into()));
+    for origin in grants.http {
+        let declared = any_origin
+            || asked.iter().any(|c| match c {
+                Capability::Http(o) => normalize_origin(o).is_ok_and(|o| o == origin),
+                _ => false,
+            });
+        if declared {
+            kept.http.push(origin);
+        } else {
+            unused.push(format!("allow_http {origin:?}"));
+        }
+    }
+    (kept, unused)
 }
 
 /// A plugin asked for a capability the user did not grant.
@@ -177,6 +232,32 @@ mod tests {
             Capability::Http("HTTP://127.0.0.1:5000/".into()),
         ];
         assert_eq!(check(Path::new("p.wasm"), "p", &asked, &grants()), Ok(()));
+    }
+
+    #[test]
+    fn only_declared_capabilities_are_granted() {
+        let asked = [
+            Capability::ReadDir("/out".into()),
+            Capability::Env("MLFLOW_TRACKING_URI".into()),
+        ];
+        let (kept, unused) = narrow(&asked, grants());
+        assert_eq!(kept.dirs.len(), 1);
+        assert_eq!(kept.dirs[0].guest, "/out");
+        assert!(!kept.dirs[0].writable, "a read declaration gets read access");
+        assert_eq!(kept.env, ["MLFLOW_TRACKING_URI"]);
+        assert!(kept.http.is_empty());
+        assert_eq!(
+            unused,
+            [
+                "read_dirs \"/data\"",
+                "write access to \"/out\" (it asks only to read it)",
+                "allow_http \"http://127.0.0.1:5000\""
+            ]
+        );
+        // "The origin the user grants": any granted origin, and none needed.
+        let any = [Capability::Http(ANY_GRANTED_ORIGIN.into())];
+        assert_eq!(narrow(&any, grants()).0.http, ["http://127.0.0.1:5000"]);
+        assert!(any[0].is_granted(&Grants::default()));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use fs::fds::{
 };
 pub use fs::free::reserve_for_host as reserve_disk_for_host;
 pub use fs::Exceeded as FileLimitExceeded;
-pub use grants::{Capability, DirGrant, Grants, NotGranted};
+pub use grants::{narrow as narrow_grants, Capability, DirGrant, Grants, NotGranted, ANY_GRANTED_ORIGIN};
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
 pub use owners::{read_owners, Owner, OWNERS_FILE};
