@@ -3,7 +3,7 @@
 //!
 //! Map of the crate, in dependency order: `cli` → `session` → `trainer`
 //! (with `flow`) → `callbacks` → `sandbox`, all of them over the leaf data `args`,
-//! `state`, `event`, `view`, `pyjson` and `ui`; `tasks` builds on the
+//! `state`, `event`, `view`, `pyjson`, `report` and `ui`; `tasks` builds on the
 //! trainer's `Model` and `Dataset`, and binds the leaves `datasets` and
 //! `torchscript` to them. `tests/spec/layering.rs` checks it.
 //!
@@ -16,7 +16,7 @@
 //! - `callbacks`: the [`Callback`] trait, the ordered [`CallbackHandler`]
 //!   with HF's resets, and the adapter that makes a plugin a callback.
 //! - `flow`: `DefaultFlowCallback`, the log/evaluate/save/stop policy.
-//! - [`trainer`]: the loop, evaluation, AdamW, schedules, checkpoints.
+//! - [`trainer`]: the loop, evaluation, optimizers, schedules, checkpoints.
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
 //!   call path, faults, limits, output, compile cache.
 //! - [`tasks`]: built-in models and data; `tasks::files`, a TorchScript
@@ -30,6 +30,9 @@
 //! - [`session`]: a run as `trainbox train` makes it: the trainer with its
 //!   plugin folders, `report_to` integrations, grants, plugin config and
 //!   the end-of-run report, in one call.
+//! - [`report`]: the end of a run, for people: the summary (final and best
+//!   metric, model, best checkpoint, speed) and the learning curves as
+//!   SVG and PNG, over `state` alone.
 //! - [`cli`]: the `trainbox` command.
 //!
 //! Modules a library user needs are public; the rest are private, and what
@@ -50,6 +53,7 @@ pub mod dist;
 mod event;
 mod flow;
 pub mod pyjson;
+pub mod report;
 pub mod sandbox;
 pub mod session;
 pub mod state;
@@ -69,3 +73,4 @@ pub use trainer::data::{Batch, Dataset, TensorDataset};
 pub use trainer::model::{EvalBatch, MetricSum, Model, Reduce};
 pub use trainer::{PredictionOutput, TrainOutput, Trainer, TrainerBuilder};
 pub use view::RunView;
+pub use session::{Outcome, Run, Session};

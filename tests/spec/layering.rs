@@ -291,6 +291,7 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         "datasets",
         "atomic_file",
         "device",
+        "report",
     ];
     for leaf in leaves {
         for dep in deps(leaf) {

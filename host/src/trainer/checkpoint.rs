@@ -250,7 +250,10 @@ impl Trainer {
             )));
         }
         sync_dir(&out_dir);
-        self.rotate_checkpoints()
+        self.rotate_checkpoints()?;
+        // The learning curves so far, beside the checkpoints (a warning at worst).
+        crate::report::write_run_curves(&out_dir, &self.state);
+        Ok(())
     }
 
     /// HF's pointer to the best checkpoint, as of a save at this step (every
@@ -456,7 +459,9 @@ impl Trainer {
             })?;
         }
         let state = dir.join(TRAINER_STATE_FILE);
-        write_beside(&state, |tmp| self.state.save_to_json(tmp))
+        write_beside(&state, |tmp| self.state.save_to_json(tmp))?;
+        crate::report::write_run_curves(dir, &self.state);
+        Ok(())
     }
 
     /// With `save_total_limit == 1` and a best checkpoint, deletes every other
