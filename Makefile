@@ -56,8 +56,18 @@ export TRAINBOX_READERS_PYTHON := $(READERS_ENV)/bin/python3
 export TRAINBOX_FLYTE_PYTHON := $(FLYTE_ENV)/bin/python3
 
 TRAINBOX := $(CARGO_TARGET_DIR)/release/trainbox
+# The built-in plugins (progress bars, --report_to integrations) that run,
+# test and bench use: this checkout's. The binary bakes in no checkout path;
+# installed, it finds them in PREFIX/share/trainbox/plugins.
+export TRAINBOX_PLUGIN_DIR := $(CURDIR)/$(PLUGIN_OUT)
+# `make install`: PREFIX/bin/trainbox and PREFIX/share/trainbox/plugins.
+PREFIX ?= $(HOME)/.local
+# The plugins an installed trainbox ships: progress bars, the recorder,
+# early stopping and every --report_to integration (no test plugins).
+SHIPPED_PLUGINS := printer progress recorder early-stopping tensorboard mlflow dagshub azure_ml dvclive \
+                   wandb codecarbon comet_ml neptune clearml flyte trackio
 
-.PHONY: run test plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
+.PHONY: run test install install-files plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -66,6 +76,7 @@ help:
 	@echo "make bench    print speed figures"
 	@echo "make gpu-check  on an NVIDIA GPU machine: the demo on CUDA (fp32, bf16, fp16, 2 processes) against the CPU"
 	@echo "make lint     cargo fmt --check and clippy -D warnings"
+	@echo "make install  trainbox on PATH: PREFIX/bin/trainbox with its plugins (PREFIX=$(PREFIX))"
 
 # The PyTorch that tch 0.26 links against, in a virtual environment of its own.
 $(TORCH_ENV)/.torch-$(TORCH_VERSION):
@@ -191,6 +202,17 @@ rust-plugins: wasm-target wasm-cc codecarbon-data
 
 host: torch-env
 	cargo build --release
+
+# Builds, then copies the binary and the shipped plugins where it looks.
+install: host rust-plugins
+	@$(MAKE) --no-print-directory install-files
+
+# Copies what is built, building nothing (tools/test-install.sh uses it).
+install-files:
+	install -d $(PREFIX)/bin $(PREFIX)/share/trainbox/plugins
+	install -m 755 $(TRAINBOX) $(PREFIX)/bin/trainbox
+	install -m 644 $(foreach p,$(SHIPPED_PLUGINS),$(PLUGIN_OUT)/$(p).wasm) $(PREFIX)/share/trainbox/plugins/
+	@echo "installed $(PREFIX)/bin/trainbox, its plugins in $(PREFIX)/share/trainbox/plugins"
 
 # The demo starts afresh each time: a run refuses an output_dir that holds
 # another run's checkpoints.

@@ -1,13 +1,9 @@
-//! Bakes in where `make plugins` puts the built-in plugins, and gives the
-//! binary an rpath to the libtorch it was linked against.
+//! Gives the binary an rpath to the libtorch it was linked against. Nothing
+//! else about the checkout is baked in: the binary finds its built-in
+//! plugins at run time (`session::builtin_plugin_dir`), and `plugin new`
+//! writes the SDK it embeds.
 
 fn main() {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let dir = std::path::Path::new(&manifest)
-        .join("..")
-        .join("build")
-        .join("plugins");
-    println!("cargo:rustc-env=TRAINBOX_BUILTIN_PLUGINS={}", dir.display());
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         // One build for the CPU and CUDA: with a CUDA libtorch (the torch
@@ -22,10 +18,6 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
-    // The baked path is this checkout's: a checkout elsewhere that shares the
-    // cached target directory (CI's fresh clone) must not keep another's.
-    // Cargo does not rerun a build script when only the package's path
-    // changed, so rerun it when the directory cargo is started from changes.
-    println!("cargo:rerun-if-env-changed=PWD");
+    // The sandbox's bindings are generated from the WIT files.
     println!("cargo:rerun-if-changed=../wit");
 }

@@ -17,9 +17,10 @@ const CALLS: u32 = 200_000;
 const LANG_CALLS: u32 = 20_000;
 
 fn plugin_path(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../build/plugins")
-        .join(format!("{name}.wasm"));
+    // Read at run time: `make bench` exports this checkout's build/plugins.
+    let dir = std::env::var_os("TRAINBOX_PLUGIN_DIR")
+        .map_or_else(|| PathBuf::from("../build/plugins"), PathBuf::from);
+    let p = dir.join(format!("{name}.wasm"));
     assert!(p.is_file(), "{} missing: run `make plugins`", p.display());
     p
 }

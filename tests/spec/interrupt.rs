@@ -65,7 +65,7 @@ pub(crate) struct Spawned {
 impl Spawned {
     /// Starts `trainbox` with `args` in `dir`, with `envs`.
     pub fn start(dir: &Path, args: &[String], envs: &[(&str, &str)]) -> Spawned {
-        let child = Command::new(env!("CARGO_BIN_EXE_trainbox"))
+        let child = crate::util::trainbox()
             .args(args)
             .envs(envs.iter().copied())
             .current_dir(dir)
@@ -419,7 +419,7 @@ fn two_runs_cannot_write_one_output_dir_and_a_killed_run_releases_it() {
     let args = argv(&dir, &["--save_steps", "1000"]);
     let mut first = Spawned::start(&dir, &args, &[]);
     first.wait_for_step(2);
-    let second = Command::new(env!("CARGO_BIN_EXE_trainbox"))
+    let second = crate::util::trainbox()
         .args(&args)
         .current_dir(&dir)
         .output()
@@ -433,7 +433,7 @@ fn two_runs_cannot_write_one_output_dir_and_a_killed_run_releases_it() {
     // SIGKILL: no handler runs, and the OS releases the lock.
     first.signal("KILL");
     first.wait(30);
-    let third = Command::new(env!("CARGO_BIN_EXE_trainbox"))
+    let third = crate::util::trainbox()
         .args(&args)
         .arg("--max_steps")
         .arg("2")

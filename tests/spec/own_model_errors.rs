@@ -140,7 +140,7 @@ fn bad_models_and_bad_datasets_are_one_clear_error_before_training_and_destroy_n
     let out = first.out.to_str().unwrap().to_string();
     let mut failures = Vec::new();
     for (model, flags, words) in cases() {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_trainbox"))
+        let output = crate::util::trainbox()
             .args([
                 "train",
                 "--disable_tqdm",

@@ -6,9 +6,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use trainbox::pyjson::Json;
 
-/// Where `make plugins` puts the built plugins.
+/// Where the built plugins are, read at run time (never baked in when
+/// the tests compile, which a shared target directory would make another
+/// checkout's): `$TRAINBOX_PLUGIN_DIR` (the Makefile exports this
+/// checkout's `build/plugins`), else `../build/plugins` from the package
+/// folder cargo runs the tests in. The binary under test gets the same.
 pub fn plugin_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/plugins")
+    match std::env::var_os("TRAINBOX_PLUGIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_dir()
+            .expect("the current directory")
+            .join("../build/plugins"),
+    }
+}
+
+/// The binary under test, finding its built-in plugins in [`plugin_dir`].
+pub fn trainbox() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainbox"));
+    cmd.env("TRAINBOX_PLUGIN_DIR", plugin_dir());
+    cmd
 }
 
 /// The path of a built plugin, or a failure that says how to build it.
@@ -123,6 +139,7 @@ impl Run {
             }
             None => Command::new(env!("CARGO_BIN_EXE_trainbox")),
         };
+        cmd.env("TRAINBOX_PLUGIN_DIR", plugin_dir());
         cmd.args(&self.args).current_dir(&self.dir);
         for (k, v) in &self.envs {
             cmd.env(k, v);

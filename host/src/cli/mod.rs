@@ -5,7 +5,6 @@
 mod cache;
 mod config;
 mod flags;
-mod identity;
 mod interrupt;
 mod new;
 mod output_dir;
@@ -13,13 +12,14 @@ mod plugins;
 mod ranks;
 mod replay;
 mod results;
+mod sdk;
 mod splits;
 mod train;
 
 pub use crate::session::integrations::INTEGRATIONS;
+pub use crate::session::{builtin_plugin_dir, wasm_files};
 pub use config::{PluginSource, RunConfig};
 pub use flags::parse_train;
-pub use train::{builtin_plugin_dir, wasm_files};
 
 use anyhow::{bail, Result};
 
@@ -30,6 +30,8 @@ USAGE:
                                       on dataset files (see `trainbox train --help`)
     trainbox plugins list DIR         describe every plugin in DIR
     trainbox plugins inspect FILE     describe one plugin file
+    trainbox plugins dir              where the built-in plugins are ($TRAINBOX_PLUGIN_DIR,
+                                      else PREFIX/share/trainbox/plugins beside PREFIX/bin)
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
     trainbox plugin new NAME --lang rust|python|js|c   start a plugin
     trainbox cache [show|clear]       the compile cache: where, how big; empty it

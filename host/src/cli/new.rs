@@ -1,11 +1,12 @@
 //! `trainbox plugin new NAME --lang rust|python|js|c [--dir DIR]`: a
 //! ready-to-build plugin folder: the source of a small plugin that prints the
-//! loss, the WIT contract (or the SDK, for Rust), a Makefile, a README with
-//! the build and test commands, and a sample trace to `trainbox replay`.
+//! loss, the WIT contract (or, for Rust, the SDK this binary embeds), a
+//! Makefile, a README with the build and test commands, and a sample trace
+//! to `trainbox replay`.
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const WIT: &str = include_str!("../../../wit/callback.wit");
 const README: &str = include_str!("../../templates/README.md.in");
@@ -52,10 +53,30 @@ fn template(lang: &str) -> Option<(&'static str, Vec<(&'static str, &'static str
     })
 }
 
-/// Where the Rust SDK is: this checkout's `plugins/sdk`.
-fn sdk_path() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-    path.canonicalize().unwrap_or(path)
+/// What building a plugin of `lang` needs, and where its contract is, for
+/// the generated README.
+fn build_needs(lang: &str) -> (&'static str, &'static str) {
+    match lang {
+        "rust" => (
+            "cargo and the wasm32-wasip2 target, `rustup target add wasm32-wasip2`; the SDK is \
+             in `trainbox-sdk/` and the crate versions in `Cargo.lock`, so it builds offline \
+             once those crates are in cargo's cache",
+            "`trainbox-sdk/wit/callback.wit` and the SDK's documentation \
+             (`cargo doc -p trainbox-sdk --open`)",
+        ),
+        "python" => (
+            "componentize-py 0.25.1 in `~/.cache/trainbox/lang-tools/py`: \
+             `python3 -m venv ~/.cache/trainbox/lang-tools/py && \
+             ~/.cache/trainbox/lang-tools/py/bin/pip install componentize-py==0.25.1`, \
+             or `make lang-tools` in a trainbox checkout; `make TOOLS=DIR` looks in DIR/py",
+            "`wit/callback.wit`",
+        ),
+        _ => (
+            "the tools `make lang-tools` installs in a trainbox checkout, \
+             into `~/.cache/trainbox/lang-tools`; `make TOOLS=DIR` looks in DIR",
+            "`wit/callback.wit`",
+        ),
+    }
 }
 
 /// A short trace in the recorder's format, with values: 2 epochs of 4
@@ -245,9 +266,11 @@ pub fn run(argv: &[String]) -> Result<i32> {
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
-            .replace("{{sdk}}", &sdk_path().display().to_string())
+            .replace("{{sdk}}", super::sdk::SDK_PATH)
             .replace("{{lang}}", lang_name)
             .replace("{{lang_flag}}", &lang)
+            .replace("{{build_needs}}", build_needs(&lang).0)
+            .replace("{{contract}}", build_needs(&lang).1)
     };
     let mut all: Vec<(&str, String)> = files.iter().map(|(p, t)| (*p, fill(t))).collect();
     all.push(("README.md", fill(README)));
@@ -256,6 +279,11 @@ pub fn run(argv: &[String]) -> Result<i32> {
         ".gitignore",
         "*.wasm\ntarget/\ngen/\n__pycache__/\n".to_string(),
     ));
+    if lang == "rust" {
+        // The SDK this binary embeds, and the crate versions it was built with.
+        super::sdk::write(&dir)?;
+        all.push(("Cargo.lock", super::sdk::CARGO_LOCK.to_string()));
+    }
     for (path, text) in all {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {

@@ -1,5 +1,6 @@
 //! `trainbox plugins list DIR` and `trainbox plugins inspect FILE`: what a
-//! plugin says of itself, and whether it loads, without training.
+//! plugin says of itself, and whether it loads, without training;
+//! `trainbox plugins dir`: the folder of the built-in plugins.
 
 use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
 use crate::view::RunView;
@@ -37,6 +38,10 @@ pub fn run(argv: &[String]) -> Result<i32> {
             println!("{}", describe(&c));
             Ok(0)
         }
+        [cmd] if cmd == "dir" => {
+            println!("{}", crate::session::builtin_plugin_dir().display());
+            Ok(0)
+        }
         [cmd, dir] if cmd == "list" => {
             let mut failed = false;
             for path in super::wasm_files(Path::new(dir))? {
@@ -50,6 +55,8 @@ pub fn run(argv: &[String]) -> Result<i32> {
             }
             Ok(if failed { 1 } else { 0 })
         }
-        _ => bail!("usage: trainbox plugins list DIR | trainbox plugins inspect FILE"),
+        _ => bail!(
+            "usage: trainbox plugins list DIR | trainbox plugins inspect FILE | trainbox plugins dir"
+        ),
     }
 }

@@ -1,5 +1,4 @@
-//! Joining the process group of a multi-process run, and the order in
-//! which the ranks do what all of them must (world zero first).
+//! Joining the process group of a multi-process run.
 
 use crate::args::TrainingArguments;
 use crate::dist::{Launch, World};
@@ -36,21 +35,4 @@ pub fn join(launch: &Launch, args: &TrainingArguments, device: tch::Device) -> R
         ));
     }
     Ok(world)
-}
-
-/// Runs `work` on world zero, then on the other ranks (which wait for it
-/// first): for work whose result the others find cached.
-pub fn world_zero_first<T>(
-    world: &World,
-    what: &str,
-    work: impl FnOnce() -> Result<T>,
-) -> Result<T> {
-    if world.is_world_zero() {
-        let out = work()?;
-        world.barrier(what)?;
-        Ok(out)
-    } else {
-        world.barrier(what)?;
-        work()
-    }
 }

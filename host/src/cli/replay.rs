@@ -113,14 +113,11 @@ pub fn run(argv: &[String]) -> Result<i32> {
     let events = read_trace(Path::new(trace))?;
     let view = RunView::default();
     let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
-    let loaded = [(sandbox.compile(Path::new(plugin))?, None)];
-    // Settings bound to their file, as in `train`.
-    super::identity::check(&cfg, &loaded)?;
-    let compiled = &loaded[0].0;
+    let compiled = sandbox.compile(Path::new(plugin))?;
     let name = compiled.info.name.clone();
-    let mut settings = cfg.plugin_settings.get(&name).cloned().unwrap_or_default();
-    settings.config = cfg.plugin_config.get(&name).cloned().unwrap_or_default();
-    let mut plugin = sandbox.instantiate(compiled, settings, &cfg.args, 0)?;
+    // Settings bound to their file, as in `train`.
+    let setup = super::train::plugin_setup(&cfg);
+    let mut plugin = crate::session::start_one(&sandbox, compiled, &setup, &cfg.args)?;
     let fed = feed(&events, &mut plugin, &cfg.args, &view);
     // As at the end of a training run: the plugin hears how it ended.
     plugin.finish(&fed.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));

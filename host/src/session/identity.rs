@@ -9,7 +9,7 @@
 //! The integrations `--report_to` selects are bound by the host: their
 //! tables may grant without a `path`, since the file is the built-in one.
 
-use super::config::RunConfig;
+use super::plugins::PluginSetup;
 use crate::args::TrainingArguments;
 use crate::sandbox::{read_owners, CompiledPlugin, Grants, NotGranted};
 use anyhow::{anyhow, bail, Context, Result};
@@ -27,7 +27,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 /// Checks a run's plugins against its settings: one file per name, every
 /// table's `path` and `sha256` matching a loaded plugin of that name, grants
 /// only in tables bound to a file, no settings for a plugin not loaded.
-pub fn check(cfg: &RunConfig, loaded: &[Loaded]) -> Result<()> {
+pub fn check(setup: &PluginSetup, loaded: &[Loaded]) -> Result<()> {
     let mut files: BTreeMap<&str, (PathBuf, &Path)> = BTreeMap::new();
     for (c, _) in loaded {
         let path = canonical(&c.path)?;
@@ -46,7 +46,7 @@ pub fn check(cfg: &RunConfig, loaded: &[Loaded]) -> Result<()> {
         }
     }
     let by_name = |name: &str| loaded.iter().find(|(c, _)| c.info.name == name);
-    for (name, pin) in &cfg.plugin_pins {
+    for (name, pin) in &setup.pins {
         if let Some(path) = &pin.path {
             check_path(name, path, loaded)?;
         }
@@ -63,8 +63,8 @@ pub fn check(cfg: &RunConfig, loaded: &[Loaded]) -> Result<()> {
             }
         }
     }
-    for (name, s) in &cfg.plugin_settings {
-        let bound = cfg.plugin_pins.get(name).is_some_and(|p| p.path.is_some())
+    for (name, s) in &setup.settings {
+        let bound = setup.pins.get(name).is_some_and(|p| p.path.is_some())
             || loaded.iter().any(|(_, i)| *i == Some(name.as_str()));
         if s.grants != Grants::default() && !bound {
             let file = by_name(name).map_or_else(
@@ -78,7 +78,7 @@ pub fn check(cfg: &RunConfig, loaded: &[Loaded]) -> Result<()> {
             );
         }
     }
-    for name in cfg.plugin_config.keys().chain(cfg.plugin_settings.keys()) {
+    for name in setup.config.keys().chain(setup.settings.keys()) {
         if by_name(name).is_none() {
             let names: Vec<&str> = loaded.iter().map(|(c, _)| c.info.name.as_str()).collect();
             bail!(
@@ -96,11 +96,10 @@ pub fn path_hint(
     e: anyhow::Error,
     c: &CompiledPlugin,
     integration: Option<&str>,
-    cfg: &RunConfig,
+    setup: &PluginSetup,
 ) -> anyhow::Error {
     let name = &c.info.name;
-    let bound =
-        integration.is_some() || cfg.plugin_pins.get(name).is_some_and(|p| p.path.is_some());
+    let bound = integration.is_some() || setup.pins.get(name).is_some_and(|p| p.path.is_some());
     match e.downcast::<NotGranted>() {
         Ok(mut ng) if !bound => {
             ng.needs_path = Some(c.path.clone().into_boxed_path());

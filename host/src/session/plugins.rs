@@ -1,0 +1,273 @@
+//! The plugins of a run: where they come from (the user's folders and
+//! files, the built-in folder for `--report_to` and the progress bar), in
+//! dispatch order, and how each is compiled, checked and started.
+//!
+//! The built-in folder is found at run time, never baked in at build time:
+//! `$TRAINBOX_PLUGIN_DIR` when set, else `share/trainbox/plugins` beside the
+//! binary's folder (`PREFIX/bin/trainbox` with
+//! `PREFIX/share/trainbox/plugins/*.wasm`, as `make install` lays it out).
+
+use super::identity;
+use super::integrations;
+use crate::args::TrainingArguments;
+use crate::dist::World;
+use crate::sandbox::{CompiledPlugin, NotGranted, PluginSettings, Sandbox, WasmPlugin};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where user plugins come from, in command-line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Every `.wasm` in a folder, sorted by file name.
+    Dir(PathBuf),
+    File(PathBuf),
+}
+
+/// The file a `[plugins.NAME]` table is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginPin {
+    /// `path`: the plugin file (relative to the config file's folder).
+    pub path: Option<PathBuf>,
+    /// `sha256`: its content's hash, lowercase hex.
+    pub sha256: Option<String>,
+}
+
+/// The user's plugins and how the host runs each, by plugin name.
+///
+/// By default: no plugin folders or files, no config, default
+/// [`PluginSettings`] (limits, no grants) for every plugin, no pins.
+#[derive(Debug, Clone, Default)]
+pub struct PluginSetup {
+    /// Folders and files, in dispatch order.
+    pub sources: Vec<PluginSource>,
+    /// `configure` pairs per plugin name (`--plugin_config NAME.KEY=VALUE`).
+    pub config: BTreeMap<String, Vec<(String, String)>>,
+    /// Host-side settings (limits, grants, `on_error`) per plugin name.
+    pub settings: BTreeMap<String, PluginSettings>,
+    /// The file each `[plugins.NAME]` table is for (`path`, `sha256`).
+    pub pins: BTreeMap<String, PluginPin>,
+}
+
+impl PluginSetup {
+    /// The settings plugin `name` starts with: its table's, with its
+    /// `configure` pairs.
+    pub fn settings_for(&self, name: &str) -> PluginSettings {
+        let mut settings = self.settings.get(name).cloned().unwrap_or_default();
+        settings.config = self.config.get(name).cloned().unwrap_or_default();
+        settings
+    }
+}
+
+/// The variable that names the built-in plugin folder.
+pub const PLUGIN_DIR_VAR: &str = "TRAINBOX_PLUGIN_DIR";
+
+/// Where the built-in plugins (`progress.wasm`, `printer.wasm`, the
+/// integrations) are: `$TRAINBOX_PLUGIN_DIR`, else
+/// `../share/trainbox/plugins` from the running binary's folder.
+pub fn builtin_plugin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(PLUGIN_DIR_VAR) {
+        return PathBuf::from(dir);
+    }
+    installed_plugin_dir().unwrap_or_else(|| PathBuf::from("share/trainbox/plugins"))
+}
+
+/// `PREFIX/share/trainbox/plugins` for the binary `PREFIX/bin/trainbox`.
+fn installed_plugin_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    Some(exe.parent()?.parent()?.join("share/trainbox/plugins"))
+}
+
+/// The built-in plugin `name` in `dir`, or an error saying how to get it.
+pub fn builtin(dir: &Path, name: &str) -> Result<PathBuf> {
+    let path = dir.join(format!("{name}.wasm"));
+    if !path.is_file() {
+        let from = match std::env::var_os(PLUGIN_DIR_VAR) {
+            Some(_) => format!("${PLUGIN_DIR_VAR}"),
+            None => "the folder beside the binary".to_string(),
+        };
+        bail!(
+            "built-in plugin {name}.wasm not found in {} ({from}); install trainbox with its plugins \
+             (`make install`), or build them (`make plugins`) and set {PLUGIN_DIR_VAR}=build/plugins",
+            dir.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The `.wasm` files of a folder, sorted by file name.
+pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading plugin folder {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// A plugin file of a run, with the integration it is when `--report_to`
+/// named it.
+pub type PluginFile = (PathBuf, Option<&'static str>);
+
+/// The plugin files of a run, in dispatch order: the integrations (world
+/// zero only: HF's check `is_world_process_zero`), the user's folders and
+/// files, then the progress bar (or the printer, with `--disable_tqdm`)
+/// when `progress` is set.
+pub fn plugin_files(
+    args: &TrainingArguments,
+    setup: &PluginSetup,
+    builtin_dir: &Path,
+    progress: bool,
+    world: &World,
+) -> Result<Vec<PluginFile>> {
+    let mut files = Vec::new();
+    if world.is_world_zero() {
+        for name in integrations::selected(&args.report_to)? {
+            files.push((builtin(builtin_dir, name)?, Some(name)));
+        }
+    }
+    for source in &setup.sources {
+        match source {
+            PluginSource::Dir(dir) => files.extend(wasm_files(dir)?.into_iter().map(|f| (f, None))),
+            PluginSource::File(f) => files.push((f.clone(), None)),
+        }
+    }
+    if progress {
+        let name = if args.disable_tqdm {
+            "printer"
+        } else {
+            "progress"
+        };
+        files.push((builtin(builtin_dir, name)?, None));
+    }
+    Ok(files)
+}
+
+/// Compiles the files (world zero first, into the shared compile cache,
+/// while the others wait and then find it all cached), checks which file
+/// each setting is for, and starts every plugin. On error, the plugins
+/// already started hear that the run is over.
+pub fn start_all(
+    sandbox: &Sandbox,
+    files: &[PluginFile],
+    setup: &PluginSetup,
+    args: &TrainingArguments,
+    world: &World,
+) -> Result<Vec<WasmPlugin>> {
+    let compile = || -> Result<Vec<(CompiledPlugin, Option<&'static str>)>> {
+        files
+            .iter()
+            .map(|(p, integration)| Ok((sandbox.compile(p)?, *integration)))
+            .collect()
+    };
+    let compiled = world_zero_first(world, "compiling the plugins", compile)?;
+    // Names unique, settings bound to their files, stored states to theirs.
+    identity::check(setup, &compiled)?;
+    identity::check_stored_states(args, &compiled)?;
+    // Each instance may hold an even share of the descriptors lent to plugins.
+    crate::sandbox::share_open_files(compiled.len());
+    let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut plugins: Vec<WasmPlugin> = Vec::new();
+    for (c, integration) in &compiled {
+        let name = c.info.name.as_str();
+        let n = instances.entry(name).or_default();
+        match start(sandbox, c, *integration, setup, args, *n) {
+            Ok(Some(plugin)) => {
+                plugins.push(plugin);
+                *n += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                for p in &mut plugins {
+                    crate::callbacks::Callback::finish(p, &Err(format!("{e:#}")));
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(plugins)
+}
+
+/// One compiled plugin, checked against the setup as in a run and
+/// started alone (`trainbox replay`).
+pub fn start_one(
+    sandbox: &Sandbox,
+    compiled: CompiledPlugin,
+    setup: &PluginSetup,
+    args: &TrainingArguments,
+) -> Result<WasmPlugin> {
+    let loaded = [(compiled, None)];
+    identity::check(setup, &loaded)?;
+    let [(c, _)] = loaded;
+    sandbox
+        .instantiate(&c, setup.settings_for(&c.info.name), args, 0)
+        .map_err(|e| identity::path_hint(e, &c, None, setup))
+}
+
+/// Instance `instance` of a compiled plugin, with the user's settings (and
+/// the integration's grants, when `--report_to` named it); `None` when it
+/// is skipped for a missing grant (`missing_grant = "skip"`).
+fn start(
+    sandbox: &Sandbox,
+    c: &CompiledPlugin,
+    integration: Option<&str>,
+    setup: &PluginSetup,
+    args: &TrainingArguments,
+    instance: usize,
+) -> Result<Option<WasmPlugin>> {
+    let mut settings = setup.settings_for(&c.info.name);
+    if let Some(integration) = integration {
+        settings = integrations::settings(integration, &c.info, args, settings)?;
+    }
+    let skip = settings.skip_if_not_granted;
+    let started = sandbox.instantiate(c, settings, args, instance);
+    match started.map_err(|e| identity::path_hint(e, c, integration, setup)) {
+        Ok(plugin) => Ok(Some(plugin)),
+        Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {
+            crate::ui::warn(&format!(
+                "{e}; the plugin is skipped (missing_grant = \"skip\")"
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `work` on world zero, then on the other ranks (which wait for it
+/// first): for work whose result the others find cached.
+fn world_zero_first<T>(world: &World, what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    if world.is_world_zero() {
+        let out = work()?;
+        world.barrier(what)?;
+        Ok(out)
+    } else {
+        world.barrier(what)?;
+        work()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_builtin_plugin_says_how_to_get_it() {
+        let dir = std::env::temp_dir().join("trainbox-no-plugins-here");
+        let err = builtin(&dir, "progress").unwrap_err().to_string();
+        assert!(err.contains("progress.wasm not found"), "{err}");
+        assert!(
+            err.contains("make install") && err.contains(PLUGIN_DIR_VAR),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_installed_folder_is_share_trainbox_plugins_beside_bin() {
+        let dir = installed_plugin_dir().unwrap();
+        let exe = std::env::current_exe().unwrap().canonicalize().unwrap();
+        let prefix = exe.parent().unwrap().parent().unwrap();
+        assert_eq!(dir, prefix.join("share/trainbox/plugins"));
+    }
+}
