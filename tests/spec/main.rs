@@ -51,6 +51,10 @@ mod precision;
 mod resources;
 /// Exact resume, stateful plugins, bad checkpoints.
 mod resume;
+/// Every `--lr_scheduler_type` against transformers' own learning rates, bit for bit.
+mod schedules;
+/// `--optim` sgd, adagrad, rmsprop, adafactor against the HF Trainer; refused names.
+mod optimizers;
 /// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
 /// Sandbox holes found from outside: tables, written state size, spoofed lines, rejected states.

@@ -141,6 +141,9 @@ pub const TRAINING_ARGS: &[Field] = &[
     host_field("bf16", Lit::Bool(false)),
     host_field("fp16", Lit::Bool(false)),
     host_field("tf32", Lit::None),
+    host_field("lr_scheduler_kwargs", Lit::None),
+    host_field("optim", Lit::Str("adamw_torch_fused")),
+    host_field("optim_args", Lit::None),
 ];
 
 /// A field of HF's that the host keeps to itself (plugins do not receive it).

@@ -12,7 +12,9 @@ mod post_init;
 mod value;
 
 pub use post_init::Interval;
-pub use value::{ArgValue, IntervalStrategy, Kind, SaveStrategy, SchedulerType};
+pub use value::{
+    Algorithm, ArgValue, IntervalStrategy, Kind, OptimizerName, SaveStrategy, SchedulerType,
+};
 
 use crate::pyjson::Json;
 use std::collections::BTreeMap;
@@ -174,8 +176,14 @@ training_arguments! {
     adam_epsilon: f64 = 1e-8;
     /// Gradient clipping norm; 0 disables clipping (the norm is still logged).
     max_grad_norm: f64 = 1.0;
-    /// Learning-rate schedule: linear, cosine, constant or constant_with_warmup.
+    /// Learning-rate schedule: any of HF's `SchedulerType` (linear, cosine, cosine_with_restarts, polynomial, constant, constant_with_warmup, inverse_sqrt, reduce_lr_on_plateau, cosine_with_min_lr, cosine_warmup_with_min_lr, warmup_stable_decay, greedy).
     lr_scheduler_type: SchedulerType = SchedulerType::Linear;
+    /// Keyword arguments of the schedule, as HF's get_scheduler takes them: a JSON object (`{"num_cycles": 2}`), a table in a config file.
+    lr_scheduler_kwargs: Option<Json> = None;
+    /// The optimizer: adamw_torch, adamw_torch_fused, sgd, adagrad, rmsprop or adafactor (HF's other names are refused with the library they need).
+    optim: OptimizerName = OptimizerName::AdamwTorchFused;
+    /// Optimizer arguments as HF's "k=v,k=v" (sgd: momentum, dampening, nesterov; adagrad: lr_decay, eps; rmsprop: momentum, alpha, eps, centered).
+    optim_args: Option<String> = None;
     /// Warm-up steps; below 1, a ratio of the total number of steps.
     warmup_steps: f64 = 0.0;
     /// Warm-up as a ratio of the total number of steps (used when warmup_steps is 0).

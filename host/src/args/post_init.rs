@@ -90,9 +90,18 @@ impl TrainingArguments {
                 save_steps_fit_eval_steps(self.save_steps, eval_steps)?;
             }
         }
-        if self.metric_for_best_model.is_none() && self.load_best_model_at_end {
+        if self.metric_for_best_model.is_none()
+            && (self.load_best_model_at_end || self.lr_scheduler_type.steps_on_metric())
+        {
             self.metric_for_best_model = Some("loss".into());
         }
+        if self.lr_scheduler_type.steps_on_metric() && self.eval_strategy == IntervalStrategy::No {
+            return Err(format!(
+                "lr_scheduler_type {} requires an eval strategy",
+                self.lr_scheduler_type
+            ));
+        }
+        self.optim.algorithm()?;
         if self.greater_is_better.is_none() {
             if let Some(metric) = &self.metric_for_best_model {
                 self.greater_is_better = Some(!metric.ends_with("loss"));

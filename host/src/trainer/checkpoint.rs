@@ -310,6 +310,11 @@ impl Trainer {
                         format!("writing {}", final_dir.join(OPTIMIZER_FILE).display())
                     })?;
             }
+            if let Some(state) = run.schedule.state() {
+                let file = super::schedule::SCHEDULER_FILE;
+                std::fs::write(tmp_dir.join(file), state.to_pretty() + "\n")
+                    .with_context(|| format!("writing {}", final_dir.join(file).display()))?;
+            }
             if let Some(scaler) = &run.scaler {
                 let file = super::scaler::SCALER_FILE;
                 scaler

@@ -2,8 +2,9 @@
 //!
 //! `mod.rs` holds the public type and what is shared by the loop and the
 //! evaluation (firing events, `log`); the loop itself is in `train.rs`,
-//! evaluation in `eval.rs`, checkpoints in `checkpoint.rs`, AdamW in
-//! `optim.rs`, the schedules in `schedule.rs`, data order in `data.rs`,
+//! evaluation in `eval.rs`, checkpoints in `checkpoint.rs`, the optimizers
+//! of `--optim` in `optim/`, the schedules of `--lr_scheduler_type` in
+//! `schedule/`, data order in `data.rs`,
 //! `--fp16`'s loss scaling in `scaler.rs` (the device and the precision
 //! are chosen by `crate::device`).
 //! The trainer knows callbacks only through `CallbackHandler`: nothing here

@@ -1,4 +1,4 @@
-//! Resuming from a checkpoint (spec §5.10), exactly: weights, AdamW moments,
+//! Resuming from a checkpoint (spec §5.10), exactly: weights, optimizer state,
 //! schedule position, the loss accumulated since the last log, and (with
 //! `restore_callback_states_from_checkpoint`) the state of stateful plugins.
 //!
@@ -81,6 +81,8 @@ impl Trainer {
             );
         }
         let loop_state = read_loop_state(dir, loaded.global_step)?;
+        super::optim::check_checkpoint_optimizer(dir, &self.args)?;
+        let schedule_state = read_schedule_state(dir)?;
         let optimizer_file = dir.join(OPTIMIZER_FILE);
         let moments = if optimizer_file.is_file() {
             Some(
@@ -113,6 +115,22 @@ impl Trainer {
         }
 
         // Everything is read: now apply it.
+        let schedule_file = dir.join(super::schedule::SCHEDULER_FILE);
+        match &schedule_state {
+            Some(state) if run.schedule.steps_on_metric() => run
+                .schedule
+                .load_state(state)
+                .map_err(|e| anyhow!("{}: {e}", schedule_file.display()))?,
+            None if run.schedule.steps_on_metric() && loaded.global_step > 0 => {
+                crate::ui::warn(&format!(
+                    "{}: no {} schedule state ({}); it starts again from --learning_rate",
+                    dir.display(),
+                    run.schedule.kind(),
+                    super::schedule::SCHEDULER_FILE
+                ))
+            }
+            _ => {}
+        }
         self.load_weights(&model_file)?;
         match moments {
             Some(tensors) => run
@@ -120,10 +138,13 @@ impl Trainer {
                 .load_state_tensors(step, tensors)
                 .map_err(|e| anyhow!("{}: {e}", optimizer_file.display()))?,
             None if loaded.global_step > 0 => {
-                crate::ui::warn(&format!(
-                    "{}: no optimizer state ({OPTIMIZER_FILE}); AdamW moments start from zero",
-                    dir.display()
-                ));
+                if run.optimizer.keeps_state() {
+                    crate::ui::warn(&format!(
+                        "{}: no optimizer state ({OPTIMIZER_FILE}); {} start from zero",
+                        dir.display(),
+                        run.optimizer.state_name()
+                    ));
+                }
                 run.optimizer.load_state_tensors(0, Vec::new())?;
                 run.optimizer.step = step;
             }
@@ -285,4 +306,17 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// The state of a metric-stepped schedule a checkpoint holds, if any.
+fn read_schedule_state(dir: &Path) -> Result<Option<Json>> {
+    let file = dir.join(super::schedule::SCHEDULER_FILE);
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    Json::parse(&text)
+        .map(Some)
+        .map_err(|e| anyhow!("{}: corrupt: {e}; restore it from a copy, or delete it to restart the schedule", file.display()))
 }

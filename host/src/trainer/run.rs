@@ -4,7 +4,8 @@
 //! resumed run logs what a run in one go would. The loop (`train.rs`) drives
 //! it; checkpoints (`checkpoint.rs`) write it and `resume.rs` reads it back.
 
-use super::optim::AdamW;
+use super::optim::Optimizer;
+use super::schedule::Schedule;
 use super::scaler::GradScaler;
 use crate::pyjson::Json;
 use anyhow::{anyhow, Context, Result};
@@ -19,12 +20,13 @@ pub(super) const LOOP_STATE_FILE: &str = "loop_state.json";
 
 /// The bookkeeping of one `train()` call.
 pub(crate) struct Run {
-    pub optimizer: AdamW,
+    pub optimizer: Optimizer,
+    /// The learning-rate schedule (`--lr_scheduler_type`).
+    pub schedule: Schedule,
     /// The loss scaler of `--fp16` on CUDA.
     pub scaler: Option<GradScaler>,
-    /// Updates planned, and updates with warm-up.
+    /// Updates planned.
     pub max_steps: u64,
-    pub warmup: u64,
     /// Loss summed since the last log (each update contributes its mean).
     pub tr_loss: f64,
     /// Loss of every logged interval so far (for `train_loss`).

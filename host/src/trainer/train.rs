@@ -1,9 +1,9 @@
 //! The training loop: HF's `_inner_training_loop` and
 //! `_maybe_log_save_evaluate`, event for event (spec §5.4-5.5).
 
-use super::optim::{AdamW, AdamWConfig};
+use super::optim::Optimizer;
 use super::run::Run;
-use super::schedule::lr_factor;
+use super::schedule::Schedule;
 use super::{speed_metrics, TrainOutput, Trainer};
 use crate::args::SaveStrategy;
 use crate::event::Event;
@@ -85,27 +85,30 @@ impl Trainer {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let variables: Vec<tch::Tensor> = named.into_iter().map(|(_, t)| t).collect();
         self.world.broadcast_from_zero(&variables)?;
-        let optimizer = AdamW::new(
-            AdamWConfig {
-                beta1: self.args.adam_beta1,
-                beta2: self.args.adam_beta2,
-                eps: self.args.adam_epsilon,
-                weight_decay: self.args.weight_decay,
-            },
+        let optimizer = Optimizer::from_args(
+            &self.args,
             params
                 .iter()
                 .map(|(n, t)| (n.clone(), t.shallow_clone()))
                 .collect(),
             &|name| self.model.in_layer_norm(name),
-        );
+        )?;
+        let schedule = Schedule::new(
+            self.args.lr_scheduler_type,
+            self.args.learning_rate,
+            self.args.warmup_steps_for(max_steps),
+            max_steps,
+            self.args.lr_scheduler_kwargs.as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let mut run = Run {
             optimizer,
+            schedule,
             scaler: self
                 .precision
                 .scales_loss()
                 .then(|| super::scaler::GradScaler::new(self.device)),
             max_steps,
-            warmup: self.args.warmup_steps_for(max_steps),
             tr_loss: 0.0,
             total_loss: 0.0,
             globalstep_last_logged: self.state.global_step,
@@ -301,9 +304,7 @@ impl Trainer {
 
     /// The scheduled learning rate of the next update.
     fn current_lr(&self, run: &Run) -> f64 {
-        let step = run.optimizer.step;
-        self.args.learning_rate
-            * lr_factor(self.args.lr_scheduler_type, step, run.warmup, run.max_steps)
+        run.schedule.lr(run.optimizer.step)
     }
 
     /// HF's `_maybe_log_save_evaluate`: log, evaluate, save, in that order.
@@ -327,6 +328,7 @@ impl Trainer {
         }
         if self.control.should_evaluate {
             let metrics = self.evaluate()?;
+            self.step_schedule_on_metric(run, &metrics)?;
             let is_new_best = self.state.determine_best_metric(&self.args, &metrics)?;
             if self.args.save_strategy == SaveStrategy::Best {
                 self.control.should_save = is_new_best;
