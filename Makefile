@@ -67,7 +67,7 @@ PREFIX ?= $(HOME)/.local
 SHIPPED_PLUGINS := printer progress recorder early-stopping tensorboard mlflow dagshub azure_ml dvclive \
                    wandb codecarbon comet_ml neptune clearml flyte trackio
 
-.PHONY: run test install install-files plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
+.PHONY: run example test install install-files install-plugins plugins rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -76,6 +76,7 @@ help:
 	@echo "make bench    print speed figures"
 	@echo "make gpu-check  on an NVIDIA GPU machine: the demo on CUDA (fp32, bf16, fp16, 2 processes) against the CPU"
 	@echo "make lint     cargo fmt --check and clippy -D warnings"
+	@echo "make example  train your own tch model through the library (host/examples/custom_model.rs)"
 	@echo "make install  trainbox on PATH: PREFIX/bin/trainbox with its plugins (PREFIX=$(PREFIX))"
 
 # The PyTorch that tch 0.26 links against, in a virtual environment of its own.
@@ -207,12 +208,17 @@ host: torch-env
 install: host rust-plugins
 	@$(MAKE) --no-print-directory install-files
 
-# Copies what is built, building nothing (tools/test-install.sh uses it).
-install-files:
-	install -d $(PREFIX)/bin $(PREFIX)/share/trainbox/plugins
+# Copies what is built, building nothing (tools/test-install.sh uses it);
+# install-plugins copies the plugins alone (after `cargo install --path host`).
+install-files: install-plugins
+	install -d $(PREFIX)/bin
 	install -m 755 $(TRAINBOX) $(PREFIX)/bin/trainbox
+	@echo "installed $(PREFIX)/bin/trainbox"
+
+install-plugins:
+	install -d $(PREFIX)/share/trainbox/plugins
 	install -m 644 $(foreach p,$(SHIPPED_PLUGINS),$(PLUGIN_OUT)/$(p).wasm) $(PREFIX)/share/trainbox/plugins/
-	@echo "installed $(PREFIX)/bin/trainbox, its plugins in $(PREFIX)/share/trainbox/plugins"
+	@echo "installed the plugins in $(PREFIX)/share/trainbox/plugins"
 
 # The demo starts afresh each time: a run refuses an output_dir that holds
 # another run's checkpoints.
@@ -224,6 +230,11 @@ run: host demo-plugins
 		--logging_steps 64 --eval_strategy steps --eval_steps 128 \
 		--save_strategy steps --save_steps 256 --save_total_limit 2
 
+# Your own tch model through the library (host/examples/custom_model.rs),
+# with the demo plugins; EXAMPLE_ARGS adds plugin files.
+example: torch-env demo-plugins
+	cargo run --release --example custom_model -- $(EXAMPLE_ARGS)
+
 # The MLflow tests (mlflow, dagshub, azure_ml) need tracking servers: the
 # script starts three on 127.0.0.1 (plain; basic-auth under DagsHub's
 # prefix; under an Azure ML workspace prefix), in parallel, for the
@@ -231,6 +242,7 @@ run: host demo-plugins
 test: host plugins test-env
 	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
+	tools/test-install.sh
 
 lint: codecarbon-data wasm-cc
 	cargo fmt --all --check

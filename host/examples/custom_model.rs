@@ -1,12 +1,15 @@
-//! Trains your own tch model with trainbox's `Trainer`: a native callback and,
-//! if given, wasm plugins, with Hugging Face's events and arguments.
+//! Trains your own tch model with trainbox, as `trainbox train` does: HF's
+//! events and arguments, the progress bar, wasm plugins
+//! from the command line, and the end-of-run report, through one call
+//! (`trainbox::Run`).
 //!
-//! Run: `make plugins && cargo run --release --example custom_model -- build/plugins/recorder.wasm`
+//! Run (from a clean clone, one command; see docs/train-your-own-model.md):
+//! `make example`, or, once `make` has built the cache,
+//! `cargo run --release --example custom_model -- [PLUGIN.wasm ...]`.
 
 use anyhow::Result;
 use tch::{nn, Tensor};
-use trainbox::sandbox::{default_cache_dir, PluginSettings, Sandbox};
-use trainbox::{Batch, Callback, Model, RunView, TensorDataset, Trainer, TrainingArguments};
+use trainbox::{Batch, Model, Run, TensorDataset, TrainingArguments};
 
 /// A two-layer network fitting y = sin(x).
 struct SineNet {
@@ -63,27 +66,17 @@ fn main() -> Result<()> {
         ..Default::default()
     };
 
-    // Plugins named on the command line, loaded in order.
-    let view = RunView::default();
-    let sandbox = Sandbox::new(view.clone(), default_cache_dir())?;
-    let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
+    // Plugins named on the command line, loaded in order, between the
+    // integrations `report_to` names and the progress bar.
+    let mut run = Run::new(args)
+        .model(Box::new(SineNet::new()), Box::new(data(1024)))
+        .eval_dataset(Box::new(data(256)));
     for path in std::env::args().skip(1) {
-        let compiled = sandbox.compile(path.as_ref())?;
-        plugins.push(Box::new(sandbox.instantiate(
-            &compiled,
-            PluginSettings::default(),
-            &args,
-            0,
-        )?));
+        run = run.plugin(path);
     }
-
-    let mut trainer = Trainer::builder(args, Box::new(SineNet::new()), Box::new(data(1024)))
-        .eval_dataset(Box::new(data(256)))
-        .view(view)
-        .callbacks(plugins)
-        .build()?;
-    let out = trainer.train()?;
-    let eval_loss = trainer
+    let outcome = run.train()?;
+    let eval_loss = outcome
+        .trainer
         .state()
         .log_history
         .iter()
@@ -91,7 +84,7 @@ fn main() -> Result<()> {
         .find_map(|e| e.get("eval_loss")?.as_f64());
     println!(
         "trained {} steps; train loss {:.4}; last eval loss {:?}",
-        out.global_step, out.training_loss, eval_loss
+        outcome.output.global_step, outcome.output.training_loss, eval_loss
     );
     Ok(())
 }
