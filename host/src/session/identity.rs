@@ -9,7 +9,7 @@
 //! The integrations `--report_to` selects are bound by the host: their
 //! tables may grant without a `path`, since the file is the built-in one.
 
-use super::plugins::PluginSetup;
+use super::setup::PluginSetup;
 use crate::args::TrainingArguments;
 use crate::sandbox::{read_owners, CompiledPlugin, Grants, NotGranted};
 use anyhow::{anyhow, bail, Context, Result};

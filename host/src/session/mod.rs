@@ -20,6 +20,7 @@
 //! - `plugins`: where plugins come from (the built-in folder is found at
 //!   run time: `$TRAINBOX_PLUGIN_DIR`, else beside the binary), compiling,
 //!   checking and starting them.
+//! - `setup`: what the user says of the plugins (sources, config, settings).
 //! - `identity`: which file each setting and stored state is for.
 //! - [`integrations`]: the loggers `--report_to` selects, and what each is
 //!   granted.
@@ -27,10 +28,10 @@
 mod identity;
 pub mod integrations;
 mod plugins;
+mod setup;
 
-pub use plugins::{
-    builtin_plugin_dir, start_one, wasm_files, PluginPin, PluginSetup, PluginSource, PLUGIN_DIR_VAR,
-};
+pub use plugins::{builtin_plugin_dir, start_one, wasm_files, PLUGIN_DIR_VAR};
+pub use setup::{PluginPin, PluginSetup, PluginSource};
 
 use crate::args::TrainingArguments;
 use crate::callbacks::Callback;

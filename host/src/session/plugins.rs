@@ -9,55 +9,13 @@
 
 use super::identity;
 use super::integrations;
+use super::setup::{PluginSetup, PluginSource};
 use crate::args::TrainingArguments;
 use crate::dist::World;
-use crate::sandbox::{CompiledPlugin, NotGranted, PluginSettings, Sandbox, WasmPlugin};
+use crate::sandbox::{CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// Where user plugins come from, in command-line order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginSource {
-    /// Every `.wasm` in a folder, sorted by file name.
-    Dir(PathBuf),
-    File(PathBuf),
-}
-
-/// The file a `[plugins.NAME]` table is for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PluginPin {
-    /// `path`: the plugin file (relative to the config file's folder).
-    pub path: Option<PathBuf>,
-    /// `sha256`: its content's hash, lowercase hex.
-    pub sha256: Option<String>,
-}
-
-/// The user's plugins and how the host runs each, by plugin name.
-///
-/// By default: no plugin folders or files, no config, default
-/// [`PluginSettings`] (limits, no grants) for every plugin, no pins.
-#[derive(Debug, Clone, Default)]
-pub struct PluginSetup {
-    /// Folders and files, in dispatch order.
-    pub sources: Vec<PluginSource>,
-    /// `configure` pairs per plugin name (`--plugin_config NAME.KEY=VALUE`).
-    pub config: BTreeMap<String, Vec<(String, String)>>,
-    /// Host-side settings (limits, grants, `on_error`) per plugin name.
-    pub settings: BTreeMap<String, PluginSettings>,
-    /// The file each `[plugins.NAME]` table is for (`path`, `sha256`).
-    pub pins: BTreeMap<String, PluginPin>,
-}
-
-impl PluginSetup {
-    /// The settings plugin `name` starts with: its table's, with its
-    /// `configure` pairs.
-    pub fn settings_for(&self, name: &str) -> PluginSettings {
-        let mut settings = self.settings.get(name).cloned().unwrap_or_default();
-        settings.config = self.config.get(name).cloned().unwrap_or_default();
-        settings
-    }
-}
 
 /// The variable that names the built-in plugin folder.
 pub const PLUGIN_DIR_VAR: &str = "TRAINBOX_PLUGIN_DIR";
@@ -170,6 +128,9 @@ pub fn start_all(
     crate::sandbox::share_open_files(compiled.len());
     let mut instances: BTreeMap<&str, usize> = BTreeMap::new();
     let mut plugins: Vec<WasmPlugin> = Vec::new();
+    // A start that fails leaves none of the folders made for it.
+    integrations::fresh::forget();
+    integrations::fresh::watch(&Path::new(&args.output_dir).join("plugins"));
     for (c, integration) in &compiled {
         let name = c.info.name.as_str();
         let n = instances.entry(name).or_default();
@@ -183,10 +144,12 @@ pub fn start_all(
                 for p in &mut plugins {
                     crate::callbacks::Callback::finish(p, &Err(format!("{e:#}")));
                 }
+                integrations::fresh::remove_empty();
                 return Err(e);
             }
         }
     }
+    integrations::fresh::forget();
     Ok(plugins)
 }
 
