@@ -47,6 +47,8 @@ mod own_model_parity;
 mod plugins;
 /// Devices and mixed precision on the CPU: bf16 against float32, HF's checks, fp16 loss scaling.
 mod precision;
+/// The end of a run: the summary, the learning curves, `trainbox report` on two runs.
+mod report;
 /// Open files and disk quotas; failed saves leave nothing half-written.
 mod resources;
 /// Exact resume, stateful plugins, bad checkpoints.

@@ -1,4 +1,4 @@
-//! The command line: `trainbox train`, `replay`, `plugins list|inspect`,
+//! The command line: `trainbox train`, `replay`, `report`, `plugins list|inspect`,
 //! `plugin new` and `cache`.
 //! Parsing is in `flags` and `config`; each subcommand is one module.
 
@@ -11,6 +11,7 @@ mod output_dir;
 mod plugins;
 mod ranks;
 mod replay;
+mod report;
 mod results;
 mod sdk;
 mod splits;
@@ -33,6 +34,8 @@ USAGE:
     trainbox plugins dir              where the built-in plugins are ($TRAINBOX_PLUGIN_DIR,
                                       else PREFIX/share/trainbox/plugins beside PREFIX/bin)
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline
+    trainbox report DIR [DIR...] [--out DIR]   learning curves (SVG, PNG) and a
+                                      summary table of one or several runs
     trainbox plugin new NAME --lang rust|python|js|c   start a plugin
     trainbox cache [show|clear]       the compile cache: where, how big; empty it
     trainbox --version
@@ -57,6 +60,7 @@ pub fn run(argv: Vec<String>) -> Result<i32> {
         "train" => train::run(flags::parse_train(rest)?),
         "plugins" => plugins::run(rest),
         "replay" => replay::run(rest),
+        "report" => report::run(rest),
         "plugin" => new::run(rest),
         "cache" => cache::run(rest),
         "--version" | "-V" => {

@@ -254,7 +254,11 @@ mod tests {
                 ("step", Int(4)),
             ]),
             entry(&[("loss", Float(f64::NAN)), ("step", Int(6))]),
-            entry(&[("loss", Float(0.5)), ("epoch", Float(1.0)), ("step", Int(8))]),
+            entry(&[
+                ("loss", Float(0.5)),
+                ("epoch", Float(1.0)),
+                ("step", Int(8)),
+            ]),
             entry(&[
                 ("eval_loss", Float(0.75)),
                 ("eval_accuracy", Int(1)),
@@ -279,7 +283,10 @@ mod tests {
             [(4, 2.5), (8, 0.5)],
             "a NaN loss is left out, not drawn as a gap at 0"
         );
-        assert_eq!(curves.get("eval_loss").unwrap().points, [(4, 2.0), (8, 0.75)]);
+        assert_eq!(
+            curves.get("eval_loss").unwrap().points,
+            [(4, 2.0), (8, 0.75)]
+        );
         assert_eq!(
             curves.get("eval_accuracy").unwrap().points,
             [(4, 0.25), (8, 1.0)],
@@ -301,7 +308,13 @@ mod tests {
         ] {
             assert!(!is_plotted(key), "{key}");
         }
-        for key in ["loss", "eval_loss", "eval_accuracy", "eval_f1", "eval_mse_loss"] {
+        for key in [
+            "loss",
+            "eval_loss",
+            "eval_accuracy",
+            "eval_f1",
+            "eval_mse_loss",
+        ] {
             assert!(is_plotted(key), "{key}");
         }
     }
@@ -320,7 +333,11 @@ mod tests {
         for (values, want, why) in cases {
             assert_eq!(wants_log_scale(values), *want, "{why}: {values:?}");
             let scale = loss_scale(values);
-            assert_eq!(matches!(scale, Scale::Log { .. }), *want, "{why}: {scale:?}");
+            assert_eq!(
+                matches!(scale, Scale::Log { .. }),
+                *want,
+                "{why}: {scale:?}"
+            );
         }
         let Scale::Log { lo, hi } = loss_scale(&[5.0, 0.01]) else {
             panic!("log")
@@ -337,7 +354,10 @@ mod tests {
         let Scale::Linear { lo, hi } = loss_scale(&[1.0, 1.2]) else {
             panic!("linear")
         };
-        assert!(lo > 0.9 && lo < 1.0 && hi > 1.2, "close losses keep their detail: {lo}..{hi}");
+        assert!(
+            lo > 0.9 && lo < 1.0 && hi > 1.2,
+            "close losses keep their detail: {lo}..{hi}"
+        );
         let Scale::Linear { lo, hi } = loss_scale(&[0.01, 0.2]) else {
             panic!("linear")
         };
@@ -351,7 +371,10 @@ mod tests {
 
     #[test]
     fn metrics_within_zero_and_one_are_drawn_from_zero_to_one() {
-        assert_eq!(metric_scale(&[0.25, 0.9]), Scale::Linear { lo: 0.0, hi: 1.0 });
+        assert_eq!(
+            metric_scale(&[0.25, 0.9]),
+            Scale::Linear { lo: 0.0, hi: 1.0 }
+        );
         let Scale::Linear { lo, hi } = metric_scale(&[3.0, 12.0]) else {
             panic!("linear")
         };

@@ -12,8 +12,8 @@ mod plot;
 mod summary;
 
 pub use curves::{
-    is_plotted, loss_scale, metric_scale, panels, wants_log_scale, Panel, RunCurves, Scale,
-    Series, LOG_SCALE_DECADES,
+    is_plotted, loss_scale, metric_scale, panels, wants_log_scale, Panel, RunCurves, Scale, Series,
+    LOG_SCALE_DECADES,
 };
 pub use summary::{format_duration, BestMetric, Summary};
 
@@ -48,7 +48,8 @@ pub fn write_curves(dir: &Path, runs: &[RunCurves]) -> Result<[PathBuf; 2]> {
     let panels = panels(runs);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let svg_path = dir.join(SVG_FILE);
-    let svg = plot::svg(runs, &panels).map_err(|e| anyhow!("drawing {}: {e}", svg_path.display()))?;
+    let svg =
+        plot::svg(runs, &panels).map_err(|e| anyhow!("drawing {}: {e}", svg_path.display()))?;
     write_beside(&svg_path, |tmp| {
         std::fs::write(tmp, &svg).with_context(|| format!("writing {}", svg_path.display()))
     })?;

@@ -142,9 +142,9 @@ fn draw_panel<DB: DrawingBackend>(
     match panel.scale {
         Scale::Linear { lo, hi } => {
             let y: RangedCoordf64 = (lo..hi).into();
-            chart(area, panel, runs, x, y, false)
+            chart(area, panel, runs, x, y)
         }
-        Scale::Log { lo, hi } => chart(area, panel, runs, x, (lo..hi).log_scale(), true),
+        Scale::Log { lo, hi } => chart(area, panel, runs, x, (lo..hi).log_scale()),
     }
 }
 
@@ -154,7 +154,6 @@ fn chart<DB, Y>(
     runs: &[RunCurves],
     x: std::ops::Range<f64>,
     y: Y,
-    log: bool,
 ) -> Result<(), String>
 where
     DB: DrawingBackend,
@@ -162,6 +161,8 @@ where
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let x_max = x.end;
+    let log = matches!(panel.scale, Scale::Log { .. });
     let caption = if log {
         format!("{} (log scale)", panel.title)
     } else {
@@ -186,7 +187,10 @@ where
         .map_err(e)?;
     let several = runs.len() > 1;
     let mut drawn = 0;
-    let mut rising = 0i32;
+    // The curves in the unit square (y up) and the legend's labels, to
+    // place the legend where it hides the least.
+    let mut unit: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
     for (r, run) in runs.iter().enumerate() {
         for metric in &panel.metrics {
             let Some(series) = run.get(metric) else {
@@ -194,14 +198,14 @@ where
             };
             let colour = COLOURS[if several { r } else { drawn } % COLOURS.len()];
             drawn += 1;
-            let points: Vec<(f64, f64)> = series
-                .points
-                .iter()
-                .map(|(s, v)| (*s as f64, *v))
-                .collect();
-            if let (Some(first), Some(last)) = (points.first(), points.last()) {
-                rising += if last.1 > first.1 { 1 } else { -1 };
-            }
+            let points: Vec<(f64, f64)> =
+                series.points.iter().map(|(s, v)| (*s as f64, *v)).collect();
+            unit.push(
+                points
+                    .iter()
+                    .map(|(s, v)| (s / x_max, unit_y(panel.scale, *v)))
+                    .collect(),
+            );
             let label = match (several, panel.metrics.len() > 1) {
                 (true, true) => format!("{}: {}", run.run, name(metric)),
                 (true, false) => run.run.clone(),
@@ -214,7 +218,8 @@ where
             let series = chart
                 .draw_series(LineSeries::new(points.clone(), line))
                 .map_err(e)?
-                .label(label);
+                .label(label.clone());
+            labels.push(label);
             if marked {
                 series.legend(move |(x, y)| {
                     EmptyElement::at((x, y))
@@ -229,24 +234,68 @@ where
             }
         }
     }
-    // A legend where it says something: several series, or several runs;
-    // in the corner the curves leave free (low for rising metrics).
+    // A legend where it says something: several series, or several runs.
     if drawn > 1 || several {
-        let position = if rising > 0 {
-            SeriesLabelPosition::LowerRight
-        } else {
-            SeriesLabelPosition::UpperRight
-        };
+        let (w, h) = chart.plotting_area().dim_in_pixel();
+        let chars = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let legend = (
+            (44.0 + 8.0 * chars as f64) / f64::from(w.max(1)),
+            (12.0 + 20.0 * labels.len() as f64) / f64::from(h.max(1)),
+        );
         chart
             .configure_series_labels()
             .label_font((FONT, 15))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
-            .position(position)
+            .position(best_corner(&unit, legend))
             .draw()
             .map_err(e)?;
     }
     Ok(())
+}
+
+/// A value's height in its panel, from 0 (bottom) to 1 (top).
+fn unit_y(scale: Scale, v: f64) -> f64 {
+    match scale {
+        Scale::Linear { lo, hi } => (v - lo) / (hi - lo),
+        Scale::Log { lo, hi } => (v.ln() - lo.ln()) / (hi.ln() - lo.ln()),
+    }
+}
+
+/// The corner whose legend box (`size`, as fractions of the plot) covers
+/// the least of the curves (points of the unit square, y up), as
+/// matplotlib's `loc="best"`; ties go to the upper right.
+fn best_corner(curves: &[Vec<(f64, f64)>], size: (f64, f64)) -> SeriesLabelPosition {
+    let (w, h) = size;
+    let corners = [
+        (SeriesLabelPosition::UpperRight, 1.0 - w, 1.0 - h),
+        (SeriesLabelPosition::LowerRight, 1.0 - w, 0.0),
+        (SeriesLabelPosition::UpperLeft, 0.0, 1.0 - h),
+        (SeriesLabelPosition::LowerLeft, 0.0, 0.0),
+    ];
+    // Each segment sampled, so that a line crossing the box counts too.
+    let mut samples = Vec::new();
+    for curve in curves {
+        for pair in curve.windows(2) {
+            let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+            samples.extend((0..16).map(|i| {
+                let t = f64::from(i) / 16.0;
+                (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+            }));
+        }
+        samples.extend(curve.last().copied());
+    }
+    corners
+        .into_iter()
+        .min_by_key(|(_, left, bottom)| {
+            samples
+                .iter()
+                .filter(|(x, y)| {
+                    (*left..=left + w).contains(x) && (*bottom..=bottom + h).contains(y)
+                })
+                .count()
+        })
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 /// A metric's name in legends: HF's keys, but `loss` is the train loss.
@@ -275,6 +324,26 @@ fn tick(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        let falling = vec![vec![(0.0, 0.95), (0.5, 0.3), (1.0, 0.05)]];
+        let rising = vec![vec![(0.0, 0.05), (0.5, 0.7), (1.0, 0.95)]];
+        let size = (0.25, 0.2);
+        assert!(matches!(
+            best_corner(&falling, size),
+            SeriesLabelPosition::UpperRight
+        ));
+        assert!(matches!(
+            best_corner(&rising, size),
+            SeriesLabelPosition::LowerRight
+        ));
+        let both = vec![falling[0].clone(), vec![(0.0, 0.5), (1.0, 0.9)]];
+        assert!(matches!(
+            best_corner(&both, size),
+            SeriesLabelPosition::LowerLeft | SeriesLabelPosition::UpperLeft
+        ));
+    }
 
     #[test]
     fn ticks_are_short() {

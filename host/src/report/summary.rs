@@ -339,7 +339,10 @@ mod tests {
             }),
             "eval_loss by default, lower is better"
         );
-        assert_eq!((s.wall_secs, s.samples_per_second), (Some(75.0), Some(1234.5678)));
+        assert_eq!(
+            (s.wall_secs, s.samples_per_second),
+            (Some(75.0), Some(1234.5678))
+        );
         let acc = Summary::of(&state(), dir, Some("eval_accuracy"), Some(true));
         let m = acc.metric.unwrap();
         assert_eq!((m.last, m.best), ((20, 0.75), (20, 0.75)));
@@ -359,13 +362,17 @@ mod tests {
             "trainbox: trained 20 steps (2 epochs) in 1 min 15 s, 1235 samples/s"
         );
         assert!(
-            lines.iter().any(|l| l.trim_start().starts_with("best checkpoint")
-                && l.ends_with("runs/demo/checkpoint-10")),
+            lines
+                .iter()
+                .any(|l| l.trim_start().starts_with("best checkpoint")
+                    && l.ends_with("runs/demo/checkpoint-10")),
             "{lines:#?}"
         );
         assert!(
-            lines.iter().any(|l| l.contains("eval_loss")
-                && l.ends_with("0.9 at step 20, best 0.8 at step 10")),
+            lines
+                .iter()
+                .any(|l| l.contains("eval_loss")
+                    && l.ends_with("0.9 at step 20, best 0.8 at step 10")),
             "{lines:#?}"
         );
     }

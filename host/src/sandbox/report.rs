@@ -1,7 +1,16 @@
 //! What the end-of-run table says of one plugin: every export it was called
-//! through, how long each took, and every fault.
+//! through, how long each took, and every fault; one line for them all
+//! when none faulted or was slow.
 
 use std::time::Duration;
+
+/// A mean event call over this makes a plugin slow in the report.
+pub const SLOW_MEAN_EVENT: Duration = Duration::from_millis(1);
+/// One event, save-state, load-state or finish call over this makes a
+/// plugin slow in the report.
+pub const SLOW_CALL: Duration = Duration::from_millis(100);
+/// Starting a plugin (describe, configure) over this makes it slow.
+pub const SLOW_START: Duration = Duration::from_secs(2);
 
 /// An export of `trainbox:callback/plugin`, as the call path counts it.
 /// Instantiating a fresh instance counts towards the call that follows it
@@ -97,9 +106,66 @@ impl CallReport {
         }
     }
 
-    /// The end-of-run table of `reports`: the header, a row per plugin,
-    /// then a line per fault (`fault: <label>: <cause>`).
+    /// Whether the plugin cost the run noticeable time: a mean event call
+    /// over [`SLOW_MEAN_EVENT`], one call to an event or to save-state,
+    /// load-state or finish over [`SLOW_CALL`], or a start (describe,
+    /// configure: instantiating included) over [`SLOW_START`].
+    pub fn is_slow(&self) -> bool {
+        let events = self.export(Export::OnEvent);
+        let mean_over = events.calls > 0
+            && events.total.as_secs_f64() / events.calls as f64 > SLOW_MEAN_EVENT.as_secs_f64();
+        let call_over = [
+            Export::OnEvent,
+            Export::SaveState,
+            Export::LoadState,
+            Export::Finish,
+        ]
+        .iter()
+        .any(|e| self.export(*e).max > SLOW_CALL);
+        let start_over = [Export::Describe, Export::Configure]
+            .iter()
+            .any(|e| self.export(*e).total > SLOW_START);
+        mean_over || call_over || start_over
+    }
+
+    /// Whether the plugin's row must be read: it faulted, restarted, was
+    /// disabled or is slow.
+    fn is_notable(&self) -> bool {
+        !self.faults.is_empty() || self.restarts > 0 || self.disabled || self.is_slow()
+    }
+
+    /// The end-of-run report of `reports`. When a plugin faulted, restarted,
+    /// was disabled or is slow ([`CallReport::is_slow`]): the full table,
+    /// the header, a row per plugin, then a line per fault
+    /// (`fault: <label>: <cause>`). Otherwise one line, [`CallReport::compact`].
     pub fn table(reports: &[CallReport]) -> Vec<String> {
+        if !reports.iter().any(CallReport::is_notable) {
+            return vec![Self::compact(reports)];
+        }
+        Self::full_table(reports)
+    }
+
+    /// One line for plugins that all went well: `plugins: progress 1234
+    /// calls 3.1 ms, printer 40 calls 1.2 ms; none slow, no faults` (the
+    /// event calls and their total time).
+    pub fn compact(reports: &[CallReport]) -> String {
+        let each: Vec<String> = reports
+            .iter()
+            .map(|r| {
+                let events = r.export(Export::OnEvent);
+                format!(
+                    "{} {} calls {:.1} ms",
+                    r.label,
+                    events.calls,
+                    events.total.as_secs_f64() * 1e3
+                )
+            })
+            .collect();
+        format!("plugins: {}; none slow, no faults", each.join(", "))
+    }
+
+    /// The full table: the header, a row per plugin, a line per fault.
+    pub fn full_table(reports: &[CallReport]) -> Vec<String> {
         let rows = reports.iter().map(CallReport::row);
         let faults = reports.iter().flat_map(|r| {
             r.faults
@@ -143,6 +209,44 @@ impl CallReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugins_that_went_well_take_one_line_and_a_slow_or_faulted_one_the_table() {
+        let mut fast = CallReport {
+            label: "progress".into(),
+            ..Default::default()
+        };
+        for _ in 0..1000 {
+            fast.add(Export::OnEvent, Duration::from_micros(20));
+        }
+        fast.add(Export::Describe, Duration::from_millis(300));
+        let mut printer = CallReport {
+            label: "printer".into(),
+            ..Default::default()
+        };
+        printer.add(Export::OnEvent, Duration::from_micros(1500));
+        assert_eq!(
+            CallReport::table(&[fast.clone()]),
+            ["plugins: progress 1000 calls 20.0 ms; none slow, no faults"]
+        );
+        let slow = CallReport::table(&[fast.clone(), printer.clone()]);
+        assert!(printer.is_slow(), "a mean event call over 1 ms");
+        assert_eq!(slow[0], CallReport::HEADER, "{slow:#?}");
+        assert_eq!(slow.len(), 3);
+        let mut stalled = fast.clone();
+        stalled.add(Export::Finish, Duration::from_millis(150));
+        assert!(stalled.is_slow(), "one call over 100 ms");
+        let mut faulted = fast.clone();
+        faulted.faults.push("on_step_end: trapped".into());
+        let table = CallReport::table(&[faulted]);
+        assert_eq!(
+            table.last().map(String::as_str),
+            Some("fault: progress: on_step_end: trapped")
+        );
+        let mut restarted = fast;
+        restarted.restarts = 1;
+        assert_eq!(CallReport::table(&[restarted]).len(), 2, "header and row");
+    }
 
     #[test]
     fn every_export_has_its_own_column() {
