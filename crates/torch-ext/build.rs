@@ -29,6 +29,7 @@ fn main() {
         .warnings(false)
         .file("csrc/c10d.cpp")
         .file("csrc/amp.cpp")
+        .file("csrc/runtime.cpp")
         .file("csrc/nccl.cpp");
     // The CUDA wheel's packages: site-packages/nvidia/{nccl,cu13|cuda_runtime}/include.
     let nvidia = torch.parent().map(|p| p.join("nvidia"));

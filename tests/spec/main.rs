@@ -35,6 +35,8 @@ mod layering;
 mod library;
 /// Grants, outgoing HTTP, bad components, the compile cache, replay.
 mod loading;
+/// The loop's arguments: label smoothing and token counts against HF, workers, seeds, model-only saves.
+mod loop_args;
 /// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.
 mod output_grant;
 /// `trainbox train --model`: TorchScript models on dataset files, checked from Python.

@@ -83,6 +83,27 @@ class NormByType(nn.Module):
         return ((pred - labels) ** 2).mean(), pred
 
 
+class Smoothing(nn.Module):
+    """The classifier, called without labels as HF's Trainer calls it under
+    label_smoothing_factor (it pops the labels): then only (logits,)."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import PretrainedConfig
+
+        # HF's Trainer reads config.problem_type before it smooths labels.
+        self.config = PretrainedConfig()
+        self.embed = nn.Embedding(20, 8)
+        self.ln_f = nn.LayerNorm(8)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, input_ids, labels=None):
+        logits = self.out(self.ln_f(self.embed(input_ids).mean(1)))
+        if labels is None:
+            return (logits,)
+        return nn.functional.cross_entropy(logits, labels), logits
+
+
 class Tied(nn.Module):
     """An output layer tied to the embedding (as GPT-2's lm_head to wte):
     one parameter under two names, which HF counts and updates once."""
@@ -118,7 +139,8 @@ class Gpt2(nn.Module):
 
 
 MODELS = {"regression": Regressor, "classifier": Classifier, "bert_names": BertNames,
-          "norm_by_type": NormByType, "tied": Tied, "gpt2": Gpt2}
+          "norm_by_type": NormByType, "tied": Tied, "gpt2": Gpt2,
+          "smoothing": Smoothing}
 
 
 def data(case, n):
@@ -128,7 +150,7 @@ def data(case, n):
     if case == "gpt2":
         ids = torch.randint(0, 64, (n, 16), generator=g).tolist()
         return {"input_ids": ids, "labels": ids}
-    if case in ("classifier", "tied"):
+    if case in ("classifier", "tied", "smoothing"):
         ids = torch.randint(0, 20, (n, 5), generator=g)
         return {"input_ids": ids.tolist(), "labels": (ids.sum(1) % 3).tolist()}
     x = torch.randn(n, 6, generator=g, dtype=torch.float64)
@@ -178,7 +200,7 @@ def main(out, case, flags_path):
 
 /// The training arguments both sides get, as HF's `TrainingArguments`
 /// keyword arguments and as trainbox's flags: a shared base with `changes`.
-fn flags(changes: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
+pub(crate) fn flags(changes: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
     let mut flags = vec![
         ("per_device_eval_batch_size", json!(8)),
         ("learning_rate", json!(0.05)),
@@ -198,7 +220,7 @@ fn flags(changes: &[(&'static str, Value)]) -> Vec<(&'static str, Value)> {
 /// Exports `case`, trains it with HF's Trainer and with trainbox under
 /// `flags` on `n_train` training and `n_eval` validation samples; returns
 /// (HF's log, trainbox's `log_history`).
-fn train_both(
+pub(crate) fn train_both(
     test: &str,
     case: &str,
     flags: &[(&str, Value)],
@@ -253,7 +275,7 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 /// The entries of a log history that hold `key`, as (step, epoch, entry).
-fn entries<'a>(history: &'a Value, key: &str) -> Vec<&'a Value> {
+pub(crate) fn entries<'a>(history: &'a Value, key: &str) -> Vec<&'a Value> {
     history
         .as_array()
         .expect("log_history is a list")
@@ -264,7 +286,7 @@ fn entries<'a>(history: &'a Value, key: &str) -> Vec<&'a Value> {
 
 /// Every training log, evaluation and the final `train_loss` of trainbox's
 /// history agree with HF's: same steps and epochs, same values.
-fn assert_same_history(hf_log: &Value, tb: &Value) {
+pub(crate) fn assert_same_history(hf_log: &Value, tb: &Value) {
     let hf = &hf_log["log_history"];
     let groups: [(&str, &[&str]); 3] = [
         ("loss", &["loss", "grad_norm", "learning_rate"]),

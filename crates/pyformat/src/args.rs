@@ -144,6 +144,24 @@ pub const TRAINING_ARGS: &[Field] = &[
     host_field("lr_scheduler_kwargs", Lit::None),
     host_field("optim", Lit::Str("adamw_torch_fused")),
     host_field("optim_args", Lit::None),
+    host_field("label_smoothing_factor", Lit::Float(0.0)),
+    host_field("eval_accumulation_steps", Lit::None),
+    host_field("save_only_model", Lit::Bool(false)),
+    host_field("dataloader_num_workers", Lit::Int(0)),
+    host_field("dataloader_prefetch_factor", Lit::None),
+    host_field("include_num_input_tokens_seen", Lit::Str("no")),
+    host_field("data_seed", Lit::None),
+    host_field("full_determinism", Lit::Bool(false)),
+    host_field("torch_empty_cache_steps", Lit::None),
+    host_field("average_tokens_across_devices", Lit::Bool(true)),
+    // Gone from transformers 5.24 (TensorBoard reads TENSORBOARD_LOGGING_DIR);
+    // kept by trainbox as HF 4's flag for where TensorBoard writes.
+    Field {
+        name: "logging_dir",
+        default: Lit::None,
+        in_wit: false,
+        in_hf: false,
+    },
 ];
 
 /// A field of HF's that the host keeps to itself (plugins do not receive it).

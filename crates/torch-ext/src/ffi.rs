@@ -65,4 +65,7 @@ extern "C" {
     pub fn tbx_set_tf32(enabled: i32, err: Err) -> i32;
     pub fn tbx_tf32_enabled(err: Err) -> i32;
     pub fn tbx_has_nccl() -> i32;
+    pub fn tbx_set_deterministic(enabled: i32, err: Err) -> i32;
+    pub fn tbx_deterministic_enabled(err: Err) -> i32;
+    pub fn tbx_empty_cache(err: Err) -> i32;
 }

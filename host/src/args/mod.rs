@@ -277,6 +277,28 @@ impl TrainingArguments {
         } else {
             (total as f64 * self.warmup_ratio).ceil() as u64
         }
+    /// Label smoothing factor (HF's `LabelSmoother`): the loss of the model's logits against its labels, 0 for none.
+    label_smoothing_factor: f64 = 0.0;
+    /// Move the evaluation's predictions to the CPU every N batches (unset: at the end); the output is the same.
+    eval_accumulation_steps: Option<u32> = None;
+    /// Checkpoints hold only the model (no optimizer, scheduler or RNG state), so they cannot be resumed from.
+    save_only_model: bool = false;
+    /// Threads that build the next training and evaluation batches ahead, in order (0: on the training thread).
+    dataloader_num_workers: u32 = 0;
+    /// Batches each worker builds ahead (default 2 with workers; needs --dataloader_num_workers > 0).
+    dataloader_prefetch_factor: Option<u32> = None;
+    /// Count the input tokens seen (`num_input_tokens_seen`): all, non_padding, or no (true/false mean all/no).
+    include_num_input_tokens_seen: String = "no".into();
+    /// The seed of the data order (default: --seed); the model's initialisation keeps --seed.
+    data_seed: Option<u64> = None;
+    /// HF's `enable_full_determinism`: the seeds, and torch's deterministic algorithms only.
+    full_determinism: bool = false;
+    /// Empty the CUDA cache every N steps (unset: never; nothing to do on the CPU).
+    torch_empty_cache_steps: Option<u32> = None;
+    /// With several processes, divide a loss normalised by the batch's label count by the count over all ranks.
+    average_tokens_across_devices: bool = true;
+    /// Where TensorBoard writes its events (HF 4's field, gone from 5.24; default: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<run>).
+    logging_dir: Option<String> = None;
     }
 }
 

@@ -129,6 +129,7 @@ impl TrainingArguments {
                 "--ddp_timeout must be a positive number of seconds (HF's default: 1800)".into(),
             );
         }
+        self.finish_loop_args()?;
         // HF's `_validate_args`; the checks that need the device (bf16
         // support, TF32) are in the device module.
         if self.fp16 && self.bf16 {
@@ -253,6 +254,71 @@ pub(super) fn finished(
     let mut a = TrainingArguments::default();
     f(&mut a);
     a.finish().map(|_| a)
+}
+
+/// The values `--include_num_input_tokens_seen` takes (after HF maps
+/// `true` to `all` and `false` to `no`).
+pub const TOKENS_SEEN: [&str; 3] = ["all", "non_padding", "no"];
+
+impl TrainingArguments {
+    /// The checks and normalisations of the loop's arguments (label
+    /// smoothing, workers, token counting, seeds, cache emptying), as HF's
+    /// `__post_init__` and `_validate_args` make them.
+    fn finish_loop_args(&mut self) -> Result<(), String> {
+        // HF: a bool becomes "all" or "no".
+        let tokens = self.include_num_input_tokens_seen.to_ascii_lowercase();
+        self.include_num_input_tokens_seen = match tokens.as_str() {
+            "true" => "all".into(),
+            "false" => "no".into(),
+            t if TOKENS_SEEN.contains(&t) => t.into(),
+            // trainbox's own check: HF counts every token for any other text.
+            t => {
+                return Err(format!(
+                    "--include_num_input_tokens_seen {t}: expected all, non_padding or no (or true/false)"
+                ))
+            }
+        };
+        if let Some(steps) = self.torch_empty_cache_steps {
+            if steps == 0 {
+                return Err(format!(
+                    "`torch_empty_cache_steps` must be an integer bigger than 0, got {steps}. (--torch_empty_cache_steps)"
+                ));
+            }
+        }
+        if self.dataloader_num_workers == 0 && self.dataloader_prefetch_factor.is_some() {
+            return Err("--dataloader_prefetch_factor can only be set when data is loaded in a different process, i.e. when --dataloader_num_workers > 0.".into());
+        }
+        // trainbox's own checks, where HF fails later (a division by zero)
+        // or trains on a meaningless target.
+        if self.dataloader_prefetch_factor == Some(0) {
+            return Err("--dataloader_prefetch_factor must be at least 1".into());
+        }
+        if self.eval_accumulation_steps == Some(0) {
+            return Err(
+                "--eval_accumulation_steps must be at least 1 (unset: accumulate to the end)"
+                    .into(),
+            );
+        }
+        let eps = self.label_smoothing_factor;
+        if !(0.0..=1.0).contains(&eps) {
+            return Err(format!(
+                "--label_smoothing_factor must lie in [0, 1] (0: no smoothing), got {eps}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The seed of the data order: `--data_seed`, else `--seed` (HF's
+    /// sampler seed).
+    pub fn sampler_seed(&self) -> u64 {
+        self.data_seed.unwrap_or(self.seed)
+    }
+
+    /// Batches each worker builds ahead: `--dataloader_prefetch_factor`,
+    /// else torch's default of 2.
+    pub fn prefetch_factor(&self) -> usize {
+        self.dataloader_prefetch_factor.unwrap_or(2) as usize
+    }
 }
 
 #[cfg(test)]
@@ -430,5 +496,33 @@ mod tests {
         assert_eq!(a.best_metric_key().as_deref(), Some("eval_loss"));
         let a = finished(|a| a.metric_for_best_model = Some("accuracy".into())).unwrap();
         assert_eq!(a.greater_is_better, Some(true));
+    }
+
+    #[test]
+    fn loop_args_are_checked_and_normalised_as_hf() {
+        let a = finished(|a| a.include_num_input_tokens_seen = "true".into()).unwrap();
+        assert_eq!(a.include_num_input_tokens_seen, "all");
+        let a = finished(|a| a.include_num_input_tokens_seen = "False".into()).unwrap();
+        assert_eq!(a.include_num_input_tokens_seen, "no");
+        let err = finished(|a| a.include_num_input_tokens_seen = "some".into()).unwrap_err();
+        assert!(err.contains("all, non_padding or no"), "{err}");
+        let err = finished(|a| a.dataloader_prefetch_factor = Some(2)).unwrap_err();
+        assert!(err.contains("--dataloader_num_workers > 0"), "{err}");
+        let a = finished(|a| {
+            a.dataloader_num_workers = 2;
+            a.dataloader_prefetch_factor = Some(3);
+        })
+        .unwrap();
+        assert_eq!(a.prefetch_factor(), 3);
+        let err = finished(|a| a.torch_empty_cache_steps = Some(0)).unwrap_err();
+        assert!(err.contains("bigger than 0"), "{err}");
+        let err = finished(|a| a.eval_accumulation_steps = Some(0)).unwrap_err();
+        assert!(err.contains("--eval_accumulation_steps"), "{err}");
+        let err = finished(|a| a.label_smoothing_factor = 1.5).unwrap_err();
+        assert!(err.contains("--label_smoothing_factor"), "{err}");
+        let a = finished(|a| a.seed = 7).unwrap();
+        assert_eq!(a.sampler_seed(), 7);
+        let a = finished(|a| a.data_seed = Some(9)).unwrap();
+        assert_eq!((a.sampler_seed(), a.seed), (9, 42));
     }
 }

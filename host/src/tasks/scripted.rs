@@ -35,6 +35,10 @@ impl Model for ScriptedModel {
         self.inner.loss(batch, train)
     }
 
+    fn logits(&self, batch: &Batch, train: bool) -> Result<Option<Tensor>> {
+        self.inner.logits(batch, train)
+    }
+
     fn main_input_name(&self) -> &str {
         self.inner.main_input_name()
     }

@@ -129,6 +129,10 @@ impl Model for SortModel {
             .cross_entropy_for_logits(&batch.get("labels")?.view([-1])))
     }
 
+    fn logits(&self, batch: &Batch, _train: bool) -> Result<Option<Tensor>> {
+        Ok(Some(self.logits(batch.get("input_ids")?)))
+    }
+
     fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {
         let labels = batch.get("labels")?;
         let logits = self.logits(batch.get("input_ids")?);

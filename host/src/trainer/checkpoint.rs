@@ -302,7 +302,9 @@ impl Trainer {
         // The best-model pointer is updated after the weights, as HF does.
         self.update_best_pointer();
         abort_in_save(step);
-        if let Some(run) = run {
+        // --save_only_model: no optimizer, scaler or loop state (HF's
+        // optimizer, scheduler and RNG files).
+        if let Some(run) = run.filter(|_| !self.args.save_only_model) {
             let tensors = run.optimizer.state_tensors();
             if !tensors.is_empty() {
                 tch::Tensor::write_safetensors(&tensors, tmp_dir.join(OPTIMIZER_FILE))

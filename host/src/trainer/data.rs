@@ -78,6 +78,15 @@ pub trait Dataset {
 
     /// The samples at `indices`, as one batch.
     fn batch(&self, indices: &[i64]) -> Result<Batch>;
+
+    /// A handle on the same samples that builds batches on another thread,
+    /// for `--dataloader_num_workers` (each worker gets one); its batches
+    /// must be those of [`Dataset::batch`]. `None` (the default): batches
+    /// are built on the training thread, with a warning when workers were
+    /// asked for.
+    fn worker(&self) -> Option<Box<dyn Dataset + Send>> {
+        None
+    }
 }
 
 /// A dataset held as named tensors whose first dimension is the sample.
@@ -111,6 +120,19 @@ impl Dataset for TensorDataset {
                 .iter()
                 .map(|(n, t)| (n.clone(), t.index_select(0, &idx))),
         ))
+    }
+
+    /// The same tensors (shallow copies: one storage, its reference count
+    /// atomic), which a worker only reads (`index_select` into new
+    /// tensors); tch's `Tensor` is `Send`, so each worker owns its handles.
+    fn worker(&self) -> Option<Box<dyn Dataset + Send>> {
+        Some(Box::new(TensorDataset {
+            columns: self
+                .columns
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
+        }))
     }
 }
 

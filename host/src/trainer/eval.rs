@@ -66,13 +66,20 @@ impl Trainer {
         self.model.begin_evaluation(self.state.global_step);
         let (mut loss_sum, mut with_loss) = (0.0, 0usize);
         let mut sums: Vec<MetricSum> = Vec::new();
-        for shard in &batches {
-            // Samples repeated only to even the ranks out count for
-            // nothing; a batch of nothing but those still runs, for the
-            // names of the model's metrics.
-            let (indices, counted) = match shard.real {
-                0 => (&shard.indices[..], false),
-                real => (&shard.indices[..real], true),
+        // Samples repeated only to even the ranks out count for nothing; a
+        // batch of nothing but those still runs, for the names of the
+        // model's metrics.
+        // --dataloader_num_workers: the batches built ahead, in order.
+        let mut loader = super::prefetch::Loader::new(
+            data,
+            batches.iter().map(|b| run_on(b).to_vec()).collect(),
+            self.args.dataloader_num_workers as usize,
+            self.args.prefetch_factor(),
+        );
+        for (step, shard) in batches.iter().enumerate() {
+            let (indices, counted) = (run_on(shard), shard.real != 0);
+            let Some((_, batch)) = loader.next_batch(data) else {
+                bail!("the evaluation's batches ran out");
             };
             let at = || {
                 format!(
@@ -80,10 +87,15 @@ impl Trainer {
                     super::train::sample_list(indices)
                 )
             };
-            let batch = data.batch(indices).with_context(at)?.to_device(self.device);
+            let batch = batch.with_context(at)?.to_device(self.device);
             // Under autocast, as HF's prediction_step (--bf16, --fp16).
             let autocast = self.autocast()?;
-            let out = tch::no_grad(|| self.model.eval_batch(&batch)).with_context(at)?;
+            let mut out = tch::no_grad(|| -> Result<_> {
+                let mut out = self.model.eval_batch(&batch)?;
+                self.smooth_eval_loss(&batch, &mut out)?;
+                Ok(out)
+            })
+            .with_context(at)?;
             drop(autocast);
             if let (Some(loss), true) = (&out.loss, counted) {
                 loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
@@ -102,19 +114,23 @@ impl Trainer {
                 }
             }
             if let (Some(kept), true) = (kept.as_deref_mut(), counted) {
-                // Kept on the CPU, as HF's nested_numpify at the end, which
-                // also makes bfloat16 (from autocast) float32.
-                let host = |t: Tensor| {
-                    let t = t.to_device(tch::Device::Cpu);
-                    match t.kind() {
-                        tch::Kind::BFloat16 => t.to_kind(tch::Kind::Float),
-                        _ => t,
-                    }
-                };
-                kept.predictions.extend(out.predictions.map(host));
-                kept.labels.extend(out.labels.map(host));
+                // Kept on the device, then moved to the CPU every
+                // --eval_accumulation_steps batches, or at the end (HF).
+                kept.on_device
+                    .extend(out.predictions.take().map(|p| (true, p)));
+                kept.on_device.extend(out.labels.take().map(|l| (false, l)));
+            }
+            if let (Some(kept), Some(every)) =
+                (kept.as_deref_mut(), self.args.eval_accumulation_steps)
+            {
+                if (step + 1).is_multiple_of(every as usize) {
+                    kept.to_host();
+                }
             }
             self.fire(Event::PredictionStep, &Logs::new())?;
+        }
+        if let Some(kept) = kept.as_deref_mut() {
+            kept.to_host();
         }
         let ((loss_sum, with_loss), sums) = self.sum_evaluation((loss_sum, with_loss), sums)?;
         if let Some(kept) = kept {
@@ -151,6 +167,15 @@ impl Trainer {
     }
 }
 
+/// The samples a shard batch runs on: its real ones, or, for a batch of
+/// nothing but repeats, all of them (counted for nothing).
+fn run_on(shard: &crate::dist::shard::ShardBatch) -> &[i64] {
+    match shard.real {
+        0 => &shard.indices[..],
+        real => &shard.indices[..real],
+    }
+}
+
 /// What `predict` returns, as HF's `PredictionOutput`.
 #[derive(Debug)]
 pub struct PredictionOutput {
@@ -168,6 +193,27 @@ pub struct PredictionOutput {
 pub(super) struct Kept {
     pub predictions: Vec<Tensor>,
     pub labels: Vec<Tensor>,
+    /// Outputs not yet moved to the CPU, in order (`true`: a prediction).
+    on_device: Vec<(bool, Tensor)>,
+}
+
+impl Kept {
+    /// Moves the outputs still on the device to the CPU, as HF's
+    /// `nested_numpify` (which also makes bfloat16, from autocast, float32).
+    fn to_host(&mut self) {
+        for (is_prediction, t) in self.on_device.drain(..) {
+            let t = t.to_device(tch::Device::Cpu);
+            let t = match t.kind() {
+                tch::Kind::BFloat16 => t.to_kind(tch::Kind::Float),
+                _ => t,
+            };
+            if is_prediction {
+                self.predictions.push(t);
+            } else {
+                self.labels.push(t);
+            }
+        }
+    }
 }
 
 /// HF's `nested_concat` over batches: concatenated along the samples; where

@@ -27,12 +27,16 @@ pub mod data;
 mod eval;
 pub mod model;
 pub mod optim;
+mod prefetch;
 mod ranks;
 mod resume;
 mod run;
+mod runtime;
 pub mod scaler;
 pub mod schedule;
+mod smoothing;
 mod stop;
+mod tokens;
 mod train;
 
 use crate::args::TrainingArguments;
@@ -324,6 +328,7 @@ impl Trainer {
     /// then fires `on_log` with the entry.
     fn log(&mut self, mut logs: Logs) -> Result<Logs> {
         logs.insert("epoch", epoch_value(&self.state));
+        self.add_tokens_seen(&mut logs);
         let mut entry = logs.clone();
         entry.insert("step", Value::Int(self.state.global_step as i64));
         self.view.lock().log_history.push(entry.clone());

@@ -124,6 +124,15 @@ pub trait Model {
     /// The mean loss of a batch; `train` enables dropout and the like.
     fn loss(&self, batch: &Batch, train: bool) -> Result<Tensor>;
 
+    /// The logits of a batch (`[..., classes]`, the last dimension the
+    /// classes of the `labels` column), for a loss the trainer computes
+    /// itself: HF's `LabelSmoother` under `--label_smoothing_factor`. `None`
+    /// (the default): the model gives only its loss, and label smoothing
+    /// is refused.
+    fn logits(&self, _batch: &Batch, _train: bool) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+
     /// Called at the start of every evaluation, before its first batch, with
     /// the number of updates done.
     fn begin_evaluation(&self, _global_step: u64) {}

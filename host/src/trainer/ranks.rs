@@ -30,7 +30,8 @@ impl Trainer {
     /// (from the seed), dealt out as accelerate's `BatchSamplerShard`.
     pub(super) fn train_shard(&self, epoch: u64) -> Vec<Vec<i64>> {
         let bs = self.args.per_device_train_batch_size as usize;
-        let order = Some((self.args.seed, epoch));
+        // HF's sampler seed: --data_seed, else --seed.
+        let order = Some((self.args.sampler_seed(), epoch));
         self.my_batches(self.train_data.len(), bs, order)
             .into_iter()
             .map(|b| b.indices)

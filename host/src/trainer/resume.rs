@@ -80,6 +80,7 @@ impl Trainer {
                 model_file.display()
             );
         }
+        refuse_model_only(dir)?;
         let loop_state = read_loop_state(dir, loaded.global_step)?;
         super::optim::check_checkpoint_optimizer(dir, &self.args)?;
         let schedule_state = read_schedule_state(dir)?;
@@ -306,6 +307,28 @@ impl Trainer {
         }
         Ok(())
     }
+}
+/// A checkpoint saved with `--save_only_model` holds the weights only
+/// (HF: "prevents resuming training from the checkpoint"): resuming from
+/// it is an error, where HF would silently restart the optimizer.
+fn refuse_model_only(dir: &Path) -> Result<()> {
+    let file = dir.join(super::checkpoint::TRAINING_ARGS_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    let model_only = Json::parse(&text)
+        .ok()
+        .and_then(|args| args.as_object()?.get("save_only_model")?.as_bool())
+        .unwrap_or(false);
+    if model_only && !dir.join(LOOP_STATE_FILE).is_file() {
+        bail!(
+            "{}: saved with --save_only_model (the weights only: no optimizer, scheduler or RNG \
+             state), so training cannot resume from it; start a new run instead, or save \
+             checkpoints without --save_only_model to resume",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The state of a metric-stepped schedule a checkpoint holds, if any.

@@ -42,6 +42,9 @@ pub(crate) struct Run {
     /// start, or the last log before the checkpoint resumed from.
     pub loss_from_step: u64,
     pub started: Instant,
+    /// `state.num_input_tokens_seen` when this call started (after a
+    /// resume), for `train_tokens_per_second`.
+    pub tokens_at_start: u64,
 }
 
 impl Run {

@@ -29,6 +29,7 @@ impl Trainer {
 
     fn train_inner(&mut self) -> Result<TrainOutput> {
         tch::manual_seed(self.args.seed as i64);
+        self.apply_full_determinism()?;
         if self.train_data.is_empty() {
             bail!("the training dataset is empty");
         }
@@ -118,6 +119,7 @@ impl Trainer {
             start_step: self.state.global_step,
             loss_from_step: self.state.global_step,
             started: Instant::now(),
+            tokens_at_start: 0,
         };
         let (mut first_epoch, mut skip_batches) = (0, 0);
         self.last_checkpoint = resume.clone();
@@ -131,6 +133,7 @@ impl Trainer {
             };
             (first_epoch, skip_batches) = at;
         }
+        run.tokens_at_start = self.state.num_input_tokens_seen;
         // init_training_references: the current run's numbers win over the checkpoint's.
         self.state.max_steps = max_steps;
         self.state.num_train_epochs = num_train_epochs;
@@ -177,9 +180,17 @@ impl Trainer {
         let ga = self.args.gradient_accumulation_steps as usize;
         let batches = self.train_shard(epoch);
         self.fire(Event::EpochBegin, &Logs::new())?;
+        let todo = &batches[skip.min(batches.len())..];
+        // --dataloader_num_workers: the batches built ahead, in this order.
+        let mut loader = super::prefetch::Loader::new(
+            self.train_data.as_ref(),
+            todo.to_vec(),
+            self.args.dataloader_num_workers as usize,
+            self.args.prefetch_factor(),
+        );
         let mut step: isize = skip as isize - 1;
-        'updates: for update in batches[skip.min(batches.len())..].chunks(ga) {
-            for (i, indices) in update.iter().enumerate() {
+        'updates: for update in todo.chunks(ga) {
+            for i in 0..update.len() {
                 step += 1;
                 if (step as usize).is_multiple_of(ga) {
                     self.fire(Event::StepBegin, &Logs::new())?;
@@ -187,7 +198,7 @@ impl Trainer {
                     // (seed, step), so a resumed run draws the same numbers.
                     tch::manual_seed(step_seed(self.args.seed, self.state.global_step));
                 }
-                self.micro_batch(run, indices, update.len())?;
+                self.micro_batch(run, &mut loader, update.len())?;
                 if i + 1 == update.len() {
                     self.optimizer_update(run, epoch, step as usize + 1, n_batches)?;
                 } else {
@@ -213,9 +224,13 @@ impl Trainer {
     fn micro_batch(
         &mut self,
         run: &mut Run,
-        indices: &[i64],
+        loader: &mut super::prefetch::Loader,
         batches_in_update: usize,
     ) -> Result<()> {
+        let (indices, batch) = loader
+            .next_batch(self.train_data.as_ref())
+            .ok_or_else(|| anyhow::anyhow!("the epoch's batches ran out before its updates"))?;
+        let indices = &indices[..];
         let at = || {
             format!(
                 "training step {} (training samples {})",
@@ -223,15 +238,11 @@ impl Trainer {
                 sample_list(indices)
             )
         };
-        let batch = self
-            .train_data
-            .batch(indices)
-            .with_context(at)?
-            .to_device(self.device);
+        let batch = batch.with_context(at)?.to_device(self.device);
         self.model.set_training(true)?;
         // The forward pass under autocast (--bf16, --fp16); backward outside it, as torch advises.
         let autocast = self.autocast()?;
-        let loss = self.model.loss(&batch, true).with_context(at)? / batches_in_update as f64;
+        let loss = self.training_loss(&batch).with_context(at)? / batches_in_update as f64;
         drop(autocast);
         let step_loss = loss_value(&loss)?;
         let loss = match &run.scaler {
@@ -251,6 +262,7 @@ impl Trainer {
             run.tr_loss += step_loss;
         }
         run.current_flos += self.model.flos(&batch);
+        self.track_input_tokens(&batch)?;
         Ok(())
     }
 
@@ -324,6 +336,7 @@ impl Trainer {
             run.tr_loss = 0.0;
             run.globalstep_last_logged = self.state.global_step;
             self.store_flos(run)?;
+            self.add_token_speed(&mut logs, run);
             self.log(logs)?;
         }
         if self.control.should_evaluate {

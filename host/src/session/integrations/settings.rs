@@ -46,12 +46,16 @@ pub fn settings(
         "tensorboard" => {
             // HF: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<%b%d_%H-%M-%S>_<hostname>;
             // the plugin names the run folder, the host grants the folder above it.
-            let root = match std::env::var_os("TENSORBOARD_LOGGING_DIR") {
-                Some(dir) => PathBuf::from(dir),
-                None => Path::new(&args.output_dir).join("runs"),
-            };
+            // --logging_dir (HF 4's field) wins, and is used as HF 4 did: the
+            // events go right there.
+            let fixed_dir = args
+                .logging_dir
+                .as_ref()
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("TENSORBOARD_LOGGING_DIR").map(PathBuf::from));
+            let fixed = fixed_dir.is_some();
+            let root = fixed_dir.unwrap_or_else(|| Path::new(&args.output_dir).join("runs"));
             s.grants.dirs.push(dir_grant(&root, "/tensorboard")?);
-            let fixed = std::env::var_os("TENSORBOARD_LOGGING_DIR").is_some();
             add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
         }
         "mlflow" | "dagshub" | "azure_ml" => {

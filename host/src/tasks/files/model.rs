@@ -102,6 +102,12 @@ impl Model for FileModel {
         Ok(self.script.forward(&batch.columns)?.loss)
     }
 
+    /// The logits of forward's output (a tuple's second element, a dict's
+    /// `"logits"`); `None` when it returns a lone loss.
+    fn logits(&self, batch: &Batch, _train: bool) -> Result<Option<Tensor>> {
+        Ok(self.script.forward(&batch.columns)?.logits)
+    }
+
     /// Loss, metrics and logits; a batch without labels (a test set) has
     /// no loss and no metrics, as in HF's `prediction_step`.
     fn eval_batch(&self, batch: &Batch) -> Result<EvalBatch> {

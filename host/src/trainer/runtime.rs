@@ -1,0 +1,44 @@
+//! Two runtime switches of the loop: `--full_determinism` (HF's
+//! `enable_full_determinism`: the seed, and torch's deterministic
+//! algorithms) and `--torch_empty_cache_steps` (the CUDA cache emptied every
+//! N steps; nothing on the CPU, as HF's `clear_device_cache`).
+
+use super::Trainer;
+use anyhow::{anyhow, Result};
+
+impl Trainer {
+    /// HF's `enable_full_determinism` when `--full_determinism` is set (the
+    /// seed itself is set by the loop, as HF's `set_seed`): the variables
+    /// CUDA needs for deterministic kernels, then torch's deterministic
+    /// algorithms, with cuDNN deterministic and not benchmarking.
+    pub(super) fn apply_full_determinism(&self) -> Result<()> {
+        if !self.args.full_determinism {
+            return Ok(());
+        }
+        // As HF, before the first CUDA kernel of the run (cuBLAS reads its
+        // workspace setting when its handle is made).
+        for (name, value) in [
+            ("CUDA_LAUNCH_BLOCKING", "1"),
+            ("CUBLAS_WORKSPACE_CONFIG", ":16:8"),
+            ("FLASH_ATTENTION_DETERMINISTIC", "1"),
+        ] {
+            std::env::set_var(name, value);
+        }
+        trainbox_torch_ext::runtime::set_deterministic(true)
+            .map_err(|e| anyhow!("--full_determinism: enabling deterministic algorithms: {e}"))
+    }
+
+    /// HF's `training_step`: the device cache emptied when `global_step` is
+    /// a multiple of `--torch_empty_cache_steps` (on every micro-batch of
+    /// such a step, as HF); nothing on the CPU.
+    pub(super) fn maybe_empty_cache(&self) -> Result<()> {
+        let Some(every) = self.args.torch_empty_cache_steps else {
+            return Ok(());
+        };
+        if !self.device.is_cuda() || !self.state.global_step.is_multiple_of(u64::from(every)) {
+            return Ok(());
+        }
+        trainbox_torch_ext::runtime::empty_cache()
+            .map_err(|e| anyhow!("--torch_empty_cache_steps: emptying the CUDA cache: {e}"))
+    }
+}
