@@ -34,8 +34,10 @@ COMPONENTIZE_JS_VERSION := 0.23.0
 PREVIEW2_SHIM_VERSION := 0.26.0
 WIT_BINDGEN_VERSION := 0.61.1
 WASM_TOOLS_VERSION := 1.258.3
-# Example plugins in other languages: plugins/examples/<dir> -> $(PLUGIN_OUT)/<name>.wasm
-EXAMPLES       := python-nan-guard:nan-guard js-csv-logger:csv-logger c-grad-warn:grad-warn
+# Plugins in other languages, the examples and the Python test plugins:
+# plugins/<dir> -> $(PLUGIN_OUT)/<name>.wasm
+EXAMPLES       := examples/python-nan-guard:nan-guard examples/js-csv-logger:csv-logger examples/c-grad-warn:grad-warn \
+                  testing/lazy-import-py:lazy-import-py testing/http-py:http-py testing/raiser-py:raiser-py
 # Plugins built from plugins/<name> into $(PLUGIN_OUT)/<name>.wasm.
 PLUGINS        := printer progress recorder early-stopping tensorboard mlflow dagshub azure_ml dvclive wandb codecarbon comet_ml neptune clearml flyte trackio stopper probe hostile hoarder granted http-probe sleeper sleeper-describe histogrammer impostor peeker
 # Plugins also built against the frozen trainbox:callback@0.1.0 (the SDK's
@@ -152,8 +154,8 @@ examples: lang-tools
 	@mkdir -p $(PLUGIN_OUT)
 	@for e in $(EXAMPLES); do \
 		dir=$${e%%:*}; name=$${e##*:}; \
-		$(MAKE) --no-print-directory -C plugins/examples/$$dir TOOLS=$(LANG_TOOLS) \
-			BUILD=$(CURDIR)/build/examples/$$dir OUT=$(CURDIR)/$(PLUGIN_OUT)/$$name.wasm || exit 1; \
+		$(MAKE) --no-print-directory -C plugins/$$dir TOOLS=$(LANG_TOOLS) \
+			BUILD=$(CURDIR)/build/$$dir OUT=$(CURDIR)/$(PLUGIN_OUT)/$$name.wasm || exit 1; \
 	done
 
 # Hostile plugins written as wasm text (no language runtime), for the

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 const WIT: &str = include_str!("../../../wit/callback.wit");
 const README: &str = include_str!("../../templates/README.md.in");
 
+/// A file of `plugins/python-sdk`, which Python plugins build with.
+macro_rules! py_sdk {
+    ($path:literal) => {
+        include_str!(concat!("../../../plugins/python-sdk/", $path))
+    };
+}
+
 /// The files of each language's template: (path in the new folder, contents).
 fn template(lang: &str) -> Option<(&'static str, Vec<(&'static str, &'static str)>)> {
     Some(match lang {
@@ -31,6 +38,36 @@ fn template(lang: &str) -> Option<(&'static str, Vec<(&'static str, &'static str
                 ("app.py", include_str!("../../templates/python/app.py")),
                 ("Makefile", include_str!("../../templates/python/Makefile")),
                 ("wit/callback.wit", WIT),
+                // trainbox's Python build and helpers (plugins/python-sdk).
+                ("sdk/trainbox_build.py", py_sdk!("trainbox_build.py")),
+                ("sdk/trainbox_runtime.py", py_sdk!("trainbox_runtime.py")),
+                ("sdk/trainbox_http.py", py_sdk!("trainbox_http.py")),
+                ("sdk/wit/world.wit", py_sdk!("wit/world.wit")),
+                (
+                    "sdk/wit/deps/http/package.wit",
+                    py_sdk!("wit/deps/http/package.wit"),
+                ),
+                (
+                    "sdk/wit/deps/http/types.wit",
+                    py_sdk!("wit/deps/http/types.wit"),
+                ),
+                (
+                    "sdk/wit/deps/http/handler.wit",
+                    py_sdk!("wit/deps/http/handler.wit"),
+                ),
+                (
+                    "sdk/wit/deps/io/error.wit",
+                    py_sdk!("wit/deps/io/error.wit"),
+                ),
+                ("sdk/wit/deps/io/poll.wit", py_sdk!("wit/deps/io/poll.wit")),
+                (
+                    "sdk/wit/deps/io/streams.wit",
+                    py_sdk!("wit/deps/io/streams.wit"),
+                ),
+                (
+                    "sdk/wit/deps/clocks/monotonic-clock.wit",
+                    py_sdk!("wit/deps/clocks/monotonic-clock.wit"),
+                ),
             ],
         ),
         "js" => (

@@ -3,6 +3,13 @@ entry; change it to do what you need.
 
 componentize-py makes one Plugin object per exported function, so keep the
 plugin's state at module level, not on `self`.
+
+`make` builds it with sdk/trainbox_build.py: every module this file imports,
+inside functions too, is bundled into the .wasm (a module it cannot bundle
+fails the build, naming the line). HTTP: `import trainbox_http` and
+`trainbox_http.post(url, body)`, or `urllib.request.urlopen`, to an origin
+the plugin declares (`types.Capability_Http("http://host:port")`) and the
+user grants. An exception shows its traceback on the plugin's stderr.
 """
 import sys
 from typing import List, Tuple
