@@ -52,7 +52,16 @@ fn clock(d: std::time::Duration) -> String {
 /// ` 42%|████▏     | 420/1000 [00:08<00:11, 51.20it/s]`.
 pub fn bar(total: u64, label: &str) -> ProgressBar {
     let bar = multi().add(ProgressBar::new(total));
-    let style = ProgressStyle::with_template(
+    bar.set_style(style());
+    if !label.is_empty() {
+        bar.set_prefix(format!("{label}: "));
+    }
+    bar
+}
+
+/// tqdm's default look.
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template(
         "{prefix}{percent:>3}%|{wide_bar}| {pos}/{len} [{t_elapsed}<{t_eta}, {rate}]",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -68,20 +77,135 @@ pub fn bar(total: u64, label: &str) -> ProgressBar {
     .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
         let _ = write!(w, "{:.2}it/s", s.per_sec());
     })
-    .progress_chars("█▉▊▋▌▍▎▏ ");
-    bar.set_style(style);
-    if !label.is_empty() {
-        bar.set_prefix(format!("{label}: "));
-    }
-    bar
+    .progress_chars("█▉▊▋▌▍▎▏ ")
 }
 
-/// Removes a bar from the screen (or leaves its last state drawn).
+/// Removes a bar from the screen, or, with `leave` (tqdm's `leave=True`),
+/// turns its last state into a line that stays: what is printed after it
+/// comes below it. (A bar left among the live ones would be wiped by the
+/// next line printed once its handle is dropped.)
 pub fn finish_bar(bar: &ProgressBar, leave: bool) {
-    if leave {
-        bar.abandon();
-    } else {
+    if !leave {
         bar.finish_and_clear();
         multi().remove(bar);
+        return;
+    }
+    let drawn = !multi().is_hidden();
+    multi().remove(bar);
+    let line = final_line(bar, terminal_width());
+    if drawn && !line.is_empty() {
+        eprintln(&line);
+    }
+}
+
+/// The bar's last state as one line of `width` columns (its own draw
+/// target is replaced: the bar is not drawn anywhere after).
+fn final_line(bar: &ProgressBar, width: u16) -> String {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    bar.set_draw_target(ProgressDrawTarget::term_like(Box::new(Capture {
+        width,
+        text: text.clone(),
+    })));
+    bar.abandon();
+    let line = text.lock().map(|t| t.clone()).unwrap_or_default();
+    line.trim_end().to_string()
+}
+
+/// The width of the terminal on stderr (80 when it says nothing).
+fn terminal_width() -> u16 {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes a `winsize` into the struct passed; on a
+    // descriptor that is not a terminal it fails and writes nothing.
+    let ok = unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        size.ws_col
+    } else {
+        80
+    }
+}
+
+/// A terminal that keeps what is written to it, without cursor movement.
+struct Capture {
+    width: u16,
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Capture {
+    fn push(&self, s: &str) {
+        if let Ok(mut t) = self.text.lock() {
+            t.extend(s.chars().filter(|c| *c != '\r'));
+        }
+    }
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("width", &self.width)
+            .finish()
+    }
+}
+
+impl indicatif::TermLike for Capture {
+    fn width(&self) -> u16 {
+        self.width
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.push(s);
+        self.push("\n");
+        Ok(())
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.push(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_bar_leaves_its_full_line_in_tqdms_look() {
+        let bar = ProgressBar::hidden();
+        bar.set_length(24);
+        bar.set_style(style());
+        bar.inc(24);
+        let line = final_line(&bar, 100);
+        assert!(line.starts_with("100%|████"), "{line:?}");
+        assert!(line.contains("| 24/24 ["), "{line:?}");
+        assert!(line.chars().count() <= 100, "{line:?}");
+        let half = ProgressBar::hidden();
+        half.set_length(24);
+        half.set_style(style());
+        half.inc(12);
+        let line = final_line(&half, 100);
+        assert!(
+            line.starts_with(" 50%|"),
+            "a bar stopped early says so: {line:?}"
+        );
     }
 }
