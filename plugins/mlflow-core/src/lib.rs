@@ -21,9 +21,10 @@
 //! Modules: `flavor` (the three plugins), `settings` (the environment),
 //! `params`, `metrics`, `pyrepr` (Python's `str()`), `wire` (REST requests
 //! and replies), `engine` (the run's life, retries and counts), `net`
-//! (wasi:http), `plugin` (the callback).
+//! (wasi:http), `filestore` (the local `mlruns` store without a tracking URI), `plugin` (the callback).
 
 mod engine;
+mod filestore;
 pub mod flavor;
 mod metrics;
 mod net;

@@ -30,6 +30,7 @@
 //! and `finish`, and what is given up is counted and reported.
 
 use crate::engine::{self, Engine, Note, Plan};
+use crate::filestore::FileStore;
 use crate::flavor::{self, Flavor, Kind};
 use crate::metrics;
 use crate::net::{Net, WasiNet};
@@ -43,6 +44,9 @@ use trainbox_sdk::{
 };
 
 /// Network time per event, by default.
+/// The local store without `MLFLOW_TRACKING_URI`, in the plugin's own folder.
+const STORE_DIR: &str = "mlruns";
+
 const DEFAULT_BUDGET_MS: u64 = 40;
 /// Network time at `finish` (the host gives `finish` 10 s).
 const FINISH_BUDGET_MS: u64 = 8_000;
@@ -58,15 +62,13 @@ enum Mode {
     #[default]
     Off,
     /// No server to send to: count what could not be sent.
-    NoServer {
-        why: String,
-        unsent: u64,
-    },
+    NoServer { why: String, unsent: u64 },
     /// azure_ml outside Azure ML: print as AzureML's offline run does.
     Print,
     On {
         engine: Box<Engine>,
-        net: WasiNet,
+        /// A tracking server, or the local store.
+        net: Box<dyn Net>,
     },
 }
 
@@ -108,7 +110,7 @@ impl<F> Default for Plugin<F> {
 impl<F: Flavor> Plugin<F> {
     fn pump(&mut self) {
         if let Mode::On { engine, net } = &mut self.mode {
-            engine.pump(net, self.budget_ms, false);
+            engine.pump(net.as_mut(), self.budget_ms, false);
             print_notes(engine.take_notes());
         }
     }
@@ -252,7 +254,7 @@ impl<F: Flavor> Callback for Plugin<F> {
 
     fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
         // hostname and pid come with every integration; this one needs neither.
-        config.only(&["budget_ms", "hostname", "pid"])?;
+        config.only(&["budget_ms", "hostname", "pid", "store_dir"])?;
         self.budget_ms = config.parse("budget_ms")?.unwrap_or(DEFAULT_BUDGET_MS);
         if self.budget_ms < engine::MIN_REQUEST_MS {
             return Err(format!(
@@ -276,12 +278,27 @@ impl<F: Flavor> Callback for Plugin<F> {
         }
         self.log_checkpoints = s.log_artifacts;
         self.output_dir = args.output_dir.clone();
-        let net = match &s.tracking_uri {
+        let net: Result<Box<dyn Net>, (String, String)> = match &s.tracking_uri {
+            // As HF + mlflow without a tracking URI: a local store, in the
+            // plugin's own folder (the host names it as the user sees it).
+            None if F::KIND == Kind::Mlflow => {
+                let host_dir = config.get("store_dir").unwrap_or(STORE_DIR).to_string();
+                FileStore::open(std::path::Path::new(STORE_DIR), &host_dir)
+                    .map(|store| {
+                        println!(
+                            "MLFLOW_TRACKING_URI is not set: logging to the local store {host_dir} \
+                             (MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri {host_dir})"
+                        );
+                        Box::new(store) as Box<dyn Net>
+                    })
+                    .map_err(|e| ("the local store could not be written".to_string(), e))
+            }
             None => Err((
                 "MLFLOW_TRACKING_URI is not set".to_string(),
                 "MLFLOW_TRACKING_URI is not set: this plugin logs to a tracking server only; start one (`mlflow server --host 127.0.0.1 --port 5000`) and set MLFLOW_TRACKING_URI=http://127.0.0.1:5000".to_string(),
             )),
             Some(uri) => WasiNet::new(uri, s.authorization.clone())
+                .map(|net| Box::new(net) as Box<dyn Net>)
                 .map_err(|e| (format!("MLFLOW_TRACKING_URI={uri:?} is not a tracking server"), e)),
         };
         let net = match net {
@@ -307,7 +324,11 @@ impl<F: Flavor> Callback for Plugin<F> {
             (_, run_id) => (run_id, None),
         };
         let plan = Plan {
-            uri: s.tracking_uri.clone().unwrap_or_default(),
+            uri: s
+                .tracking_uri
+                .clone()
+                .or_else(|| config.get("store_dir").map(String::from))
+                .unwrap_or_else(|| STORE_DIR.to_string()),
             experiment_name: s.experiment_name,
             job_run: F::KIND == Kind::AzureMl && run_id.is_some(),
             run_id,
@@ -412,7 +433,7 @@ impl<F: Flavor> Callback for Plugin<F> {
                 } else {
                     FINISH_BUDGET_MS
                 };
-                engine.finish(net, status, budget);
+                engine.finish(net.as_mut(), status, budget);
                 print_notes(engine.take_notes());
             }
         }

@@ -32,6 +32,7 @@ mod flyte;
 mod mlflow;
 mod mlflow_artifacts;
 mod neptune;
+mod report_to_all;
 mod stopped;
 mod tensorboard;
 mod trackio;

@@ -50,8 +50,10 @@ pub(super) fn uploads_output(name: &str, flag: impl Fn(&str) -> bool) -> bool {
     }
 }
 
-/// A directory grant, created if missing.
+/// A directory grant, created if missing (and removed again, if it is
+/// still empty, when the run fails to start: [`super::fresh`]).
 pub(super) fn dir_grant(host: &Path, guest: &str) -> Result<DirGrant> {
+    super::fresh::note(host);
     std::fs::create_dir_all(host).with_context(|| format!("creating {}", host.display()))?;
     let host = host
         .canonicalize()

@@ -6,6 +6,7 @@
 //! that a plugin cannot see (host name, process id, CPU) come in its config.
 
 mod env;
+pub mod fresh;
 mod grants;
 mod limits;
 mod settings;
@@ -35,9 +36,24 @@ pub const INTEGRATIONS: &[&str] = &[
 pub const BY_NAME_ONLY: &[&str] = &["flyte", "azure_ml"];
 
 /// The integrations `report_to` asks for, in order (`all` expands to every
-/// shipped one); an unknown name is an error listing the supported ones.
+/// shipped one whose configuration is present, see [`missing_for_all`]); an
+/// unknown name is an error listing the supported ones. When `all` leaves
+/// integrations out, one line says which and what each needs.
 pub fn selected(report_to: &[String]) -> Result<Vec<&'static str>> {
-    select(report_to, &|v| std::env::var(v).ok())
+    let get = |v: &str| std::env::var(v).ok().filter(|v| !v.is_empty());
+    if report_to.iter().any(|n| n == "all") {
+        let skipped: Vec<String> = INTEGRATIONS
+            .iter()
+            .filter_map(|i| missing_for_all(i, &get).map(|why| format!("{i} ({why})")))
+            .collect();
+        if !skipped.is_empty() {
+            crate::ui::info(&format!(
+                "--report_to all: not loading {}: their configuration is not set",
+                skipped.join(", ")
+            ));
+        }
+    }
+    select(report_to, &get)
 }
 
 /// [`selected`] with `get` reading the environment.
@@ -48,7 +64,7 @@ fn select(report_to: &[String], get: &dyn Fn(&str) -> Option<String>) -> Result<
             INTEGRATIONS
                 .iter()
                 .copied()
-                .filter(|i| in_all(i, get))
+                .filter(|i| missing_for_all(i, get).is_none())
                 .collect()
         } else {
             match INTEGRATIONS.iter().chain(BY_NAME_ONLY).find(|i| *i == name) {
@@ -68,19 +84,39 @@ fn select(report_to: &[String], get: &dyn Fn(&str) -> Option<String>) -> Result<
     Ok(out)
 }
 
-/// Whether `--report_to all` takes integration `name`, as HF 5.24's
-/// `get_available_reporting_integrations` takes every installed one, except
-/// where HF's callback then fails for want of configuration: comet_ml only
-/// once `COMET_API_KEY` is set (`is_comet_available`), dagshub only with a
-/// DagsHub `MLFLOW_TRACKING_URI`, neptune only in a mode that works here
-/// (`NEPTUNE_MODE` `offline` or `debug`; its default needs a server). `get`
-/// reads an environment variable.
-fn in_all(name: &str, get: &dyn Fn(&str) -> Option<String>) -> bool {
+/// Why `--report_to all` leaves integration `name` out (what to set), or
+/// `None` when it takes it. HF 5.24's `get_available_reporting_integrations`
+/// takes every installed one; every one is "installed" here, so `all` takes
+/// those whose configuration is present, the ones that can log with what
+/// is set: the local ones always (tensorboard, dvclive, codecarbon,
+/// clearml's offline session, trackio's local project unless a Space or
+/// server is named, mlflow: its server, else a local store), and the
+/// others once their offline mode or their server is set. `get` reads an
+/// environment variable (an empty one is unset).
+fn missing_for_all(name: &str, get: &dyn Fn(&str) -> Option<String>) -> Option<&'static str> {
+    let falsy = |v: &str| {
+        matches!(
+            v.trim().to_lowercase().as_str(),
+            "f" | "false" | "no" | "n" | "off" | "0"
+        )
+    };
     match name {
-        "comet_ml" => get("COMET_API_KEY").is_some(),
-        "dagshub" => get("MLFLOW_TRACKING_URI").is_some_and(|u| is_dagshub_uri(&u)),
-        "neptune" => matches!(get("NEPTUNE_MODE").as_deref(), Some("offline" | "debug")),
-        _ => true,
+        "comet_ml" if !get("COMET_START_ONLINE").is_some_and(|v| falsy(&v)) => {
+            Some("set COMET_START_ONLINE=0")
+        }
+        "dagshub" if !get("MLFLOW_TRACKING_URI").is_some_and(|u| is_dagshub_uri(&u)) => {
+            Some("set MLFLOW_TRACKING_URI=https://dagshub.com/<owner>/<repo>.mlflow")
+        }
+        "neptune" if !matches!(get("NEPTUNE_MODE").as_deref(), Some("offline" | "debug")) => {
+            Some("set NEPTUNE_MODE=offline")
+        }
+        "wandb" if !matches!(get("WANDB_MODE").as_deref(), Some("offline" | "dryrun")) => {
+            Some("set WANDB_MODE=offline")
+        }
+        "trackio" if get("TRACKIO_SPACE_ID").is_some() || get("TRACKIO_SERVER_URL").is_some() => {
+            Some("unset TRACKIO_SPACE_ID and TRACKIO_SERVER_URL: it writes a local project only")
+        }
+        _ => None,
     }
 }
 

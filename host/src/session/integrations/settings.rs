@@ -59,7 +59,16 @@ pub fn settings(
             add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
         }
         "mlflow" | "dagshub" | "azure_ml" => {
-            if let Some(origin) = mlflow_origin(name, std::env::var("MLFLOW_TRACKING_URI").ok())? {
+            let uri = std::env::var("MLFLOW_TRACKING_URI").ok().filter(|u| !u.is_empty());
+            if name == "mlflow" && uri.is_none() {
+                // The local store the plugin writes in its own folder, as
+                // the user names it (for mlflow ui and the runs' artifact_uri).
+                let store = std::path::absolute(Path::new(&args.output_dir))
+                    .with_context(|| format!("resolving {}", args.output_dir))?
+                    .join("plugins/mlflow/mlruns");
+                add_config(&mut s, vec![("store_dir", store.display().to_string())]);
+            }
+            if let Some(origin) = mlflow_origin(name, uri)? {
                 s.grants.http.push(origin);
             }
             if uploads_output(name, env_flag) {

@@ -19,33 +19,57 @@ fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 
 #[test]
 fn all_takes_what_is_configured_enough_to_work() {
     let none = select(&["all".into()], &env(&[])).unwrap();
-    let always: Vec<&str> = INTEGRATIONS
-        .iter()
-        .copied()
-        .filter(|i| !["comet_ml", "dagshub", "neptune"].contains(i))
-        .collect();
-    assert_eq!(none, always);
+    assert_eq!(
+        none,
+        [
+            "dvclive",
+            "mlflow",
+            "tensorboard",
+            "codecarbon",
+            "clearml",
+            "trackio"
+        ],
+        "the local ones, and mlflow's local store"
+    );
     let vars = [
-        ("COMET_API_KEY", "k"),
+        ("COMET_START_ONLINE", "0"),
         (
             "MLFLOW_TRACKING_URI",
             "https://dagshub.com/alice/repo.mlflow",
         ),
         ("NEPTUNE_MODE", "offline"),
+        ("WANDB_MODE", "offline"),
     ];
     assert_eq!(select(&["all".into()], &env(&vars)).unwrap(), INTEGRATIONS);
-    // A project for neptune's online default is not enough: it needs a server.
+    // A project for neptune's online default is not enough: it needs a
+    // server; nor is comet's API key: online mode is refused.
     let online = [
         ("NEPTUNE_PROJECT", "w/p"),
         ("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
+        ("COMET_API_KEY", "k"),
+        ("WANDB_MODE", "disabled"),
+        ("TRACKIO_SPACE_ID", "me/space"),
     ];
     let some = select(&["all".into()], &env(&online)).unwrap();
-    assert!(
-        !some.contains(&"neptune") && !some.contains(&"dagshub"),
+    assert_eq!(
+        some,
+        ["dvclive", "mlflow", "tensorboard", "codecarbon", "clearml"],
         "{some:?}"
     );
-    assert!(in_all("neptune", &env(&[("NEPTUNE_MODE", "debug")])));
-    assert!(!in_all("neptune", &env(&[("NEPTUNE_MODE", "async")])));
+    assert_eq!(
+        missing_for_all("neptune", &env(&[("NEPTUNE_MODE", "debug")])),
+        None
+    );
+    assert_eq!(
+        missing_for_all("neptune", &env(&[("NEPTUNE_MODE", "async")])),
+        Some("set NEPTUNE_MODE=offline")
+    );
+    assert_eq!(
+        missing_for_all("comet_ml", &env(&[("COMET_START_ONLINE", "false")])),
+        None
+    );
+    // Named, an integration loads whatever is set (and says what it lacks).
+    assert_eq!(select(&["wandb".into()], &env(&[])).unwrap(), ["wandb"]);
 }
 
 fn info(name: &str, env: &[&str]) -> PluginInfo {

@@ -362,9 +362,14 @@ impl Engine {
                 true => "left RUNNING for its job".to_string(),
                 false => format!("ended {status}"),
             };
+            // A server's page, or the local store's folder.
+            let see = match self.plan.uri.starts_with("http") {
+                true => format!("{}/#/experiments/{experiment}/runs/{run_id}", self.plan.uri),
+                false => format!("{}/{experiment}/{run_id}", self.plan.uri),
+            };
             self.notes.push(Note::Info(format!(
-                "run {run_id}: {} metrics logged{files}, {ended}; see {}/#/experiments/{experiment}/runs/{run_id}",
-                self.sent_metrics, self.plan.uri
+                "run {run_id}: {} metrics logged{files}, {ended}; see {see}",
+                self.sent_metrics
             )));
         }
         let why = self.last_error.as_deref().unwrap_or("unknown error");
