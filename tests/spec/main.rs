@@ -63,6 +63,8 @@ mod schedules;
 mod optimizers;
 /// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
+/// The library's one call for a run with plugins (`trainbox::Run`).
+mod session;
 /// Sandbox holes found from outside: tables, written state size, spoofed lines, rejected states.
 mod sandbox_holes;
 /// TorchScript modules from Python: trained through the library, read back by torch.

@@ -108,9 +108,17 @@ pub const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The manifests: (path, the crate's own, its workspace's, the path of
-/// each path dependency in the written layout).
-const MANIFESTS: &[(&str, &str, &str, &[(&str, &str)])] = &[
+/// A crate's manifest to write: (path, the crate's own, its workspace's,
+/// the path of each path dependency in the written layout).
+type Manifest = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+/// The manifests of the SDK's two crates.
+const MANIFESTS: &[Manifest] = &[
     (
         "plugins/sdk/Cargo.toml",
         include_str!("../../../plugins/sdk/Cargo.toml"),
