@@ -201,6 +201,10 @@ impl Run {
         } = self;
         let (model, train) =
             model.ok_or_else(|| anyhow!("the run has no model: call `Run::model` first"))?;
+        // HF's __post_init__ (which also reads `report_to`'s "none"), as
+        // the command line runs it before anything is loaded.
+        args.finish()
+            .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
         // Plugins see `all` as the integrations it stands for, as HF's args do.
         args.report_to = integrations::selected(&args.report_to)?
             .into_iter()
