@@ -477,3 +477,71 @@ impl Net for FileStore {
             .map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, Plan};
+    use crate::metrics::Metric;
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn the_engine_writes_mlflows_file_store_layout() {
+        let root = std::env::temp_dir().join(format!("mlflow-filestore-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut store = FileStore::open(&root, "/host/mlruns").unwrap();
+        let mut e = Engine::new(Plan {
+            uri: "/host/mlruns".into(),
+            experiment_name: Some("my exp".into()),
+            run_id: None,
+            parent_run_id: None,
+            job_run: false,
+            run_name: Some("demo".into()),
+            params: vec![("learning_rate".into(), "5e-05".into())],
+            tags: vec![("team".into(), "nlp".into())],
+            create_id: "c0ffee".into(),
+        });
+        e.pump(&mut store, 1000, false);
+        let metric = |key: &str, value: f64, step| Metric {
+            key: key.into(),
+            value,
+            timestamp: 1000 + step,
+            step,
+        };
+        e.log(vec![
+            metric("loss", 0.5, 2),
+            metric("eval/loss", f64::NAN, 2),
+        ]);
+        e.log(vec![metric("loss", 0.25, 4)]);
+        e.finish(&mut store, "FINISHED", 8000);
+        assert!(read(&root.join("0/meta.yaml")).contains("name: 'Default'"));
+        let exp = std::fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|d| d.ok())
+            .map(|d| d.path())
+            .find(|p| p.join("meta.yaml").is_file() && !p.ends_with("0"))
+            .expect("the experiment's folder");
+        assert!(read(&exp.join("meta.yaml")).contains("name: 'my exp'"));
+        let runs: Vec<PathBuf> = std::fs::read_dir(&exp)
+            .unwrap()
+            .filter_map(|d| d.ok().map(|d| d.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        let run = &runs[0];
+        let meta = read(&run.join("meta.yaml"));
+        assert!(meta.contains("status: 3\n"), "FINISHED: {meta}");
+        assert!(meta.contains("run_name: 'demo'\n"), "{meta}");
+        assert!(meta.contains("artifact_uri: '/host/mlruns/"), "{meta}");
+        assert_eq!(read(&run.join("metrics/loss")), "1002 0.5 2\n1004 0.25 4\n");
+        assert_eq!(read(&run.join("metrics/eval/loss")), "1002 nan 2\n");
+        assert_eq!(read(&run.join("params/learning_rate")), "5e-05");
+        assert_eq!(read(&run.join("tags/team")), "nlp");
+        assert_eq!(read(&run.join("tags/mlflow.runName")), "demo");
+        assert!(run.join("artifacts").is_dir());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
