@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::own_model_parity::{assert_same_history, entries, flags, train_both};
+use crate::resume::assert_resume_is_exact;
 use crate::util::Run;
 
 /// Every `learning_rate` HF logged, bit for bit trainbox's.
@@ -181,4 +182,110 @@ fn resuming_under_another_optimizer_is_one_clear_error() {
             ckpt.to_str().unwrap(),
         ])
         .ok();
+}
+
+/// The flags of the resume cases: 12 updates, checkpoints every 4.
+fn resume_flags<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--max_steps",
+        "12",
+        "--save_steps",
+        "4",
+        "--logging_steps",
+        "2",
+        "--learning_rate",
+        "0.01",
+        "--weight_decay",
+        "0.1",
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
+
+#[test]
+fn every_optimizer_resumes_exactly() {
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "sgd",
+            &[
+                "--optim",
+                "sgd",
+                "--optim_args",
+                "momentum=0.9,dampening=0.1",
+            ],
+        ),
+        (
+            "adagrad",
+            &["--optim", "adagrad", "--optim_args", "lr_decay=0.05"],
+        ),
+        (
+            "rmsprop",
+            &[
+                "--optim",
+                "rmsprop",
+                "--optim_args",
+                "momentum=0.5,centered=true",
+            ],
+        ),
+        ("adafactor", &["--optim", "adafactor"]),
+    ];
+    for (name, extra) in cases {
+        assert_resume_is_exact(&format!("optim-resume-{name}"), &resume_flags(extra), 4, 12);
+    }
+}
+
+/// `reduce_lr_on_plateau` keeps its state in the checkpoint
+/// (`scheduler.json`): a run resumed from step 4 logs the learning rates,
+/// losses and evaluations of the run in one go and ends with its weights.
+#[test]
+fn the_plateau_schedule_resumes_exactly() {
+    let flags = resume_flags(&[
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "2",
+        "--lr_scheduler_type",
+        "reduce_lr_on_plateau",
+        "--lr_scheduler_kwargs",
+        r#"{"patience": 0, "factor": 0.5, "threshold": 0.2}"#,
+    ]);
+    let whole = Run::regression("optim-resume-plateau-whole")
+        .args(&flags)
+        .ok();
+    assert!(whole.out.join("checkpoint-4/scheduler.json").is_file());
+    let ckpt = whole.out.join("checkpoint-4");
+    let resumed = Run::regression("optim-resume-plateau-resumed")
+        .args(&flags)
+        .args(&["--resume_from_checkpoint", ckpt.to_str().unwrap()])
+        .ok();
+    let history = |d: &crate::util::Done| d.state("trainer_state.json")["log_history"].clone();
+    let (a, b) = (history(&whole), history(&resumed));
+    let lrs: Vec<f64> = entries(&a, "learning_rate")
+        .iter()
+        .map(|e| e["learning_rate"].as_f64().unwrap())
+        .collect();
+    assert!(
+        lrs.windows(2).any(|w| w[1] < w[0]),
+        "the plateau schedule should have lowered the rate: {lrs:?}"
+    );
+    for key in ["learning_rate", "loss", "eval_loss"] {
+        let values = |h: &Value| -> Vec<(Value, Value)> {
+            entries(h, key)
+                .iter()
+                .map(|e| (e["step"].clone(), e[key].clone()))
+                .collect()
+        };
+        assert_eq!(
+            values(&a),
+            values(&b),
+            "{key} of the whole run and the resumed one"
+        );
+    }
+    let weights = |d: &crate::util::Done| {
+        std::fs::read(d.out.join("checkpoint-12/model.safetensors")).unwrap()
+    };
+    assert!(
+        weights(&whole) == weights(&resumed),
+        "the final weights differ"
+    );
 }

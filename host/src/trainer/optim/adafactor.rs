@@ -122,7 +122,7 @@ impl Rule for Adafactor {
                 }
             };
             update = &update / (rms(&update) / clip_threshold).clamp_min(1.0);
-            update = update * lr;
+            let _ = update.g_mul_scalar_(lr);
             let wd = p.weight_decay(weight_decay);
             if wd != 0.0 {
                 let decayed = &p.value * (-wd * lr);

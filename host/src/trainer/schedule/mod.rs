@@ -123,7 +123,8 @@ impl Schedule {
             },
             S::Polynomial => {
                 let lr_end = k.number_or("lr_end", 1e-7)?;
-                if !(base_lr > lr_end) {
+                // Python's `not (lr_init > lr_end)`: a NaN fails too.
+                if base_lr.partial_cmp(&lr_end) != Some(std::cmp::Ordering::Greater) {
                     return Err(format!(
                         "--lr_scheduler_kwargs: lr_end ({}) must be smaller than initial lr ({})",
                         py_float(lr_end),
