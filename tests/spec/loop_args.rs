@@ -301,13 +301,10 @@ fn eval_accumulation_steps_and_workers_leave_predictions_as_they_are() {
             "x",
             Tensor::zeros([1, 4], (Kind::Float, tch::Device::Cpu)),
         )]);
-        let mut t = trainbox::Trainer::builder(
-            args,
-            Box::new(Scores { vs, layer }),
-            Box::new(train),
-        )
-        .build()
-        .unwrap();
+        let mut t =
+            trainbox::Trainer::builder(args, Box::new(Scores { vs, layer }), Box::new(train))
+                .build()
+                .unwrap();
         t.predict(&data, "test").unwrap()
     };
     let base = predict(None, 0);
@@ -315,9 +312,18 @@ fn eval_accumulation_steps_and_workers_leave_predictions_as_they_are() {
     assert_eq!(preds.size(), [21, 3]);
     for (accumulate, workers) in [(Some(1), 0), (Some(2), 0), (Some(5), 2), (None, 3)] {
         let other = predict(accumulate, workers);
-        assert!(other.predictions.unwrap().equal(preds), "{accumulate:?} {workers}");
-        assert!(other.label_ids.unwrap().equal(base.label_ids.as_ref().unwrap()));
-        assert_eq!(other.metrics.get("test_loss"), base.metrics.get("test_loss"));
+        assert!(
+            other.predictions.unwrap().equal(preds),
+            "{accumulate:?} {workers}"
+        );
+        assert!(other
+            .label_ids
+            .unwrap()
+            .equal(base.label_ids.as_ref().unwrap()));
+        assert_eq!(
+            other.metrics.get("test_loss"),
+            base.metrics.get("test_loss")
+        );
     }
     // The loss is label-smoothed (from the predictions), not the model's.
     let labels = base.label_ids.as_ref().unwrap();
@@ -326,4 +332,44 @@ fn eval_accumulation_steps_and_workers_leave_predictions_as_they_are() {
         panic!("{:?}", base.metrics)
     };
     assert!((smoothed - plain).abs() > 1e-4, "{smoothed} vs {plain}");
+}
+
+#[test]
+fn workers_on_dataset_files_train_as_hf_trainer_with_workers() {
+    // Parquet files batched by 2 worker threads (HF: 2 worker processes),
+    // 4 batches of 4 an epoch, all accumulated into one update (so that
+    // the two samplers' orders cannot differ), 3 evaluation batches.
+    let flags = flags(&[
+        ("num_train_epochs", json!(3)),
+        ("per_device_train_batch_size", json!(4)),
+        ("per_device_eval_batch_size", json!(3)),
+        ("gradient_accumulation_steps", json!(4)),
+        ("eval_strategy", json!("epoch")),
+        ("dataloader_num_workers", json!(2)),
+    ]);
+    let (hf, tb) = train_both("loop-args-file-workers", "classifier", &flags, (16, 8));
+    assert_same_history(&hf, &tb);
+}
+
+#[test]
+fn logging_dir_is_where_tensorboard_writes_its_events() {
+    let run = Run::regression("loop-args-logging-dir");
+    let logdir = run.dir.join("tb");
+    let env_dir = run.dir.join("from-env");
+    let done = run
+        .args(&["--logging_steps", "8", "--report_to", "tensorboard"])
+        .arg("--logging_dir")
+        .arg(logdir.to_str().unwrap())
+        // The flag wins over HF 5's variable.
+        .env("TENSORBOARD_LOGGING_DIR", env_dir.to_str().unwrap())
+        .ok();
+    // As HF 4's logging_dir: the events right there, no run folder.
+    let files: Vec<String> = std::fs::read_dir(&logdir)
+        .unwrap_or_else(|e| panic!("{}: {e}", logdir.display()))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("events.out.tfevents."), "{files:?}");
+    assert!(!env_dir.exists(), "TENSORBOARD_LOGGING_DIR is not written");
+    assert!(!done.out.join("runs").exists(), "no output_dir/runs");
 }

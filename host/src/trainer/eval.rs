@@ -124,13 +124,13 @@ impl Trainer {
                 (kept.as_deref_mut(), self.args.eval_accumulation_steps)
             {
                 if (step + 1).is_multiple_of(every as usize) {
-                    kept.to_host();
+                    kept.move_to_host();
                 }
             }
             self.fire(Event::PredictionStep, &Logs::new())?;
         }
         if let Some(kept) = kept.as_deref_mut() {
-            kept.to_host();
+            kept.move_to_host();
         }
         let ((loss_sum, with_loss), sums) = self.sum_evaluation((loss_sum, with_loss), sums)?;
         if let Some(kept) = kept {
@@ -200,7 +200,7 @@ pub(super) struct Kept {
 impl Kept {
     /// Moves the outputs still on the device to the CPU, as HF's
     /// `nested_numpify` (which also makes bfloat16, from autocast, float32).
-    fn to_host(&mut self) {
+    fn move_to_host(&mut self) {
         for (is_prediction, t) in self.on_device.drain(..) {
             let t = t.to_device(tch::Device::Cpu);
             let t = match t.kind() {

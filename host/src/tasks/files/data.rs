@@ -4,11 +4,14 @@
 use crate::datasets::{Collate, Columns};
 use crate::trainer::data::{Batch, Dataset};
 use anyhow::Result;
+use std::sync::Arc;
 use tch::Kind;
 
 /// The columns of one dataset file, batched for one model.
 pub struct FileDataset {
-    columns: Columns,
+    /// Shared with the `--dataloader_num_workers` handles (plain Rust
+    /// data, read only: no tensor crosses threads).
+    columns: Arc<Columns>,
     collate: Collate,
     /// A file column passed under another name (HF's collators pass
     /// `label` as `labels`).
@@ -27,7 +30,7 @@ impl FileDataset {
             .extension()
             .is_none_or(|e| !e.eq_ignore_ascii_case("safetensors"));
         FileDataset {
-            columns,
+            columns: Arc::new(columns),
             collate,
             renames,
             floats_as_f32,
@@ -60,5 +63,16 @@ impl Dataset for FileDataset {
             }
         }
         Ok(Batch { columns })
+    }
+
+    /// The same columns (shared), collate and renames: a worker builds
+    /// the batches `batch` builds.
+    fn worker(&self) -> Option<Box<dyn Dataset + Send>> {
+        Some(Box::new(FileDataset {
+            columns: Arc::clone(&self.columns),
+            collate: self.collate.clone(),
+            renames: self.renames.clone(),
+            floats_as_f32: self.floats_as_f32,
+        }))
     }
 }
