@@ -289,3 +289,45 @@ fn the_plateau_schedule_resumes_exactly() {
         "the final weights differ"
     );
 }
+
+/// `lr_scheduler_kwargs` as a table of a TOML config: the run's logged
+/// learning rates are the library schedule's for the same arguments.
+#[test]
+fn scheduler_kwargs_come_from_a_config_table_too() {
+    let run = Run::regression("optim-kwargs-toml");
+    std::fs::write(
+        run.dir.join("run.toml"),
+        "max_steps = 9\nlogging_steps = 1\nsave_strategy = \"no\"\nlearning_rate = 0.02\nwarmup_steps = 2\nlr_scheduler_type = \"cosine_with_restarts\"\n[lr_scheduler_kwargs]\nnum_cycles = 2\n",
+    )
+    .unwrap();
+    let done = run.args(&["--config", "run.toml"]).ok();
+    let logged: Vec<u64> = entries(
+        &done.state("trainer_state.json")["log_history"],
+        "learning_rate",
+    )
+    .iter()
+    .map(|e| e["learning_rate"].as_f64().unwrap().to_bits())
+    .collect();
+    let kwargs = trainbox::pyjson::Json::parse(r#"{"num_cycles": 2}"#).unwrap();
+    let schedule = trainbox::trainer::schedule::Schedule::new(
+        trainbox::args::SchedulerType::CosineWithRestarts,
+        0.02,
+        2,
+        9,
+        Some(&kwargs),
+    )
+    .unwrap();
+    let want: Vec<u64> = (0..9).map(|s| schedule.lr(s).to_bits()).collect();
+    assert_eq!(logged, want);
+}
+
+#[test]
+fn a_metric_schedule_without_evaluation_is_refused_as_hf_does() {
+    let err = Run::regression("optim-plateau-no-eval")
+        .args(&["--lr_scheduler_type", "reduce_lr_on_plateau"])
+        .fails();
+    assert!(
+        err.contains("lr_scheduler_type reduce_lr_on_plateau requires an eval strategy"),
+        "{err}"
+    );
+}
