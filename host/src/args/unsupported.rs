@@ -35,7 +35,12 @@ const COMPUTE_METRICS: &str =
 
 /// HF's fields that trainbox does not support.
 pub const UNSUPPORTED: &[Unsupported] = &[
-    no("activation_checkpointing", "null", PYTHON_MODEL),
+    no(
+        "optim_target_modules",
+        "null",
+        "it names the modules of GaLore/APOLLO optimizers, whose libraries trainbox does not link; use --optim adamw_torch",
+    ),
+    no("activation_checkpointing", "false", PYTHON_MODEL),
     no("activation_checkpointing_kwargs", "null", PYTHON_MODEL),
     no("gradient_checkpointing", "false", PYTHON_MODEL),
     no("gradient_checkpointing_kwargs", "null", PYTHON_MODEL),
@@ -53,7 +58,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("log_level_replica", "\"warning\"", "trainbox's host prints only warnings and errors, not Python logging; there is no level to set"),
     no("log_on_each_node", "true", "trainbox logs from world zero only (multi-node logging per node is not implemented)"),
     no("project", "\"huggingface\"", "it names a Trackio project; set it for trackio with --plugin_config trackio.project=NAME"),
-    no("trackio_space_id", "\"trackio\"", TRACKIO_HUB),
+    no("trackio_space_id", "null", TRACKIO_HUB),
     no("trackio_bucket_id", "null", TRACKIO_HUB),
     no("trackio_static_space_id", "null", TRACKIO_HUB),
     no("prediction_loss_only", "false", "trainbox's evaluation always computes the --metric values it is given; give no --metric for the loss alone"),
@@ -70,7 +75,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("hub_always_push", "false", HUB),
     no("hub_revision", "null", HUB),
     no("ignore_data_skip", "false", "a resumed run always replays the data order to the checkpoint's step, so that resume is exact"),
-    no("accelerator_config", "null", "trainbox does not run on accelerate; data parallel options are --ddp_backend and --ddp_timeout"),
+    no("accelerator_config", r#"{"split_batches": false, "dispatch_batches": null, "even_batches": true, "use_seedable_sampler": true, "non_blocking": false, "gradient_accumulation_kwargs": null, "use_configured_state": false}"#, "trainbox does not run on accelerate; data parallel options are --ddp_backend and --ddp_timeout"),
     no("parallelism_config", "null", SHARDED),
     no("dataloader_pin_memory", "true", "batches are built by libtorch on the run's device; there is no pinned-memory staging to turn off"),
     no("dataloader_persistent_workers", "false", "trainbox's data workers are threads that live for the whole run"),
@@ -82,7 +87,7 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("ddp_bucket_cap_mb", "null", "trainbox's gradient buckets are 25 MB (torch DDP's default) and are not configurable yet"),
     no("ddp_broadcast_buffers", "null", "trainbox broadcasts the parameters at the start; a TorchScript module's buffers are not broadcast"),
     no("ddp_static_graph", "null", "trainbox's data parallel is not torch's Python DDP wrapper; the graph needs no declaring"),
-    no("fsdp", "[]", SHARDED),
+    no("fsdp", "null", SHARDED),
     no("fsdp_config", "null", SHARDED),
     no("deepspeed", "null", "DeepSpeed is a Python engine; trainbox trains data parallel on torch's c10d: torchrun --no-python --nproc_per_node N trainbox train ... (docs/scale.md)"),
     no("debug", "[]", "the debug options are underflow/overflow hooks on a Python model and TPU metrics, neither of which applies"),
@@ -145,9 +150,14 @@ impl Unsupported {
 
     /// The one line that refuses a value of this field.
     pub fn refusal(&self) -> String {
+        let default = if self.default.len() <= 24 {
+            format!("only its default, {}", self.default)
+        } else {
+            "only HF's default".to_string()
+        };
         format!(
-            "trainbox does not support {} (only its default, {}): {}",
-            self.name, self.default, self.why
+            "trainbox does not support {} ({default}): {}",
+            self.name, self.why
         )
     }
 }
