@@ -9,9 +9,11 @@
 //! What is *not* a training argument (the task, plugins) lives in `cli`.
 
 mod post_init;
+mod unsupported;
 mod value;
 
 pub use post_init::Interval;
+pub use unsupported::{Unsupported, UNSUPPORTED};
 pub use value::{
     Algorithm, ArgValue, IntervalStrategy, Kind, OptimizerName, SaveStrategy, SchedulerType,
 };
@@ -59,7 +61,11 @@ macro_rules! training_arguments {
                         self.$name = parse_texts::<$ty>(values).map_err(SetError::Invalid)?;
                         Ok(())
                     } )*
-                    _ => Err(SetError::unknown(name)),
+                    _ => match unsupported::find(name) {
+                        Some(u) if u.is_default_text(values) => Ok(()),
+                        Some(u) => Err(SetError::Unsupported(u)),
+                        None => Err(SetError::unknown(name)),
+                    },
                 }
             }
 
@@ -70,7 +76,11 @@ macro_rules! training_arguments {
                         self.$name = <$ty as ArgValue>::from_json(value).map_err(SetError::Invalid)?;
                         Ok(())
                     } )*
-                    _ => Err(SetError::unknown(name)),
+                    _ => match unsupported::find(name) {
+                        Some(u) if u.is_default_json(value) => Ok(()),
+                        Some(u) => Err(SetError::Unsupported(u)),
+                        None => Err(SetError::unknown(name)),
+                    },
                 }
             }
 
@@ -124,11 +134,23 @@ pub enum SetError {
     Unknown { name: String, near: Option<String> },
     /// The field exists; the value is not one it takes (the reason).
     Invalid(String),
+    /// An HF field that trainbox does not support, given a value other
+    /// than HF's default.
+    Unsupported(&'static Unsupported),
 }
 
 impl SetError {
+    /// Every name HF's `TrainingArguments` has, implemented or not (the
+    /// candidates of a "did you mean").
+    pub fn known_names() -> impl Iterator<Item = &'static str> {
+        TrainingArguments::FIELDS
+            .iter()
+            .map(|f| f.name)
+            .chain(UNSUPPORTED.iter().map(|u| u.name))
+    }
+
     fn unknown(name: &str) -> SetError {
-        let names = TrainingArguments::FIELDS.iter().map(|f| f.name);
+        let names = Self::known_names();
         SetError::Unknown {
             name: name.to_string(),
             near: crate::suggest::closest(name, names).map(str::to_string),
@@ -145,6 +167,7 @@ impl std::fmt::Display for SetError {
             } => write!(f, "unknown argument {name:?} (did you mean {near:?}?)"),
             SetError::Unknown { name, near: None } => write!(f, "unknown argument {name:?}"),
             SetError::Invalid(why) => f.write_str(why),
+            SetError::Unsupported(u) => f.write_str(&u.refusal()),
         }
     }
 }
@@ -254,6 +277,28 @@ training_arguments! {
     fp16: bool = false;
     /// Allow TF32 in CUDA matmuls and convolutions (Ampere or newer); false forbids it; unset leaves torch's default.
     tf32: Option<bool> = None;
+    /// Label smoothing factor (HF's `LabelSmoother`): the loss of the model's logits against its labels, 0 for none.
+    label_smoothing_factor: f64 = 0.0;
+    /// Move the evaluation's predictions to the CPU every N batches (unset: at the end); the output is the same.
+    eval_accumulation_steps: Option<u32> = None;
+    /// Checkpoints hold only the model (no optimizer, scheduler or RNG state), so they cannot be resumed from.
+    save_only_model: bool = false;
+    /// Threads that build the next training and evaluation batches ahead, in order (0: on the training thread).
+    dataloader_num_workers: u32 = 0;
+    /// Batches each worker builds ahead (default 2 with workers; needs --dataloader_num_workers > 0).
+    dataloader_prefetch_factor: Option<u32> = None;
+    /// Count the input tokens seen (`num_input_tokens_seen`): all, non_padding, or no (true/false mean all/no).
+    include_num_input_tokens_seen: String = "no".into();
+    /// The seed of the data order (default: --seed); the model's initialisation keeps --seed.
+    data_seed: Option<u64> = None;
+    /// HF's `enable_full_determinism`: the seeds, and torch's deterministic algorithms only.
+    full_determinism: bool = false;
+    /// Empty the CUDA cache every N steps (unset: never; nothing to do on the CPU).
+    torch_empty_cache_steps: Option<u32> = None;
+    /// With several processes, divide a loss normalised by the batch's label count by the count over all ranks.
+    average_tokens_across_devices: bool = true;
+    /// Where TensorBoard writes its events (HF 4's field, gone from 5.24; default: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<run>).
+    logging_dir: Option<String> = None;
 }
 
 impl TrainingArguments {
@@ -277,28 +322,6 @@ impl TrainingArguments {
         } else {
             (total as f64 * self.warmup_ratio).ceil() as u64
         }
-    /// Label smoothing factor (HF's `LabelSmoother`): the loss of the model's logits against its labels, 0 for none.
-    label_smoothing_factor: f64 = 0.0;
-    /// Move the evaluation's predictions to the CPU every N batches (unset: at the end); the output is the same.
-    eval_accumulation_steps: Option<u32> = None;
-    /// Checkpoints hold only the model (no optimizer, scheduler or RNG state), so they cannot be resumed from.
-    save_only_model: bool = false;
-    /// Threads that build the next training and evaluation batches ahead, in order (0: on the training thread).
-    dataloader_num_workers: u32 = 0;
-    /// Batches each worker builds ahead (default 2 with workers; needs --dataloader_num_workers > 0).
-    dataloader_prefetch_factor: Option<u32> = None;
-    /// Count the input tokens seen (`num_input_tokens_seen`): all, non_padding, or no (true/false mean all/no).
-    include_num_input_tokens_seen: String = "no".into();
-    /// The seed of the data order (default: --seed); the model's initialisation keeps --seed.
-    data_seed: Option<u64> = None;
-    /// HF's `enable_full_determinism`: the seeds, and torch's deterministic algorithms only.
-    full_determinism: bool = false;
-    /// Empty the CUDA cache every N steps (unset: never; nothing to do on the CPU).
-    torch_empty_cache_steps: Option<u32> = None;
-    /// With several processes, divide a loss normalised by the batch's label count by the count over all ranks.
-    average_tokens_across_devices: bool = true;
-    /// Where TensorBoard writes its events (HF 4's field, gone from 5.24; default: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<run>).
-    logging_dir: Option<String> = None;
     }
 }
 
