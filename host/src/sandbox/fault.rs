@@ -88,7 +88,12 @@ impl PluginFault {
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => PluginFault::Deadline(deadline),
             Some(Trap::UnreachableCodeReached) => {
-                PluginFault::Trap("wasm `unreachable` executed (a panic or abort)".into())
+                // Its message (a Rust panic's, a Python traceback) is
+                // what the plugin wrote on stderr just before.
+                PluginFault::Trap(
+                    "wasm `unreachable` executed (a panic or abort: its message is in the plugin's stderr above)"
+                        .into(),
+                )
             }
             Some(trap) => PluginFault::Trap(trap.to_string()),
             // A host call that refused (a bad handle, too many handles, …).
