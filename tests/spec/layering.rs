@@ -1,6 +1,6 @@
 //! The host's module map holds: dependencies flow one way (`cli` →
 //! `session` → `trainer` → `callbacks` → `sandbox`, with `args`, `state`, `event`,
-//! `view`, `pyjson` and `ui` as leaf data), and no two modules, nor two
+//! `view`, `pyjson`, `report` and `ui` as leaf data), and no two modules, nor two
 //! files of one module, import each other in a circle. Read from the
 //! sources, so a new `use` that breaks the map fails here.
 

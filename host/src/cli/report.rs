@@ -80,10 +80,10 @@ pub fn run(argv: &[String]) -> Result<i32> {
             PathBuf::from(".")
         }
     });
-    let [svg, png] = report::write_curves(&out, &curves)?;
     for line in Summary::table(&summaries) {
         crate::ui::println(&line);
     }
+    let [svg, png] = report::write_curves(&out, &curves)?;
     crate::ui::info(&format!(
         "learning curves: {} and {}",
         svg.display(),

@@ -43,7 +43,10 @@ pub fn run_name(output_dir: &Path) -> String {
 /// run logged anything to draw.
 pub fn write_curves(dir: &Path, runs: &[RunCurves]) -> Result<[PathBuf; 2]> {
     if runs.iter().all(RunCurves::is_empty) {
-        bail!("nothing to draw: no run logged a loss or an eval metric");
+        bail!(
+            "nothing to draw: no run logged a loss or an eval metric (they are logged every \
+             --logging_steps and at each --eval_strategy evaluation)"
+        );
     }
     let panels = panels(runs);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
