@@ -216,6 +216,12 @@ pub fn train_help() -> String {
             f.name, f.doc
         ));
     }
+    out.push_str(
+        "\nHF'S TRAINING ARGUMENTS THAT TRAINBOX DOES NOT SUPPORT (accepted at HF's default only):\n",
+    );
+    for u in UNSUPPORTED {
+        out.push_str(&format!("    --{}\n            {}\n", u.name, u.why));
+    }
     out
 }
 

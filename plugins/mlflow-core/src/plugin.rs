@@ -245,11 +245,16 @@ impl<F: Flavor> Callback for Plugin<F> {
     const EVENTS: &'static [Event] = &[Event::TrainBegin, Event::Log, Event::Save, Event::TrainEnd];
 
     fn capabilities() -> Vec<Capability> {
-        F::KIND
-            .env_vars()
-            .into_iter()
-            .map(|v| Capability::Env(v.to_string()))
-            .collect()
+        // The tracking server is wherever the user says (MLFLOW_TRACKING_URI,
+        // granted by the host): "the origins the user grants".
+        let mut caps = vec![Capability::Http("*".into())];
+        caps.extend(
+            F::KIND
+                .env_vars()
+                .into_iter()
+                .map(|v| Capability::Env(v.to_string())),
+        );
+        caps
     }
 
     fn configure(&mut self, args: &TrainingArgs, config: &Config) -> Result<(), String> {
