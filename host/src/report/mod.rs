@@ -75,6 +75,9 @@ fn encode_png(path: &Path, pixels: &[u8], w: u32, h: u32) -> Result<()> {
     let mut encoder = png::Encoder::new(file, w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    // At each save: about 2 ms for a 1000×760 picture (the default level
+    // takes 30), for a file a few times larger.
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(pixels)?;
     writer.finish()?;
