@@ -297,6 +297,8 @@ training_arguments! {
     torch_empty_cache_steps: Option<u32> = None;
     /// With several processes, divide a loss normalised by the batch's label count by the count over all ranks.
     average_tokens_across_devices: bool = true;
+    /// The project runs are logged under (HF: used by the trackio integration only).
+    project: String = "huggingface".into();
     /// Where TensorBoard writes its events (HF 4's field, gone from 5.24; default: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<run>).
     logging_dir: Option<String> = None;
 }

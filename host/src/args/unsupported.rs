@@ -57,7 +57,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("log_level", "\"passive\"", "trainbox's host prints only warnings and errors, not Python logging; there is no level to set"),
     no("log_level_replica", "\"warning\"", "trainbox's host prints only warnings and errors, not Python logging; there is no level to set"),
     no("log_on_each_node", "true", "trainbox logs from world zero only (multi-node logging per node is not implemented)"),
-    no("project", "\"huggingface\"", "it names a Trackio project; set it for trackio with --plugin_config trackio.project=NAME"),
     no("trackio_space_id", "null", TRACKIO_HUB),
     no("trackio_bucket_id", "null", TRACKIO_HUB),
     no("trackio_static_space_id", "null", TRACKIO_HUB),

@@ -15,8 +15,9 @@
 //! (`train_runtime`, …, `total_flos`), at trackio's own step counter (0, 1,
 //! …), as `trackio.log(metrics)` without a step; prediction metrics too.
 //!
-//! Differences: the project is `--plugin_config trackio.project=NAME`
-//! (HF's `TrainingArguments.project`, default `huggingface`); an unnamed
+//! Differences: the project is HF's `--project NAME` (default
+//! `huggingface`), which the host passes as `trackio.project` (a
+//! `--plugin_config trackio.project=NAME` wins); an unnamed
 //! run is `trackio-run-<8 hex>` (trackio's fallback name, not its word
 //! list); no Space, server, bucket or dataset: `TRACKIO_SPACE_ID` and
 //! `TRACKIO_SERVER_URL` are refused (nothing leaves the machine); no

@@ -185,7 +185,8 @@ fn train(test: &str, trackio_dir: &Path, name: &str) -> Run {
 fn trackio_run_is_read_back_by_trackio_and_matches_what_trackio_writes() {
     let dir = fresh_dir("trackio_run_dir").join("trackio dir");
     let done = train("trackio_run", &dir, "regression-run")
-        .args(&["--plugin_config", "trackio.project=my.project"])
+        // HF's TrainingArguments.project (`--plugin_config trackio.project` too).
+        .args(&["--project", "my.project"])
         .ok();
     // trackio's file name for "my.project" (canonical_project_name).
     assert!(dir.join("myproject.db").is_file());

@@ -152,9 +152,13 @@ pub fn settings(
         }
         "trackio" => {
             let grant = dir_grant(&trackio_dir(&|k| std::env::var(k).ok())?, "/trackio")?;
+            // HF: trackio.init(project=args.project, ...); a plugin_config wins.
             add_config(
                 &mut s,
-                vec![("trackio_dir", grant.host.display().to_string())],
+                vec![
+                    ("trackio_dir", grant.host.display().to_string()),
+                    ("project", args.project.clone()),
+                ],
             );
             s.grants.dirs.push(grant);
         }
