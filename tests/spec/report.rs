@@ -319,3 +319,32 @@ fn report_names_a_missing_or_corrupt_state_file() {
     );
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
+
+#[test]
+fn under_torchrun_world_zero_alone_prints_the_summary_and_draws_the_curves() {
+    let run = Run::command("report_two_ranks", &[]);
+    let out = run.out();
+    let done = run
+        .args(&["train", "--task", "regression", "--disable_tqdm"])
+        .args(&["--output_dir", out.to_str().unwrap()])
+        .args(&["--logging_steps", "2", "--eval_strategy", "steps"])
+        .args(&["--eval_steps", "4", "--save_steps", "4", "--max_steps", "8"])
+        // Fast enough that the two evaluations are pixels apart.
+        .args(&["--learning_rate", "0.05"])
+        .env("OMP_NUM_THREADS", "1")
+        .torchrun(2, &[])
+        .ok();
+    let headlines = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("trainbox: trained 8 steps"))
+        .count();
+    assert_eq!(headlines, 1, "one summary for the run:\n{}", done.stderr);
+    let costs = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("plugins: ") || l.starts_with("plugin "))
+        .count();
+    assert_eq!(costs, 1, "one plugin report:\n{}", done.stderr);
+    assert_pictures_show(&out, &[("out", &out)]);
+}
