@@ -177,3 +177,51 @@ yaml.safe_dump({"output_dir": out + "/yaml-run", "max_steps": 4, "logging_steps"
         assert_eq!(logged, steps, "{file}");
     }
 }
+
+/// `--prediction_loss_only`: evaluation logs the loss and none of the
+/// model's metrics, as HF's `prediction_step` returns `(loss, None, None)`.
+#[test]
+fn prediction_loss_only_evaluates_the_loss_alone() {
+    let eval_keys = |test: &str, extra: &[&str]| -> Vec<String> {
+        let run = Run::command(test, &[]);
+        let out = run.out();
+        let done = Run::command(
+            test,
+            &[
+                "train",
+                "--task",
+                "sort",
+                "--task_option",
+                "train_size=64",
+                "--task_option",
+                "eval_size=32",
+                "--max_steps",
+                "2",
+                "--eval_strategy",
+                "steps",
+                "--eval_steps",
+                "2",
+                "--disable_tqdm",
+                "--output_dir",
+                out.to_str().unwrap(),
+            ],
+        )
+        .args(extra)
+        .ok();
+        let state = crate::util::read_state(&done.out.join("trainer_state.json"));
+        let eval = state["log_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e.get("eval_loss").is_some())
+            .expect("an evaluation was logged")
+            .clone();
+        let mut keys: Vec<String> = eval.as_object().unwrap().keys().cloned().collect();
+        keys.retain(|k| !k.ends_with("_per_second") && !k.ends_with("runtime"));
+        keys
+    };
+    let full = eval_keys("prediction_loss_only_off", &[]);
+    assert!(full.contains(&"eval_accuracy".to_string()), "{full:?}");
+    let loss_only = eval_keys("prediction_loss_only_on", &["--prediction_loss_only"]);
+    assert_eq!(loss_only, ["epoch", "eval_loss", "step"]);
+}

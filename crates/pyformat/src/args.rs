@@ -155,6 +155,7 @@ pub const TRAINING_ARGS: &[Field] = &[
     host_field("torch_empty_cache_steps", Lit::None),
     host_field("average_tokens_across_devices", Lit::Bool(true)),
     host_field("project", Lit::Str("huggingface")),
+    host_field("prediction_loss_only", Lit::Bool(false)),
     // Gone from transformers 5.24 (TensorBoard reads TENSORBOARD_LOGGING_DIR);
     // kept by trainbox as HF 4's flag for where TensorBoard writes.
     Field {

@@ -299,6 +299,8 @@ training_arguments! {
     average_tokens_across_devices: bool = true;
     /// The project runs are logged under (HF: used by the trackio integration only).
     project: String = "huggingface".into();
+    /// Evaluate and predict the loss only: no metrics, no predictions (HF's prediction_step returns `(loss, None, None)`).
+    prediction_loss_only: bool = false;
     /// Where TensorBoard writes its events (HF 4's field, gone from 5.24; default: TENSORBOARD_LOGGING_DIR, else output_dir/runs/<run>).
     logging_dir: Option<String> = None;
 }

@@ -60,7 +60,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("trackio_space_id", "null", TRACKIO_HUB),
     no("trackio_bucket_id", "null", TRACKIO_HUB),
     no("trackio_static_space_id", "null", TRACKIO_HUB),
-    no("prediction_loss_only", "false", "trainbox's evaluation always computes the --metric values it is given; give no --metric for the loss alone"),
     no("eval_do_concat_batches", "true", "predictions are always concatenated (predictions.safetensors holds one tensor per output)"),
     no("eval_use_gather_object", "false", "there are no Python objects to gather: predictions are tensors, gathered as tensors"),
     no("include_for_metrics", "[]", COMPUTE_METRICS),

@@ -90,7 +90,8 @@ pub fn run(
     }
     if let (true, Some(test)) = (splits.predict, test) {
         let out = trainer.predict(test, "predict")?;
-        if write_results {
+        // --prediction_loss_only predicts no logits, as HF's (None).
+        if write_results && !trainer.args().prediction_loss_only {
             results::save_predictions(dir, out.predictions.as_ref(), out.label_ids.as_ref())?;
         }
         save("predict", out.metrics, samples[2])?;

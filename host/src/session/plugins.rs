@@ -12,7 +12,7 @@ use super::integrations;
 use super::setup::{PluginSetup, PluginSource};
 use crate::args::TrainingArguments;
 use crate::dist::World;
-use crate::sandbox::{CompiledPlugin, NotGranted, Sandbox, WasmPlugin};
+use crate::sandbox::{CompiledPlugin, NotGranted, PluginSettings, Sandbox, WasmPlugin};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -165,7 +165,7 @@ pub fn start_one(
     identity::check(setup, &loaded)?;
     let [(c, _)] = loaded;
     sandbox
-        .instantiate(&c, setup.settings_for(&c.info.name), args, 0)
+        .instantiate(&c, user_settings(setup, &c), args, 0)
         .map_err(|e| identity::path_hint(e, &c, None, setup))
 }
 
@@ -180,7 +180,7 @@ fn start(
     args: &TrainingArguments,
     instance: usize,
 ) -> Result<Option<WasmPlugin>> {
-    let mut settings = setup.settings_for(&c.info.name);
+    let mut settings = user_settings(setup, c);
     if let Some(integration) = integration {
         settings = integrations::settings(integration, &c.info, args, settings)?;
     }
@@ -196,6 +196,23 @@ fn start(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The user's settings for a plugin, with only the grants it declared in
+/// `describe` (a grant it did not ask for is left out, with a warning).
+fn user_settings(setup: &PluginSetup, c: &CompiledPlugin) -> PluginSettings {
+    let mut settings = setup.settings_for(&c.info.name);
+    let (grants, unused) = crate::sandbox::narrow_grants(&c.info.capabilities, settings.grants);
+    settings.grants = grants;
+    if !unused.is_empty() {
+        crate::ui::warn(&format!(
+            "{}: plugin {} does not ask for {}, so it is not granted (a grant applies only to what the plugin declares; `trainbox plugins inspect` lists it)",
+            c.path.display(),
+            c.info.name,
+            unused.join(", ")
+        ));
+    }
+    settings
 }
 
 /// Runs `work` on world zero, then on the other ranks (which wait for it

@@ -97,6 +97,11 @@ impl Trainer {
             })
             .with_context(at)?;
             drop(autocast);
+            if self.args.prediction_loss_only {
+                // HF's prediction_step returns (loss, None, None).
+                out.metrics.clear();
+                (out.predictions, out.labels) = (None, None);
+            }
             if let (Some(loss), true) = (&out.loss, counted) {
                 loss_sum += super::train::loss_value(loss)? * batch.len() as f64;
                 with_loss += batch.len();
