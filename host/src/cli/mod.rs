@@ -16,6 +16,7 @@ mod results;
 mod sdk;
 mod splits;
 mod train;
+mod yaml;
 
 pub use crate::session::integrations::INTEGRATIONS;
 pub use crate::session::{builtin_plugin_dir, wasm_files};
