@@ -15,6 +15,7 @@
 use super::checkpoint::{get_last_checkpoint, MODEL_FILE, OPTIMIZER_FILE, TRAINER_STATE_FILE};
 use super::run::{read_loop_state, Run, LOOP_STATE_FILE};
 use super::Trainer;
+use crate::args::{ArgValue, OptimizerName, TrainingArguments};
 use crate::pyjson::Json;
 use crate::state::{TrainerControl, TrainerState};
 use anyhow::{anyhow, bail, Context, Result};
@@ -82,7 +83,7 @@ impl Trainer {
         }
         refuse_model_only(dir)?;
         let loop_state = read_loop_state(dir, loaded.global_step)?;
-        super::optim::check_checkpoint_optimizer(dir, &self.args)?;
+        check_checkpoint_optimizer(dir, &self.args)?;
         let schedule_state = read_schedule_state(dir)?;
         let optimizer_file = dir.join(OPTIMIZER_FILE);
         let moments = if optimizer_file.is_file() {
@@ -339,7 +340,42 @@ fn read_schedule_state(dir: &Path) -> Result<Option<Json>> {
     }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    Json::parse(&text)
-        .map(Some)
-        .map_err(|e| anyhow!("{}: corrupt: {e}; restore it from a copy, or delete it to restart the schedule", file.display()))
+    Json::parse(&text).map(Some).map_err(|e| {
+        anyhow!(
+            "{}: corrupt: {e}; restore it from a copy, or delete it to restart the schedule",
+            file.display()
+        )
+    })
+}
+
+/// Checks that a checkpoint was trained with the optimizer this run uses:
+/// its `training_args.json` names its `--optim` (a trainbox checkpoint
+/// written before `--optim` existed was AdamW's; one without the file, as
+/// HF's, is not checked).
+fn check_checkpoint_optimizer(dir: &Path, args: &TrainingArguments) -> Result<()> {
+    let ours = args.optim.algorithm().map_err(|e| anyhow!(e))?;
+    let file = dir.join(super::checkpoint::TRAINING_ARGS_FILE);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    let Ok(json) = Json::parse(&text) else {
+        return Ok(());
+    };
+    let theirs = match json.as_object().and_then(|o| o.get("optim")) {
+        None => OptimizerName::AdamwTorch,
+        Some(v) => {
+            OptimizerName::from_json(v).map_err(|e| anyhow!("{}: optim: {e}", file.display()))?
+        }
+    };
+    let their_algorithm = theirs
+        .algorithm()
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    if their_algorithm != ours {
+        bail!(
+            "{}: trained with --optim {theirs}, and this run has --optim {}: one optimizer's state cannot continue another's; resume with --optim {theirs}, or train from scratch in another --output_dir",
+            dir.display(),
+            args.optim
+        );
+    }
+    Ok(())
 }

@@ -341,7 +341,7 @@ impl Trainer {
         }
         if self.control.should_evaluate {
             let metrics = self.evaluate()?;
-            self.step_schedule_on_metric(run, &metrics)?;
+            self.step_schedule_on_metric(&mut run.schedule, &metrics)?;
             let is_new_best = self.state.determine_best_metric(&self.args, &metrics)?;
             if self.args.save_strategy == SaveStrategy::Best {
                 self.control.should_save = is_new_best;

@@ -25,11 +25,9 @@ pub use options::{parse_optim_args, Settings};
 pub use rmsprop::RmsPropConfig;
 pub use sgd::SgdConfig;
 
-use crate::args::{Algorithm, ArgValue, OptimizerName, TrainingArguments};
-use crate::pyjson::Json;
-use anyhow::{anyhow, bail, Result};
+use crate::args::{Algorithm, TrainingArguments};
+use anyhow::{bail, Result};
 use std::collections::HashMap;
-use std::path::Path;
 use tch::Tensor;
 
 /// One parameter the optimizer updates.
@@ -321,38 +319,6 @@ impl Steps {
         }
         Ok(())
     }
-}
-
-/// Checks that a checkpoint was trained with the optimizer this run uses:
-/// its `training_args.json` names its `--optim` (a trainbox checkpoint
-/// written before `--optim` existed was AdamW's; one without the file, as
-/// HF's, is not checked).
-pub fn check_checkpoint_optimizer(dir: &Path, args: &TrainingArguments) -> Result<()> {
-    let ours = args.optim.algorithm().map_err(|e| anyhow!(e))?;
-    let file = dir.join(super::checkpoint::TRAINING_ARGS_FILE);
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return Ok(());
-    };
-    let Ok(json) = Json::parse(&text) else {
-        return Ok(());
-    };
-    let theirs = match json.as_object().and_then(|o| o.get("optim")) {
-        None => OptimizerName::AdamwTorch,
-        Some(v) => {
-            OptimizerName::from_json(v).map_err(|e| anyhow!("{}: optim: {e}", file.display()))?
-        }
-    };
-    let their_algorithm = theirs
-        .algorithm()
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    if their_algorithm != ours {
-        bail!(
-            "{}: trained with --optim {theirs}, and this run has --optim {}: one optimizer's state cannot continue another's; resume with --optim {theirs}, or train from scratch in another --output_dir",
-            dir.display(),
-            args.optim
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

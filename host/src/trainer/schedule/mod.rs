@@ -305,10 +305,10 @@ impl super::Trainer {
     /// `metrics[metric_for_best_model]` (with its `eval_` prefix).
     pub(super) fn step_schedule_on_metric(
         &mut self,
-        run: &mut super::run::Run,
+        schedule: &mut Schedule,
         metrics: &crate::state::Logs,
     ) -> anyhow::Result<()> {
-        if !run.schedule.steps_on_metric() {
+        if !schedule.steps_on_metric() {
             return Ok(());
         }
         let key = self
@@ -320,10 +320,10 @@ impl super::Trainer {
             anyhow::bail!(
                 "The `metric_for_best_model` training argument is set to '{key}', which is not found in the evaluation metrics. The available evaluation metrics are: [{}]. Consider changing --metric_for_best_model (the {} schedule steps on it)",
                 available.join(", "),
-                run.schedule.kind()
+                schedule.kind()
             );
         };
-        run.schedule.step_on_metric(value);
+        schedule.step_on_metric(value);
         Ok(())
     }
 }
