@@ -121,8 +121,20 @@ pub(super) fn faults(done_stderr: &str) -> (u64, u64) {
     faults_of("mlflow", done_stderr)
 }
 
-/// The plugin report's row of `plugin`: (faults, restarts).
+/// The plugin report's row of `plugin`: (faults, restarts); (0, 0) when
+/// the report is its one line (no plugin faulted, restarted or was slow).
 pub(super) fn faults_of(plugin: &str, done_stderr: &str) -> (u64, u64) {
+    let listed = done_stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("plugins: "))
+        .and_then(|l| l.split("; ").next())
+        .is_some_and(|list| {
+            list.split(", ")
+                .any(|each| each.split_whitespace().next() == Some(plugin))
+        });
+    if listed {
+        return (0, 0);
+    }
     let row = done_stderr
         .lines()
         .find(|l| l.split_whitespace().next() == Some(plugin))
