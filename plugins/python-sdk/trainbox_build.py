@@ -88,11 +88,23 @@ def local_sources(app, folders):
     return out
 
 
+# The file that marks a build folder as this script's.
+MARKER = ".made-by-trainbox-build"
+
+
 def stage(args, imports):
     """The build folder: the entry module, the SDK's modules and the world."""
     build = os.path.abspath(args.build)
-    shutil.rmtree(build, ignore_errors=True)
+    # Only a folder this script made (it holds the marker) is ever deleted.
+    marker = os.path.join(build, MARKER)
+    if os.path.exists(build):
+        if not os.path.isfile(marker):
+            sys.exit(f"trainbox_build: {build} exists and was not made by trainbox_build.py; "
+                     "pass another --build folder (it is deleted and made afresh each build)")
+        shutil.rmtree(build)
     os.makedirs(os.path.join(build, "py"))
+    with open(marker, "w", encoding="utf-8") as f:
+        f.write("made by trainbox_build.py: deleted and made afresh at each build\n")
     for module in ("trainbox_runtime.py", "trainbox_http.py"):
         shutil.copy(os.path.join(HERE, module), os.path.join(build, "py", module))
     with open(os.path.join(build, "py", "trainbox_entry.py"), "w", encoding="utf-8") as f:
@@ -112,7 +124,8 @@ def main():
     p.add_argument("-o", "--output", required=True, help="the .wasm to write")
     p.add_argument("--componentize-py", required=True, dest="componentize")
     p.add_argument("--wit", required=True, help="the folder of trainbox's callback.wit")
-    p.add_argument("--build", default="build", help="scratch folder (default: build)")
+    p.add_argument("--build", default=".trainbox-build",
+                   help="scratch folder, deleted and made afresh (default: .trainbox-build)")
     args = p.parse_args()
     extra = [d for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d]
     folders = [os.getcwd()] + [os.path.abspath(d) for d in extra]

@@ -111,12 +111,12 @@ fn a_python_exception_shows_its_traceback_and_counts_as_a_fault() {
     ]
     .join("\n");
     assert!(done.stderr.contains(&traceback), "{}", done.stderr);
-    assert!(
-        done.stderr
-            .contains("fault: raiser-py: on_log: trapped: wasm `unreachable`"),
-        "{}",
-        done.stderr
-    );
+    // The fault line of the report quotes it too, exception last.
+    let quoted = "fault: raiser-py: on_log: trapped: wasm `unreachable` executed (a panic or abort) after it wrote: \
+                  Traceback (most recent call last): | File \"app.py\", line 32, in on_event | \
+                  ratio(1.0, state.global_step - SETTINGS[\"step\"]) | File \"app.py\", line 15, in ratio | \
+                  return loss / steps_left | ZeroDivisionError: division by zero";
+    assert!(done.stderr.contains(quoted), "{}", done.stderr);
     // In configure the exception is its error: file, line and exception in
     // the one line that stops the run.
     let err = Run::regression("py_raise_configure")
@@ -184,5 +184,41 @@ fn a_python_import_the_build_cannot_bundle_fails_the_build_naming_it() {
     assert!(
         stderr.contains("pip install --target deps no_such_module_here"),
         "the fix: {stderr}"
+    );
+}
+
+/// The Python build deletes and remakes only a scratch folder it made: a
+/// folder of the user's under that name is left whole, with one error.
+#[test]
+fn the_python_build_never_deletes_a_folder_it_did_not_make() {
+    let dir = fresh_dir("py_build_foreign_folder");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        root.join("plugins/testing/lazy-import-py/app.py"),
+        dir.join("app.py"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("mine")).unwrap();
+    std::fs::write(dir.join("mine/notes.txt"), "keep me").unwrap();
+    let tools = lang_tools();
+    let out = Command::new(tools.join("python3"))
+        .arg(root.join("plugins/python-sdk/trainbox_build.py"))
+        .arg("--componentize-py")
+        .arg(tools.join("componentize-py"))
+        .arg("--wit")
+        .arg(root.join("wit"))
+        .args(["--build", "mine", "app", "-o", "app.wasm"])
+        .current_dir(&dir)
+        .output()
+        .expect("running trainbox_build.py (make lang-tools installs componentize-py)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("was not made by trainbox_build.py"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("mine/notes.txt")).unwrap(),
+        "keep me"
     );
 }
