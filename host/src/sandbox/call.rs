@@ -20,10 +20,13 @@ pub(super) fn call<T>(
     f: impl FnOnce(&mut Store<PluginHost>) -> wasmtime::Result<T>,
 ) -> Result<T, PluginFault> {
     arm(store, deadline);
+    store.data().stderr.begin_call();
     let started = Instant::now();
     let result = f(store);
     report.add(export, started.elapsed());
-    result.map_err(|e| PluginFault::classify(&e, deadline))
+    result.map_err(|e| {
+        PluginFault::classify(&e, deadline).quoting(|| store.data().stderr.recent_lines())
+    })
 }
 
 /// Arms a store for a call of at most `d`: the epoch deadline for the

@@ -67,7 +67,34 @@ pub enum PluginFault {
     BadOutput(String),
 }
 
+/// The trap of a panic or abort, before the lines that explain it.
+const UNREACHABLE: &str = "wasm `unreachable` executed";
+
 impl PluginFault {
+    /// A panic's fault line with what the call wrote on stderr before it
+    /// (a Rust panic's message, a Python traceback), so that the report
+    /// shows why; other faults are left as they are.
+    pub fn quoting(self, stderr: impl FnOnce() -> Vec<String>) -> PluginFault {
+        match self {
+            PluginFault::Trap(msg) if msg.starts_with(UNREACHABLE) => {
+                // One line, as every fault line: the lines joined by " | ".
+                let lines: Vec<String> = stderr()
+                    .iter()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if lines.is_empty() {
+                    return PluginFault::Trap(msg);
+                }
+                PluginFault::Trap(format!(
+                    "{UNREACHABLE} (a panic or abort) after it wrote: {}",
+                    lines.join(" | ")
+                ))
+            }
+            other => other,
+        }
+    }
+
     /// Classifies a call error by type, never by message; `deadline` is the
     /// one the call ran under.
     pub fn classify(err: &wasmtime::Error, deadline: Duration) -> PluginFault {

@@ -45,8 +45,16 @@ pub struct PluginHost {
     pub(super) fs: FsGuard,
     /// The plugin's stdout, where `progress.write-line` prints too.
     stdout: PluginOutput,
+    /// Its stderr, whose last lines a panicking call's fault quotes.
+    pub(super) stderr: PluginOutput,
     bars_open: usize,
     bars_left: usize,
+}
+
+/// A plugin's two output streams.
+pub(super) struct Outputs {
+    pub stdout: PluginOutput,
+    pub stderr: PluginOutput,
 }
 
 impl PluginHost {
@@ -56,7 +64,7 @@ impl PluginHost {
         http: HttpPolicy,
         limits: Limiter,
         view: RunView,
-        stdout: PluginOutput,
+        outputs: Outputs,
     ) -> Self {
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
@@ -74,7 +82,8 @@ impl PluginHost {
             http,
             call_deadline: None,
             fs: FsGuard::none(),
-            stdout,
+            stdout: outputs.stdout,
+            stderr: outputs.stderr,
             bars_open: 0,
             bars_left: 0,
         }

@@ -113,7 +113,13 @@ struct Sink {
     tokens: f64,
     refilled: Instant,
     rate_reported: bool,
+    /// The last lines written since the current call began (cleaned,
+    /// printed or not), for the fault line of a call that panics.
+    recent: std::collections::VecDeque<String>,
 }
+
+/// Lines of a panicking call's stderr that its fault line quotes.
+const RECENT_LINES: usize = 12;
 
 impl Sink {
     /// Refills both buckets for the time since the last refill.
@@ -143,14 +149,15 @@ impl Sink {
     }
 
     fn emit(&mut self, raw: &[u8]) {
+        let text = clean_line(&String::from_utf8_lossy(raw));
+        if self.recent.len() == RECENT_LINES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(text.clone());
         if !self.may_print() {
             return;
         }
-        let line = format!(
-            "{}{}",
-            self.prefix,
-            clean_line(&String::from_utf8_lossy(raw))
-        );
+        let line = format!("{}{}", self.prefix, text);
         self.print(&line);
     }
 
@@ -239,7 +246,21 @@ impl PluginOutput {
             tokens: BURST_LINES,
             refilled: Instant::now(),
             rate_reported: false,
+            recent: std::collections::VecDeque::new(),
         })))
+    }
+
+    /// Forgets the lines of earlier calls: a call begins.
+    pub fn begin_call(&self) {
+        self.sink().recent.clear();
+    }
+
+    /// The last lines written since the call began (a line still without
+    /// its newline included), oldest first.
+    pub fn recent_lines(&self) -> Vec<String> {
+        let mut sink = self.sink();
+        sink.flush();
+        sink.recent.iter().cloned().collect()
     }
 
     /// Prints the line(s) of `progress.write-line`, under the same caps.

@@ -8,7 +8,7 @@ use super::clock;
 use super::fs::disk::{Baseline, Usage};
 use super::fs::{self, FsGuard};
 use super::grants::Grants;
-use super::host::PluginHost;
+use super::host::{Outputs, PluginHost};
 use super::http_policy::HttpPolicy;
 use super::limits::{Limiter, PluginLimits};
 use super::output::{Channel, PluginOutput};
@@ -36,11 +36,11 @@ impl StoreFactory {
     /// A store that grants nothing at all (not even a directory): where a
     /// plugin describes itself.
     pub fn bare(&self, label: &str, limits: &PluginLimits) -> Store<PluginHost> {
-        let (mut wasi, stdout) = output_only(label);
+        let (mut wasi, outputs) = output_only(label);
         self.store(
             label,
             wasi.build(),
-            stdout,
+            outputs,
             HttpPolicy::deny_all(label),
             limits,
         )
@@ -55,9 +55,9 @@ impl StoreFactory {
         limits: &PluginLimits,
         baseline: &Baseline,
     ) -> Result<Store<PluginHost>> {
-        let (wasi, stdout) = granted_ctx(label, own_dir, grants)?;
+        let (wasi, outputs) = granted_ctx(label, own_dir, grants)?;
         let http = HttpPolicy::new(label, grants.http.clone(), limits.http_timeout);
-        let mut store = self.store(label, wasi, stdout, http, limits);
+        let mut store = self.store(label, wasi, outputs, http, limits);
         if self.enforce_limits {
             let quota = Usage {
                 bytes: limits.disk_bytes,
@@ -79,12 +79,12 @@ impl StoreFactory {
         &self,
         label: &str,
         wasi: WasiCtx,
-        stdout: PluginOutput,
+        outputs: Outputs,
         http: HttpPolicy,
         limits: &PluginLimits,
     ) -> Store<PluginHost> {
         let limiter = Limiter::new(limits.memory_bytes);
-        let host = PluginHost::new(label, wasi, http, limiter, self.view.clone(), stdout);
+        let host = PluginHost::new(label, wasi, http, limiter, self.view.clone(), outputs);
         let mut store = Store::new(&self.engine, host);
         if self.enforce_limits {
             store.limiter(|h| &mut h.limits);
@@ -96,20 +96,19 @@ impl StoreFactory {
 
 /// A WASI builder with only the capped stdout and stderr, and that stdout,
 /// which `write-line` shares (one budget).
-fn output_only(label: &str) -> (WasiCtxBuilder, PluginOutput) {
+fn output_only(label: &str) -> (WasiCtxBuilder, Outputs) {
     let mut builder = WasiCtx::builder();
     let stdout = PluginOutput::new(label, Channel::Stdout, OUTPUT_BUDGET);
-    builder
-        .stdout(stdout.clone())
-        .stderr(PluginOutput::new(label, Channel::Stderr, OUTPUT_BUDGET));
-    (builder, stdout)
+    let stderr = PluginOutput::new(label, Channel::Stderr, OUTPUT_BUDGET);
+    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    (builder, Outputs { stdout, stderr })
 }
 
 /// The WASI context of a configured plugin: its own directory as `.`,
 /// granted directories and variables, capped stdout/stderr, no network
 /// sockets, no stdin, coarse clocks.
-fn granted_ctx(label: &str, own_dir: &Path, grants: &Grants) -> Result<(WasiCtx, PluginOutput)> {
-    let (mut builder, stdout) = output_only(label);
+fn granted_ctx(label: &str, own_dir: &Path, grants: &Grants) -> Result<(WasiCtx, Outputs)> {
+    let (mut builder, outputs) = output_only(label);
     let b = &mut builder;
     b.allow_tcp(false)
         .allow_udp(false)
@@ -137,5 +136,5 @@ fn granted_ctx(label: &str, own_dir: &Path, grants: &Grants) -> Result<(WasiCtx,
             b.env(var, value);
         }
     }
-    Ok((builder.build(), stdout))
+    Ok((builder.build(), outputs))
 }
