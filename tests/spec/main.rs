@@ -37,6 +37,8 @@ mod library;
 mod loading;
 /// The loop's arguments: label smoothing and token counts against HF, workers, seeds, model-only saves.
 mod loop_args;
+/// `--optim` sgd, adagrad, rmsprop, adafactor against the HF Trainer; refused names.
+mod optimizers;
 /// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.
 mod output_grant;
 /// `trainbox train --model`: TorchScript models on dataset files, checked from Python.
@@ -47,26 +49,24 @@ mod own_model_errors;
 mod own_model_parity;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
-/// Python plugins: imports in functions, HTTP, tracebacks, build-time import errors.
-mod python_plugins;
 /// Devices and mixed precision on the CPU: bf16 against float32, HF's checks, fp16 loss scaling.
 mod precision;
+/// Python plugins: imports in functions, HTTP, tracebacks, build-time import errors.
+mod python_plugins;
 /// The end of a run: the summary, the learning curves, `trainbox report` on two runs.
 mod report;
 /// Open files and disk quotas; failed saves leave nothing half-written.
 mod resources;
 /// Exact resume, stateful plugins, bad checkpoints.
 mod resume;
-/// Every `--lr_scheduler_type` against transformers' own learning rates, bit for bit.
-mod schedules;
-/// `--optim` sgd, adagrad, rmsprop, adafactor against the HF Trainer; refused names.
-mod optimizers;
 /// Hostile plugins: limits, faults, output caps, escapes, states.
 mod sandbox;
-/// The library's one call for a run with plugins (`trainbox::Run`).
-mod session;
 /// Sandbox holes found from outside: tables, written state size, spoofed lines, rejected states.
 mod sandbox_holes;
+/// Every `--lr_scheduler_type` against transformers' own learning rates, bit for bit.
+mod schedules;
+/// The library's one call for a run with plugins (`trainbox::Run`).
+mod session;
 /// TorchScript modules from Python: trained through the library, read back by torch.
 mod torchscript;
 /// `trainer_state.json` and checkpoints, read back by transformers itself.

@@ -286,7 +286,11 @@ fn unsubscribed_events_never_enter_the_plugin() {
         .args(&["--plugin_config", "stopper.at_step=100"])
         .ok();
     let report = report_calls(&done.stderr);
-    let calls = report.iter().find(|(label, _)| label == "stopper").unwrap().1;
+    let calls = report
+        .iter()
+        .find(|(label, _)| label == "stopper")
+        .unwrap()
+        .1;
     assert_eq!(
         calls, 24,
         "stopper subscribes to on_step_end only: {report:?}"

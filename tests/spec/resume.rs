@@ -66,7 +66,12 @@ fn events_after(done: &Done, step: u64) -> Vec<String> {
 /// Trains `flags` in one go, and again from `checkpoint-{at}` of that run in
 /// a fresh directory; asserts identical weights, optimizer state, log history
 /// (timing aside) and events after the resume point. Returns both runs.
-pub(crate) fn assert_resume_is_exact(test: &str, flags: &[&str], at: u64, last: u64) -> (Done, Done) {
+pub(crate) fn assert_resume_is_exact(
+    test: &str,
+    flags: &[&str],
+    at: u64,
+    last: u64,
+) -> (Done, Done) {
     let whole = Run::regression(&format!("{test}_whole")).args(flags).ok();
     let resumed = resuming(
         Run::regression(&format!("{test}_resumed")).args(flags),

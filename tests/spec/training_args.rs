@@ -20,6 +20,7 @@ TrainingArguments._setup_devices = property(lambda self: torch.device("cpu"))
 print(json.dumps({
     "to_dict": TrainingArguments().to_dict(),
     "fields": [f.name for f in dataclasses.fields(TrainingArguments)],
+    "types": {f.name: str(f.type) for f in dataclasses.fields(TrainingArguments)},
 }))
 "#;
     Json::parse(&run_torch_python(script, &[])).unwrap()
@@ -90,6 +91,12 @@ fn every_hf_field_is_implemented_or_refused_with_a_reason() {
             u.name
         );
         assert!(u.why.len() > 20, "{}: give a reason", u.name);
+        let ty = hf["types"].as_object().unwrap()[u.name]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let is_bool = ty.contains("bool") && !ty.contains("dict") && !ty.contains("str");
+        assert_eq!(u.takes_bool(), is_bool, "{}: HF types it {ty}", u.name);
         let ours = Json::parse(u.default).unwrap();
         assert_eq!(ours, to_dict[u.name], "{}: HF's to_dict() default", u.name);
     }

@@ -93,12 +93,28 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     no("local_rank", "-1", "the launcher sets it: torchrun's LOCAL_RANK is read from the environment"),
 ];
 
+/// The unsupported fields typed `bool | None` in HF: a bare flag means
+/// true, as HF's parser takes them (`nargs="?"`, `const=True`).
+const OPTIONAL_BOOLS: [&str; 6] = [
+    "activation_checkpointing",
+    "gradient_checkpointing",
+    "hub_private_repo",
+    "ddp_find_unused_parameters",
+    "ddp_broadcast_buffers",
+    "ddp_static_graph",
+];
+
 /// The entry of `name`, when it is an unsupported HF field.
 pub fn find(name: &str) -> Option<&'static Unsupported> {
     UNSUPPORTED.iter().find(|u| u.name == name)
 }
 
 impl Unsupported {
+    /// Whether HF types it `bool` (or `bool | None`): a bare flag is true.
+    pub fn takes_bool(&self) -> bool {
+        matches!(self.default_json(), Json::Bool(_)) || OPTIONAL_BOOLS.contains(&self.name)
+    }
+
     /// HF's default, as JSON.
     pub fn default_json(&self) -> Json {
         Json::parse(self.default).expect("UNSUPPORTED defaults are JSON")

@@ -283,13 +283,22 @@ impl RunConfig {
     /// Applies one key of a `[plugins.NAME]` table given as a flag
     /// (`--plugin_grant NAME.KEY=VALUE`): `read_dirs`/`write_dirs` take
     /// `GUEST=DIR`, with DIR relative to `base`; numbers are numbers.
-    pub fn apply_plugin_flag(&mut self, name: &str, key: &str, value: &str, base: &Path) -> Result<()> {
+    pub fn apply_plugin_flag(
+        &mut self,
+        name: &str,
+        key: &str,
+        value: &str,
+        base: &Path,
+    ) -> Result<()> {
         let value = match key {
             "read_dirs" | "write_dirs" => {
                 let (guest, host) = value.split_once('=').ok_or_else(|| {
                     anyhow!("{key} takes GUEST=DIR (the path the plugin sees = a directory here)")
                 })?;
-                Json::Object(BTreeMap::from([(guest.to_string(), Json::Str(host.into()))]))
+                Json::Object(BTreeMap::from([(
+                    guest.to_string(),
+                    Json::Str(host.into()),
+                )]))
             }
             // The limits: memory_mb, deadline_ms, max_open_files, ...
             k if k.ends_with("_mb") || k.ends_with("_ms") || k.ends_with("_files") => {

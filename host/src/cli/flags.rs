@@ -40,7 +40,7 @@ pub const RUN_FLAGS: &[(&str, &str, &str)] = &[
     (
         "plugin_grant",
         "NAME.KEY=VALUE",
-        "a grant or limit for plugin NAME, any key of its [plugins.NAME] table (repeatable): allow_http=ORIGIN, env=VAR, read_dirs=GUEST=DIR, write_dirs=GUEST=DIR, memory_mb=N, ...; DIR is relative to the current directory",
+        "a grant or limit for plugin NAME, any key of its [plugins.NAME] table (repeatable): path=FILE (grants need it), allow_http=ORIGIN, env=VAR, read_dirs=GUEST=DIR, write_dirs=GUEST=DIR, memory_mb=N, ...; FILE and DIR are relative to the current directory",
     ),
 ];
 
@@ -61,7 +61,7 @@ fn kind_of(name: &str) -> Option<Kind> {
         .iter()
         .find(|u| u.name == name)
         .map(|u| match u.default_json() {
-            Json::Bool(_) => Kind::Bool,
+            _ if u.takes_bool() => Kind::Bool,
             Json::Array(_) => Kind::List,
             _ => Kind::Single,
         })
@@ -280,12 +280,23 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("Hugging Face Hub"), "{err}");
-        let err = format!("{:#}", parse_train(&argv("--deepspeed ds.json")).unwrap_err());
+        let err = format!(
+            "{:#}",
+            parse_train(&argv("--deepspeed ds.json")).unwrap_err()
+        );
         assert!(err.contains("torchrun"), "{err}");
+        // A `bool | None` field is a bare flag too.
+        let err = format!(
+            "{:#}",
+            parse_train(&argv("--ddp_static_graph")).unwrap_err()
+        );
+        assert!(err.contains("does not support ddp_static_graph"), "{err}");
         // At HF's default there is nothing to refuse.
         parse_train(&argv("--push_to_hub false --hub_strategy every_save")).unwrap();
         // A near miss of an unsupported field names it, not another field.
-        let err = parse_train(&argv("--push_to_hubb")).unwrap_err().to_string();
+        let err = parse_train(&argv("--push_to_hubb"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "unrecognized flag --push_to_hubb (did you mean --push_to_hub?)"

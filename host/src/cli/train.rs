@@ -31,6 +31,7 @@ pub fn run(mut cfg: RunConfig) -> Result<i32> {
     cfg.args
         .finish()
         .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    crate::trainer::determinism_env(&cfg.args);
     let splits = splits::of(&cfg);
     // Plugins see `all` as the integrations it stands for, as HF's args do.
     cfg.args.report_to = integrations::selected(&cfg.args.report_to)?

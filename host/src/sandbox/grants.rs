@@ -45,6 +45,16 @@ impl Capability {
         }
     }
 
+    /// The command-line flag that grants it to `plugin`.
+    pub fn flag(&self, plugin: &str) -> String {
+        match self {
+            Capability::ReadDir(g) => format!("--plugin_grant {plugin}.read_dirs={g}=<host dir>"),
+            Capability::WriteDir(g) => format!("--plugin_grant {plugin}.write_dirs={g}=<host dir>"),
+            Capability::Env(v) => format!("--plugin_grant {plugin}.env={v}"),
+            Capability::Http(o) => format!("--plugin_grant {plugin}.allow_http={o}"),
+        }
+    }
+
     /// The run-config setting that grants it to `plugin`.
     pub fn fix(&self, plugin: &str) -> String {
         match self {
@@ -105,7 +115,11 @@ pub fn narrow(asked: &[Capability], grants: Grants) -> (Grants, Vec<String>) {
         let writes = asked.contains(&Capability::WriteDir(d.guest.clone()));
         let reads = writes || asked.contains(&Capability::ReadDir(d.guest.clone()));
         if !reads {
-            let key = if d.writable { "write_dirs" } else { "read_dirs" };
+            let key = if d.writable {
+                "write_dirs"
+            } else {
+                "read_dirs"
+            };
             unused.push(format!("{key} {:?}", d.guest));
             continue;
         }
@@ -167,11 +181,18 @@ impl fmt::Display for NotGranted {
         match &self.needs_path {
             Some(p) => write!(
                 f,
-                ", beside plugins.{}.path = {:?} (grants reach only the file named there)",
+                ", beside plugins.{}.path = {:?} (grants reach only the file named there); on the command line: --plugin_grant {}.path={} {}",
                 self.plugin,
-                p.display().to_string()
+                p.display().to_string(),
+                self.plugin,
+                p.display(),
+                self.capability.flag(&self.plugin)
             ),
-            None => Ok(()),
+            None => write!(
+                f,
+                " (on the command line: {})",
+                self.capability.flag(&self.plugin)
+            ),
         }
     }
 }
@@ -243,7 +264,10 @@ mod tests {
         let (kept, unused) = narrow(&asked, grants());
         assert_eq!(kept.dirs.len(), 1);
         assert_eq!(kept.dirs[0].guest, "/out");
-        assert!(!kept.dirs[0].writable, "a read declaration gets read access");
+        assert!(
+            !kept.dirs[0].writable,
+            "a read declaration gets read access"
+        );
         assert_eq!(kept.env, ["MLFLOW_TRACKING_URI"]);
         assert!(kept.http.is_empty());
         assert_eq!(
@@ -279,7 +303,7 @@ mod tests {
         assert_eq!(err.capability, asked[0]);
         assert_eq!(
             err.to_string(),
-            "p.wasm: plugin p asks for `write-dir /data`, which is not granted; add plugins.p.write_dirs = { \"/data\" = \"<host dir>\" } to the run config"
+            "p.wasm: plugin p asks for `write-dir /data`, which is not granted; add plugins.p.write_dirs = { \"/data\" = \"<host dir>\" } to the run config (on the command line: --plugin_grant p.write_dirs=/data=<host dir>)"
         );
     }
 

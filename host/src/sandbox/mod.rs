@@ -53,7 +53,9 @@ pub use fs::fds::{
 };
 pub use fs::free::reserve_for_host as reserve_disk_for_host;
 pub use fs::Exceeded as FileLimitExceeded;
-pub use grants::{narrow as narrow_grants, Capability, DirGrant, Grants, NotGranted, ANY_GRANTED_ORIGIN};
+pub use grants::{
+    narrow as narrow_grants, Capability, DirGrant, Grants, NotGranted, ANY_GRANTED_ORIGIN,
+};
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
 pub use owners::{read_owners, Owner, OWNERS_FILE};
@@ -123,6 +125,11 @@ impl Sandbox {
     /// in `cache_dir` (none: no cache).
     pub fn new(view: RunView, cache_dir: Option<PathBuf>) -> Result<Sandbox> {
         Sandbox::build(view, cache_dir, true)
+    }
+
+    /// The rank of the process this sandbox serves (0 without a launcher).
+    pub fn rank(&self) -> usize {
+        self.rank
     }
 
     /// The sandbox of rank `rank` of a multi-process run: the plugins of a

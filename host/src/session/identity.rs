@@ -73,7 +73,7 @@ pub fn check(setup: &PluginSetup, loaded: &[Loaded]) -> Result<()> {
             );
             bail!(
                 "[plugins.{name}] grants {} but does not say which file it is for, and any plugin may call itself {name:?}; \
-                 add path = {file:?} to [plugins.{name}]",
+                 add path = {file:?} to [plugins.{name}] (on the command line: --plugin_grant {name}.path={file})",
                 granted(&s.grants)
             );
         }

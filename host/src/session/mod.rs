@@ -205,6 +205,10 @@ impl Run {
         // the command line runs it before anything is loaded.
         args.finish()
             .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+        // Before the trainer and the plugins' threads (the model is the
+        // caller's: a library user who trains on CUDA with
+        // --full_determinism calls this before building it).
+        crate::trainer::determinism_env(&args);
         // Plugins see `all` as the integrations it stands for, as HF's args do.
         args.report_to = integrations::selected(&args.report_to)?
             .into_iter()

@@ -53,6 +53,7 @@ use model::Model;
 
 pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
 pub use eval::PredictionOutput;
+pub use runtime::determinism_env;
 pub use stop::{Interrupted, StopRequest, StopSignal};
 
 /// What `train()` returns, as HF's `TrainOutput`.

@@ -6,9 +6,10 @@
 //! round-robin, so the batches and their order are those of 0 workers.
 //!
 //! A worker builds from its own handle on the data ([`Dataset::worker`]):
-//! tch's `Tensor` is `Send` but not `Sync`, so no tensor is shared between
-//! threads; each batch moves, whole, to the training thread, which moves it
-//! to the device. With 0 workers, or a dataset without worker handles,
+//! tch's `Tensor` is `Send` but not `Sync`, so no `Tensor` handle is used by
+//! two threads (an in-memory dataset's worker holds shallow clones, which
+//! share the storage, read only); each batch moves, whole, to the training
+//! thread, which moves it to the device. With 0 workers, or a dataset without worker handles,
 //! batches are built on the training thread when asked for.
 
 use super::data::{Batch, Dataset};
@@ -181,11 +182,20 @@ mod tests {
 
     #[test]
     fn a_pass_left_early_ends_its_workers() {
-        let data = dataset();
-        let order = epoch_batches(50, 2, false, None);
-        let mut loader = Loader::new(&data, order, 2, 1);
-        assert!(loader.next_batch(&data).is_some());
-        drop(loader);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let data = dataset();
+            let order = epoch_batches(50, 2, false, None);
+            let mut loader = Loader::new(&data, order, 2, 1);
+            let first = loader.next_batch(&data).is_some();
+            // Dropping the loader joins its workers: it must not hang.
+            drop(loader);
+            let _ = done_tx.send(first);
+        });
+        let first = done_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("dropping a loader left early must end its workers");
+        assert!(first);
     }
 
     /// A dataset without worker handles is batched on the training thread.

@@ -5,8 +5,8 @@
 //! it; checkpoints (`checkpoint.rs`) write it and `resume.rs` reads it back.
 
 use super::optim::Optimizer;
-use super::schedule::Schedule;
 use super::scaler::GradScaler;
+use super::schedule::Schedule;
 use crate::pyjson::Json;
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;

@@ -6,6 +6,25 @@
 use super::Trainer;
 use anyhow::{anyhow, Result};
 
+/// The environment HF's `enable_full_determinism` sets, when
+/// `--full_determinism` is: called first thing by `trainbox train` and
+/// `Run::start`, before the run's first CUDA kernel (cuBLAS reads its
+/// workspace setting when its handle is made) and before any other thread
+/// of the run exists (a variable set while another thread reads the
+/// environment is a race).
+pub fn determinism_env(args: &crate::args::TrainingArguments) {
+    if !args.full_determinism {
+        return;
+    }
+    for (name, value) in [
+        ("CUDA_LAUNCH_BLOCKING", "1"),
+        ("CUBLAS_WORKSPACE_CONFIG", ":16:8"),
+        ("FLASH_ATTENTION_DETERMINISTIC", "1"),
+    ] {
+        std::env::set_var(name, value);
+    }
+}
+
 impl Trainer {
     /// HF's `enable_full_determinism` when `--full_determinism` is set (the
     /// seed itself is set by the loop, as HF's `set_seed`): the variables
@@ -15,15 +34,7 @@ impl Trainer {
         if !self.args.full_determinism {
             return Ok(());
         }
-        // As HF, before the first CUDA kernel of the run (cuBLAS reads its
-        // workspace setting when its handle is made).
-        for (name, value) in [
-            ("CUDA_LAUNCH_BLOCKING", "1"),
-            ("CUBLAS_WORKSPACE_CONFIG", ":16:8"),
-            ("FLASH_ATTENTION_DETERMINISTIC", "1"),
-        ] {
-            std::env::set_var(name, value);
-        }
+        // The variables were set by `determinism_env` when the run began.
         trainbox_torch_ext::runtime::set_deterministic(true)
             .map_err(|e| anyhow!("--full_determinism: enabling deterministic algorithms: {e}"))
     }

@@ -43,10 +43,10 @@ use trainbox_sdk::{
     args, time, Callback, Capability, Config, Context, Event, Logs, RunOutcome, TrainingArgs, Value,
 };
 
-/// Network time per event, by default.
 /// The local store without `MLFLOW_TRACKING_URI`, in the plugin's own folder.
 const STORE_DIR: &str = "mlruns";
 
+/// Network time per event, by default.
 const DEFAULT_BUDGET_MS: u64 = 40;
 /// Network time at `finish` (the host gives `finish` 10 s).
 const FINISH_BUDGET_MS: u64 = 8_000;

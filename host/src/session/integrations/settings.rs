@@ -59,7 +59,9 @@ pub fn settings(
             add_config(&mut s, vec![("logdir_is_run", fixed.to_string())]);
         }
         "mlflow" | "dagshub" | "azure_ml" => {
-            let uri = std::env::var("MLFLOW_TRACKING_URI").ok().filter(|u| !u.is_empty());
+            let uri = std::env::var("MLFLOW_TRACKING_URI")
+                .ok()
+                .filter(|u| !u.is_empty());
             if name == "mlflow" && uri.is_none() {
                 // The local store the plugin writes in its own folder, as
                 // the user names it (for mlflow ui and the runs' artifact_uri).

@@ -16,7 +16,9 @@ use tch::{Kind, Tensor};
 pub struct AdafactorConfig {
     /// `eps[0]`, added to the squared gradient.
     pub eps: f64,
+    /// The RMS above which the update is scaled down (HF: 1.0).
     pub clip_threshold: f64,
+    /// The exponent of the second moment's decay, `-0.8` in HF's Trainer.
     pub decay_rate: f64,
 }
 

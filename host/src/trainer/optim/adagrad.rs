@@ -10,7 +10,9 @@ use tch::Tensor;
 /// The settings of Adagrad (`--optim_args lr_decay=…,eps=…`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdagradConfig {
+    /// torch's `lr_decay`: the rate is `lr / (1 + (step - 1) * lr_decay)`.
     pub lr_decay: f64,
+    /// Added to the denominator (torch: 1e-10).
     pub eps: f64,
 }
 

@@ -10,8 +10,11 @@ use tch::Tensor;
 /// The settings of AdamW (`--adam_beta1`, `--adam_beta2`, `--adam_epsilon`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConfig {
+    /// `--adam_beta1`.
     pub beta1: f64,
+    /// `--adam_beta2`.
     pub beta2: f64,
+    /// `--adam_epsilon`.
     pub eps: f64,
 }
 

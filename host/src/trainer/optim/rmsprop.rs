@@ -10,9 +10,13 @@ use tch::Tensor;
 /// The settings of RMSprop (`--optim_args momentum=…,alpha=…,eps=…,centered=…`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RmsPropConfig {
+    /// The smoothing constant of the squared average (torch: 0.99).
     pub alpha: f64,
+    /// Added to the denominator (torch: 1e-8).
     pub eps: f64,
+    /// torch's `momentum` (0: none).
     pub momentum: f64,
+    /// Normalise by the gradient's estimated variance (torch's `centered`).
     pub centered: bool,
 }
 

@@ -9,8 +9,11 @@ use tch::Tensor;
 /// The settings of SGD (`--optim_args momentum=…,dampening=…,nesterov=…`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdConfig {
+    /// torch's `momentum` (0: plain SGD).
     pub momentum: f64,
+    /// torch's `dampening` of the momentum.
     pub dampening: f64,
+    /// Nesterov momentum (needs momentum and no dampening, as torch).
     pub nesterov: bool,
 }
 
