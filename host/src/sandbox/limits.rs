@@ -3,9 +3,6 @@
 //! ticker thread for the whole engine.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How often the ticker advances the engine's epoch.
@@ -158,44 +155,22 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// The thread that advances the engine's epoch every [`TICK`]; stops when
-/// dropped or when the engine is gone.
-pub struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    pub fn start(engine: &wasmtime::Engine) -> Ticker {
-        let weak = engine.weak();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("trainbox-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    match weak.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
-            .expect("spawning the epoch ticker thread");
-        Ticker {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// Starts the thread that advances the engine's epoch every [`TICK`], for
+/// as long as the engine lives (any store of a plugin holds it): a deadline
+/// must end a call whichever owner of the plugin outlives the sandbox that
+/// made it (a trainer handed back by the library, say).
+pub fn start_ticker(engine: &wasmtime::Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("trainbox-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("spawning the epoch ticker thread");
 }
 
 #[cfg(test)]

@@ -70,7 +70,6 @@ use bindings::{wit, BindingsPre};
 use cache::CompileCache;
 use call::call;
 use host::PluginHost;
-use limits::Ticker;
 use report::Export;
 use std::path::{Path, PathBuf};
 use store::StoreFactory;
@@ -115,7 +114,6 @@ pub struct Sandbox {
     linker: Linker<PluginHost>,
     cache: CompileCache,
     stores: StoreFactory,
-    _ticker: Option<Ticker>,
     /// This process's rank in a multi-process run (0 alone).
     rank: usize,
 }
@@ -172,7 +170,9 @@ impl Sandbox {
         bindings::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the trainbox imports")?;
-        let ticker = enforce_limits.then(|| Ticker::start(&engine));
+        if enforce_limits {
+            limits::start_ticker(&engine);
+        }
         Ok(Sandbox {
             stores: StoreFactory {
                 engine: engine.clone(),
@@ -182,7 +182,6 @@ impl Sandbox {
             engine,
             linker,
             cache: CompileCache::new(cache_dir),
-            _ticker: ticker,
             rank: 0,
         })
     }

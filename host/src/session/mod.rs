@@ -254,6 +254,7 @@ impl Run {
         }
         Ok(Session {
             trainer: builder.build()?,
+            _sandbox: sandbox,
         })
     }
 
@@ -275,7 +276,11 @@ impl Run {
 
 /// A started run: the trainer with its plugins, until [`Session::finish`].
 pub struct Session {
+    // Dropped first: the plugins (in the trainer) go before their sandbox.
     trainer: Trainer,
+    /// The engine's epoch ticker lives as long as the sandbox: without it
+    /// no deadline ends a plugin's call, so it is kept for the whole run.
+    _sandbox: Sandbox,
 }
 
 /// What the end of a run reports of its plugins.
