@@ -8,6 +8,7 @@ mod flags;
 mod interrupt;
 mod new;
 mod output_dir;
+mod plugin_table;
 mod plugins;
 mod ranks;
 mod replay;

@@ -12,12 +12,11 @@ use crate::args::TrainingArguments;
 use crate::pyjson::Json;
 use crate::report::{self, RunCurves, Summary};
 use crate::state::TrainerState;
-use crate::trainer::get_last_checkpoint;
+use crate::trainer::{
+    get_last_checkpoint, TRAINER_STATE_FILE as STATE_FILE, TRAINING_ARGS_FILE as ARGS_FILE,
+};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
-
-const STATE_FILE: &str = "trainer_state.json";
-const ARGS_FILE: &str = "training_args.json";
 
 const USAGE: &str = "trainbox report OUTPUT_DIR [OUTPUT_DIR...] [--out DIR]
 

@@ -52,6 +52,7 @@ use data::Dataset;
 use model::Model;
 
 pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
+pub(crate) use checkpoint::{TRAINER_STATE_FILE, TRAINING_ARGS_FILE};
 pub use eval::PredictionOutput;
 pub use runtime::determinism_env;
 pub use stop::{Interrupted, StopRequest, StopSignal};
