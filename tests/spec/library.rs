@@ -9,10 +9,10 @@ use trainbox::{
     TrainingArguments,
 };
 
-/// y = w·x + c on 4 features.
-struct Linear {
-    vs: nn::VarStore,
-    layer: nn::Linear,
+/// y = w·x + c on 4 features (the session spec trains it too).
+pub(crate) struct Linear {
+    pub(crate) vs: nn::VarStore,
+    pub(crate) layer: nn::Linear,
 }
 
 impl Model for Linear {

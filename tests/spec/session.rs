@@ -2,32 +2,14 @@
 //! folders, plugin config, native callbacks and the progress bar in the
 //! CLI's order, the end-of-run report, and the CLI's checks and errors.
 
+use crate::library::Linear;
 use crate::util::{fresh_dir, plugin, plugin_dir};
 use anyhow::Result;
 use std::sync::{Arc, Mutex};
 use tch::{nn, Tensor};
 use trainbox::{
-    Batch, Callback, Event, EventContext, Model, Run, TensorDataset, TrainerControl,
-    TrainingArguments,
+    Callback, Event, EventContext, Model, Run, TensorDataset, TrainerControl, TrainingArguments,
 };
-
-struct Linear {
-    vs: nn::VarStore,
-    layer: nn::Linear,
-}
-
-impl Model for Linear {
-    fn var_store(&self) -> &nn::VarStore {
-        &self.vs
-    }
-    fn loss(&self, batch: &Batch, _train: bool) -> Result<Tensor> {
-        Ok(batch
-            .get("x")?
-            .apply(&self.layer)
-            .squeeze_dim(-1)
-            .mse_loss(batch.get("labels")?, tch::Reduction::Mean))
-    }
-}
 
 fn model() -> Box<dyn Model> {
     tch::manual_seed(0);

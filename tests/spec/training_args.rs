@@ -10,7 +10,23 @@ use trainbox_pyformat::Json;
 
 /// `TrainingArguments().to_dict()` and the dataclass's field names, from
 /// transformers (devices pinned to the CPU, so that `accelerate` is not needed).
-fn hf_defaults() -> Json {
+fn hf_defaults() -> &'static Json {
+    static HF: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
+    HF.get_or_init(hf_defaults_from_python)
+}
+
+/// The dataclass's field names, in order.
+fn field_names(hf: &std::collections::BTreeMap<String, Json>) -> Vec<&str> {
+    hf["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect()
+}
+
+/// Asks transformers, once per test process (see [`hf_defaults`]).
+fn hf_defaults_from_python() -> Json {
     let script = r#"
 import dataclasses, json, warnings
 warnings.simplefilter("ignore")
@@ -28,15 +44,9 @@ print(json.dumps({
 
 #[test]
 fn training_args_table_is_transformers_fields_and_defaults() {
-    let hf = hf_defaults();
-    let hf = hf.as_object().unwrap();
+    let hf = hf_defaults().as_object().unwrap();
     let to_dict = hf["to_dict"].as_object().unwrap();
-    let fields: Vec<&str> = hf["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
+    let fields = field_names(hf);
     for field in TRAINING_ARGS {
         assert_eq!(
             fields.contains(&field.name),
@@ -62,15 +72,9 @@ fn training_args_table_is_transformers_fields_and_defaults() {
 #[test]
 fn every_hf_field_is_implemented_or_refused_with_a_reason() {
     use trainbox::args::UNSUPPORTED;
-    let hf = hf_defaults();
-    let hf = hf.as_object().unwrap();
+    let hf = hf_defaults().as_object().unwrap();
     let to_dict = hf["to_dict"].as_object().unwrap();
-    let fields: Vec<&str> = hf["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
+    let fields = field_names(hf);
     assert_eq!(fields.len(), 114, "transformers 5.24 has 114 fields");
     let implemented = |n: &str| TRAINING_ARGS.iter().any(|f| f.name == n && f.in_hf);
     let refused = |n: &str| UNSUPPORTED.iter().any(|u| u.name == n);

@@ -7,12 +7,12 @@
 use super::config::RunConfig;
 use super::{interrupt, output_dir, splits};
 use crate::dist::{Launch, World};
-use crate::session::{integrations, PluginSetup, Run};
+use crate::session::{PluginSetup, Run};
 use crate::tasks::files::{self, FileDataset, Splits};
 use crate::trainer::data::{Dataset, TensorDataset};
 use crate::trainer::model::Model;
 use crate::trainer::Interrupted;
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 
 /// The plugins a run's flags and config file name, and their settings.
 pub(super) fn plugin_setup(cfg: &RunConfig) -> PluginSetup {
@@ -28,16 +28,8 @@ pub(super) fn plugin_setup(cfg: &RunConfig) -> PluginSetup {
 /// faulted.
 pub fn run(mut cfg: RunConfig) -> Result<i32> {
     splits::choose(&mut cfg)?;
-    cfg.args
-        .finish()
-        .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
-    crate::trainer::determinism_env(&cfg.args);
+    crate::session::prepare_args(&mut cfg.args)?;
     let splits = splits::of(&cfg);
-    // Plugins see `all` as the integrations it stands for, as HF's args do.
-    cfg.args.report_to = integrations::selected(&cfg.args.report_to)?
-        .into_iter()
-        .map(String::from)
-        .collect();
     let args = cfg.args.clone();
     // HF's device rule and precision checks, before anything is loaded.
     let device = crate::device::choose(&args)?;

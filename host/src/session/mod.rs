@@ -44,6 +44,22 @@ use crate::view::RunView;
 use anyhow::{anyhow, Result};
 use std::path::PathBuf;
 
+/// Readies a run's arguments, once, before anything is loaded: HF's
+/// `__post_init__` (which also reads `report_to`'s "none"),
+/// `--full_determinism`'s environment, and `report_to` as the integrations
+/// it stands for (plugins see `all` so, as HF's args do). Calling it again
+/// on its result changes nothing.
+pub fn prepare_args(args: &mut TrainingArguments) -> Result<()> {
+    args.finish()
+        .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
+    crate::trainer::determinism_env(args);
+    args.report_to = integrations::selected(&args.report_to)?
+        .into_iter()
+        .map(String::from)
+        .collect();
+    Ok(())
+}
+
 /// One training run with its plugins: collect what it needs, then
 /// [`train`](Run::train) (or [`start`](Run::start) for a program that
 /// evaluates or predicts after training, as `trainbox train` does).
@@ -201,19 +217,10 @@ impl Run {
         } = self;
         let (model, train) =
             model.ok_or_else(|| anyhow!("the run has no model: call `Run::model` first"))?;
-        // HF's __post_init__ (which also reads `report_to`'s "none"), as
-        // the command line runs it before anything is loaded.
-        args.finish()
-            .map_err(|e| anyhow!("invalid training arguments: {e}"))?;
         // Before the trainer and the plugins' threads (the model is the
         // caller's: a library user who trains on CUDA with
-        // --full_determinism calls this before building it).
-        crate::trainer::determinism_env(&args);
-        // Plugins see `all` as the integrations it stands for, as HF's args do.
-        args.report_to = integrations::selected(&args.report_to)?
-            .into_iter()
-            .map(String::from)
-            .collect();
+        // --full_determinism calls `prepare_args` before building it).
+        prepare_args(&mut args)?;
         let device = match device {
             Some(d) => d,
             None => crate::device::choose(&args)?,
