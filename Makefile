@@ -50,7 +50,6 @@ DEMO_PLUGINS   := printer progress
 
 export TRAINBOX_CACHE
 export CARGO_TARGET_DIR ?= $(TRAINBOX_CACHE)/target
-export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(TORCH_ENV)/bin:$(PATH)
 # tch loads libtorch from the environment; build.rs also bakes in an rpath.
 export TRAINBOX_PYTHON := $(PYTHON)
@@ -95,7 +94,14 @@ $(TORCH_ENV)/.cuda-headers-1: $(TORCH_ENV)/.torch-$(TORCH_VERSION)
 	$(PYTHON) -m pip install --quiet --no-deps $(CUDA_HEADERS)
 	touch $@
 
+# cargo finds libtorch through build/libtorch, a link to the torch package of
+# the environment (.cargo/config.toml's LIBTORCH), so that plain `cargo build`
+# and `cargo run --example custom_model` need no variable set by hand.
+LIBTORCH_LINK  := build/libtorch
 torch-env: $(TORCH_ENV)/.torch-$(TORCH_VERSION) $(TORCH_ENV)/.cuda-headers-1
+	@mkdir -p $(dir $(LIBTORCH_LINK)); \
+	torch=$$($(PYTHON) -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("torch").origin))'); \
+	[ "$$(readlink $(LIBTORCH_LINK))" = "$$torch" ] || ln -sfn "$$torch" $(LIBTORCH_LINK)
 
 # Python readers the tests check our output with (transformers' TrainerState),
 # pyarrow, which writes Parquet as `datasets` does, and accelerate, which
@@ -245,6 +251,7 @@ test: host plugins test-env
 	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
 	tools/test-install.sh
+	tools/test-downstream.sh
 
 lint: codecarbon-data wasm-cc
 	cargo fmt --all --check

@@ -7,6 +7,9 @@ fn main() {
     let lib = PathBuf::from(
         std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys exports its libtorch_lib"),
     );
+    // Its real place: LIBTORCH may be a link (build/libtorch), and the CUDA
+    // headers sit beside the real torch package.
+    let lib = lib.canonicalize().unwrap_or(lib);
     let torch = lib.parent().expect("libtorch's lib folder has a parent");
     let include = torch.join("include");
     let mut build = cc::Build::new();

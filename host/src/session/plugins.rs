@@ -5,7 +5,10 @@
 //! The built-in folder is found at run time, never baked in at build time:
 //! `$TRAINBOX_PLUGIN_DIR` when set, else `share/trainbox/plugins` beside the
 //! binary's folder (`PREFIX/bin/trainbox` with
-//! `PREFIX/share/trainbox/plugins/*.wasm`, as `make install` lays it out).
+//! `PREFIX/share/trainbox/plugins/*.wasm`, as `make install` lays it out),
+//! else the user's data folder (`~/.local/share/trainbox/plugins`, where
+//! `make install` puts them by default): a binary built on the `trainbox`
+//! crate, in its own `target/`, finds the plugins of an installed trainbox.
 
 use super::identity;
 use super::integrations;
@@ -21,20 +24,38 @@ use std::path::{Path, PathBuf};
 pub const PLUGIN_DIR_VAR: &str = "TRAINBOX_PLUGIN_DIR";
 
 /// Where the built-in plugins (`progress.wasm`, `printer.wasm`, the
-/// integrations) are: `$TRAINBOX_PLUGIN_DIR`, else
-/// `../share/trainbox/plugins` from the running binary's folder.
+/// integrations) are: `$TRAINBOX_PLUGIN_DIR`, else the first folder of
+/// [`plugin_dir_candidates`] that exists (the first, if none does).
 pub fn builtin_plugin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(PLUGIN_DIR_VAR) {
         return PathBuf::from(dir);
     }
-    installed_plugin_dir().unwrap_or_else(|| PathBuf::from("share/trainbox/plugins"))
+    let candidates = plugin_dir_candidates();
+    candidates
+        .iter()
+        .find(|dir| dir.is_dir())
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("share/trainbox/plugins"))
 }
 
-/// `PREFIX/share/trainbox/plugins` for the binary `PREFIX/bin/trainbox`.
-fn installed_plugin_dir() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let exe = exe.canonicalize().unwrap_or(exe);
-    Some(exe.parent()?.parent()?.join("share/trainbox/plugins"))
+/// The folders searched for the built-in plugins when `$TRAINBOX_PLUGIN_DIR`
+/// is not set, in order: `PREFIX/share/trainbox/plugins` for the binary
+/// `PREFIX/bin/trainbox`, then `$XDG_DATA_HOME/trainbox/plugins` (by default
+/// `~/.local/share/trainbox/plugins`).
+pub fn plugin_dir_candidates() -> Vec<PathBuf> {
+    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
+        let exe = exe.canonicalize().unwrap_or(exe);
+        Some(exe.parent()?.parent()?.join("share/trainbox/plugins"))
+    });
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    beside_binary
+        .into_iter()
+        .chain(data_home.map(|d| d.join("trainbox/plugins")))
+        .collect()
 }
 
 /// The built-in plugin `name` in `dir`, or an error saying how to get it.
@@ -43,11 +64,18 @@ pub fn builtin(dir: &Path, name: &str) -> Result<PathBuf> {
     if !path.is_file() {
         let from = match std::env::var_os(PLUGIN_DIR_VAR) {
             Some(_) => format!("${PLUGIN_DIR_VAR}"),
-            None => "the folder beside the binary".to_string(),
+            None => {
+                let searched: Vec<String> = plugin_dir_candidates()
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect();
+                format!("searched {}", searched.join(", "))
+            }
         };
         bail!(
             "built-in plugin {name}.wasm not found in {} ({from}); install trainbox with its plugins \
-             (`make install`), or build them (`make plugins`) and set {PLUGIN_DIR_VAR}=build/plugins",
+             (`make install`), or build them (`make plugins`) and set {PLUGIN_DIR_VAR}=build/plugins \
+             (a program on the library: `Run::builtin_plugins(DIR)`, or `Run::without_progress()`)",
             dir.display()
         );
     }
