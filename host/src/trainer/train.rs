@@ -400,6 +400,14 @@ impl Trainer {
             self.load_best_model()?;
         }
         self.delete_all_but_best_checkpoint()?;
+        // The learning curves at the end of training, saved or not (world
+        // zero writes; the final save_model rewrites them beside the model).
+        if self.world.is_world_zero() {
+            crate::report::write_run_curves(
+                std::path::Path::new(&self.args.output_dir),
+                &self.state,
+            );
+        }
         self.fire(Event::TrainEnd, &Logs::new())?;
         Ok(TrainOutput {
             global_step: self.state.global_step,
