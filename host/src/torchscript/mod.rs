@@ -7,10 +7,12 @@
 //!
 //! A leaf: it knows tch, not the trainer.
 
+mod causal_lm;
 mod modules;
 mod output;
 mod schema;
 
+pub use causal_lm::is_causal_lm_class;
 pub use output::{Output, Prediction};
 pub use schema::Arg;
 
@@ -18,6 +20,9 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, CModule, Device, IValue, Tensor};
+
+/// The argument (and batch column) that carries HF's `num_items_in_batch`.
+pub const NUM_ITEMS_IN_BATCH: &str = "num_items_in_batch";
 
 /// How to make a file that loads: the fix every load error names.
 const EXPORT_FIX: &str = "export the model from Python with \
@@ -34,6 +39,8 @@ pub struct ScriptModel {
     schema: std::result::Result<Vec<Arg>, String>,
     /// The names `forward`'s arguments are bound by, in order.
     names: Vec<String>,
+    /// The top module's qualified class, if the archive could be read.
+    class: Option<String>,
     params: Vec<(String, Tensor)>,
     /// The parameters by the modules they sit in (none known when the
     /// archive's code could not be read).
@@ -88,11 +95,13 @@ pub fn load_on(path: impl AsRef<Path>, device: Device) -> Result<ScriptModel> {
     };
     let param_names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
     let kinds = modules::classify(&path, &param_names).unwrap_or_default();
+    let class = schema::top_class_of_file(&path).ok();
     Ok(ScriptModel {
         path,
         module,
         schema,
         names,
+        class,
         params,
         kinds,
         vs,
@@ -115,6 +124,25 @@ impl ScriptModel {
     /// schema's, or those given to [`ScriptModel::set_input_names`].
     pub fn input_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// The top module's qualified class, as the archive names it
+    /// (`__torch__.transformers.models.gpt2.modeling_gpt2.GPT2LMHeadModel`).
+    pub fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    /// HF's `model_accepts_loss_kwargs`: `forward` has an argument bound to
+    /// `num_items_in_batch`, the number of labels of the whole accumulated
+    /// update (a 0-dim tensor), by which the module divides its summed loss.
+    pub fn accepts_loss_kwargs(&self) -> bool {
+        self.names.iter().any(|n| n == NUM_ITEMS_IN_BATCH)
+    }
+
+    /// Whether the module is a causal LM, whose labels HF shifts (its class
+    /// is one of transformers' causal LM classes, see [`is_causal_lm_class`]).
+    pub fn shifts_labels(&self) -> bool {
+        self.class.as_deref().is_some_and(is_causal_lm_class)
     }
 
     /// Binds `forward`'s arguments, in order, to these column names (HF's

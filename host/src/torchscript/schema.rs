@@ -37,6 +37,14 @@ pub fn forward_args(path: &Path) -> Result<Vec<Arg>> {
     bail!("no `def forward(self: {class}, …)` in the archive's code")
 }
 
+/// The qualified class of the top module of the archive at `path`
+/// (`__torch__.transformers.models.gpt2.modeling_gpt2.GPT2LMHeadModel`).
+pub fn top_class_of_file(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path)?;
+    let mut zip = zip::ZipArchive::new(file).context("not a zip archive")?;
+    top_class_of(&mut zip)
+}
+
 /// The qualified class of the archive's top module, from its `data.pkl`.
 pub(super) fn top_class_of(zip: &mut zip::ZipArchive<std::fs::File>) -> Result<String> {
     let pickle = zip

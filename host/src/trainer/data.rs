@@ -35,12 +35,12 @@ impl Batch {
         })
     }
 
-    /// Number of samples in the batch.
+    /// Number of samples in the batch: the first dimension of its first
+    /// column that has one (a 0-dim column, `num_items_in_batch`, has none).
     pub fn len(&self) -> usize {
         self.columns
             .values()
-            .next()
-            .and_then(|t| t.size().first().copied())
+            .find_map(|t| t.size().first().copied())
             .unwrap_or(0) as usize
     }
 

@@ -88,6 +88,7 @@ impl Trainer {
                 )
             };
             let batch = batch.with_context(at)?.to_device(self.device);
+            let batch = self.with_eval_num_items(batch).with_context(at)?;
             // Under autocast, as HF's prediction_step (--bf16, --fp16).
             let autocast = self.autocast()?;
             let mut out = tch::no_grad(|| -> Result<_> {

@@ -34,6 +34,7 @@ mod run;
 mod runtime;
 pub mod scaler;
 pub mod schedule;
+mod loss_kwargs;
 mod smoothing;
 mod stop;
 mod tokens;

@@ -133,6 +133,26 @@ pub trait Model {
         Ok(None)
     }
 
+    /// HF's `model_accepts_loss_kwargs`: the model's loss takes the batch's
+    /// `num_items_in_batch` column (a 0-dim float tensor: the labels that are
+    /// not -100 in all the batches of the update, over every rank under
+    /// `--average_tokens_across_devices`) and divides its summed loss by it.
+    /// The trainer then does not divide the loss by the accumulation steps
+    /// (HF's `loss_is_scaled_for_ga`), and multiplies it by the number of
+    /// processes under `--average_tokens_across_devices`. Default `false`:
+    /// each batch's mean loss, divided by the accumulation steps.
+    fn accepts_loss_kwargs(&self) -> bool {
+        false
+    }
+
+    /// Whether the model is a causal LM that shifts its labels (position `i`
+    /// predicts label `i + 1`): `num_items_in_batch` counts `labels[..., 1:]`
+    /// and `--label_smoothing_factor` compares `logits[..., :-1, :]` with
+    /// `labels[..., 1:]`, as HF does for its causal LM classes. Default `false`.
+    fn shifts_labels(&self) -> bool {
+        false
+    }
+
     /// Called at the start of every evaluation, before its first batch, with
     /// the number of updates done.
     fn begin_evaluation(&self, _global_step: u64) {}

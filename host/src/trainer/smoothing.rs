@@ -4,9 +4,14 @@
 //! model's logits (training and evaluation alike), not taken from the model.
 //! A model that gives only a loss ([`Model::logits`] is `None`) is refused.
 //!
-//! trainbox's models do not take HF's loss kwargs (`num_items_in_batch`), so
-//! each micro-batch is normalised by its own label count, as HF does for
-//! such models, and the loop divides by the accumulation steps.
+//! As HF 5.24: a causal LM ([`Model::shifts_labels`]: a TorchScript module
+//! whose class is one of transformers' causal LM classes) has its logits
+//! `[..., :-1, :]` compared with its labels `[..., 1:]`; a model that takes
+//! `num_items_in_batch` ([`Model::accepts_loss_kwargs`]) has the summed
+//! losses divided by that count (the labels of the whole update, see
+//! `loss_kwargs`), and the loop does not divide by the accumulation steps;
+//! any other model has each micro-batch normalised by its own label count,
+//! and the loop divides by the accumulation steps.
 
 use super::data::Batch;
 use super::model::{EvalBatch, Model};
@@ -17,14 +22,27 @@ use tch::{Kind, Tensor};
 /// The label HF's `LabelSmoother` ignores.
 pub const IGNORE_INDEX: i64 = -100;
 
-/// HF's `LabelSmoother(epsilon)(logits, labels)` without
-/// `num_items_in_batch` and without shifting: `(1 - ε) * nll + ε * smooth`,
-/// the negative log-likelihood and the mean negative log-probability over
-/// the classes, both averaged over the labels that are not -100. The same
+/// HF's `LabelSmoother(epsilon)(logits, labels, shift_labels,
+/// num_items_in_batch)`: `(1 - ε) * nll + ε * smooth`, the negative
+/// log-likelihood and the mean negative log-probability over the classes,
+/// both summed over the labels that are not -100 and divided by
+/// `num_items` when given, else by the count of those labels. With `shift`,
+/// `logits[..., :-1, :]` against `labels[..., 1:]` (a causal LM). The same
 /// operations in the same order as HF's, so the values are HF's.
-pub fn label_smoothed_loss(epsilon: f64, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+pub fn label_smoothed_loss(
+    epsilon: f64,
+    logits: &Tensor,
+    labels: &Tensor,
+    shift: bool,
+    num_items: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (logits, labels) = if shift {
+        shifted(logits, labels)?
+    } else {
+        (logits.shallow_clone(), labels.shallow_clone())
+    };
     let log_probs = -logits.f_log_softmax(-1, None::<Kind>)?;
-    let mut labels = labels.shallow_clone();
+    let mut labels = labels;
     if labels.dim() + 1 == log_probs.dim() {
         labels = labels.f_unsqueeze(-1)?;
     }
@@ -50,8 +68,13 @@ pub fn label_smoothed_loss(epsilon: f64, logits: &Tensor, labels: &Tensor) -> Re
     let mut smoothed_loss = log_probs.f_sum_dim_intlist([-1i64].as_slice(), true, Kind::Float)?;
     let _ = nll_loss.f_masked_fill_(&padding_mask, 0.0)?;
     let _ = smoothed_loss.f_masked_fill_(&padding_mask, 0.0)?;
-    let numel = padding_mask.numel() as i64;
-    let denominator = -(padding_mask.f_to_kind(Kind::Int64)?.f_sum(None::<Kind>)?) + numel;
+    let denominator = match num_items {
+        Some(n) => n.f_to_device(nll_loss.device())?,
+        None => {
+            let numel = padding_mask.numel() as i64;
+            -(padding_mask.f_to_kind(Kind::Int64)?.f_sum(None::<Kind>)?) + numel
+        }
+    };
     let classes = *log_probs.size().last().unwrap_or(&1);
     let nll_loss = nll_loss.f_sum(None::<Kind>)?.f_div(&denominator)?;
     let smoothed_loss = smoothed_loss
@@ -60,7 +83,47 @@ pub fn label_smoothed_loss(epsilon: f64, logits: &Tensor, labels: &Tensor) -> Re
     Ok(nll_loss * (1.0 - epsilon) + smoothed_loss * epsilon)
 }
 
+/// `logits[..., :-1, :]` and `labels[..., 1:]`, contiguous, as HF's
+/// `shift_labels`; an error when they have no sequence dimension.
+fn shifted(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
+    if logits.dim() < 2 || labels.dim() < 1 {
+        bail!(
+            "--label_smoothing_factor on a causal LM: the logits have shape {:?} and the labels \
+             {:?}; a causal LM's need a sequence dimension ([batch, sequence, vocabulary] and \
+             [batch, sequence])",
+            logits.size(),
+            labels.size()
+        );
+    }
+    let len = logits.size()[logits.dim() - 2];
+    let logits = logits.f_narrow(-2, 0, (len - 1).max(0))?.f_contiguous()?;
+    let last = *labels.size().last().unwrap_or(&0);
+    let labels = labels
+        .f_narrow(-1, 1.min(last), (last - 1).max(0))?
+        .f_contiguous()?;
+    Ok((logits, labels))
+}
+
 impl Trainer {
+    /// HF's `LabelSmoother` call for `batch` (shifted for a causal LM, by
+    /// the batch's `num_items_in_batch` when it has one).
+    fn smooth(
+        &self,
+        epsilon: f64,
+        logits: &Tensor,
+        batch: &Batch,
+        labels: &Tensor,
+    ) -> Result<Tensor> {
+        let num_items = batch.columns.get(crate::torchscript::NUM_ITEMS_IN_BATCH);
+        label_smoothed_loss(
+            epsilon,
+            logits,
+            labels,
+            self.model.shifts_labels(),
+            num_items,
+        )
+    }
+
     /// The loss HF's `compute_loss` takes for `batch`: label-smoothed when
     /// `--label_smoothing_factor` is set and the batch has `labels`, else
     /// `None` (the model's own loss).
@@ -73,7 +136,7 @@ impl Trainer {
             return Ok(None);
         }
         let logits = logits_of(self.model.as_ref(), batch, train)?;
-        label_smoothed_loss(epsilon, &logits, labels).map(Some)
+        self.smooth(epsilon, &logits, batch, labels).map(Some)
     }
 }
 
@@ -105,7 +168,7 @@ impl Trainer {
             Some(logits) => logits.shallow_clone(),
             None => logits_of(self.model.as_ref(), batch, false)?,
         };
-        out.loss = Some(label_smoothed_loss(epsilon, &logits, labels)?);
+        out.loss = Some(self.smooth(epsilon, &logits, batch, labels)?);
         Ok(())
     }
 }
@@ -131,7 +194,7 @@ mod tests {
         let logits =
             Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.2, 3.0, 1.0, 1.0, 1.0]).view([3, 3]);
         let labels = Tensor::from_slice(&[0i64, 2, -100]);
-        let ours = label_smoothed_loss(0.0, &logits, &labels).unwrap();
+        let ours = label_smoothed_loss(0.0, &logits, &labels, false, None).unwrap();
         let ce = logits
             .narrow(0, 0, 2)
             .cross_entropy_for_logits(&labels.narrow(0, 0, 2));
@@ -142,7 +205,7 @@ mod tests {
     fn full_smoothing_is_the_mean_negative_log_probability() {
         let logits = Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.1]).view([1, 4]);
         let labels = Tensor::from_slice(&[1i64]);
-        let ours = label_smoothed_loss(1.0, &logits, &labels)
+        let ours = label_smoothed_loss(1.0, &logits, &labels, false, None)
             .unwrap()
             .double_value(&[]);
         let want = -logits.log_softmax(-1, Kind::Float).mean(Kind::Float);
@@ -150,10 +213,28 @@ mod tests {
     }
 
     #[test]
+    fn a_causal_lm_is_shifted_and_divided_by_the_count_given() {
+        // [1, 3, 2] logits, labels [1, 3]: shifted, positions 0 and 1
+        // predict labels 1 and 2; the last position predicts nothing.
+        let logits = Tensor::from_slice(&[2.0f32, 0.5, -1.0, 0.1, 0.3, 3.0]).view([1, 3, 2]);
+        let labels = Tensor::from_slice(&[-100i64, 1, 0]).view([1, 3]);
+        let ours = label_smoothed_loss(0.0, &logits, &labels, true, None).unwrap();
+        let ce = logits
+            .narrow(1, 0, 2)
+            .view([2, 2])
+            .cross_entropy_for_logits(&Tensor::from_slice(&[1i64, 0]));
+        assert!((ours.double_value(&[]) - ce.double_value(&[])).abs() < 1e-6);
+        let four = Tensor::scalar_tensor(4.0, (Kind::Float, tch::Device::Cpu));
+        let by_four = label_smoothed_loss(0.0, &logits, &labels, true, Some(&four)).unwrap();
+        let want = ce.double_value(&[]) * 2.0 / 4.0;
+        assert!((by_four.double_value(&[]) - want).abs() < 1e-6);
+    }
+
+    #[test]
     fn float_labels_are_refused() {
         let logits = Tensor::ones([2, 3], tch::kind::FLOAT_CPU);
         let labels = Tensor::from_slice(&[0.5f32, 1.5]);
-        let err = label_smoothed_loss(0.1, &logits, &labels).unwrap_err();
+        let err = label_smoothed_loss(0.1, &logits, &labels, false, None).unwrap_err();
         assert!(err.to_string().contains("not class indices"), "{err}");
     }
 }

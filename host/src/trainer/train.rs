@@ -190,6 +190,9 @@ impl Trainer {
         );
         let mut step: isize = skip as isize - 1;
         'updates: for update in todo.chunks(ga) {
+            // HF's get_batch_samples: a model that takes num_items_in_batch
+            // has the update's batches built and counted before its first forward.
+            let mut window = self.update_window(&mut loader, update.len())?;
             for i in 0..update.len() {
                 step += 1;
                 if (step as usize).is_multiple_of(ga) {
@@ -198,7 +201,7 @@ impl Trainer {
                     // (seed, step), so a resumed run draws the same numbers.
                     tch::manual_seed(step_seed(self.args.seed, self.state.global_step));
                 }
-                self.micro_batch(run, &mut loader, update.len())?;
+                self.micro_batch(run, &mut loader, &mut window, update.len())?;
                 if i + 1 == update.len() {
                     self.optimizer_update(run, epoch, step as usize + 1, n_batches)?;
                 } else {
@@ -225,10 +228,11 @@ impl Trainer {
         &mut self,
         run: &mut Run,
         loader: &mut super::prefetch::Loader,
+        window: &mut super::loss_kwargs::Window,
         batches_in_update: usize,
     ) -> Result<()> {
-        let (indices, batch) = loader
-            .next_batch(self.train_data.as_ref())
+        let (indices, batch) = window
+            .next_batch(loader, self)
             .ok_or_else(|| anyhow::anyhow!("the epoch's batches ran out before its updates"))?;
         let indices = &indices[..];
         let at = || {
@@ -242,7 +246,13 @@ impl Trainer {
         self.model.set_training(true)?;
         // The forward pass under autocast (--bf16, --fp16); backward outside it, as torch advises.
         let autocast = self.autocast()?;
-        let loss = self.training_loss(&batch).with_context(at)? / batches_in_update as f64;
+        let num_items = window.num_items.as_ref();
+        let loss = match num_items {
+            Some(n) => self.training_loss(&super::loss_kwargs::with_num_items(&batch, n)),
+            None => self.training_loss(&batch),
+        }
+        .with_context(at)?;
+        let loss = self.scaled_for_update(loss, num_items, batches_in_update);
         drop(autocast);
         let step_loss = loss_value(&loss)?;
         let loss = match &run.scaler {

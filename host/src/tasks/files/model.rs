@@ -131,6 +131,16 @@ impl Model for FileModel {
         })
     }
 
+    /// `forward` takes `num_items_in_batch`.
+    fn accepts_loss_kwargs(&self) -> bool {
+        self.script.accepts_loss_kwargs()
+    }
+
+    /// The module's class is one of transformers' causal LM classes.
+    fn shifts_labels(&self) -> bool {
+        self.script.shifts_labels()
+    }
+
     /// `input_ids` when forward takes it, else its first argument.
     fn main_input_name(&self) -> &str {
         let names = self.script.input_names();
