@@ -1,8 +1,13 @@
 //! `make bench`: what plugins cost. Prints, side by side in one run, the
 //! training speed of the regression task with no plugins and with
 //! printer + progress + recorder loaded, and the cost of one event call into
-//! a Rust plugin. Runs alternate and the median is reported, since the
-//! machines are shared and noisy.
+//! a Rust plugin (also with a log history of 10 and of 1,000,000 entries).
+//! Runs alternate and the median is reported, since the machines are shared
+//! and noisy.
+//!
+//! Sections can be picked by name: `cargo bench --profile release --bench
+//! dispatch -- calls history` runs only those (`steps`, `calls`, `history`,
+//! `languages`, `restart`, `load`); with none named, all run.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -115,23 +120,33 @@ fn compare(task: &str, steps: i64, batch: u32, repeats: usize, what: &str) {
     );
 }
 
-/// Nanoseconds per `on_event` call into a plugin that does nothing with it.
-fn call_cost(plugin: &mut WasmPlugin, event: Event, payload: &Logs) -> f64 {
-    calls(plugin, event, payload, CALLS)
-}
-
-/// Nanoseconds per call over `n` calls.
-fn calls(plugin: &mut WasmPlugin, event: Event, payload: &Logs, n: u32) -> f64 {
-    let args = TrainingArguments::default();
-    let state = TrainerState {
+/// The state the call figures hand the plugin.
+fn bench_state() -> TrainerState {
+    TrainerState {
         global_step: 1,
         max_steps: 10,
         ..Default::default()
-    };
+    }
+}
+
+/// Nanoseconds per `on_event` call into a plugin that does nothing with it.
+fn call_cost(plugin: &mut WasmPlugin, event: Event, payload: &Logs) -> f64 {
+    calls(plugin, event, &bench_state(), payload, CALLS)
+}
+
+/// Nanoseconds per call over `n` calls.
+fn calls(
+    plugin: &mut WasmPlugin,
+    event: Event,
+    state: &TrainerState,
+    payload: &Logs,
+    n: u32,
+) -> f64 {
+    let args = TrainingArguments::default();
     let cx = EventContext {
         event,
         args: &args,
-        state: &state,
+        state,
         payload,
     };
     let control = TrainerControl::default();
@@ -147,17 +162,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    // Warm the compile cache and libtorch before timing anything.
-    step_time("regression", 100, 8, true);
-    compare("regression", 3000, 8, REPEATS, "a 2-parameter model");
-    compare("sort", 150, 64, 3, "the demo transformer");
+/// Whether section `name` was asked for (all are, when none is named).
+fn wanted(name: &str) -> bool {
+    // `cargo bench` passes `--bench`; section names are the other arguments.
+    let named: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    named.is_empty() || named.iter().any(|a| a == name)
+}
 
-    let args = args("trainbox-bench-calls", 1);
-    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
-    let unlimited = Sandbox::without_limits(RunView::default(), None).unwrap();
-    let mut stopper = load(&sandbox, "stopper", &args, &[("at_step", "1000000000")]);
-    let mut free = load(&unlimited, "stopper", &args, &[("at_step", "1000000000")]);
+/// A 4-entry log payload, as `on_log` carries at a logging step.
+fn log_entry(step: u64) -> Logs {
     let mut log = Logs::new();
     for (k, v) in [
         ("loss", 0.5),
@@ -167,6 +183,43 @@ fn main() {
     ] {
         log.insert(k, trainbox::Value::Float(v));
     }
+    log.insert("step", trainbox::Value::Int(step as i64));
+    log
+}
+
+fn main() {
+    if wanted("steps") {
+        // Warm the compile cache and libtorch before timing anything.
+        step_time("regression", 100, 8, true);
+        compare("regression", 3000, 8, REPEATS, "a 2-parameter model");
+        compare("sort", 150, 64, 3, "the demo transformer");
+    }
+    let args = args("trainbox-bench-calls", 1);
+    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
+    let stopper = || load(&sandbox, "stopper", &args, &[("at_step", "1000000000")]);
+    if wanted("calls") {
+        call_figures(&args, stopper());
+    }
+    if wanted("history") {
+        history_figures(&args);
+    }
+    if wanted("languages") {
+        language_figures(&sandbox, &args);
+    }
+    if wanted("restart") {
+        restart_figures(stopper());
+    }
+    if wanted("load") {
+        load_figures(&args);
+    }
+}
+
+/// One event call into a trivial Rust plugin: bare, with a payload, and
+/// without limits.
+fn call_figures(args: &TrainingArguments, mut stopper: WasmPlugin) {
+    let unlimited = Sandbox::without_limits(RunView::default(), None).unwrap();
+    let mut free = load(&unlimited, "stopper", args, &[("at_step", "1000000000")]);
+    let log = log_entry(1);
     let empty = Logs::new();
     let per_call = |plugin: &mut WasmPlugin, payload: &Logs| {
         median(
@@ -182,7 +235,7 @@ fn main() {
         per_call(&mut stopper, &empty),
     );
     row(
-        "same, with a 4-entry log payload",
+        "same, with a 5-entry log payload",
         per_call(&mut stopper, &log),
     );
     row(
@@ -190,8 +243,61 @@ fn main() {
         per_call(&mut free, &empty),
     );
     row("HF in-process Python (reference)", 0.9);
+}
 
-    // One trivial event per language: each plugin gets an event it ignores.
+/// The same calls with a log history of 10 and of 1,000,000 entries, in the
+/// state and in the plugins' view alike: a call must cost the same.
+fn history_figures(args: &TrainingArguments) {
+    let lengths = [10u64, 1_000_000];
+    let mut runs: Vec<(WasmPlugin, TrainerState)> = lengths
+        .iter()
+        .map(|&n| {
+            let view = RunView::default();
+            let mut state = bench_state();
+            for step in 0..n {
+                let entry = log_entry(step);
+                view.lock().log_history.push(entry.clone());
+                state.log_history.push(entry);
+            }
+            let sandbox = Sandbox::new(view, None).unwrap();
+            let plugin = load(&sandbox, "stopper", args, &[("at_step", "1000000000")]);
+            (plugin, state)
+        })
+        .collect();
+    let payload = log_entry(1);
+    let empty = Logs::new();
+    println!("one event call into a Rust plugin by length of the log history ({CALLS} calls, median of {REPEATS} alternating):");
+    println!(
+        "  {:<34} {:>18} {:>18}",
+        "", "10 entries", "1,000,000 entries"
+    );
+    for (what, event, payload) in [
+        ("on_step_end", Event::StepEnd, &empty),
+        ("on_log, 5-entry payload", Event::Log, &payload),
+    ] {
+        // Alternating, so that both lengths see the same machine.
+        let mut times = vec![Vec::new(); lengths.len()];
+        for _ in 0..REPEATS {
+            for (i, (plugin, state)) in runs.iter_mut().enumerate() {
+                times[i].push(calls(plugin, event, state, payload, CALLS) / 1e3);
+            }
+        }
+        let [short, long]: [f64; 2] = times
+            .into_iter()
+            .map(median)
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        println!(
+            "  {what:<34} {short:>10.3} µs/call {long:>10.3} µs/call   ({:+.1}%)",
+            (long / short - 1.0) * 100.0
+        );
+    }
+}
+
+/// One trivial event per language: each plugin gets an event it ignores.
+fn language_figures(sandbox: &Sandbox, args: &TrainingArguments) {
+    let empty = Logs::new();
     println!("one event call by plugin language (on_step_end, ignored by the plugin; {LANG_CALLS} calls, median of {REPEATS}):");
     for (lang, name) in [
         ("Rust", "stopper"),
@@ -200,9 +306,9 @@ fn main() {
         ("JavaScript", "csv-logger"),
     ] {
         let mut p = load(
-            &sandbox,
+            sandbox,
             name,
-            &args,
+            args,
             if name == "stopper" {
                 &[("at_step", "1000000000")]
             } else {
@@ -211,7 +317,7 @@ fn main() {
         );
         let us = median(
             (0..REPEATS)
-                .map(|_| calls(&mut p, Event::StepEnd, &empty, LANG_CALLS))
+                .map(|_| calls(&mut p, Event::StepEnd, &bench_state(), &empty, LANG_CALLS))
                 .collect(),
         ) / 1e3;
         let size = std::fs::metadata(plugin_path(name))
@@ -223,7 +329,10 @@ fn main() {
             size as f64 / 1e6
         );
     }
+}
 
+/// Restarting a plugin after a fault.
+fn restart_figures(mut stopper: WasmPlugin) {
     let restarts: Vec<f64> = (0..REPEATS)
         .map(|_| {
             let start = Instant::now();
@@ -237,7 +346,10 @@ fn main() {
         "restarting a Rust plugin (re-instantiate, configure, restore state), median of {REPEATS}:"
     );
     println!("  {:<34} {:>10.1} µs", "restart", median(restarts));
+}
 
+/// Loading plugins with a cold and a warm compile cache.
+fn load_figures(args: &TrainingArguments) {
     let cache = std::env::temp_dir().join("trainbox-bench-cache");
     let names = [
         "recorder",
