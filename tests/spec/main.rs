@@ -37,6 +37,8 @@ mod library;
 mod loading;
 /// The loop's arguments: label smoothing and token counts against HF, workers, seeds, model-only saves.
 mod loop_args;
+/// HF 5.24's num_items_in_batch and causal-LM label smoothing against HF.
+mod loss_kwargs;
 /// `--optim` sgd, adagrad, rmsprop, adafactor against the HF Trainer; refused names.
 mod optimizers;
 /// A read-only grant on output_dir: checkpoints readable, plugin folders hidden.

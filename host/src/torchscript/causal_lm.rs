@@ -19,6 +19,10 @@ const EXCEPTIONS: &[&str] = &[
     "MossTranscribeDiarizeForConditionalGeneration",
 ];
 
+/// Classes whose names end as a causal LM's but are not one (Flaubert's LM
+/// head is a masked LM's).
+const NOT_CAUSAL: &[&str] = &["FlaubertWithLMHeadModel"];
+
 /// The name endings of transformers' causal LM classes.
 const SUFFIXES: &[&str] = &["ForCausalLM", "LMHeadModel", "WithLMHead"];
 
@@ -28,7 +32,8 @@ const SUFFIXES: &[&str] = &["ForCausalLM", "LMHeadModel", "WithLMHead"];
 /// model shifts its labels.
 pub fn is_causal_lm_class(class: &str) -> bool {
     let name = class.rsplit('.').next().unwrap_or(class);
-    SUFFIXES.iter().any(|s| name.ends_with(s)) || EXCEPTIONS.contains(&name)
+    (SUFFIXES.iter().any(|s| name.ends_with(s)) && !NOT_CAUSAL.contains(&name))
+        || EXCEPTIONS.contains(&name)
 }
 
 #[cfg(test)]
@@ -44,5 +49,6 @@ mod tests {
         assert!(!is_causal_lm_class("T5ForConditionalGeneration"));
         assert!(!is_causal_lm_class("BertForSequenceClassification"));
         assert!(!is_causal_lm_class("__torch__.CausalLM"));
+        assert!(!is_causal_lm_class("FlaubertWithLMHeadModel"));
     }
 }

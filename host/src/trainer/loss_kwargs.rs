@@ -17,6 +17,7 @@
 //! [`Model::shifts_labels`]: super::model::Model::shifts_labels
 
 use super::data::Batch;
+use super::model::Model;
 use super::prefetch::Loader;
 use super::Trainer;
 use crate::torchscript::NUM_ITEMS_IN_BATCH;
@@ -53,7 +54,7 @@ impl Window {
 /// HF's count: the elements of the `labels` column that are not -100, over
 /// `labels[..., 1:]` when `shift`; `None` when the first batch has no
 /// `labels`.
-pub(super) fn count_items(batches: &[&Batch], shift: bool) -> Result<Option<f64>> {
+pub fn count_items(batches: &[&Batch], shift: bool) -> Result<Option<f64>> {
     if !batches
         .first()
         .is_some_and(|b| b.columns.contains_key("labels"))
@@ -80,7 +81,7 @@ pub(super) fn count_items(batches: &[&Batch], shift: bool) -> Result<Option<f64>
 }
 
 /// `batch` with the `num_items_in_batch` column (shallow copies).
-pub(super) fn with_num_items(batch: &Batch, num_items: &Tensor) -> Batch {
+pub fn with_num_items(batch: &Batch, num_items: &Tensor) -> Batch {
     let mut columns: std::collections::BTreeMap<String, Tensor> = batch
         .columns
         .iter()
@@ -88,6 +89,28 @@ pub(super) fn with_num_items(batch: &Batch, num_items: &Tensor) -> Batch {
         .collect();
     columns.insert(NUM_ITEMS_IN_BATCH.to_owned(), num_items.shallow_clone());
     Batch { columns }
+}
+
+/// `batch` with its own `num_items_in_batch` (its labels alone, on its
+/// device), when `model` takes it and the batch has labels; else the batch
+/// as it is. An evaluation batch's (HF's `prediction_step`), and that of a
+/// check before training.
+pub fn with_own_count(model: &dyn Model, batch: Batch) -> Result<Batch> {
+    if !model.accepts_loss_kwargs() {
+        return Ok(batch);
+    }
+    let device = batch
+        .columns
+        .values()
+        .next()
+        .map_or(tch::Device::Cpu, Tensor::device);
+    match count_items(&[&batch], model.shifts_labels())? {
+        Some(count) => Ok(with_num_items(
+            &batch,
+            &Tensor::scalar_tensor(count, (Kind::Float, device)),
+        )),
+        None => Ok(batch),
+    }
 }
 
 impl Trainer {
@@ -124,13 +147,7 @@ impl Trainer {
     /// An evaluation batch with its own `num_items_in_batch`, when the model
     /// takes it and the batch has labels; else the batch as it is.
     pub(super) fn with_eval_num_items(&self, batch: Batch) -> Result<Batch> {
-        if !self.model.accepts_loss_kwargs() {
-            return Ok(batch);
-        }
-        match count_items(&[&batch], self.model.shifts_labels())? {
-            Some(count) => Ok(with_num_items(&batch, &self.count_tensor(count))),
-            None => Ok(batch),
-        }
+        with_own_count(self.model.as_ref(), batch)
     }
 
     /// The training loss of a micro-batch as the update needs it: with a

@@ -25,6 +25,7 @@
 mod checkpoint;
 pub mod data;
 mod eval;
+pub mod loss_kwargs;
 pub mod model;
 pub mod optim;
 mod prefetch;
@@ -34,7 +35,6 @@ mod run;
 mod runtime;
 pub mod scaler;
 pub mod schedule;
-mod loss_kwargs;
 mod smoothing;
 mod stop;
 mod tokens;

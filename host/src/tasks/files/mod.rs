@@ -356,7 +356,8 @@ impl Binder {
         // Every argument without a default needs its column.
         for (i, input) in self.inputs.iter().enumerate() {
             let found = wanted.iter().any(|c| passed(c) == *input)
-                || (input == "attention_mask" && attention_mask);
+                || (input == "attention_mask" && attention_mask)
+                || input == crate::torchscript::NUM_ITEMS_IN_BATCH;
             let optional = self.args.get(i).is_some_and(|a| a.default.is_some());
             if !found && !optional {
                 let arg = self.args.get(i).map_or(input.as_str(), |a| a.name.as_str());
@@ -421,7 +422,7 @@ fn dry_run(
     for (which, indices) in batches {
         let checked = (|| -> Result<()> {
             model.set_training(false)?;
-            let batch = data.batch(&indices)?;
+            let batch = crate::trainer::loss_kwargs::with_own_count(model, data.batch(&indices)?)?;
             if train {
                 let loss = model.loss(&batch, false)?;
                 if !loss.requires_grad() {
