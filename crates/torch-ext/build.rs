@@ -33,6 +33,7 @@ fn main() {
         .file("csrc/c10d.cpp")
         .file("csrc/amp.cpp")
         .file("csrc/runtime.cpp")
+        .file("csrc/optim.cpp")
         .file("csrc/nccl.cpp");
     // The CUDA wheel's packages: site-packages/nvidia/{nccl,cu13|cuda_runtime}/include.
     let nvidia = torch.parent().map(|p| p.join("nvidia"));

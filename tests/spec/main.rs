@@ -21,6 +21,8 @@ mod early_stopping;
 mod event_flow;
 /// The Hugging Face examples (tiny GPT-2, tiny BERT) exported and trained.
 mod examples;
+/// `--optim adamw_torch_fused` and `adamw_torch` against torch's two AdamW paths, bit for bit.
+mod fused_adamw;
 /// A plugin is its file: grants bound to it, unique names, owned directories.
 mod identity;
 /// TensorBoard, MLflow, DVCLive, W&B and CodeCarbon, against their real readers.

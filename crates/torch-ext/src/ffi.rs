@@ -63,6 +63,21 @@ extern "C" {
         err: Err,
     ) -> i32;
     pub fn tbx_set_tf32(enabled: i32, err: Err) -> i32;
+    #[allow(clippy::too_many_arguments)]
+    pub fn tbx_fused_adamw(
+        params: *const *mut C_tensor,
+        grads: *const *mut C_tensor,
+        exp_avgs: *const *mut C_tensor,
+        exp_avg_sqs: *const *mut C_tensor,
+        steps: *const *mut C_tensor,
+        n: i32,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        err: Err,
+    ) -> i32;
     pub fn tbx_tf32_enabled(err: Err) -> i32;
     pub fn tbx_has_nccl() -> i32;
     pub fn tbx_set_deterministic(enabled: i32, err: Err) -> i32;

@@ -1,12 +1,13 @@
 //! What tch does not wrap, through a small C++ shim built against the same
 //! libtorch (`csrc/`): process groups of torch's distributed engine (c10d:
 //! a TCPStore rendezvous, Gloo on CPU, NCCL on CUDA) and mixed precision
-//! (autocast on any device type, GradScaler's unscale kernel, TF32), and
-//! runtime switches (deterministic algorithms, emptying the CUDA cache).
+//! (autocast on any device type, GradScaler's unscale kernel, TF32),
+//! torch's fused AdamW kernel, and runtime switches (deterministic algorithms, emptying the CUDA cache).
 
 pub mod amp;
 pub mod c10d;
 mod ffi;
+pub mod optim;
 pub mod runtime;
 
 /// An error of the shim: the message of the C++ exception.

@@ -330,6 +330,7 @@ mod tests {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            fused: false,
         };
         Optimizer::new(
             Settings::AdamW(config),

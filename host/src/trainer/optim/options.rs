@@ -118,6 +118,7 @@ impl Settings {
                 beta1: args.adam_beta1,
                 beta2: args.adam_beta2,
                 eps: args.adam_epsilon,
+                fused: args.optim == crate::args::OptimizerName::AdamwTorchFused,
             }),
             Algorithm::Sgd => {
                 let momentum = r.float("momentum", 0.0)?;
