@@ -2,7 +2,8 @@
 num_items_in_batch (HF's Trainer passes it, as to any model that accepts
 loss kwargs), traced with that argument; padded labels (-100) of unequal
 counts per row. main(dir, case, flags) writes dir/model.pt, train.parquet,
-validation.parquet and hf_log.json (HF's log_history)."""
+validation.parquet and hf_log.json (HF's log_history); with flags
+{"hf": false}, the files only."""
 
 import json
 import warnings
@@ -103,6 +104,8 @@ def main(out, case, flags_path):
         model = GPT2LMHeadModelNoKwargs()
         torch.jit.trace(model, (ids, labels)).save(f"{out}/model.pt")
 
+    if not flags.pop("hf", True):
+        return
     args = TrainingArguments(output_dir=f"{out}/hf", use_cpu=True, report_to=[], disable_tqdm=True,
                              save_strategy="no", **flags)
     trainer = Trainer(model=model, args=args, train_dataset=rows(f"{out}/train.parquet"),

@@ -111,6 +111,98 @@ fn label_smoothing_of_a_causal_lm_without_num_items_is_shifted_as_in_hf() {
     assert_same_history(&hf, &tb);
 }
 
+/// trainbox's training entries (`loss`, `grad_norm`, `train_loss` by step).
+fn training_numbers(dir: &Path) -> Vec<(String, f64)> {
+    let state = read_state(&dir.join("out/trainer_state.json"));
+    let mut numbers = Vec::new();
+    for entry in state["log_history"].as_array().unwrap() {
+        for key in ["loss", "grad_norm", "train_loss"] {
+            if let Some(x) = entry[key].as_f64() {
+                numbers.push((format!("{key}@{}", entry["step"]), x));
+            }
+        }
+    }
+    numbers
+}
+
+#[test]
+fn average_tokens_across_devices_makes_two_processes_train_as_one() {
+    // 16 samples: one process with one batch of 16, or two with 8 each,
+    // one update an epoch. Summed over the ranks (and the loss times 2),
+    // the count makes each update the mean over all 16 samples' tokens, as
+    // one process takes it; each rank's own count makes another mean.
+    let one = Run::command("loss-kwargs-ddp-one", &["train"]);
+    std::fs::write(one.dir.join("loss_kwargs.py"), SCRIPT).unwrap();
+    let flags = json!({"n_train": 16, "n_eval": 4, "hf": false}).to_string();
+    std::fs::write(one.dir.join("hf_args.json"), flags).unwrap();
+    run_torch_python(
+        "import sys; sys.path.insert(0, sys.argv[1]); import loss_kwargs; loss_kwargs.main(*sys.argv[1:])",
+        &[&one.dir, Path::new("kwargs"), &one.dir.join("hf_args.json")],
+    );
+    let file = |f: &str| one.dir.join(f).to_str().unwrap().to_owned();
+    let (model, data) = (file("model.pt"), file("train.parquet"));
+    let train = |run: Run, batch: &str, average: &str| {
+        run.args(&[
+            "--model",
+            &model,
+            "--train_file",
+            &data,
+            "--output_dir",
+            "out",
+        ])
+        .args(&[
+            "--per_device_train_batch_size",
+            batch,
+            "--num_train_epochs",
+            "3",
+        ])
+        .args(&[
+            "--learning_rate",
+            "0.01",
+            "--logging_steps",
+            "1",
+            "--seed",
+            "7",
+        ])
+        .args(&[
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+        ])
+        .args(&["--average_tokens_across_devices", average])
+    };
+    let one = train(one, "16", "true");
+    one.ok();
+    let two = train(Run::command("loss-kwargs-ddp-two", &["train"]), "8", "true");
+    two.clone().torchrun(2, &[]).ok();
+    let own = train(
+        Run::command("loss-kwargs-ddp-own", &["train"]),
+        "8",
+        "false",
+    );
+    own.clone().torchrun(2, &[]).ok();
+    let (want, got) = (training_numbers(&one.dir), training_numbers(&two.dir));
+    assert_eq!(want.len(), 7, "3 losses, 3 norms, train_loss: {want:?}");
+    assert_eq!(
+        want.iter().map(|n| &n.0).collect::<Vec<_>>(),
+        got.iter().map(|n| &n.0).collect::<Vec<_>>()
+    );
+    for ((key, a), (_, b)) in want.iter().zip(&got) {
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs(),
+            "{key}: {a} with one process, {b} with two"
+        );
+    }
+    let first_loss = |numbers: &[(String, f64)]| numbers[0].1;
+    let own = training_numbers(&own.dir);
+    assert!(
+        (first_loss(&own) - first_loss(&want)).abs() > 1e-4 * first_loss(&want),
+        "each rank's own count should give another loss: {own:?} vs {want:?}"
+    );
+}
+
 #[test]
 fn the_causal_lm_rule_agrees_with_transformers_mapping() {
     let out = run_torch_python(
