@@ -295,7 +295,7 @@ training_arguments! {
     full_determinism: bool = false;
     /// Empty the CUDA cache every N steps (unset: never; nothing to do on the CPU).
     torch_empty_cache_steps: Option<u32> = None;
-    /// HF's flag for models that take `num_items_in_batch`; trainbox's models do not, so it changes nothing (docs/train-your-own-model.md).
+    /// For a model that takes `num_items_in_batch`: sum the update's label count over the processes and scale each rank's loss by their number, as HF (docs/train-your-own-model.md).
     average_tokens_across_devices: bool = true;
     /// The project runs are logged under (HF: used by the trackio integration only).
     project: String = "huggingface".into();
