@@ -8,4 +8,6 @@
 //! `trainbox-pyformat`, which the plugin SDK shares; this module names them
 //! for the host.
 
-pub use trainbox_pyformat::{json_dumps_len, json_float as py_float, Json, MAX_DEPTH};
+pub use trainbox_pyformat::{
+    json_dumps_into, json_dumps_len, json_float as py_float, Json, MAX_DEPTH,
+};

@@ -41,4 +41,4 @@ pub use float::{float_repr, g4, general, json_float};
 pub use json::Json;
 pub use parse::MAX_DEPTH;
 pub use text::{json_str, repr_str};
-pub use tree::{json_dumps, json_dumps_len, repr, str, Entry, Node, Tree};
+pub use tree::{json_dumps, json_dumps_into, json_dumps_len, repr, str, Entry, Node, Tree};

@@ -66,6 +66,13 @@ pub fn json_dumps<T: Tree>(v: &T, indent: Option<usize>) -> String {
     out
 }
 
+/// Appends [`json_dumps`]`(v, indent)` to `out` as written `level` levels
+/// deep in a larger document (its inner lines indented `level` more
+/// times): a writer that streams a long list item by item.
+pub fn json_dumps_into<T: Tree>(out: &mut String, v: &T, indent: Option<usize>, level: usize) {
+    push_json(out, v, indent, level);
+}
+
 fn push_json<T: Tree>(out: &mut String, v: &T, indent: Option<usize>, level: usize) {
     match v.node() {
         Node::Null => out.push_str("null"),

@@ -188,6 +188,12 @@ impl TrainerState {
 
     /// The state as HF's `asdict(state)`.
     pub fn to_json(&self) -> Json {
+        self.to_json_with(true)
+    }
+
+    /// [`TrainerState::to_json`], with an empty `log_history` unless
+    /// `history`.
+    fn to_json_with(&self, history: bool) -> Json {
         let mut m = BTreeMap::new();
         let mut put = |k: &str, v: Json| {
             m.insert(k.to_string(), v);
@@ -225,7 +231,11 @@ impl TrainerState {
         );
         put(
             "log_history",
-            Json::Array(self.log_history.iter().map(Logs::to_json).collect()),
+            Json::Array(if history {
+                self.log_history.iter().map(Logs::to_json).collect()
+            } else {
+                Vec::new()
+            }),
         );
         put("logging_steps", self.logging_steps.to_json());
         put("max_steps", Json::Int(self.max_steps as i64));
@@ -356,8 +366,40 @@ impl TrainerState {
 
     /// Writes `trainer_state.json` exactly as HF's `save_to_json`.
     pub fn save_to_json(&self, path: &Path) -> Result<()> {
-        let text = self.to_json().to_pretty() + "\n";
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        let write = || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+            self.write_json(&mut out)?;
+            std::io::Write::flush(&mut out)
+        };
+        write().with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Writes the bytes of `to_json().to_pretty() + "\n"` (HF's
+    /// `json.dumps(..., indent=2, sort_keys=True) + "\n"`), streaming the
+    /// log history entry by entry: never a second copy of it in memory,
+    /// as a JSON tree or as text.
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        const EMPTY: &str = "\n  \"log_history\": [],";
+        let head = self.to_json_with(false).to_pretty();
+        let (before, after) = head
+            .split_once(EMPTY)
+            .expect("the state's JSON has a top-level log_history");
+        out.write_all(before.as_bytes())?;
+        if self.log_history.is_empty() {
+            out.write_all(EMPTY.as_bytes())?;
+        } else {
+            out.write_all(b"\n  \"log_history\": [")?;
+            let mut entry = String::new();
+            for (i, logs) in self.log_history.iter().enumerate() {
+                entry.clear();
+                entry.push_str(if i == 0 { "\n    " } else { ",\n    " });
+                crate::pyjson::json_dumps_into(&mut entry, &logs.to_json(), Some(2), 2);
+                out.write_all(entry.as_bytes())?;
+            }
+            out.write_all(b"\n  ],")?;
+        }
+        out.write_all(after.as_bytes())?;
+        out.write_all(b"\n")
     }
 
     /// Reads a `trainer_state.json`.
@@ -406,6 +448,35 @@ mod tests {
         assert_eq!(back.global_step, 100);
         assert_eq!(back.best_metric, Some(0.95));
         assert_eq!(back.log_history[0].get("loss"), Some(&Value::Float(0.5)));
+    }
+
+    #[test]
+    fn the_streamed_file_is_the_whole_trees_text() {
+        let streamed = |s: &TrainerState| {
+            let mut out = Vec::new();
+            s.write_json(&mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut s = TrainerState::default();
+        assert_eq!(streamed(&s), s.to_json().to_pretty() + "\n");
+        s.stateful_callbacks.insert(
+            "cb".into(),
+            Json::parse(r#"{"args": {"log_history": []}, "attributes": {}}"#).unwrap(),
+        );
+        for step in 1..4 {
+            let mut entry = Logs::new();
+            entry.insert("loss", Value::Float(0.1 * step as f64));
+            entry.insert("step", Value::Int(step));
+            entry.insert("note", Value::Text("é \"x\"".into()));
+            entry.insert("nan", Value::Float(f64::NAN));
+            s.log_history.push(entry);
+        }
+        let text = streamed(&s);
+        assert_eq!(text, s.to_json().to_pretty() + "\n");
+        assert!(
+            text.contains("\"log_history\": [\n    {\n      \"loss\""),
+            "{text}"
+        );
     }
 
     #[test]
