@@ -3,7 +3,9 @@
     python export.py OUT_DIR [--n_train 256] [--n_eval 32] [--seq_len 64] [--seed 0]
 
 writes OUT_DIR/model.pt (a traced TorchScript module whose forward takes
-`input_ids, labels` and returns `(loss, logits)`, as HF's `return_dict=False`),
+`input_ids, labels, num_items_in_batch` and returns `(loss, logits)`, as HF's
+`return_dict=False`; the count makes gradient accumulation HF's: each update
+is the mean over all its tokens),
 OUT_DIR/train.parquet and OUT_DIR/validation.parquet (`input_ids` and `labels`
 list<int64> columns, snappy, as `datasets.Dataset.to_parquet` writes them).
 Nothing is downloaded: the model is a randomly initialised `GPT2Config`, the
@@ -20,21 +22,32 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config
+from transformers import GPT2LMHeadModel as HfGPT2LMHeadModel
 
 
-class CausalLM(torch.nn.Module):
-    """HF's contract for trainbox: columns in by name, (loss, logits) out."""
+class GPT2LMHeadModel(torch.nn.Module):
+    """HF's contract for trainbox: columns in by name, (loss, logits) out.
+    Named as transformers' class, so that trainbox (as HF's Trainer) knows a
+    causal LM: it counts the labels [..., 1:], and label smoothing shifts.
+    `num_items_in_batch` (HF's loss kwarg): the labels of the whole update,
+    by which GPT-2 divides its summed loss."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, labels):
+    def forward(self, input_ids, labels, num_items_in_batch):
         loss, logits = self.model(
-            input_ids=input_ids, labels=labels, return_dict=False, use_cache=False
+            input_ids=input_ids, labels=labels, num_items_in_batch=num_items_in_batch,
+            return_dict=False, use_cache=False,
         )[:2]
         return loss, logits
+
+
+def count(labels):
+    """HF's num_items_in_batch of one batch: a 0-dim float32 tensor."""
+    return labels[..., 1:].ne(-100).sum() / 1
 
 
 PEOPLE = ["the old fisherman", "a young teacher", "my neighbour", "the baker", "her brother",
@@ -81,9 +94,12 @@ def check(model, traced, seq_len):
     it was traced with (trainbox's last batch may be smaller)."""
     x = torch.randint(0, 256, (3, seq_len // 2 + 1))
     with torch.no_grad():
-        (loss, logits), (want, _) = traced(x, x), model(x, x)
+        (loss, logits), (want, _) = traced(x, x, count(x)), model(x, x, count(x))
+        # Half the count: the loss of a batch that is half of its update.
+        half, _ = traced(x, x, count(x) * 2)
     assert logits.shape == (3, seq_len // 2 + 1, 256), "the trace froze a shape"
     assert torch.allclose(loss, want, atol=1e-5), "the trace froze a shape"
+    assert torch.allclose(half * 2, want, atol=1e-5), "the trace froze num_items_in_batch"
 
 
 def main():
@@ -106,9 +122,9 @@ def main():
     config = GPT2Config(vocab_size=256, n_positions=max(128, a.seq_len), n_embd=64, n_layer=2,
                         n_head=2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         bos_token_id=None, eos_token_id=None)
-    model = CausalLM(GPT2LMHeadModel(config)).eval()
+    model = GPT2LMHeadModel(HfGPT2LMHeadModel(config)).eval()
     example = torch.randint(0, 256, (2, a.seq_len))
-    traced = torch.jit.trace(model, (example, example))
+    traced = torch.jit.trace(model, (example, example, count(example)))
     check(model, traced, a.seq_len)
     traced.save(str(a.out_dir / "model.pt"))
 
