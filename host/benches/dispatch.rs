@@ -6,8 +6,9 @@
 //! and noisy.
 //!
 //! Sections can be picked by name: `cargo bench --profile release --bench
-//! dispatch -- calls history` runs only those (`steps`, `calls`, `history`,
-//! `languages`, `restart`, `load`); with none named, all run.
+//! dispatch -- calls history` runs only those (`steps`, which is
+//! `regression` and `sort`, `calls`, `history`, `plugins`, `languages`, `restart`,
+//! `load`); with none named, all run.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +21,8 @@ use trainbox::{
 const REPEATS: usize = 5;
 const CALLS: u32 = 200_000;
 const LANG_CALLS: u32 = 20_000;
+/// The training figures log every this many steps (the setting).
+const LOGGING_STEPS: f64 = 50.0;
 
 fn plugin_path(name: &str) -> PathBuf {
     // Read at run time: `make bench` exports this checkout's build/plugins.
@@ -30,11 +33,17 @@ fn plugin_path(name: &str) -> PathBuf {
     p
 }
 
+/// The compile cache of the figures that do not time loading: compiling the
+/// Python plugin takes seconds, and is not what they measure.
+fn compiled_cache() -> PathBuf {
+    std::env::temp_dir().join("trainbox-bench-compiled")
+}
+
 fn args(dir: &str, steps: i64) -> TrainingArguments {
     TrainingArguments {
         output_dir: std::env::temp_dir().join(dir).to_string_lossy().into(),
         max_steps: steps,
-        logging_steps: 100.0,
+        logging_steps: LOGGING_STEPS,
         save_strategy: trainbox::args::SaveStrategy::No,
         disable_tqdm: true,
         ..Default::default()
@@ -62,8 +71,17 @@ fn load(
         .expect("instantiating plugin")
 }
 
+/// One timed training run.
+struct StepTime {
+    /// Wall seconds per step.
+    seconds: f64,
+    /// Microseconds per step spent inside each plugin's event calls
+    /// (lowering, the guest's code and the host calls it makes), by name.
+    in_calls: Vec<(String, f64)>,
+}
+
 /// Seconds per training step of a task, with or without plugins.
-fn step_time(task: &str, steps: i64, batch: u32, with_plugins: bool) -> f64 {
+fn step_time(task: &str, steps: i64, batch: u32, with_plugins: bool) -> StepTime {
     let mut args = args(
         if with_plugins {
             "trainbox-bench-plugins"
@@ -80,7 +98,7 @@ fn step_time(task: &str, steps: i64, batch: u32, with_plugins: bool) -> f64 {
     let task = trainbox::tasks::build(task, &options).unwrap();
     let view = RunView::default();
     let mut plugins: Vec<Box<dyn Callback>> = Vec::new();
-    let sandbox = Sandbox::new(view.clone(), None).unwrap();
+    let sandbox = Sandbox::new(view.clone(), Some(compiled_cache())).unwrap();
     if with_plugins {
         for name in ["recorder", "printer", "progress"] {
             plugins.push(Box::new(load(&sandbox, name, &args, &[])));
@@ -93,18 +111,36 @@ fn step_time(task: &str, steps: i64, batch: u32, with_plugins: bool) -> f64 {
         .unwrap();
     let start = Instant::now();
     trainer.train().unwrap();
-    start.elapsed().as_secs_f64() / steps as f64
+    let seconds = start.elapsed().as_secs_f64() / steps as f64;
+    let in_calls = trainer
+        .callbacks()
+        .filter_map(|c| c.report())
+        .map(|r| {
+            // `exports` is in the report's column order: the event calls first.
+            let events = r.exports[0];
+            (r.label, events.total.as_secs_f64() * 1e6 / steps as f64)
+        })
+        .collect();
+    StepTime { seconds, in_calls }
 }
 
 /// Alternating runs without and with plugins; prints the medians side by side.
 fn compare(task: &str, steps: i64, batch: u32, repeats: usize, what: &str) {
     let (mut none, mut loaded) = (Vec::new(), Vec::new());
+    let mut in_calls: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..repeats {
-        none.push(step_time(task, steps, batch, false));
-        loaded.push(step_time(task, steps, batch, true));
+        none.push(step_time(task, steps, batch, false).seconds);
+        let run = step_time(task, steps, batch, true);
+        loaded.push(run.seconds);
+        for (i, (name, us)) in run.in_calls.into_iter().enumerate() {
+            if in_calls.len() <= i {
+                in_calls.push((name, Vec::new()));
+            }
+            in_calls[i].1.push(us);
+        }
     }
     let (none, loaded) = (median(none), median(loaded));
-    println!("{task} task, {steps} steps of {what}, batch {batch} (median of {repeats} alternating runs):");
+    println!("{task} task, {steps} steps of {what}, batch {batch}, logging_steps {LOGGING_STEPS} (median of {repeats} alternating runs):");
     println!(
         "  {:<34} {:>10.1} steps/s {:>10.1} µs/step",
         "no plugins",
@@ -117,6 +153,23 @@ fn compare(task: &str, steps: i64, batch: u32, repeats: usize, what: &str) {
         1.0 / loaded,
         loaded * 1e6,
         (loaded / none - 1.0) * 100.0
+    );
+    // The time inside the calls, measured by the call path itself: less
+    // noisy than the difference of two wall times on a shared machine.
+    let mut total = 0.0;
+    for (name, times) in in_calls {
+        let us = median(times);
+        total += us;
+        println!(
+            "    {:<32} {us:>10.2} µs/step in its event calls   ({:.2}% of the step without plugins)",
+            name,
+            us / (none * 1e6) * 100.0
+        );
+    }
+    println!(
+        "    {:<32} {total:>10.2} µs/step in event calls   ({:.2}%)",
+        "all three",
+        total / (none * 1e6) * 100.0
     );
 }
 
@@ -188,20 +241,25 @@ fn log_entry(step: u64) -> Logs {
 }
 
 fn main() {
-    if wanted("steps") {
+    if wanted("steps") || wanted("regression") {
         // Warm the compile cache and libtorch before timing anything.
         step_time("regression", 100, 8, true);
-        compare("regression", 3000, 8, REPEATS, "a 2-parameter model");
+        compare("regression", 3000, 8, 11, "a 2-parameter model");
+    }
+    if wanted("steps") || wanted("sort") {
         compare("sort", 150, 64, 3, "the demo transformer");
     }
     let args = args("trainbox-bench-calls", 1);
-    let sandbox = Sandbox::new(RunView::default(), None).unwrap();
+    let sandbox = Sandbox::new(RunView::default(), Some(compiled_cache())).unwrap();
     let stopper = || load(&sandbox, "stopper", &args, &[("at_step", "1000000000")]);
     if wanted("calls") {
         call_figures(&args, stopper());
     }
     if wanted("history") {
         history_figures(&args);
+    }
+    if wanted("plugins") {
+        shipped_plugin_figures(&sandbox, &args);
     }
     if wanted("languages") {
         language_figures(&sandbox, &args);
@@ -217,7 +275,7 @@ fn main() {
 /// One event call into a trivial Rust plugin: bare, with a payload, and
 /// without limits.
 fn call_figures(args: &TrainingArguments, mut stopper: WasmPlugin) {
-    let unlimited = Sandbox::without_limits(RunView::default(), None).unwrap();
+    let unlimited = Sandbox::without_limits(RunView::default(), Some(compiled_cache())).unwrap();
     let mut free = load(&unlimited, "stopper", args, &[("at_step", "1000000000")]);
     let log = log_entry(1);
     let empty = Logs::new();
@@ -253,13 +311,13 @@ fn history_figures(args: &TrainingArguments) {
         .iter()
         .map(|&n| {
             let view = RunView::default();
-            let mut state = bench_state();
+            let state = bench_state();
+            // One history, shared by the state and the view (as the trainer does).
+            view.lock().log_history = state.log_history.share();
             for step in 0..n {
-                let entry = log_entry(step);
-                view.lock().log_history.push(entry.clone());
-                state.log_history.push(entry);
+                state.log_history.push(&log_entry(step));
             }
-            let sandbox = Sandbox::new(view, None).unwrap();
+            let sandbox = Sandbox::new(view, Some(compiled_cache())).unwrap();
             let plugin = load(&sandbox, "stopper", args, &[("at_step", "1000000000")]);
             (plugin, state)
         })
@@ -292,6 +350,25 @@ fn history_figures(args: &TrainingArguments) {
             "  {what:<34} {short:>10.3} µs/call {long:>10.3} µs/call   ({:+.1}%)",
             (long / short - 1.0) * 100.0
         );
+    }
+}
+
+/// One call into each plugin of the default set, on the events of a step.
+fn shipped_plugin_figures(sandbox: &Sandbox, args: &TrainingArguments) {
+    let empty = Logs::new();
+    println!("one event call into the shipped plugins ({LANG_CALLS} calls, median of {REPEATS}):");
+    for name in ["recorder", "progress"] {
+        let mut p = load(sandbox, name, args, &[]);
+        for event in [Event::StepBegin, Event::StepEnd] {
+            let mut state = bench_state();
+            state.max_steps = u64::MAX;
+            let us = median(
+                (0..REPEATS)
+                    .map(|_| calls(&mut p, event, &state, &empty, LANG_CALLS))
+                    .collect(),
+            ) / 1e3;
+            println!("  {:<34} {us:>10.3} µs/call", format!("{name}, {event}"));
+        }
     }
 }
 

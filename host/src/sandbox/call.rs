@@ -19,9 +19,10 @@ pub(super) fn call<T>(
     deadline: Duration,
     f: impl FnOnce(&mut Store<PluginHost>) -> wasmtime::Result<T>,
 ) -> Result<T, PluginFault> {
-    arm(store, deadline);
-    store.data().stderr.begin_call();
+    // One clock read starts both the deadline and the call's timing.
     let started = Instant::now();
+    arm(store, deadline, started);
+    store.data().stderr.begin_call();
     let result = f(store);
     report.add(export, started.elapsed());
     result.map_err(|e| {
@@ -29,11 +30,11 @@ pub(super) fn call<T>(
     })
 }
 
-/// Arms a store for a call of at most `d`: the epoch deadline for the
-/// guest's own code, and the instant at which every wait in a host call
-/// (`wait.rs`) and every HTTP request ends (epochs do not interrupt a
+/// Arms a store for a call of at most `d` from `now`: the epoch deadline
+/// for the guest's own code, and the instant at which every wait in a host
+/// call (`wait.rs`) and every HTTP request ends (epochs do not interrupt a
 /// plugin blocked in a host call).
-fn arm(store: &mut Store<PluginHost>, d: Duration) {
+fn arm(store: &mut Store<PluginHost>, d: Duration, now: Instant) {
     store.set_epoch_deadline(ticks(d));
-    store.data_mut().call_deadline = Some(Instant::now() + d);
+    store.data_mut().call_deadline = Some(now + d);
 }

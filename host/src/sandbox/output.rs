@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -229,14 +230,23 @@ impl Drop for Sink {
     }
 }
 
+/// What the handles on one stream share.
+struct Shared {
+    sink: Mutex<Sink>,
+    /// Whether `recent` may hold lines: a call begins without taking the
+    /// lock when the last one wrote nothing (the common case: each event
+    /// call begins one).
+    has_recent: AtomicBool,
+}
+
 /// One plugin output stream, shared by every handle the guest opens on it.
 #[derive(Clone)]
-pub struct PluginOutput(Arc<Mutex<Sink>>);
+pub struct PluginOutput(Arc<Shared>);
 
 impl PluginOutput {
     /// A stream for plugin `name` that may write `budget` bytes in all.
     pub fn new(name: &str, channel: Channel, budget: usize) -> Self {
-        PluginOutput(Arc::new(Mutex::new(Sink {
+        let sink = Mutex::new(Sink {
             prefix: format!("[{name}] "),
             channel,
             pending: Vec::new(),
@@ -247,12 +257,29 @@ impl PluginOutput {
             refilled: Instant::now(),
             rate_reported: false,
             recent: std::collections::VecDeque::new(),
-        })))
+        });
+        PluginOutput(Arc::new(Shared {
+            sink,
+            has_recent: AtomicBool::new(false),
+        }))
     }
 
     /// Forgets the lines of earlier calls: a call begins.
     pub fn begin_call(&self) {
-        self.sink().recent.clear();
+        if self.0.has_recent.load(Ordering::Acquire) {
+            let mut sink = self.sink();
+            self.0.has_recent.store(false, Ordering::Release);
+            sink.recent.clear();
+        }
+    }
+
+    /// Writes `bytes` (stdout or stderr as the guest writes them).
+    fn write_bytes(&self, bytes: &[u8]) {
+        let mut sink = self.sink();
+        sink.write(bytes);
+        if !sink.recent.is_empty() {
+            self.0.has_recent.store(true, Ordering::Release);
+        }
     }
 
     /// The last lines written since the call began (a line still without
@@ -260,6 +287,9 @@ impl PluginOutput {
     pub fn recent_lines(&self) -> Vec<String> {
         let mut sink = self.sink();
         sink.flush();
+        if !sink.recent.is_empty() {
+            self.0.has_recent.store(true, Ordering::Release);
+        }
         sink.recent.iter().cloned().collect()
     }
 
@@ -269,7 +299,7 @@ impl PluginOutput {
     }
 
     fn sink(&self) -> std::sync::MutexGuard<'_, Sink> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.0.sink.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -297,7 +327,7 @@ impl Pollable for PluginOutput {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for PluginOutput {
     fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
-        self.sink().write(&bytes);
+        self.write_bytes(&bytes);
         Ok(())
     }
 
@@ -318,7 +348,7 @@ impl tokio::io::AsyncWrite for PluginOutput {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.sink().write(buf);
+        self.write_bytes(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -379,6 +409,23 @@ mod tests {
         // Escapes that shrink to nothing still end in a cut mark.
         let escapes = "\u{1b}[0m".repeat(MAX_LINE * 2);
         assert_eq!(clean_line(&escapes), " …");
+    }
+
+    #[test]
+    fn a_call_quotes_only_the_lines_written_since_it_began() {
+        let mut out = PluginOutput::new("t", Channel::Stderr, 1 << 20);
+        out.begin_call();
+        OutputStream::write(&mut out, Bytes::from_static(b"first\n")).unwrap();
+        assert_eq!(out.recent_lines(), ["first"]);
+        // A call that writes nothing quotes nothing, the one after it
+        // only its own lines, a line without its newline included.
+        out.begin_call();
+        assert!(out.recent_lines().is_empty());
+        out.begin_call();
+        OutputStream::write(&mut out, Bytes::from_static(b"second\nthi")).unwrap();
+        assert_eq!(out.recent_lines(), ["second", "thi"]);
+        out.begin_call();
+        assert!(out.recent_lines().is_empty());
     }
 
     #[test]

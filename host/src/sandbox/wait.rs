@@ -97,6 +97,30 @@ fn bounded<T, E: From<DeadlinePassed>>(
     })
 }
 
+/// [`bounded`], for an operation that is usually done at once (a flush
+/// or a write to a file, which `fs/streams.rs` makes on this thread):
+/// polled once first, and only when it is not done run on the runtime, so
+/// that such a call costs no thread switch (tokio's timer and its park). Not
+/// for readiness waits (`poll`, `block`): wasmtime-wasi yields to its
+/// runtime before those so that its background work is not starved by a
+/// guest looping on a pollable that is always ready.
+fn bounded_quick<T, E: From<DeadlinePassed>>(
+    deadline: Option<Instant>,
+    wait: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    if deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(DeadlinePassed.into());
+    }
+    let mut wait = std::pin::pin!(wait);
+    let done = wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| {
+        wasmtime_wasi::runtime::poll_noop(wait.as_mut())
+    });
+    match done {
+        Some(result) => result,
+        None => bounded(deadline, wait),
+    }
+}
+
 type StreamResult<T> = Result<T, StreamError>;
 
 impl poll::Host for Waits<'_> {
@@ -173,8 +197,9 @@ impl streams::HostInputStream for Waits<'_> {
 
 impl streams::HostOutputStream for Waits<'_> {
     fn drop(&mut self, stream: Resource<DynOutputStream>) -> wasmtime::Result<()> {
-        // Waits for a write in flight (a file write on a blocking thread).
-        bounded(
+        // Waits for a write in flight (an HTTP body's; file writes are made
+        // on this thread).
+        bounded_quick(
             self.deadline,
             async_streams::HostOutputStream::drop(self.table, stream),
         )
@@ -193,7 +218,7 @@ impl streams::HostOutputStream for Waits<'_> {
         stream: Resource<DynOutputStream>,
         bytes: Vec<u8>,
     ) -> StreamResult<()> {
-        bounded(
+        bounded_quick(
             self.deadline,
             async_streams::HostOutputStream::blocking_write_and_flush(self.table, stream, bytes),
         )
@@ -204,7 +229,7 @@ impl streams::HostOutputStream for Waits<'_> {
         stream: Resource<DynOutputStream>,
         len: u64,
     ) -> StreamResult<()> {
-        bounded(
+        bounded_quick(
             self.deadline,
             async_streams::HostOutputStream::blocking_write_zeroes_and_flush(
                 self.table, stream, len,
@@ -228,7 +253,7 @@ impl streams::HostOutputStream for Waits<'_> {
     }
 
     fn blocking_flush(&mut self, stream: Resource<DynOutputStream>) -> StreamResult<()> {
-        bounded(
+        bounded_quick(
             self.deadline,
             async_streams::HostOutputStream::blocking_flush(self.table, stream),
         )
