@@ -3,7 +3,7 @@
 //! callbacks read it only when they ask, so that an event costs the same
 //! however long the run has been going.
 
-use crate::state::Logs;
+use crate::state::LogHistory;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tch::Tensor;
 
@@ -136,8 +136,8 @@ impl Histogram {
 /// What [`RunView`] holds.
 #[derive(Default)]
 pub struct RunData {
-    /// A copy of `TrainerState.log_history`.
-    pub log_history: Vec<Logs>,
+    /// `TrainerState.log_history`: a shared handle on the state's own.
+    pub log_history: LogHistory,
     /// The trainable parameters by name (shallow copies: same storage).
     pub parameters: Vec<(String, Tensor)>,
     /// Total gradient norm of the last update, before clipping.

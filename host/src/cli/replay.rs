@@ -150,7 +150,7 @@ fn feed(
         if r.event == Event::Log {
             let mut entry = r.payload.clone();
             entry.insert("step", Value::Int(state.global_step as i64));
-            view.lock().log_history.push(entry);
+            view.lock().log_history.push(&entry);
         }
         if events_wanted.contains(r.event) {
             let cx = EventContext {

@@ -9,7 +9,7 @@
 //! left out, as are non-finite values and the final `train_loss` (a mean
 //! over the run, not a point of the curve).
 
-use crate::state::{Logs, Value};
+use crate::state::{LogHistory, Value};
 use serde::Serialize;
 
 /// How many decades a loss must span before it is drawn on a log scale.
@@ -52,11 +52,11 @@ pub fn is_loss(metric: &str) -> bool {
 impl RunCurves {
     /// The series of `run` from its `log_history`: an entry's numbers under
     /// [`is_plotted`] keys, at the entry's `step`.
-    pub fn from_history(run: &str, history: &[Logs]) -> RunCurves {
+    pub fn from_history(run: &str, history: &LogHistory) -> RunCurves {
         let mut series: Vec<Series> = Vec::new();
-        for entry in history {
+        history.for_each(|entry| {
             let Some(step) = entry.get("step").and_then(Value::as_f64) else {
-                continue;
+                return;
             };
             for (key, value) in entry.iter() {
                 let value = match value {
@@ -76,7 +76,7 @@ impl RunCurves {
                     }),
                 }
             }
-        }
+        });
         series.sort_by_key(|s| order_key(&s.metric));
         RunCurves {
             run: run.to_string(),
@@ -225,6 +225,7 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::Logs;
 
     fn entry(pairs: &[(&str, Value)]) -> Logs {
         let mut logs = Logs::new();
@@ -275,7 +276,7 @@ mod tests {
 
     #[test]
     fn series_are_the_losses_and_eval_metrics_at_their_steps() {
-        let curves = RunCurves::from_history("run", &history());
+        let curves = RunCurves::from_history("run", &history().into());
         let names: Vec<&str> = curves.series.iter().map(|s| s.metric.as_str()).collect();
         assert_eq!(names, ["loss", "eval_loss", "eval_accuracy"]);
         assert_eq!(
@@ -383,7 +384,7 @@ mod tests {
 
     #[test]
     fn panels_hold_the_losses_together_and_one_metric_each() {
-        let a = RunCurves::from_history("a", &history());
+        let a = RunCurves::from_history("a", &history().into());
         let mut b = a.clone();
         b.run = "b".into();
         b.series.push(Series {

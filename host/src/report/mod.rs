@@ -108,8 +108,8 @@ pub fn write_run_curves(output_dir: &Path, state: &TrainerState) -> bool {
 pub fn print_summary(state: &TrainerState, args: &crate::args::TrainingArguments) {
     let trained = state
         .log_history
-        .iter()
-        .any(|e| e.get("train_runtime").is_some());
+        .rfind(|e| e.get("train_runtime").is_some())
+        .is_some();
     if !state.is_world_process_zero || !trained {
         return;
     }

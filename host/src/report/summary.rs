@@ -66,10 +66,13 @@ impl Summary {
         let curves = RunCurves::from_history("", &state.log_history);
         let final_entry = state
             .log_history
-            .iter()
-            .rev()
-            .find(|e| e.get("train_runtime").is_some());
-        let number = |key: &str| final_entry.and_then(|e| e.get(key)).and_then(Value::as_f64);
+            .rfind(|e| e.get("train_runtime").is_some());
+        let number = |key: &str| {
+            final_entry
+                .as_ref()
+                .and_then(|e| e.get(key))
+                .and_then(Value::as_f64)
+        };
         let tracked = metric.is_some();
         let metric = metric
             .map(str::to_string)
@@ -308,7 +311,7 @@ mod tests {
             epoch: 2.0,
             ..Default::default()
         };
-        s.log_history = vec![
+        s.log_history = crate::state::LogHistory::from(vec![
             entry(&[("loss", 1.0), ("step", 10.0)]),
             entry(&[("eval_loss", 0.8), ("eval_accuracy", 0.5), ("step", 10.0)]),
             entry(&[("loss", 0.5), ("step", 20.0)]),
@@ -319,7 +322,7 @@ mod tests {
                 ("train_loss", 0.75),
                 ("step", 20.0),
             ]),
-        ];
+        ]);
         s
     }
 

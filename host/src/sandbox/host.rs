@@ -193,7 +193,7 @@ impl wit_views::HostLogHistory for PluginHost {
             .lock()
             .log_history
             .get(index as usize)
-            .map(super::bindings::entries))
+            .map(|logs| super::bindings::entries(&logs)))
     }
 
     fn drop(&mut self, handle: Resource<LogHistoryHandle>) -> wasmtime::Result<()> {

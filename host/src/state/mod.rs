@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 mod control;
+mod history;
 mod logs;
 
 pub use control::TrainerControl;
+pub use history::LogHistory;
 pub use logs::{Logs, Value};
 
 /// An int or a float, kept apart so that `trainer_state.json` writes
@@ -83,8 +85,9 @@ pub struct TrainerState {
     pub num_input_tokens_seen: u64,
     /// Floating-point operations so far; written as an int until the first update.
     pub total_flos: f64,
-    /// Every `log` entry, with its `step`.
-    pub log_history: Vec<Logs>,
+    /// Every `log` entry, with its `step` (one compact copy, shared with
+    /// the plugins' view).
+    pub log_history: LogHistory,
     pub best_metric: Option<f64>,
     pub best_global_step: Option<u64>,
     pub best_model_checkpoint: Option<String>,
@@ -110,7 +113,7 @@ impl Default for TrainerState {
             num_train_epochs: 0,
             num_input_tokens_seen: 0,
             total_flos: 0.0,
-            log_history: Vec::new(),
+            log_history: LogHistory::new(),
             best_metric: None,
             best_global_step: None,
             best_model_checkpoint: None,
@@ -232,7 +235,9 @@ impl TrainerState {
         put(
             "log_history",
             Json::Array(if history {
-                self.log_history.iter().map(Logs::to_json).collect()
+                let mut all = Vec::with_capacity(self.log_history.len());
+                self.log_history.for_each(|logs| all.push(logs.to_json()));
+                all
             } else {
                 Vec::new()
             }),
@@ -304,17 +309,15 @@ impl TrainerState {
                 "total_flos" => s.total_flos = v.as_f64().ok_or_else(|| bad(k))?,
                 "log_history" => {
                     let items = v.as_array().ok_or_else(|| bad(k))?;
-                    s.log_history = items
-                        .iter()
-                        .map(|e| {
-                            let o = e.as_object().ok_or_else(|| bad(k))?;
-                            Ok(Logs(
-                                o.iter()
-                                    .filter_map(|(k, v)| Some((k.clone(), Value::from_json(v)?)))
-                                    .collect(),
-                            ))
-                        })
-                        .collect::<Result<_, String>>()?;
+                    s.log_history = LogHistory::new();
+                    for e in items {
+                        let o = e.as_object().ok_or_else(|| bad(k))?;
+                        s.log_history.push(&Logs(
+                            o.iter()
+                                .filter_map(|(k, v)| Some((k.clone(), Value::from_json(v)?)))
+                                .collect(),
+                        ));
+                    }
                 }
                 "best_metric" => {
                     s.best_metric = if null {
@@ -390,12 +393,14 @@ impl TrainerState {
         } else {
             out.write_all(b"\n  \"log_history\": [")?;
             let mut entry = String::new();
-            for (i, logs) in self.log_history.iter().enumerate() {
+            let mut first = true;
+            self.log_history.try_for_each(|logs| {
                 entry.clear();
-                entry.push_str(if i == 0 { "\n    " } else { ",\n    " });
+                entry.push_str(if first { "\n    " } else { ",\n    " });
+                first = false;
                 crate::pyjson::json_dumps_into(&mut entry, &logs.to_json(), Some(2), 2);
-                out.write_all(entry.as_bytes())?;
-            }
+                out.write_all(entry.as_bytes())
+            })?;
             out.write_all(b"\n  ],")?;
         }
         out.write_all(after.as_bytes())?;
@@ -431,7 +436,7 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_json() {
-        let mut s = TrainerState {
+        let s = TrainerState {
             epoch: 1.5,
             global_step: 100,
             max_steps: 200,
@@ -441,13 +446,16 @@ mod tests {
         let mut entry = Logs::new();
         entry.insert("loss", Value::Float(0.5));
         entry.insert("step", Value::Int(100));
-        s.log_history.push(entry);
+        s.log_history.push(&entry);
         let back =
             TrainerState::from_json(&Json::parse(&s.to_json().to_pretty()).unwrap()).unwrap();
         assert_eq!(back.epoch, 1.5);
         assert_eq!(back.global_step, 100);
         assert_eq!(back.best_metric, Some(0.95));
-        assert_eq!(back.log_history[0].get("loss"), Some(&Value::Float(0.5)));
+        assert_eq!(
+            back.log_history.get(0).unwrap().get("loss"),
+            Some(&Value::Float(0.5))
+        );
     }
 
     #[test]
@@ -469,7 +477,7 @@ mod tests {
             entry.insert("step", Value::Int(step));
             entry.insert("note", Value::Text("é \"x\"".into()));
             entry.insert("nan", Value::Float(f64::NAN));
-            s.log_history.push(entry);
+            s.log_history.push(&entry);
         }
         let text = streamed(&s);
         assert_eq!(text, s.to_json().to_pretty() + "\n");

@@ -193,6 +193,8 @@ impl TrainerBuilder {
             is_local_process_zero: self.world.is_local_zero(),
             ..TrainerState::default()
         };
+        // The plugins read the state's own log history, never a copy.
+        self.view.lock().log_history = state.log_history.share();
         let mut trainer = Trainer {
             world: self.world,
             args,
@@ -334,8 +336,8 @@ impl Trainer {
         self.add_tokens_seen(&mut logs);
         let mut entry = logs.clone();
         entry.insert("step", Value::Int(self.state.global_step as i64));
-        self.view.lock().log_history.push(entry.clone());
-        self.state.log_history.push(entry);
+        // One push: the view shares this history.
+        self.state.log_history.push(&entry);
         self.fire(Event::Log, &logs)?;
         Ok(logs)
     }

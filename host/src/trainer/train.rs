@@ -140,7 +140,7 @@ impl Trainer {
         self.state.train_batch_size = Some(train_bs as u32);
         {
             let mut view = self.view.lock();
-            view.log_history = self.state.log_history.clone();
+            view.log_history = self.state.log_history.share();
             view.parameters = params;
             view.grad_norm = None;
             view.learning_rates = run.optimizer.group_learning_rates(self.current_lr(&run));
