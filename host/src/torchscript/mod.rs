@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, CModule, Device, IValue, Tensor};
 
-/// The argument (and batch column) that carries HF's `num_items_in_batch`.
-pub const NUM_ITEMS_IN_BATCH: &str = "num_items_in_batch";
 
 /// How to make a file that loads: the fix every load error names.
 const EXPORT_FIX: &str = "export the model from Python with \
@@ -132,11 +130,10 @@ impl ScriptModel {
         self.class.as_deref()
     }
 
-    /// HF's `model_accepts_loss_kwargs`: `forward` has an argument bound to
-    /// `num_items_in_batch`, the number of labels of the whole accumulated
-    /// update (a 0-dim tensor), by which the module divides its summed loss.
-    pub fn accepts_loss_kwargs(&self) -> bool {
-        self.names.iter().any(|n| n == NUM_ITEMS_IN_BATCH)
+    /// Whether `forward` has an argument bound to the batch column `name`
+    /// (HF's `model_accepts_loss_kwargs` is this for `num_items_in_batch`).
+    pub fn takes(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
     }
 
     /// Whether the module is a causal LM, whose labels HF shifts (its class

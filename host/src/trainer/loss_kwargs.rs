@@ -20,10 +20,12 @@ use super::data::Batch;
 use super::model::Model;
 use super::prefetch::Loader;
 use super::Trainer;
-use crate::torchscript::NUM_ITEMS_IN_BATCH;
 use anyhow::Result;
 use std::collections::VecDeque;
 use tch::{Kind, Tensor};
+
+/// The argument (and batch column) that carries HF's `num_items_in_batch`.
+pub const NUM_ITEMS_IN_BATCH: &str = "num_items_in_batch";
 
 /// The label HF ignores when it counts.
 const IGNORE_INDEX: i64 = -100;

@@ -114,7 +114,7 @@ impl Trainer {
         batch: &Batch,
         labels: &Tensor,
     ) -> Result<Tensor> {
-        let num_items = batch.columns.get(crate::torchscript::NUM_ITEMS_IN_BATCH);
+        let num_items = batch.columns.get(super::loss_kwargs::NUM_ITEMS_IN_BATCH);
         label_smoothed_loss(
             epsilon,
             logits,

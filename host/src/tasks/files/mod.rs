@@ -357,7 +357,7 @@ impl Binder {
         for (i, input) in self.inputs.iter().enumerate() {
             let found = wanted.iter().any(|c| passed(c) == *input)
                 || (input == "attention_mask" && attention_mask)
-                || input == crate::torchscript::NUM_ITEMS_IN_BATCH;
+                || input == crate::trainer::loss_kwargs::NUM_ITEMS_IN_BATCH;
             let optional = self.args.get(i).is_some_and(|a| a.default.is_some());
             if !found && !optional {
                 let arg = self.args.get(i).map_or(input.as_str(), |a| a.name.as_str());

@@ -133,7 +133,8 @@ impl Model for FileModel {
 
     /// `forward` takes `num_items_in_batch`.
     fn accepts_loss_kwargs(&self) -> bool {
-        self.script.accepts_loss_kwargs()
+        self.script
+            .takes(crate::trainer::loss_kwargs::NUM_ITEMS_IN_BATCH)
     }
 
     /// The module's class is one of transformers' causal LM classes.
