@@ -4,7 +4,8 @@
 
 Builds a randomly initialised GPT-2 (`transformers.GPT2Config`: 2 layers, 2 heads,
 n_embd 128, vocab 256, 128 tokens a sample) in examples/hf-gpt2's wrapper (forward
-(input_ids, labels) returns (loss, logits), as HF's `return_dict=False`), traces it
+(input_ids, labels, num_items_in_batch) returns (loss, logits), as HF's
+`return_dict=False`), traces it
 to `model.pt`, writes that example's byte-level text to Parquet, then trains the
 same weights on the same data and batch size, alternately with `trainbox train
 --model model.pt` and with `transformers.Trainer` on the eager module, each in a
@@ -42,16 +43,16 @@ def example():
     return module
 
 
-def wrapper():
-    """A GPT-2 twice the example's width, 128 tokens a sample, in the
-    example's wrapper."""
+def gpt2():
+    """A GPT-2 twice the example's width, 128 tokens a sample: HF's own
+    module, which HF's Trainer trains (it takes the loss kwargs)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     # Dropout 0: a traced module keeps the mode it was traced in.
     config = GPT2Config(vocab_size=256, n_positions=SEQ_LEN, n_embd=128, n_layer=2, n_head=2,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         bos_token_id=None, eos_token_id=None)
-    return example().CausalLM(GPT2LMHeadModel(config))
+    return GPT2LMHeadModel(config)
 
 
 def export(work):
@@ -66,11 +67,12 @@ def export(work):
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     torch.manual_seed(0)
-    model = wrapper().eval()
+    ex = example()
+    # The example's wrapper: forward(input_ids, labels, num_items_in_batch).
+    model = ex.GPT2LMHeadModel(gpt2()).eval()
     x = torch.randint(0, 256, (2, SEQ_LEN))
-    torch.jit.trace(model, (x, x)).save(str(work / "model.pt"))
-    gpt2 = example()
-    gpt2.write_parquet(work / "train.parquet", gpt2.chunks(random.Random(0), N_TRAIN, SEQ_LEN))
+    torch.jit.trace(model, (x, x, ex.count(x))).save(str(work / "model.pt"))
+    ex.write_parquet(work / "train.parquet", ex.chunks(random.Random(0), N_TRAIN, SEQ_LEN))
 
 
 def hf_child(work, steps, threads):
@@ -83,9 +85,11 @@ def hf_child(work, steps, threads):
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(threads)
-    model = wrapper()
-    missing, _ = model.load_state_dict(torch.jit.load(str(work / "model.pt")).state_dict(),
-                                       strict=False)
+    model = gpt2()
+    # model.pt's weights, under the wrapper's `model.` prefix.
+    traced = torch.jit.load(str(work / "model.pt")).state_dict()
+    weights = {k.removeprefix("model."): v for k, v in traced.items()}
+    missing, _ = model.load_state_dict(weights, strict=False)
     assert not [k for k in missing if k in dict(model.named_parameters())], missing
     table = pq.read_table(work / "train.parquet").to_pydict()
     data = [{k: torch.tensor(v[i], dtype=torch.int64) for k, v in table.items()}
