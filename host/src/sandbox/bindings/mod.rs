@@ -13,6 +13,7 @@
 //! [`BindingsPre`] and [`Bindings`], and its linker line in
 //! [`add_to_linker`].
 
+mod on_event;
 pub mod since_v0_1_0;
 mod since_v0_2_0;
 
@@ -126,15 +127,22 @@ impl<T: Imports> BindingsPre<T> {
     pub fn instantiate(&self, store: &mut Store<T>) -> wasmtime::Result<Bindings> {
         Ok(match self {
             BindingsPre::V0_1(pre) => Bindings::V0_1(pre.instantiate(store)?),
-            BindingsPre::V0_2(pre) => Bindings::V0_2(pre.instantiate(store)?),
+            BindingsPre::V0_2(pre) => {
+                // As `pre.instantiate` does, keeping the instance to find
+                // `on-event` in (called with its records lowered at once).
+                let instance = pre.instance_pre().instantiate(&mut *store)?;
+                let on_event = on_event::OnEvent::of(store, &instance)?;
+                Bindings::V0_2(latest::Callback::new(&mut *store, &instance)?, on_event)
+            }
         })
     }
 }
 
-/// A live plugin instance: its exports, called in the latest's types.
+/// A live plugin instance: its exports, called in the latest's types (and
+/// the latest's `on-event` through `on_event.rs`).
 pub enum Bindings {
     V0_1(since_v0_1_0::Callback),
-    V0_2(latest::Callback),
+    V0_2(latest::Callback, on_event::OnEvent),
 }
 
 impl Bindings {
@@ -142,7 +150,7 @@ impl Bindings {
     pub fn describe<T: Send>(&self, s: &mut Store<T>) -> wasmtime::Result<wit::PluginInfo> {
         match self {
             Bindings::V0_1(b) => since_v0_1_0::describe(b, s),
-            Bindings::V0_2(b) => b.trainbox_callback_plugin().call_describe(s),
+            Bindings::V0_2(b, _) => b.trainbox_callback_plugin().call_describe(s),
         }
     }
 
@@ -155,7 +163,7 @@ impl Bindings {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Bindings::V0_1(b) => since_v0_1_0::configure(b, s, args, config),
-            Bindings::V0_2(b) => b.trainbox_callback_plugin().call_configure(s, args, config),
+            Bindings::V0_2(b, _) => b.trainbox_callback_plugin().call_configure(s, args, config),
         }
     }
 
@@ -170,9 +178,7 @@ impl Bindings {
     ) -> wasmtime::Result<wit::TrainerControl> {
         match self {
             Bindings::V0_1(b) => since_v0_1_0::on_event(b, s, event, state, control, payload),
-            Bindings::V0_2(b) => b
-                .trainbox_callback_plugin()
-                .call_on_event(s, event, state, control, payload),
+            Bindings::V0_2(_, f) => f.call(s, event, state, control, payload),
         }
     }
 
@@ -180,7 +186,7 @@ impl Bindings {
     pub fn save_state<T: Send>(&self, s: &mut Store<T>) -> wasmtime::Result<String> {
         match self {
             Bindings::V0_1(b) => b.trainbox_callback_plugin().call_save_state(s),
-            Bindings::V0_2(b) => b.trainbox_callback_plugin().call_save_state(s),
+            Bindings::V0_2(b, _) => b.trainbox_callback_plugin().call_save_state(s),
         }
     }
 
@@ -192,7 +198,7 @@ impl Bindings {
     ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Bindings::V0_1(b) => b.trainbox_callback_plugin().call_load_state(s, state),
-            Bindings::V0_2(b) => b.trainbox_callback_plugin().call_load_state(s, state),
+            Bindings::V0_2(b, _) => b.trainbox_callback_plugin().call_load_state(s, state),
         }
     }
 
@@ -204,7 +210,7 @@ impl Bindings {
     ) -> wasmtime::Result<()> {
         match self {
             Bindings::V0_1(b) => since_v0_1_0::finish(b, s, outcome),
-            Bindings::V0_2(b) => b.trainbox_callback_plugin().call_finish(s, outcome),
+            Bindings::V0_2(b, _) => b.trainbox_callback_plugin().call_finish(s, outcome),
         }
     }
 }
