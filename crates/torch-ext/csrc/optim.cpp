@@ -28,3 +28,12 @@ extern "C" int32_t tbx_fused_adamw(tbx_tensor** params, tbx_tensor** grads, tbx_
     return 0;
   })
 }
+
+// optimizer.zero_grad(set_to_none=True), torch's default: the gradients
+// are dropped, so the next backward writes them instead of adding to zeros.
+extern "C" int32_t tbx_grads_to_none(tbx_tensor** tensors, int32_t n, char** err) {
+  TBX_PROTECT(-1, {
+    for (int32_t i = 0; i < n; i++) tensors[i]->mutable_grad().reset();
+    return 0;
+  })
+}

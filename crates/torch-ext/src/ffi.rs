@@ -63,6 +63,7 @@ extern "C" {
         err: Err,
     ) -> i32;
     pub fn tbx_set_tf32(enabled: i32, err: Err) -> i32;
+    pub fn tbx_grads_to_none(tensors: *const *mut C_tensor, n: i32, err: Err) -> i32;
     #[allow(clippy::too_many_arguments)]
     pub fn tbx_fused_adamw(
         params: *const *mut C_tensor,

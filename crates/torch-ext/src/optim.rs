@@ -78,6 +78,15 @@ pub fn fused_adamw_(group: &AdamWGroup<'_>, h: AdamWHyper) -> Result<(), Error> 
     .map(|_| ())
 }
 
+/// `optimizer.zero_grad(set_to_none=True)` (torch's default, which HF's
+/// loop runs): every tensor's gradient becomes undefined, so the next
+/// backward writes it instead of adding to a tensor of zeros.
+pub fn grads_to_none(tensors: &[Tensor]) -> Result<(), Error> {
+    let list: Vec<_> = tensors.iter().map(|t| t.as_ptr() as *mut _).collect();
+    checked(|err| unsafe { ffi::tbx_grads_to_none(list.as_ptr(), list.len() as i32, err) })
+        .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +122,17 @@ mod tests {
         let diff = (&p - expected).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "{diff}");
         assert!((m - &g * 0.1).abs().max().double_value(&[]) < 1e-7);
+    }
+
+    #[test]
+    fn gradients_set_to_none_are_undefined_and_backward_writes_them_anew() {
+        let p = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+        (&p * 3.0).sum(Kind::Float).backward();
+        assert!(p.grad().defined());
+        grads_to_none(std::slice::from_ref(&p)).unwrap();
+        assert!(!p.grad().defined());
+        (&p * 2.0).sum(Kind::Float).backward();
+        assert_eq!(Vec::<f32>::try_from(p.grad()).unwrap(), vec![2.0, 2.0]);
     }
 
     #[test]

@@ -231,10 +231,19 @@ impl Optimizer {
         tch::no_grad(|| rule.update(params, lr, wd, step));
     }
 
-    /// Sets every gradient to zero.
+    /// Drops every gradient, as torch's `zero_grad()` (`set_to_none=True`)
+    /// in HF's loop: the next backward writes the gradients, with no pass
+    /// filling zeros nor one adding to them.
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.value.zero_grad();
+        let params: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|p| p.value.shallow_clone())
+            .collect();
+        if trainbox_torch_ext::optim::grads_to_none(&params).is_err() {
+            for p in &mut self.params {
+                p.value.zero_grad();
+            }
         }
     }
 
