@@ -55,7 +55,7 @@ use model::Model;
 pub use checkpoint::{get_last_checkpoint, CHECKPOINT_PREFIX};
 pub(crate) use checkpoint::{TRAINER_STATE_FILE, TRAINING_ARGS_FILE};
 pub use eval::PredictionOutput;
-pub use runtime::determinism_env;
+pub use runtime::{determinism_env, keep_freed_memory};
 pub use stop::{Interrupted, StopRequest, StopSignal};
 
 /// What `train()` returns, as HF's `TrainOutput`.
