@@ -13,7 +13,7 @@ mod plugin;
 use crate::args::TrainingArguments;
 use crate::event::{Event, EventSet};
 use crate::pyjson::Json;
-use crate::sandbox::CallReport;
+use crate::sandbox::{CallReport, EventRecords};
 use crate::state::{Logs, TrainerControl, TrainerState};
 use anyhow::Result;
 
@@ -25,6 +25,33 @@ pub struct EventContext<'a> {
     /// The entry of `on_log`, the metrics of `on_evaluate` and `on_predict`;
     /// empty for every other event.
     pub payload: &'a Logs,
+    /// The state and payload as plugins receive them: made for the first
+    /// plugin the event reaches, shared by the others.
+    records: std::cell::OnceCell<EventRecords>,
+}
+
+impl<'a> EventContext<'a> {
+    /// The context of one event.
+    pub fn new(
+        event: Event,
+        args: &'a TrainingArguments,
+        state: &'a TrainerState,
+        payload: &'a Logs,
+    ) -> Self {
+        EventContext {
+            event,
+            args,
+            state,
+            payload,
+            records: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The state and payload in the plugins' types, made once per event.
+    pub(crate) fn records(&self) -> &EventRecords {
+        self.records
+            .get_or_init(|| EventRecords::new(self.state, self.payload))
+    }
 }
 
 /// A training callback, as HF's `TrainerCallback`.
@@ -128,12 +155,7 @@ impl CallbackHandler {
         payload: &Logs,
     ) -> Result<()> {
         reset_for(event, control);
-        let cx = EventContext {
-            event,
-            args,
-            state,
-            payload,
-        };
+        let cx = EventContext::new(event, args, state, payload);
         for (i, cb) in self.callbacks.iter_mut().enumerate() {
             if !self.subscriptions[i].contains(event) {
                 continue;

@@ -22,7 +22,7 @@ impl Callback for WasmPlugin {
         cx: &EventContext<'_>,
         control: TrainerControl,
     ) -> Result<TrainerControl> {
-        WasmPlugin::handle_event(self, cx.event, cx.state, control, cx.payload)
+        WasmPlugin::handle_records(self, cx.event, cx.records(), control)
     }
 
     fn stateful(&self) -> bool {

@@ -153,12 +153,7 @@ fn feed(
             view.lock().log_history.push(&entry);
         }
         if events_wanted.contains(r.event) {
-            let cx = EventContext {
-                event: r.event,
-                args,
-                state: &state,
-                payload: &r.payload,
-            };
+            let cx = EventContext::new(r.event, args, &state, &r.payload);
             let mut control = r.control;
             control.merge(plugin.on_event(&cx, r.control)?);
             delivered += 1;

@@ -59,7 +59,7 @@ pub use grants::{
 pub use http_policy::normalize_origin;
 pub use limits::PluginLimits;
 pub use owners::{read_owners, Owner, OWNERS_FILE};
-pub use plugin::{WasmPlugin, MAX_RESTARTS};
+pub use plugin::{EventRecords, WasmPlugin, MAX_RESTARTS};
 pub use report::CallReport;
 pub use store::OUTPUT_BUDGET;
 

@@ -60,6 +60,24 @@ impl fmt::Display for StartFailure {
     }
 }
 
+/// An event's state and payload as plugins receive them. Made once per
+/// event and shared by every plugin it reaches; nothing in it grows with
+/// the run (the log history is read through `views`, not sent).
+pub struct EventRecords {
+    state: wit::TrainerState,
+    payload: Vec<wit::Entry>,
+}
+
+impl EventRecords {
+    /// `state` and `payload` in the contract's types.
+    pub fn new(state: &TrainerState, payload: &Logs) -> Self {
+        EventRecords {
+            state: wit::TrainerState::from(state),
+            payload: entries(payload),
+        }
+    }
+}
+
 /// A plugin, ready to receive events (`callbacks` adapts it to `Callback`).
 pub struct WasmPlugin {
     info: PluginInfo,
@@ -257,11 +275,30 @@ impl WasmPlugin {
         if self.live.is_none() {
             return Ok(control);
         }
-        let state = wit::TrainerState::from(state);
-        let payload = entries(payload);
+        self.handle_records(event, &EventRecords::new(state, payload), control)
+    }
+
+    /// [`handle_event`](Self::handle_event) with the state and payload
+    /// already in the contract's types (made once for all the plugins an
+    /// event reaches).
+    pub(crate) fn handle_records(
+        &mut self,
+        event: Event,
+        records: &EventRecords,
+        control: TrainerControl,
+    ) -> Result<TrainerControl> {
+        if self.live.is_none() {
+            return Ok(control);
+        }
         let deadline = self.settings.limits.deadline;
         let result = self.call(Export::OnEvent, deadline, |b, s| {
-            b.on_event(s, event.into(), &state, control.into(), &payload)
+            b.on_event(
+                s,
+                event.into(),
+                &records.state,
+                control.into(),
+                &records.payload,
+            )
         });
         match result {
             None => Ok(control),

@@ -24,6 +24,8 @@ struct Recorder {
     out: Option<BufWriter<File>>,
     values: bool,
     last_flush: Option<Instant>,
+    /// The line being written, kept to reuse its allocation.
+    line: String,
 }
 
 impl Callback for Recorder {
@@ -58,20 +60,31 @@ impl Callback for Recorder {
     fn on_event(&mut self, cx: &mut Context, payload: &Logs) {
         let Some(out) = self.out.as_mut() else { return };
         let (s, c) = (cx.state, &cx.control);
-        // Written by hand rather than through a JSON map: this runs on every event.
-        let _ = write!(
-            out,
-            "{{\"event\":\"{}\",\"global_step\":{},\"epoch\":{},\"max_steps\":{},\"control\":{{\"should_training_stop\":{},\"should_epoch_stop\":{},\"should_save\":{},\"should_evaluate\":{},\"should_log\":{}}}",
-            hf_name(cx.event),
-            s.global_step,
-            Number(s.epoch),
-            s.max_steps,
-            c.should_training_stop,
-            c.should_epoch_stop,
-            c.should_save,
-            c.should_evaluate,
-            c.should_log,
-        );
+        // Put together by hand rather than through a JSON map or one
+        // `write!`: this runs on every event, and each formatted argument
+        // costs more than the rest of the call.
+        let line = &mut self.line;
+        line.clear();
+        line.push_str("{\"event\":\"");
+        line.push_str(hf_name(cx.event));
+        line.push_str("\",\"global_step\":");
+        push_u64(line, s.global_step);
+        line.push_str(",\"epoch\":");
+        push_number(line, s.epoch);
+        line.push_str(",\"max_steps\":");
+        push_u64(line, s.max_steps);
+        for (name, flag) in [
+            (",\"control\":{\"should_training_stop\":", c.should_training_stop),
+            (",\"should_epoch_stop\":", c.should_epoch_stop),
+            (",\"should_save\":", c.should_save),
+            (",\"should_evaluate\":", c.should_evaluate),
+            (",\"should_log\":", c.should_log),
+        ] {
+            line.push_str(name);
+            line.push_str(if flag { "true" } else { "false" });
+        }
+        line.push('}');
+        let _ = out.write_all(line.as_bytes());
         let keys_field = match cx.event {
             Event::Log => Some("log_keys"),
             Event::Evaluate | Event::Predict => Some("metric_keys"),
@@ -125,16 +138,68 @@ fn json_value(v: &Value) -> serde_json::Value {
     }
 }
 
-/// A float as a JSON number (`null` when not finite).
-struct Number(f64);
-
-impl std::fmt::Display for Number {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_finite() {
-            write!(f, "{:?}", self.0)
-        } else {
-            f.write_str("null")
+/// Appends `v` in decimal, as `{}` writes it.
+fn push_u64(line: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
         }
+    }
+    // ASCII digits only.
+    line.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+/// Appends a float as a JSON number, as `{:?}` writes it (`null` when not
+/// finite).
+fn push_number(line: &mut String, v: f64) {
+    use std::fmt::Write as _;
+    if !v.is_finite() {
+        line.push_str("null");
+    } else if v == v.trunc() && v.abs() < 1e15 {
+        // A whole number: `{:?}` writes it with `.0` (the fractional epoch
+        // of a step that ends an epoch, 0.0 before the first).
+        push_u64_signed(line, v);
+        line.push_str(".0");
+    } else {
+        let _ = write!(line, "{v:?}");
+    }
+}
+
+/// Appends a whole float below 1e15 in magnitude, sign and digits.
+fn push_u64_signed(line: &mut String, v: f64) {
+    if v.is_sign_negative() {
+        line.push('-');
+    }
+    push_u64(line, v.abs() as u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_rust_formats_them() {
+        for v in [0u64, 7, 10, 999, 1 << 40, u64::MAX] {
+            let mut line = String::new();
+            push_u64(&mut line, v);
+            assert_eq!(line, v.to_string());
+        }
+        for v in [
+            0.0, -0.0, 1.0, 2.0, -3.0, 0.5, 0.125, 1.0 / 3.0, 1e15, 1e16, 123456789.0, 1e-7,
+            2.34375,
+        ] {
+            let mut line = String::new();
+            push_number(&mut line, v);
+            assert_eq!(line, format!("{v:?}"), "{v}");
+        }
+        let mut line = String::new();
+        push_number(&mut line, f64::NAN);
+        assert_eq!(line, "null");
     }
 }
 

@@ -456,7 +456,11 @@ pub(crate) mod tests {
             config: vec![("at_step".into(), "7".into())],
             ..Default::default()
         };
-        let args = crate::args::TrainingArguments::default();
+        let out = std::env::temp_dir().join(format!("trainbox-images-{}", std::process::id()));
+        let args = crate::args::TrainingArguments {
+            output_dir: out.to_string_lossy().into(),
+            ..Default::default()
+        };
         let mut plugin = sandbox.instantiate(&compiled, settings, &args, 0).unwrap();
         let full = full_state();
         let bare = crate::state::TrainerState {
@@ -492,5 +496,7 @@ pub(crate) mod tests {
             };
             assert_eq!(got, stopped, "at step {step}");
         }
+        drop(plugin);
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
