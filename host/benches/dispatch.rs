@@ -350,22 +350,26 @@ fn history_figures(args: &TrainingArguments) {
     }
 }
 
-/// One call into each plugin of the default set, on the events of a step.
+/// One call into each plugin of the default set, on the events of a step;
+/// the progress plugin with its training bar drawn (after `on_train_begin`).
 fn shipped_plugin_figures(sandbox: &Sandbox, args: &TrainingArguments) {
     let empty = Logs::new();
     println!("one event call into the shipped plugins ({LANG_CALLS} calls, median of {REPEATS}):");
-    for name in ["recorder", "progress"] {
+    let mut state = bench_state();
+    state.max_steps = u64::MAX;
+    for (name, event) in [
+        ("recorder", Event::StepBegin),
+        ("recorder", Event::StepEnd),
+        ("progress", Event::StepEnd),
+    ] {
         let mut p = load(sandbox, name, args, &[]);
-        for event in [Event::StepBegin, Event::StepEnd] {
-            let mut state = bench_state();
-            state.max_steps = u64::MAX;
-            let us = median(
-                (0..REPEATS)
-                    .map(|_| calls(&mut p, event, &state, &empty, LANG_CALLS))
-                    .collect(),
-            ) / 1e3;
-            println!("  {:<34} {us:>10.3} µs/call", format!("{name}, {event}"));
-        }
+        calls(&mut p, Event::TrainBegin, &state, &empty, 1);
+        let us = median(
+            (0..REPEATS)
+                .map(|_| calls(&mut p, event, &state, &empty, LANG_CALLS))
+                .collect(),
+        ) / 1e3;
+        println!("  {:<34} {us:>10.3} µs/call", format!("{name}, {event}"));
     }
 }
 
