@@ -259,14 +259,16 @@ lint: codecarbon-data wasm-cc
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cd plugins && cargo clippy --release --target wasm32-wasip2 --workspace -- -D warnings
 
-# What plugins cost (benches/dispatch.rs), then a tiny GPT-2 trained by
-# trainbox (`--model`) and by HF's Trainer, side by side
+# What plugins cost (benches/dispatch.rs), the loop itself on the demo model
+# against a plain PyTorch loop and HF's Trainer (bench/loop.py), then a tiny GPT-2 trained by
+# trainbox (`--model`), a plain PyTorch loop and HF's Trainer, side by side
 # (bench/own_model.py): steps/s, tokens/s, peak memory. Then data parallel:
 # one all-reduce of the demo's gradients and of the control flags
 # (benches/allreduce.rs), and the demo with 1 and 2 processes, one thread
 # each, with the scaling efficiency (bench/ddp.py).
 bench: host plugins test-env
 	cargo bench --profile release --bench dispatch
+	$(PYTHON) bench/loop.py --trainbox $(TRAINBOX)
 	$(PYTHON) bench/own_model.py --trainbox $(TRAINBOX)
 	cargo bench --profile release --bench allreduce
 	$(PYTHON) bench/ddp.py --trainbox $(TRAINBOX)

@@ -8,16 +8,21 @@ n_embd 128, vocab 256, 128 tokens a sample) in examples/hf-gpt2's wrapper (forwa
 `return_dict=False`), traces it
 to `model.pt`, writes that example's byte-level text to Parquet, then trains the
 same weights on the same data and batch size, alternately with `trainbox train
---model model.pt` and with `transformers.Trainer` on the eager module, each in a
-child process with the same number of threads. Prints one table: steps/s and
-tokens/s (from each trainer's own `train_runtime`), wall time of the whole
+--model model.pt`, with a plain PyTorch loop on HF's eager module (the loop an
+expert writes: shuffle per epoch, index the pre-built tensors,
+zero_grad(set_to_none=True), forward, backward, clip_grad_norm_(1.0), fused
+AdamW, linear LambdaLR, the loss summed on the device and read at the end) and
+with `transformers.Trainer` on that module, each in a child process with the
+same number of threads and HF's default arguments. Prints one table: steps/s and
+tokens/s (from each side's own `train_runtime`), wall time of the whole
 process, and its peak resident memory (the child's rusage, via wait4), with the
-ratios trainbox / HF. Nothing is downloaded.
+ratios trainbox / PyTorch and trainbox / HF. Nothing is downloaded.
 """
 
 import argparse
 import importlib.util
 import json
+import math
 import os
 import random
 import shutil
@@ -26,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import run_child, table  # noqa: E402
 
 SEQ_LEN = 128
 BATCH = 8
@@ -75,50 +83,81 @@ def export(work):
     ex.write_parquet(work / "train.parquet", ex.chunks(random.Random(0), N_TRAIN, SEQ_LEN))
 
 
+def eager(work):
+    """HF's GPT-2 module with model.pt's weights (under the wrapper's
+    `model.` prefix), and train.parquet's columns as int64 tensors."""
+    import pyarrow.parquet as pq
+    import torch
+
+    model = gpt2()
+    traced = torch.jit.load(str(work / "model.pt")).state_dict()
+    weights = {k.removeprefix("model."): v for k, v in traced.items()}
+    missing, _ = model.load_state_dict(weights, strict=False)
+    assert not [k for k in missing if k in dict(model.named_parameters())], missing
+    columns = pq.read_table(work / "train.parquet").to_pydict()
+    return model, {k: torch.tensor(v, dtype=torch.int64) for k, v in columns.items()}
+
+
+def torch_child(work, steps, threads):
+    """The plain PyTorch loop on the eager module, with HF's defaults (no
+    warmup, no weight decay, linear decay to 0, max_grad_norm 1.0, fused
+    AdamW); writes its metrics to torch-metrics.json."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model, columns = eager(work)
+    x, y = columns["input_ids"], columns["labels"]
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.0, fused=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, (steps - s) / steps))
+    # HF's order: accelerate's SeedableRandomSampler seeds each epoch with seed + epoch.
+    gen, epoch = torch.Generator(), 0
+    per_epoch = math.ceil(len(x) / BATCH)
+    model.train()
+    start = time.perf_counter()
+    total, step = torch.zeros(()), 0
+    while step < steps:
+        order = torch.randperm(len(x), generator=gen.manual_seed(epoch))
+        epoch += 1
+        for b in range(per_epoch):
+            idx = order[b * BATCH:(b + 1) * BATCH]
+            opt.zero_grad(set_to_none=True)
+            labels = y[idx]
+            # HF's Trainer divides the summed token losses by the unshifted label count.
+            loss = model(input_ids=x[idx], labels=labels,
+                         num_items_in_batch=(labels != -100).sum()).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.detach()
+            step += 1
+            if step == steps:
+                break
+    train_loss = total.item() / steps
+    runtime = time.perf_counter() - start
+    (work / "torch-metrics.json").write_text(json.dumps({
+        "train_runtime": runtime, "train_steps_per_second": steps / runtime,
+        "train_loss": train_loss}))
+
+
 def hf_child(work, steps, threads):
     """One HF Trainer run on the eager module with model.pt's weights; writes
     its train metrics to hf-metrics.json."""
-    import pyarrow.parquet as pq
     import torch
     import transformers
     from transformers import Trainer, TrainingArguments
 
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(threads)
-    model = gpt2()
-    # model.pt's weights, under the wrapper's `model.` prefix.
-    traced = torch.jit.load(str(work / "model.pt")).state_dict()
-    weights = {k.removeprefix("model."): v for k, v in traced.items()}
-    missing, _ = model.load_state_dict(weights, strict=False)
-    assert not [k for k in missing if k in dict(model.named_parameters())], missing
-    table = pq.read_table(work / "train.parquet").to_pydict()
-    data = [{k: torch.tensor(v[i], dtype=torch.int64) for k, v in table.items()}
-            for i in range(N_TRAIN)]
+    model, columns = eager(work)
+    data = [{k: v[i] for k, v in columns.items()} for i in range(N_TRAIN)]
     args = TrainingArguments(output_dir=str(work / "hf"), use_cpu=True, report_to=[],
                              disable_tqdm=True, save_strategy="no", max_steps=steps,
                              per_device_train_batch_size=BATCH, learning_rate=5e-4,
                              logging_steps=steps, seed=0)
     result = Trainer(model=model, args=args, train_dataset=data).train()
     (work / "hf-metrics.json").write_text(json.dumps(result.metrics))
-
-
-def run_child(cmd, env, log):
-    """Runs `cmd` with stdout and stderr to `log`; returns (stdout, wall
-    seconds, peak RSS in MiB from the child's own rusage, via wait4)."""
-    cmd = [str(c) for c in cmd]
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    start = time.perf_counter()
-    try:
-        pid = os.posix_spawn(cmd[0], cmd, env, file_actions=[
-            (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)])
-    finally:
-        os.close(fd)
-    _, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - start
-    out = Path(log).read_text()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench: {' '.join(cmd)} failed ({os.waitstatus_to_exitcode(status)}):\n{out[-3000:]}")
-    return out, wall, usage.ru_maxrss / 1024
 
 
 def trainbox_run(binary, work, steps, env, n):
@@ -134,11 +173,12 @@ def trainbox_run(binary, work, steps, env, n):
     return metrics, wall, rss
 
 
-def hf_run(work, steps, threads, env, n):
-    cmd = [sys.executable, __file__, "--hf_child", str(work), "--steps", str(steps),
+def python_run(side, work, steps, threads, env, n):
+    """The `side` child ("hf" or "torch"): its metrics, wall time, peak RSS."""
+    cmd = [sys.executable, __file__, f"--{side}_child", str(work), "--steps", str(steps),
            "--threads", str(threads)]
-    _, wall, rss = run_child(cmd, env, work / f"hf-{n}.log")
-    return json.loads((work / "hf-metrics.json").read_text()), wall, rss
+    _, wall, rss = run_child(cmd, env, work / f"{side}-{n}.log")
+    return json.loads((work / f"{side}-metrics.json").read_text()), wall, rss
 
 
 def main():
@@ -149,9 +189,12 @@ def main():
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--work", type=Path, help="keep the files and logs here (default: a temporary folder)")
     ap.add_argument("--hf_child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--torch_child", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.hf_child:
         return hf_child(a.hf_child, a.steps, a.threads)
+    if a.torch_child:
+        return torch_child(a.torch_child, a.steps, a.threads)
     if not a.trainbox:
         ap.error("--trainbox PATH is required")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
@@ -160,10 +203,11 @@ def main():
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         export(work)
-        runs = {"trainbox": [], "HF Trainer": []}
+        runs = {"trainbox": [], "PyTorch loop": [], "HF Trainer": []}
         for n in range(a.repeats):
             runs["trainbox"].append(trainbox_run(a.trainbox, work, a.steps, env, n))
-            runs["HF Trainer"].append(hf_run(work, a.steps, a.threads, env, n))
+            runs["PyTorch loop"].append(python_run("torch", work, a.steps, a.threads, env, n))
+            runs["HF Trainer"].append(python_run("hf", work, a.steps, a.threads, env, n))
     report(runs, a)
 
 
@@ -178,14 +222,12 @@ def report(runs, a):
             "peak RSS MiB": max(r for _, _, r in results),
             "train_loss": statistics.median(m["train_loss"] for m, _, _ in results),
         }
-    print(f"\ntiny GPT-2 (2 layers, 2 heads, n_embd 128, vocab 256, seq {SEQ_LEN}), batch {BATCH}, "
-          f"{a.steps} steps, {a.threads} threads, median of {a.repeats} alternating runs")
     cols = ["steps/s", "tokens/s", "wall s", "peak RSS MiB", "train_loss"]
-    print(f"{'':<14}" + "".join(f"{c:>14}" for c in cols))
-    for side, r in rows.items():
-        print(f"{side:<14}" + "".join(f"{r[c]:>14.{3 if c == 'train_loss' else 1}f}" for c in cols))
-    tb, hf = rows["trainbox"], rows["HF Trainer"]
-    print(f"{'trainbox / HF':<14}" + "".join(f"{tb[c] / hf[c]:>14.2f}" for c in cols))
+    which = {"steps/s", "tokens/s", "wall s", "peak RSS MiB"}
+    table(f"tiny GPT-2 (2 layers, 2 heads, n_embd 128, vocab 256, seq {SEQ_LEN}), batch {BATCH}, "
+          f"{a.steps} steps, {a.threads} threads, median of {a.repeats} alternating runs",
+          rows, cols, [("trainbox", "PyTorch loop", which), ("trainbox", "HF Trainer", which)],
+          {"train_loss": 3})
 
 
 if __name__ == "__main__":
