@@ -53,6 +53,8 @@ mod own_model_errors;
 mod own_model_parity;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
+/// `trainbox plugins precompile`: the compile cache filled ahead of a run.
+mod precompile;
 /// Devices and mixed precision on the CPU: bf16 against float32, HF's checks, fp16 loss scaling.
 mod precision;
 /// Python plugins: imports in functions, HTTP, tracebacks, build-time import errors.

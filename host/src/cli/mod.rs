@@ -10,6 +10,7 @@ mod new;
 mod output_dir;
 mod plugin_table;
 mod plugins;
+mod precompile;
 mod ranks;
 mod replay;
 mod report;
@@ -33,6 +34,8 @@ USAGE:
                                       on dataset files (see `trainbox train --help`)
     trainbox plugins list DIR         describe every plugin in DIR
     trainbox plugins inspect FILE     describe one plugin file
+    trainbox plugins precompile DIR|FILE...   compile plugins into the compile cache
+                                      ahead of a run, on all cores
     trainbox plugins dir              where the built-in plugins are ($TRAINBOX_PLUGIN_DIR,
                                       else PREFIX/share/trainbox/plugins beside PREFIX/bin)
     trainbox replay TRACE PLUGIN      feed a recorded event trace to a plugin, offline

@@ -1,6 +1,8 @@
 //! `trainbox plugins list DIR` and `trainbox plugins inspect FILE`: what a
 //! plugin says of itself, and whether it loads, without training;
-//! `trainbox plugins dir`: the folder of the built-in plugins.
+//! `trainbox plugins dir`: the folder of the built-in plugins;
+//! `trainbox plugins precompile DIR|FILE...`: into the compile cache
+//! ahead of a run (`precompile.rs`).
 
 use crate::sandbox::{default_cache_dir, CompiledPlugin, Sandbox};
 use crate::view::RunView;
@@ -31,6 +33,11 @@ fn describe(c: &CompiledPlugin) -> String {
 }
 
 pub fn run(argv: &[String]) -> Result<i32> {
+    if let [cmd, rest @ ..] = argv {
+        if cmd == "precompile" {
+            return super::precompile::run(rest);
+        }
+    }
     let sandbox = Sandbox::new(RunView::default(), default_cache_dir())?;
     match argv {
         [cmd, file] if cmd == "inspect" => {
@@ -56,7 +63,7 @@ pub fn run(argv: &[String]) -> Result<i32> {
             Ok(if failed { 1 } else { 0 })
         }
         _ => bail!(
-            "usage: trainbox plugins list DIR | trainbox plugins inspect FILE | trainbox plugins dir"
+            "usage: trainbox plugins list DIR | trainbox plugins inspect FILE | trainbox plugins dir | trainbox plugins precompile DIR|FILE..."
         ),
     }
 }

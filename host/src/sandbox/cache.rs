@@ -95,6 +95,34 @@ impl CompileCache {
         }
         Ok((component, false))
     }
+
+    /// Compiles `bytes` into the cache without loading it (`trainbox
+    /// plugins precompile`). Returns `false` when the cache already held it
+    /// (the entry is then marked used, not compiled again). Without a cache
+    /// directory there is nowhere to keep the result: an error.
+    pub fn precompile(&self, engine: &Engine, bytes: &[u8], source: &Path) -> Result<bool> {
+        let path = self
+            .entry(engine, bytes)
+            .context("the compile cache has no directory: set TRAINBOX_CACHE (or HOME)")?;
+        if path.is_file() {
+            let _ = touch(&path);
+            return Ok(false);
+        }
+        let compiled = engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{}: not a valid WebAssembly component", source.display()))?;
+        let dir = path.parent().context("cache path has a parent")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Threads of one process may store at once: each its own temporary.
+        static STORES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10_000;
+        let tmp = path.with_extension(format!("tmp{}{n:04}", std::process::id()));
+        crate::atomic_file::write_replacing(&path, &tmp, |tmp| Ok(std::fs::write(tmp, &compiled)?))
+            .with_context(|| format!("writing {}", path.display()))?;
+        let _ = evict(&path, self.max_bytes);
+        Ok(true)
+    }
 }
 
 /// What the cache directory holds: its entries and their total size.

@@ -261,6 +261,17 @@ impl Sandbox {
         })
     }
 
+    /// Compiles a plugin file into the compile cache, for a later run to
+    /// load at once (`trainbox plugins precompile`); nothing of it runs.
+    /// Returns `false` when the cache already held it. Safe to call from
+    /// several threads at once (the engine is shared).
+    pub fn precompile(&self, path: &Path) -> Result<bool> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        describe::check_header(path, &bytes)?;
+        self.cache.precompile(&self.engine, &bytes, path)
+    }
+
     /// Gives a compiled plugin its store, directory and grants, and
     /// configures it. `instance` numbers duplicates of one plugin file (0
     /// first): instance 2 of `recorder` is `recorder#2`, in the directory
