@@ -4,7 +4,8 @@
 # trainbox on PATH, in an empty folder outside the checkout and without the
 # Makefile's TRAINBOX_PLUGIN_DIR: the README's command block, then the
 # commands of the README that `trainbox plugin new` writes, run in the new
-# Rust plugin's folder (built offline with the SDK the binary embeds).
+# Rust plugin's folder (built offline with the SDK the binary embeds), and
+# those of a Python, a JavaScript and a C plugin.
 # Fails naming the command that failed. Run by `make test`.
 set -euo pipefail
 
@@ -58,4 +59,30 @@ target=${TRAINBOX_CACHE:-$HOME/.cache/trainbox}/install-test-target
 (cd my-rust-plugin && CARGO_NET_OFFLINE=true CARGO_TARGET_DIR="$target" bash -euo pipefail -c "$commands") >"$tmp/plugin.log" 2>&1 ||
 	{ tail -30 "$tmp/plugin.log" >&2; fail "a command of my-rust-plugin/README.md failed (above)"; }
 grep -q "\[my-rust-plugin\] step 2: loss" "$tmp/plugin.log" || fail "the new plugin printed no loss"
+
+# The other languages, each as its README says (the language tools are the
+# ones `make plugins` installed in the cache).
+plugin_lang() {
+	local name=$1 lang=$2
+	trainbox plugin new "$name" --lang "$lang" >/dev/null
+	local commands
+	commands=$(sed -n 's/^    \(trainbox \|make\)/\1/p' "$name/README.md")
+	[ -n "$commands" ] || fail "$name/README.md lists no commands"
+	echo "test-install: the generated README's commands, in $name/"
+	(cd "$name" && bash -euo pipefail -c "$commands") >"$tmp/$name.log" 2>&1 ||
+		{ tail -30 "$tmp/$name.log" >&2; fail "a command of $name/README.md failed (above)"; }
+	grep -q "\[$name\] step 2: loss" "$tmp/$name.log" || fail "$name printed no loss"
+}
+plugin_lang my-python-plugin python
+plugin_lang my-js-plugin js
+plugin_lang my-c-plugin c
+
+# The generated README's way to record a trace of one's own.
+echo "test-install: recording a trace as the generated README says"
+trainbox train --task regression --max_steps 3 --output_dir runs/recorded \
+	--plugin "$(trainbox plugins dir)/recorder.wasm" --plugin_config recorder.values=true >"$tmp/record.log" 2>&1 ||
+	{ tail -30 "$tmp/record.log" >&2; fail "recording with the README's flags failed (above)"; }
+[ -s runs/recorded/plugins/recorder/events.jsonl ] || fail "the recorder wrote no runs/recorded/plugins/recorder/events.jsonl"
+trainbox replay runs/recorded/plugins/recorder/events.jsonl my-c-plugin/my-c-plugin.wasm >"$tmp/replay.log" 2>&1 ||
+	{ tail -30 "$tmp/replay.log" >&2; fail "replaying the recorded trace failed (above)"; }
 echo "test-install: ok (${SECONDS}s)"
