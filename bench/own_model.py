@@ -1,6 +1,6 @@
 """`make bench`, second part: a tiny GPT-2 trained by trainbox and by HF's Trainer.
 
-    python bench/own_model.py --trainbox PATH [--steps 60] [--repeats 3] [--threads N] [--work DIR]
+    python bench/own_model.py --trainbox PATH [--steps 60] [--repeats 3] [--threads 1,2] [--work DIR]
 
 Builds a randomly initialised GPT-2 (`transformers.GPT2Config`: 2 layers, 2 heads,
 n_embd 128, vocab 256, 128 tokens a sample) in examples/hf-gpt2's wrapper (forward
@@ -13,7 +13,7 @@ expert writes: shuffle per epoch, index the pre-built tensors,
 zero_grad(set_to_none=True), forward, backward, clip_grad_norm_(1.0), fused
 AdamW, linear LambdaLR, the loss summed on the device and read at the end) and
 with `transformers.Trainer` on that module, each in a child process with the
-same number of threads and HF's default arguments. Prints one table: steps/s and
+same number of threads and HF's default arguments. Prints one table per thread count: steps/s and
 tokens/s (from each side's own `train_runtime`), wall time of the whole
 process, and its peak resident memory (the child's rusage, via wait4), with the
 ratios trainbox / PyTorch and trainbox / HF. Nothing is downloaded.
@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import random
 import shutil
 import statistics
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import run_child, table  # noqa: E402
+from _common import run_child, table, thread_env  # noqa: E402
 
 SEQ_LEN = 128
 BATCH = 8
@@ -186,32 +185,32 @@ def main():
     ap.add_argument("--trainbox", help="the trainbox binary")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
     ap.add_argument("--work", type=Path, help="keep the files and logs here (default: a temporary folder)")
     ap.add_argument("--hf_child", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--torch_child", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.hf_child:
-        return hf_child(a.hf_child, a.steps, a.threads)
+        return hf_child(a.hf_child, a.steps, int(a.threads))
     if a.torch_child:
-        return torch_child(a.torch_child, a.steps, a.threads)
+        return torch_child(a.torch_child, a.steps, int(a.threads))
     if not a.trainbox:
         ap.error("--trainbox PATH is required")
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads),
-               TOKENIZERS_PARALLELISM="false")
     with tempfile.TemporaryDirectory(prefix="trainbox-bench-") as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         export(work)
-        runs = {"trainbox": [], "PyTorch loop": [], "HF Trainer": []}
-        for n in range(a.repeats):
-            runs["trainbox"].append(trainbox_run(a.trainbox, work, a.steps, env, n))
-            runs["PyTorch loop"].append(python_run("torch", work, a.steps, a.threads, env, n))
-            runs["HF Trainer"].append(python_run("hf", work, a.steps, a.threads, env, n))
-    report(runs, a)
+        for threads in (int(t) for t in a.threads.split(",")):
+            env = thread_env(threads)
+            runs = {"trainbox": [], "PyTorch loop": [], "HF Trainer": []}
+            for n in range(a.repeats):
+                runs["trainbox"].append(trainbox_run(a.trainbox, work, a.steps, env, n))
+                runs["PyTorch loop"].append(python_run("torch", work, a.steps, threads, env, n))
+                runs["HF Trainer"].append(python_run("hf", work, a.steps, threads, env, n))
+            report(runs, a, threads)
 
 
-def report(runs, a):
+def report(runs, a, threads):
     rows = {}
     for side, results in runs.items():
         sps = statistics.median(m["train_steps_per_second"] for m, _, _ in results)
@@ -225,7 +224,7 @@ def report(runs, a):
     cols = ["steps/s", "tokens/s", "wall s", "peak RSS MiB", "train_loss"]
     which = {"steps/s", "tokens/s", "wall s", "peak RSS MiB"}
     table(f"tiny GPT-2 (2 layers, 2 heads, n_embd 128, vocab 256, seq {SEQ_LEN}), batch {BATCH}, "
-          f"{a.steps} steps, {a.threads} threads, median of {a.repeats} alternating runs",
+          f"{a.steps} steps, {threads} thread{'s' if threads > 1 else ''}, median of {a.repeats} alternating runs",
           rows, cols, [("trainbox", "PyTorch loop", which), ("trainbox", "HF Trainer", which)],
           {"train_loss": 3})
 
