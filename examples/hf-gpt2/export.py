@@ -28,8 +28,10 @@ from transformers import GPT2LMHeadModel as HfGPT2LMHeadModel
 
 class GPT2LMHeadModel(torch.nn.Module):
     """HF's contract for trainbox: columns in by name, (loss, logits) out.
-    Named as transformers' class, so that trainbox (as HF's Trainer) knows a
-    causal LM: it counts the labels [..., 1:], and label smoothing shifts.
+    Named as transformers' class, so that trainbox reads it as HF's Trainer
+    does: label smoothing shifts (a causal LM class), and num_items_in_batch
+    counts all the labels (GPT-2's class name has no loss type, so HF 5.24
+    counts them unshifted).
     `num_items_in_batch` (HF's loss kwarg): the labels of the whole update,
     by which GPT-2 divides its summed loss."""
 
@@ -47,7 +49,7 @@ class GPT2LMHeadModel(torch.nn.Module):
 
 def count(labels):
     """HF's num_items_in_batch of one batch: a 0-dim float32 tensor."""
-    return labels[..., 1:].ne(-100).sum() / 1
+    return labels.ne(-100).sum() / 1
 
 
 PEOPLE = ["the old fisherman", "a young teacher", "my neighbour", "the baker", "her brother",

@@ -1,6 +1,8 @@
 """HF 5.24's loss kwargs on a causal LM: a tiny GPT-2 whose forward takes
 num_items_in_batch (HF's Trainer passes it, as to any model that accepts
-loss kwargs), traced with that argument; padded labels (-100) of unequal
+loss kwargs), traced with that argument, named GPT2LMHeadModel (case
+"kwargs": counted unshifted) or LlamaForCausalLM ("kwargs_causal": counted
+over labels[..., 1:]); padded labels (-100) of unequal
 counts per row. main(dir, case, flags) writes dir/model.pt, train.parquet,
 validation.parquet and hf_log.json (HF's log_history); with flags
 {"hf": false}, the files only."""
@@ -26,9 +28,10 @@ def tiny_gpt2():
 
 class GPT2LMHeadModel(nn.Module):
     """Named as transformers' class, so that HF's Trainer shifts its labels
-    under label smoothing (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES) and counts
-    labels[..., 1:] (its loss_type is ForCausalLM); accepts_loss_kwargs, as
-    the model's forward has **kwargs."""
+    under label smoothing (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES) but counts
+    them unshifted (a GPT2LMHeadModel has no loss_type: no key of
+    LOSS_MAPPING is in its name); accepts_loss_kwargs, as the model's
+    forward has **kwargs."""
 
     accepts_loss_kwargs = True
 
@@ -36,11 +39,20 @@ class GPT2LMHeadModel(nn.Module):
         super().__init__()
         self.model = tiny_gpt2()
         self.config = self.model.config
-        self.loss_type = "ForCausalLM"
 
     def forward(self, input_ids, labels=None, num_items_in_batch=None):
         return self.model(input_ids=input_ids, labels=labels, num_items_in_batch=num_items_in_batch,
                           return_dict=False, use_cache=False)
+
+
+class LlamaForCausalLM(GPT2LMHeadModel):
+    """The same model named as a class whose loss_type is ForCausalLM (as
+    PreTrainedModel sets it from the name), so that HF counts
+    labels[..., 1:] for num_items_in_batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.loss_type = "ForCausalLM"
 
 
 class GPT2LMHeadModelNoKwargs(nn.Module):
@@ -96,9 +108,9 @@ def main(out, case, flags_path):
     ids = torch.stack([r["input_ids"] for r in first])
     labels = torch.stack([r["labels"] for r in first])
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-    if case == "kwargs":
-        model = GPT2LMHeadModel()
-        count = labels[..., 1:].ne(-100).sum() / 1
+    if case in ("kwargs", "kwargs_causal"):
+        model = GPT2LMHeadModel() if case == "kwargs" else LlamaForCausalLM()
+        count = labels.ne(-100).sum() / 1
         torch.jit.trace(model, (ids, labels, count)).save(f"{out}/model.pt")
     else:
         model = GPT2LMHeadModelNoKwargs()
@@ -110,8 +122,8 @@ def main(out, case, flags_path):
                              save_strategy="no", **flags)
     trainer = Trainer(model=model, args=args, train_dataset=rows(f"{out}/train.parquet"),
                       eval_dataset=rows(f"{out}/validation.parquet"))
-    assert trainer.model_accepts_loss_kwargs == (case == "kwargs")
-    assert trainer._loss_shifts_labels == (case == "kwargs")
+    assert trainer.model_accepts_loss_kwargs == (case != "no_kwargs")
+    assert trainer._loss_shifts_labels == (case == "kwargs_causal")
     trainer.train()
     log = {"log_history": trainer.state.log_history, "decay": [], "params": []}
     json.dump(log, open(f"{out}/hf_log.json", "w"), indent=1)

@@ -8,7 +8,7 @@
 //! and trainbox's rule for "a causal LM class" checked against transformers'
 //! own `MODEL_FOR_CAUSAL_LM_MAPPING_NAMES`.
 
-use crate::own_model_parity::{assert_same_history, entries, flags};
+use crate::own_model_parity::{assert_same_history, entries, flags, train_both_with};
 use crate::util::{read_state, run_torch_python, Run};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -17,8 +17,9 @@ use trainbox::torchscript::is_causal_lm_class;
 /// The models and HF's run (`main(dir, case, flags)`).
 const SCRIPT: &str = include_str!("loss_kwargs.py");
 
-/// Exports `case` (`kwargs`: forward takes `num_items_in_batch`;
-/// `no_kwargs`: it does not), trains it with HF's Trainer and with trainbox
+/// Exports `case` (`kwargs`: forward takes `num_items_in_batch`, named
+/// GPT2LMHeadModel; `kwargs_causal`: the same named LlamaForCausalLM;
+/// `no_kwargs`: it does not take it), trains it with HF's Trainer and with trainbox
 /// under `flags`; returns (HF's log, trainbox's `log_history`).
 fn train_both(
     test: &str,
@@ -26,45 +27,7 @@ fn train_both(
     flags: &[(&str, Value)],
     n: (usize, usize),
 ) -> (Value, Value) {
-    let mut cli: Vec<String> = [
-        "train",
-        "--model",
-        "model.pt",
-        "--train_file",
-        "train.parquet",
-        "--validation_file",
-        "validation.parquet",
-        "--output_dir",
-        "out",
-        "--save_strategy",
-        "no",
-        "--report_to",
-        "none",
-        "--disable_tqdm",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut hf = serde_json::Map::new();
-    for (k, v) in flags {
-        cli.push(format!("--{k}"));
-        cli.push(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
-        hf.insert(k.to_string(), v.clone());
-    }
-    hf.insert("n_train".into(), json!(n.0));
-    hf.insert("n_eval".into(), json!(n.1));
-    let run = Run::command(test, &cli.iter().map(String::as_str).collect::<Vec<_>>());
-    std::fs::write(run.dir.join("loss_kwargs.py"), SCRIPT).unwrap();
-    std::fs::write(run.dir.join("hf_args.json"), Value::Object(hf).to_string()).unwrap();
-    run_torch_python(
-        "import sys; sys.path.insert(0, sys.argv[1]); import loss_kwargs; loss_kwargs.main(*sys.argv[1:])",
-        &[&run.dir, Path::new(case), &run.dir.join("hf_args.json")],
-    );
-    let hf_log: Value =
-        serde_json::from_str(&std::fs::read_to_string(run.dir.join("hf_log.json")).unwrap())
-            .unwrap();
-    run.ok();
-    let state = read_state(&run.dir.join("out/trainer_state.json"));
-    (hf_log, state["log_history"].clone())
+    train_both_with(("loss_kwargs", SCRIPT), test, case, flags, n)
 }
 
 /// One update of two accumulated batches of 8 per epoch (so that HF's and
@@ -91,6 +54,28 @@ fn num_items_in_batch_over_accumulated_batches_matches_hf_trainer() {
 }
 
 #[test]
+fn num_items_of_a_causal_loss_type_count_shifted_labels_as_hf_trainer() {
+    // Named LlamaForCausalLM: HF's loss type ForCausalLM, labels[..., 1:]
+    // counted; the GPT-2 name above is counted unshifted.
+    let (hf, tb) = train_both(
+        "loss-kwargs-ga-causal",
+        "kwargs_causal",
+        &accumulated(&[]),
+        (16, 12),
+    );
+    assert_eq!(entries(&hf["log_history"], "loss").len(), 4);
+    assert_same_history(&hf, &tb);
+    let smoothed = accumulated(&[("label_smoothing_factor", json!(0.1))]);
+    let (hf, tb) = train_both(
+        "loss-kwargs-smoothing-causal",
+        "kwargs_causal",
+        &smoothed,
+        (16, 12),
+    );
+    assert_same_history(&hf, &tb);
+}
+
+#[test]
 fn label_smoothing_of_a_causal_lm_with_num_items_matches_hf_trainer() {
     let smoothed = accumulated(&[("label_smoothing_factor", json!(0.1))]);
     let (hf, tb) = train_both("loss-kwargs-smoothing", "kwargs", &smoothed, (16, 12));
@@ -111,12 +96,12 @@ fn label_smoothing_of_a_causal_lm_without_num_items_is_shifted_as_in_hf() {
     assert_same_history(&hf, &tb);
 }
 
-/// trainbox's training entries (`loss`, `grad_norm`, `train_loss` by step).
+/// trainbox's entries (`loss`, `grad_norm`, `train_loss`, `eval_loss` by step).
 fn training_numbers(dir: &Path) -> Vec<(String, f64)> {
     let state = read_state(&dir.join("out/trainer_state.json"));
     let mut numbers = Vec::new();
     for entry in state["log_history"].as_array().unwrap() {
-        for key in ["loss", "grad_norm", "train_loss"] {
+        for key in ["loss", "grad_norm", "train_loss", "eval_loss"] {
             if let Some(x) = entry[key].as_f64() {
                 numbers.push((format!("{key}@{}", entry["step"]), x));
             }
@@ -130,7 +115,9 @@ fn average_tokens_across_devices_makes_two_processes_train_as_one() {
     // 16 samples: one process with one batch of 16, or two with 8 each,
     // one update an epoch. Summed over the ranks (and the loss times 2),
     // the count makes each update the mean over all 16 samples' tokens, as
-    // one process takes it; each rank's own count makes another mean.
+    // one process takes it; each rank's own count makes another mean. The
+    // evaluation (4 samples: one batch, or two of 2) too, as HF's
+    // prediction_step counts over the ranks.
     let one = Run::command("loss-kwargs-ddp-one", &["train"]);
     std::fs::write(one.dir.join("loss_kwargs.py"), SCRIPT).unwrap();
     let flags = json!({"n_train": 16, "n_eval": 4, "hf": false}).to_string();
@@ -140,15 +127,27 @@ fn average_tokens_across_devices_makes_two_processes_train_as_one() {
         &[&one.dir, Path::new("kwargs"), &one.dir.join("hf_args.json")],
     );
     let file = |f: &str| one.dir.join(f).to_str().unwrap().to_owned();
-    let (model, data) = (file("model.pt"), file("train.parquet"));
+    let (model, data, eval) = (
+        file("model.pt"),
+        file("train.parquet"),
+        file("validation.parquet"),
+    );
     let train = |run: Run, batch: &str, average: &str| {
         run.args(&[
             "--model",
             &model,
             "--train_file",
             &data,
+            "--validation_file",
+            &eval,
             "--output_dir",
             "out",
+        ])
+        .args(&[
+            "--eval_strategy",
+            "epoch",
+            "--per_device_eval_batch_size",
+            "4",
         ])
         .args(&[
             "--per_device_train_batch_size",
@@ -184,7 +183,11 @@ fn average_tokens_across_devices_makes_two_processes_train_as_one() {
     );
     own.clone().torchrun(2, &[]).ok();
     let (want, got) = (training_numbers(&one.dir), training_numbers(&two.dir));
-    assert_eq!(want.len(), 7, "3 losses, 3 norms, train_loss: {want:?}");
+    assert_eq!(
+        want.len(),
+        10,
+        "3 losses, 3 norms, 3 eval losses, train_loss: {want:?}"
+    );
     assert_eq!(
         want.iter().map(|n| &n.0).collect::<Vec<_>>(),
         got.iter().map(|n| &n.0).collect::<Vec<_>>()
@@ -252,5 +255,111 @@ fn the_causal_lm_rule_agrees_with_transformers_mapping() {
     assert!(
         wrong.is_empty(),
         "not causal LM classes, taken for them: {wrong:?}"
+    );
+}
+
+/// transformers' `_loss_shifts_labels` for real models (tiny configs) and,
+/// for every class of its auto mappings, the loss type and the config's
+/// `is_encoder_decoder` that the rule is made of.
+const COUNT_RULE: &str = r#"
+import json, re, tempfile, warnings
+warnings.filterwarnings("ignore")
+import transformers
+from transformers import Trainer, TrainingArguments
+from transformers.loss.loss_utils import LOSS_MAPPING, ForCausalLMLoss
+from transformers.models.auto import modeling_auto as m
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+transformers.logging.set_verbosity_error()
+tiny = dict(vocab_size=32, hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2,
+            d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+            encoder_ffn_dim=16, decoder_ffn_dim=16, d_ff=16, d_kv=8, num_layers=1, num_heads=2,
+            n_embd=16, n_layer=1, n_head=2)
+real = {}
+for cls, cfg in [("GPT2LMHeadModel", "GPT2Config"), ("LlamaForCausalLM", "LlamaConfig"),
+                 ("BartForCausalLM", "BartConfig"), ("T5ForConditionalGeneration", "T5Config")]:
+    config_cls = getattr(transformers, cfg)
+    config = config_cls(**{k: v for k, v in tiny.items() if hasattr(config_cls(), k)})
+    model = getattr(transformers, cls)(config)
+    with tempfile.TemporaryDirectory() as d:
+        args = TrainingArguments(output_dir=d, use_cpu=True, report_to=[])
+        real[cls] = Trainer(model=model, args=args)._loss_shifts_labels
+classes = {}
+for name in dir(m):
+    if name.startswith("MODEL_") and name.endswith("_MAPPING_NAMES"):
+        for model_type, v in getattr(m, name).items():
+            for c in (v if isinstance(v, (list, tuple)) else [v]):
+                classes.setdefault(c, set()).add(model_type)
+pattern = f"({'|'.join(LOSS_MAPPING)})"
+encdec = {}
+def is_encoder_decoder(model_type):
+    if model_type not in encdec:
+        try:
+            encdec[model_type] = bool(getattr(CONFIG_MAPPING[model_type](), "is_encoder_decoder", False))
+        except Exception:
+            encdec[model_type] = None
+    return encdec[model_type]
+rows = []
+for c, types in sorted(classes.items()):
+    loss_type = c if c in LOSS_MAPPING else (re.findall(pattern, c) or [None])[0]
+    flags = {is_encoder_decoder(t) for t in types}
+    rows.append([c, loss_type, flags.pop() if len(flags) == 1 else None])
+print(json.dumps({"real": real, "loss_types": [[k, v is ForCausalLMLoss] for k, v in LOSS_MAPPING.items()],
+                  "classes": rows}))
+"#;
+
+#[test]
+fn the_count_rule_agrees_with_transformers_loss_shifts_labels() {
+    use trainbox::torchscript::{counts_shifted_labels, loss_type};
+    let out = run_torch_python(COUNT_RULE, &[]);
+    let got: Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    // HF's Trainer itself, on real models.
+    for (class, shifts) in got["real"].as_object().unwrap() {
+        assert_eq!(
+            counts_shifted_labels(class),
+            shifts.as_bool().unwrap(),
+            "{class}: HF's _loss_shifts_labels is {shifts}"
+        );
+    }
+    assert_eq!(got["real"]["GPT2LMHeadModel"], json!(false));
+    assert_eq!(got["real"]["LlamaForCausalLM"], json!(true));
+    // The loss types, in LOSS_MAPPING's order.
+    let table: Vec<(String, bool)> = trainbox::torchscript::LOSS_TYPES
+        .iter()
+        .map(|(k, c)| (k.to_string(), *c))
+        .collect();
+    let theirs: Vec<(String, bool)> = serde_json::from_value(got["loss_types"].clone()).unwrap();
+    assert_eq!(table, theirs, "LOSS_MAPPING changed");
+    // Every class of the auto mappings: the same loss type, and counted
+    // shifted when that type is a causal LM's, except the encoder-decoder
+    // ...ForConditionalGeneration classes (a ...ForCausalLM decoder sets
+    // is_encoder_decoder = False, as BartForCausalLM above).
+    let rows = got["classes"].as_array().unwrap();
+    assert!(rows.len() > 1000, "classes of transformers: {}", rows.len());
+    let mut wrong = Vec::new();
+    for row in rows {
+        let class = row[0].as_str().unwrap();
+        if loss_type(class) != row[1].as_str() {
+            wrong.push(format!(
+                "{class}: loss type {:?}, HF {}",
+                loss_type(class),
+                row[1]
+            ));
+            continue;
+        }
+        let causal = theirs
+            .iter()
+            .any(|(k, c)| Some(k.as_str()) == row[1].as_str() && *c);
+        let encoder_decoder =
+            row[2].as_bool() == Some(true) && class.ends_with("ForConditionalGeneration");
+        if counts_shifted_labels(class) != (causal && !encoder_decoder) {
+            wrong.push(format!(
+                "{class}: counted shifted {}",
+                counts_shifted_labels(class)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the count rule differs from HF's: {wrong:#?}"
     );
 }

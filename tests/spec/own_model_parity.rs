@@ -226,6 +226,19 @@ pub(crate) fn train_both(
     flags: &[(&str, Value)],
     n: (usize, usize),
 ) -> (Value, Value) {
+    train_both_with(("parity", PARITY), test, case, flags, n)
+}
+
+/// [`train_both`] with HF's side run by `script`: (module name, its text),
+/// a Python module whose `main(dir, case, flags)` exports `case` and writes
+/// HF's log to `hf_log.json`.
+pub(crate) fn train_both_with(
+    script: (&str, &str),
+    test: &str,
+    case: &str,
+    flags: &[(&str, Value)],
+    n: (usize, usize),
+) -> (Value, Value) {
     let mut cli = vec![
         "train",
         "--model",
@@ -254,10 +267,13 @@ pub(crate) fn train_both(
     hf.insert("n_train".into(), json!(n.0));
     hf.insert("n_eval".into(), json!(n.1));
     let run = Run::command(test, &cli.iter().map(String::as_str).collect::<Vec<_>>());
-    std::fs::write(run.dir.join("parity.py"), PARITY).unwrap();
+    let (module, text) = script;
+    std::fs::write(run.dir.join(format!("{module}.py")), text).unwrap();
     std::fs::write(run.dir.join("hf_args.json"), Value::Object(hf).to_string()).unwrap();
     run_torch_python(
-        "import sys; sys.path.insert(0, sys.argv[1]); import parity; parity.main(*sys.argv[1:])",
+        &format!(
+            "import sys; sys.path.insert(0, sys.argv[1]); import {module}; {module}.main(*sys.argv[1:])"
+        ),
         &[&run.dir, Path::new(case), &run.dir.join("hf_args.json")],
     );
     let hf_log: Value =

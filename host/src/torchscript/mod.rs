@@ -12,7 +12,7 @@ mod modules;
 mod output;
 mod schema;
 
-pub use causal_lm::is_causal_lm_class;
+pub use causal_lm::{counts_shifted_labels, is_causal_lm_class, loss_type, LOSS_TYPES};
 pub use output::{Output, Prediction};
 pub use schema::Arg;
 
@@ -20,7 +20,6 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, CModule, Device, IValue, Tensor};
-
 
 /// How to make a file that loads: the fix every load error names.
 const EXPORT_FIX: &str = "export the model from Python with \
@@ -136,10 +135,18 @@ impl ScriptModel {
         self.names.iter().any(|n| n == name)
     }
 
-    /// Whether the module is a causal LM, whose labels HF shifts (its class
-    /// is one of transformers' causal LM classes, see [`is_causal_lm_class`]).
+    /// Whether the module is a causal LM, whose labels HF's label smoother
+    /// shifts (its class is one of transformers' causal LM classes, see
+    /// [`is_causal_lm_class`]).
     pub fn shifts_labels(&self) -> bool {
         self.class.as_deref().is_some_and(is_causal_lm_class)
+    }
+
+    /// Whether HF counts the module's `num_items_in_batch` over
+    /// `labels[..., 1:]` (its class's loss type is a causal LM's, see
+    /// [`counts_shifted_labels`]).
+    pub fn counts_shifted_labels(&self) -> bool {
+        self.class.as_deref().is_some_and(counts_shifted_labels)
     }
 
     /// Binds `forward`'s arguments, in order, to these column names (HF's

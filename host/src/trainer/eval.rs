@@ -88,12 +88,15 @@ impl Trainer {
                 )
             };
             let batch = batch.with_context(at)?.to_device(self.device);
-            let batch = self.with_eval_num_items(batch).with_context(at)?;
+            let (batch, loss_scale) = self.with_eval_num_items(batch).with_context(at)?;
             // Under autocast, as HF's prediction_step (--bf16, --fp16).
             let autocast = self.autocast()?;
             let mut out = tch::no_grad(|| -> Result<_> {
                 let mut out = self.model.eval_batch(&batch)?;
                 self.smooth_eval_loss(&batch, &mut out)?;
+                if loss_scale != 1.0 {
+                    out.loss = out.loss.map(|l| l * loss_scale);
+                }
                 Ok(out)
             })
             .with_context(at)?;

@@ -1,7 +1,8 @@
 //! HF's `num_items_in_batch`, for a model that takes loss kwargs
 //! ([`Model::accepts_loss_kwargs`]): before the first forward of an update,
 //! the labels that are not -100 are counted over all its batches (over
-//! `labels[..., 1:]` for a causal LM, [`Model::shifts_labels`]), summed over
+//! `labels[..., 1:]` when HF's loss type is a causal LM's,
+//! [`Model::counts_shifted_labels`]), summed over
 //! the ranks under `--average_tokens_across_devices`, and given to every
 //! forward of the update as the batch's `num_items_in_batch` column (a
 //! 0-dim float tensor on the device, as HF's count divided by its parallel
@@ -10,11 +11,13 @@
 //! multiplies by the number of processes under
 //! `--average_tokens_across_devices` (HF's `loss_scale`: the mean of the
 //! ranks' gradients is then the gradient of the loss over all their tokens).
-//! An evaluation batch gets its own count (HF's `prediction_step`), this
-//! rank's only.
+//! An evaluation batch gets its own count (HF's `prediction_step`), summed
+//! over the ranks under `--average_tokens_across_devices` and its loss then
+//! times the processes, as in training (the ranks' evaluation batches are
+//! evened out, so each takes part in every sum).
 //!
 //! [`Model::accepts_loss_kwargs`]: super::model::Model::accepts_loss_kwargs
-//! [`Model::shifts_labels`]: super::model::Model::shifts_labels
+//! [`Model::counts_shifted_labels`]: super::model::Model::counts_shifted_labels
 
 use super::data::Batch;
 use super::model::Model;
@@ -106,7 +109,7 @@ pub fn with_own_count(model: &dyn Model, batch: Batch) -> Result<Batch> {
         .values()
         .next()
         .map_or(tch::Device::Cpu, Tensor::device);
-    match count_items(&[&batch], model.shifts_labels())? {
+    match count_items(&[&batch], model.counts_shifted_labels())? {
         Some(count) => Ok(with_num_items(
             &batch,
             &Tensor::scalar_tensor(count, (Kind::Float, device)),
@@ -130,26 +133,49 @@ impl Trainer {
             .iter()
             .filter_map(|(_, b)| b.as_ref().ok())
             .collect();
-        let num_items = match count_items(&built, self.model.shifts_labels())? {
-            Some(count) => {
-                let mut count = [count];
-                if self.args.average_tokens_across_devices && self.world.size() > 1 {
-                    self.world.sum(
-                        "adding up the update's labels (num_items_in_batch)",
-                        &mut count,
-                    )?;
-                }
-                Some(self.count_tensor(count[0]))
-            }
+        let num_items = match count_items(&built, self.model.counts_shifted_labels())? {
+            Some(count) => Some(self.count_tensor(
+                self.count_over_ranks("adding up the update's labels (num_items_in_batch)", count)?,
+            )),
             None => None,
         };
         Ok(Window { batches, num_items })
     }
 
-    /// An evaluation batch with its own `num_items_in_batch`, when the model
-    /// takes it and the batch has labels; else the batch as it is.
-    pub(super) fn with_eval_num_items(&self, batch: Batch) -> Result<Batch> {
-        with_own_count(self.model.as_ref(), batch)
+    /// `count`, summed over the ranks under `--average_tokens_across_devices`.
+    fn count_over_ranks(&self, what: &str, count: f64) -> Result<f64> {
+        let mut count = [count];
+        if self.averages_tokens_across_ranks() {
+            self.world.sum(what, &mut count)?;
+        }
+        Ok(count[0])
+    }
+
+    /// Whether counts are summed over the ranks, and losses multiplied by
+    /// their number (HF's `loss_scale`).
+    fn averages_tokens_across_ranks(&self) -> bool {
+        self.args.average_tokens_across_devices && self.world.size() > 1
+    }
+
+    /// An evaluation batch with its `num_items_in_batch` (its own labels,
+    /// summed over the ranks under `--average_tokens_across_devices`), when
+    /// the model takes it and the batch has labels, else the batch as it is;
+    /// and the factor of its loss (the processes when the count was summed,
+    /// as HF's `compute_loss`; else 1).
+    pub(super) fn with_eval_num_items(&self, batch: Batch) -> Result<(Batch, f64)> {
+        if !self.model.accepts_loss_kwargs() {
+            return Ok((batch, 1.0));
+        }
+        let Some(count) = count_items(&[&batch], self.model.counts_shifted_labels())? else {
+            return Ok((batch, 1.0));
+        };
+        let count = self.count_over_ranks("adding up an evaluation batch's labels", count)?;
+        let scale = if self.averages_tokens_across_ranks() {
+            self.world.size() as f64
+        } else {
+            1.0
+        };
+        Ok((with_num_items(&batch, &self.count_tensor(count)), scale))
     }
 
     /// The training loss of a micro-batch as the update needs it: with a
@@ -164,9 +190,7 @@ impl Trainer {
     ) -> Tensor {
         match num_items {
             None => loss / batches_in_update as f64,
-            Some(_) if self.args.average_tokens_across_devices && self.world.size() > 1 => {
-                loss * self.world.size() as f64
-            }
+            Some(_) if self.averages_tokens_across_ranks() => loss * self.world.size() as f64,
             Some(_) => loss,
         }
     }

@@ -146,10 +146,18 @@ pub trait Model {
     }
 
     /// Whether the model is a causal LM that shifts its labels (position `i`
-    /// predicts label `i + 1`): `num_items_in_batch` counts `labels[..., 1:]`
-    /// and `--label_smoothing_factor` compares `logits[..., :-1, :]` with
-    /// `labels[..., 1:]`, as HF does for its causal LM classes. Default `false`.
+    /// predicts label `i + 1`): `--label_smoothing_factor` compares
+    /// `logits[..., :-1, :]` with `labels[..., 1:]`, as HF does for its
+    /// causal LM classes. Default `false`.
     fn shifts_labels(&self) -> bool {
+        false
+    }
+
+    /// Whether `num_items_in_batch` counts `labels[..., 1:]`, as HF's
+    /// `_loss_shifts_labels` (a model whose loss type is a causal LM's;
+    /// HF decides it apart from the label smoother's rule: a GPT-2 is
+    /// smoothed shifted but counted unshifted). Default `false`.
+    fn counts_shifted_labels(&self) -> bool {
         false
     }
 

@@ -142,6 +142,10 @@ impl Model for FileModel {
         self.script.shifts_labels()
     }
 
+    fn counts_shifted_labels(&self) -> bool {
+        self.script.counts_shifted_labels()
+    }
+
     /// `input_ids` when forward takes it, else its first argument.
     fn main_input_name(&self) -> &str {
         let names = self.script.input_names();
