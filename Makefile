@@ -262,7 +262,7 @@ test: host plugins precompile test-env
 	tools/test-install.sh
 	tools/test-downstream.sh
 
-lint: codecarbon-data wasm-cc
+lint: torch-env codecarbon-data wasm-cc
 	cargo fmt --all --check
 	cd plugins && cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings

@@ -41,8 +41,9 @@ pub fn builtin_plugin_dir() -> PathBuf {
 
 /// The folders searched for the built-in plugins when `$TRAINBOX_PLUGIN_DIR`
 /// is not set, in order: `PREFIX/share/trainbox/plugins` for the binary
-/// `PREFIX/bin/trainbox`, then `$XDG_DATA_HOME/trainbox/plugins` (by default
-/// `~/.local/share/trainbox/plugins`).
+/// `PREFIX/bin/trainbox`, then `$XDG_DATA_HOME/trainbox/plugins` when that is
+/// set, then `~/.local/share/trainbox/plugins` (where `make install` puts
+/// them by default, whatever `XDG_DATA_HOME` says).
 pub fn plugin_dir_candidates() -> Vec<PathBuf> {
     let beside_binary = std::env::current_exe().ok().and_then(|exe| {
         let exe = exe.canonicalize().unwrap_or(exe);
@@ -50,12 +51,16 @@ pub fn plugin_dir_candidates() -> Vec<PathBuf> {
     });
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    beside_binary
-        .into_iter()
-        .chain(data_home.map(|d| d.join("trainbox/plugins")))
-        .collect()
+        .map(PathBuf::from);
+    let local_share = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"));
+    let mut dirs: Vec<PathBuf> = beside_binary.into_iter().collect();
+    for dir in data_home.into_iter().chain(local_share) {
+        let dir = dir.join("trainbox/plugins");
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
 }
 
 /// The built-in plugin `name` in `dir`, or an error saying how to get it.
@@ -193,7 +198,12 @@ pub fn start_one(
     identity::check(setup, &loaded)?;
     let [(c, _)] = loaded;
     sandbox
-        .instantiate(&c, user_settings(setup, &c, sandbox.rank() == 0), args, 0)
+        .instantiate(
+            &c,
+            user_settings(setup, &c, sandbox.rank() == 0),
+            &args.into(),
+            0,
+        )
         .map_err(|e| identity::path_hint(e, &c, None, setup))
 }
 
@@ -214,7 +224,7 @@ fn start(
         settings = integrations::settings(integration, &c.info, args, settings)?;
     }
     let skip = settings.skip_if_not_granted;
-    let started = sandbox.instantiate(c, settings, args, instance);
+    let started = sandbox.instantiate(c, settings, &args.into(), instance);
     match started.map_err(|e| identity::path_hint(e, c, integration, setup)) {
         Ok(plugin) => Ok(Some(plugin)),
         Err(e) if skip && e.downcast_ref::<NotGranted>().is_some() => {

@@ -22,6 +22,7 @@
 use super::data::Batch;
 use super::model::Model;
 use super::prefetch::Loader;
+use super::smoothing::IGNORE_INDEX;
 use super::Trainer;
 use anyhow::Result;
 use std::collections::VecDeque;
@@ -29,9 +30,6 @@ use tch::{Kind, Tensor};
 
 /// The argument (and batch column) that carries HF's `num_items_in_batch`.
 pub const NUM_ITEMS_IN_BATCH: &str = "num_items_in_batch";
-
-/// The label HF ignores when it counts.
-const IGNORE_INDEX: i64 = -100;
 
 /// The batches of one update, built before its first forward, and their
 /// `num_items_in_batch`; empty, with no count, for a model that does not

@@ -19,7 +19,7 @@ use super::Trainer;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-/// The label HF's `LabelSmoother` ignores.
+/// The label HF ignores (`LabelSmoother`, and when it counts `num_items_in_batch`).
 pub const IGNORE_INDEX: i64 = -100;
 
 /// HF's `LabelSmoother(epsilon)(logits, labels, shift_labels,
