@@ -67,7 +67,7 @@ fn load(
         ..Default::default()
     };
     sandbox
-        .instantiate(&compiled, settings, args, 0)
+        .instantiate(&compiled, settings, &args.into(), 0)
         .expect("instantiating plugin")
 }
 
@@ -448,7 +448,12 @@ fn load_figures(args: &TrainingArguments) {
                 .compile(&plugin_path(names[i % names.len()]))
                 .unwrap();
             sandbox
-                .instantiate(&compiled, PluginSettings::default(), &load_args, i)
+                .instantiate(
+                    &compiled,
+                    PluginSettings::default(),
+                    &(&load_args).into(),
+                    i,
+                )
                 .unwrap();
         }
         start.elapsed().as_secs_f64() * 1e3

@@ -5,20 +5,25 @@
 //! (with `flow`) → `callbacks` → `sandbox`, all of them over the leaf data `args`,
 //! `state`, `event`, `view`, `pyjson`, `report` and `ui`; `tasks` builds on the
 //! trainer's `Model` and `Dataset`, and binds the leaves `datasets` and
-//! `torchscript` to them. `tests/spec/layering.rs` checks it.
+//! `torchscript` to them. `sandbox`, `state`, `event`, `pyjson`, `ui`,
+//! `atomic_file` and most of `view` are the crate `trainbox-sandbox`
+//! (`crates/sandbox`, no libtorch, shared with the Python host), re-exported
+//! here under their own names. `tests/spec/layering.rs` checks it.
 //!
 //! - [`args`]: `TrainingArguments`, HF names, defaults and validation.
-//! - `atomic_file`: files replaced whole or not at all.
-//! - [`state`]: `TrainerState`, `TrainerControl`, `trainer_state.json`.
+//! - `atomic_file`: files replaced whole or not at all (sandbox crate).
+//! - [`state`]: `TrainerState`, `TrainerControl`, `trainer_state.json`
+//!   (sandbox crate; what the arguments decide of it: `args::TrainerStateExt`).
 //! - `event`, `view`: the events (the WIT enum's) and the read-only run
-//!   that callbacks query ([`Event`], [`EventSet`], [`RunView`]).
+//!   that callbacks query ([`Event`], [`EventSet`], [`RunView`]; sandbox
+//!   crate), with the model's tensor statistics over libtorch (`view.rs`).
 //! - [`pyjson`]: Python's JSON and reprs, from the shared `trainbox-pyformat`.
 //! - `callbacks`: the [`Callback`] trait, the ordered [`CallbackHandler`]
 //!   with HF's resets, and the adapter that makes a plugin a callback.
 //! - `flow`: `DefaultFlowCallback`, the log/evaluate/save/stop policy.
 //! - [`trainer`]: the loop, evaluation, optimizers, schedules, checkpoints.
 //! - [`sandbox`]: wasm plugins: engine, describe, grants, stores, the one
-//!   call path, faults, limits, output, compile cache.
+//!   call path, faults, limits, output, compile cache (sandbox crate).
 //! - [`tasks`]: built-in models and data; `tasks::files`, a TorchScript
 //!   model on dataset files (`trainbox train --model`), with the dry run
 //!   and the built-in metrics.
@@ -44,23 +49,23 @@
 //! see `host/examples/`.
 
 pub mod args;
-mod atomic_file;
+use trainbox_sandbox::atomic_file;
 mod callbacks;
 pub mod cli;
 pub mod datasets;
 pub mod device;
 pub mod dist;
-mod event;
+use trainbox_sandbox::event;
 mod flow;
-pub mod pyjson;
+pub use trainbox_sandbox::pyjson;
 pub mod report;
-pub mod sandbox;
+pub use trainbox_sandbox::sandbox;
 pub mod session;
-pub mod state;
+pub use trainbox_sandbox::state;
 pub mod tasks;
 pub mod torchscript;
 pub mod trainer;
-pub mod ui;
+pub use trainbox_sandbox::ui;
 mod view;
 
 mod suggest;

@@ -1,202 +1,134 @@
-//! The run as callbacks may see it between events: log history, parameters
-//! and gradients, learning rates, dataloader lengths. The trainer updates it;
-//! callbacks read it only when they ask, so that an event costs the same
-//! however long the run has been going.
+//! The run as callbacks may see it ([`RunView`], from the sandbox crate),
+//! and the part of it that needs libtorch: the statistics and histograms of
+//! the model's tensors, behind the sandbox crate's [`Parameters`].
 
-use crate::state::LogHistory;
-use std::sync::{Arc, Mutex, MutexGuard};
 use tch::Tensor;
+pub use trainbox_sandbox::view::*;
 
-/// Summary statistics of one tensor.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TensorStats {
-    pub numel: u64,
-    pub norm: f64,
-    pub mean: f64,
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
-    /// NaN or infinite elements.
-    pub nonfinite: u64,
+/// The trainable parameters by name (shallow copies: same storage), as the
+/// plugins' views read them.
+pub struct TensorParameters(pub Vec<(String, Tensor)>);
+
+impl TensorParameters {
+    /// The parameter `name`, or its gradient when `grad` (none when it has
+    /// none yet).
+    fn tensor(&self, name: &str, grad: bool) -> Option<Tensor> {
+        let (_, p) = self.0.iter().find(|(n, _)| n == name)?;
+        if !grad {
+            return Some(p.shallow_clone());
+        }
+        let g = p.grad();
+        g.defined().then_some(g)
+    }
 }
 
-impl TensorStats {
-    /// Computes the statistics of `t` in its own dtype, without copying it
-    /// and without recording gradients; `None` if libtorch refuses.
-    pub fn of(t: &Tensor) -> Option<TensorStats> {
-        tch::no_grad(|| Self::compute(t).ok())
+impl Parameters for TensorParameters {
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    fn compute(t: &Tensor) -> Result<TensorStats, tch::TchError> {
-        let t = if t.is_floating_point() {
-            t.shallow_clone()
-        } else {
-            t.f_to_kind(tch::Kind::Float)?
-        };
-        let numel = t.numel() as u64;
-        if numel == 0 {
-            return Ok(TensorStats {
-                numel,
-                norm: 0.0,
-                mean: 0.0,
-                std: 0.0,
-                min: 0.0,
-                max: 0.0,
-                nonfinite: 0,
-            });
-        }
-        let scalar = |r: Result<Tensor, tch::TchError>| r?.f_double_value(&[]);
-        let finite = t
-            .f_isfinite()?
-            .f_sum(tch::Kind::Int64)?
-            .f_int64_value(&[])?;
-        Ok(TensorStats {
+    fn count(&self) -> u64 {
+        self.0.iter().map(|(_, p)| p.numel() as u64).sum()
+    }
+
+    fn stats(&self, name: &str, grad: bool) -> Option<TensorStats> {
+        tensor_stats(&self.tensor(name, grad)?)
+    }
+
+    fn histogram(&self, name: &str, grad: bool, bins: u32) -> Option<Histogram> {
+        histogram(&self.tensor(name, grad)?, bins)
+    }
+}
+
+/// Computes the statistics of `t` in its own dtype, without copying it
+/// and without recording gradients; `None` if libtorch refuses.
+pub fn tensor_stats(t: &Tensor) -> Option<TensorStats> {
+    tch::no_grad(|| compute_stats(t).ok())
+}
+
+fn compute_stats(t: &Tensor) -> Result<TensorStats, tch::TchError> {
+    let t = if t.is_floating_point() {
+        t.shallow_clone()
+    } else {
+        t.f_to_kind(tch::Kind::Float)?
+    };
+    let numel = t.numel() as u64;
+    if numel == 0 {
+        return Ok(TensorStats {
             numel,
-            norm: scalar(t.f_norm())?,
-            mean: scalar(t.f_mean(None))?,
-            std: if numel > 1 {
-                scalar(t.f_std(true))?
-            } else {
-                0.0
-            },
-            min: scalar(t.f_min())?,
-            max: scalar(t.f_max())?,
-            nonfinite: numel - finite as u64,
-        })
+            norm: 0.0,
+            mean: 0.0,
+            std: 0.0,
+            min: 0.0,
+            max: 0.0,
+            nonfinite: 0,
+        });
     }
-}
-
-/// Most bins a histogram may have (`views.model-stats.histogram`).
-pub const MAX_HISTOGRAM_BINS: u32 = 4096;
-
-/// A histogram of a tensor's finite values: `counts.len()` equal-width bins
-/// from `min` to `max`, as `wandb.watch` computes it (wandb 0.31's
-/// `log_tensor_stats`): the tensor flattened, in float32 unless it is
-/// float64, NaN and infinities dropped, then `histc(bins, min, max)`; one
-/// bin holding every value when they are all equal.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
-    /// The smallest finite value: the first bin's lower edge.
-    pub min: f64,
-    /// The largest finite value: the last bin's upper edge.
-    pub max: f64,
-    /// The number of finite values in each equal-width bin.
-    pub counts: Vec<u64>,
-}
-
-impl Histogram {
-    /// The histogram of `t` with `bins` bins (at least 1), without recording
-    /// gradients; `None` when `t` has no finite value or libtorch refuses.
-    pub fn of(t: &Tensor, bins: u32) -> Option<Histogram> {
-        tch::no_grad(|| Self::compute(t, bins.max(1)).ok().flatten())
-    }
-
-    fn compute(t: &Tensor, bins: u32) -> Result<Option<Histogram>, tch::TchError> {
-        use tch::Kind;
-        let flat = t.f_detach()?.f_reshape([-1])?;
-        // histc runs on float32 and float64 only: wandb casts the rest to float32.
-        let flat = match flat.kind() {
-            Kind::Float | Kind::Double => flat,
-            _ => flat.f_to_kind(Kind::Float)?,
-        };
-        let numel = flat.numel() as i64;
-        if numel == 0 {
-            return Ok(None);
-        }
-        let finite = flat.f_isfinite()?;
-        let kept = finite.f_sum(Kind::Int64)?.f_int64_value(&[])?;
-        if kept == 0 {
-            return Ok(None);
-        }
-        let flat = if kept < numel {
-            flat.f_masked_select(&finite)?
+    let scalar = |r: Result<Tensor, tch::TchError>| r?.f_double_value(&[]);
+    let finite = t
+        .f_isfinite()?
+        .f_sum(tch::Kind::Int64)?
+        .f_int64_value(&[])?;
+    Ok(TensorStats {
+        numel,
+        norm: scalar(t.f_norm())?,
+        mean: scalar(t.f_mean(None))?,
+        std: if numel > 1 {
+            scalar(t.f_std(true))?
         } else {
-            flat
-        };
-        let min = flat.f_min()?.f_double_value(&[])?;
-        let max = flat.f_max()?.f_double_value(&[])?;
-        let counts = if min == max {
-            vec![kept as u64]
-        } else {
-            // histc's default range (0, 0) is the data's own min and max: the
-            // same as wandb's explicit `min=tmin, max=tmax`.
-            let h = flat
-                .f_histc(i64::from(bins))?
-                .f_to_kind(Kind::Double)?
-                .f_to_device(tch::Device::Cpu)?;
-            Vec::<f64>::try_from(&h)?
-                .into_iter()
-                .map(|c| c as u64)
-                .collect()
-        };
-        Ok(Some(Histogram { min, max, counts }))
-    }
+            0.0
+        },
+        min: scalar(t.f_min())?,
+        max: scalar(t.f_max())?,
+        nonfinite: numel - finite as u64,
+    })
 }
 
-/// What [`RunView`] holds.
-#[derive(Default)]
-pub struct RunData {
-    /// `TrainerState.log_history`: a shared handle on the state's own.
-    pub log_history: LogHistory,
-    /// The trainable parameters by name (shallow copies: same storage).
-    pub parameters: Vec<(String, Tensor)>,
-    /// Total gradient norm of the last update, before clipping.
-    pub grad_norm: Option<f64>,
-    /// Learning rate per parameter group of the last optimizer step.
-    pub learning_rates: Vec<f64>,
-    /// Batches per epoch of the training data.
-    pub train_batches: Option<u32>,
-    /// Batches of the evaluation data.
-    pub eval_batches: Option<u32>,
+/// The histogram of `t` with `bins` bins (at least 1), without recording
+/// gradients; `None` when `t` has no finite value or libtorch refuses.
+pub fn histogram(t: &Tensor, bins: u32) -> Option<Histogram> {
+    tch::no_grad(|| compute_histogram(t, bins.max(1)).ok().flatten())
 }
 
-impl RunData {
-    /// Statistics of a parameter (or of its gradient, when `grad`).
-    pub fn tensor_stats(&self, name: &str, grad: bool) -> Option<TensorStats> {
-        let (_, p) = self.parameters.iter().find(|(n, _)| n == name)?;
-        if grad {
-            let g = p.grad();
-            if g.defined() {
-                TensorStats::of(&g)
-            } else {
-                None
-            }
-        } else {
-            TensorStats::of(p)
-        }
+fn compute_histogram(t: &Tensor, bins: u32) -> Result<Option<Histogram>, tch::TchError> {
+    use tch::Kind;
+    let flat = t.f_detach()?.f_reshape([-1])?;
+    // histc runs on float32 and float64 only: wandb casts the rest to float32.
+    let flat = match flat.kind() {
+        Kind::Float | Kind::Double => flat,
+        _ => flat.f_to_kind(Kind::Float)?,
+    };
+    let numel = flat.numel() as i64;
+    if numel == 0 {
+        return Ok(None);
     }
-
-    /// Histogram of a parameter (or of its gradient, when `grad`; the same
-    /// gradient [`tensor_stats`](Self::tensor_stats) reads).
-    pub fn histogram(&self, name: &str, grad: bool, bins: u32) -> Option<Histogram> {
-        let (_, p) = self.parameters.iter().find(|(n, _)| n == name)?;
-        if grad {
-            let g = p.grad();
-            if g.defined() {
-                Histogram::of(&g, bins)
-            } else {
-                None
-            }
-        } else {
-            Histogram::of(p, bins)
-        }
+    let finite = flat.f_isfinite()?;
+    let kept = finite.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+    if kept == 0 {
+        return Ok(None);
     }
-
-    /// Number of elements of all trainable parameters.
-    pub fn parameter_count(&self) -> u64 {
-        self.parameters.iter().map(|(_, p)| p.numel() as u64).sum()
-    }
-}
-
-/// A shared handle on [`RunData`]; cheap to clone.
-#[derive(Clone, Default)]
-pub struct RunView(Arc<Mutex<RunData>>);
-
-impl RunView {
-    /// Locks the data (poisoning is ignored: the data stays consistent).
-    pub fn lock(&self) -> MutexGuard<'_, RunData> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    let flat = if kept < numel {
+        flat.f_masked_select(&finite)?
+    } else {
+        flat
+    };
+    let min = flat.f_min()?.f_double_value(&[])?;
+    let max = flat.f_max()?.f_double_value(&[])?;
+    let counts = if min == max {
+        vec![kept as u64]
+    } else {
+        // histc's default range (0, 0) is the data's own min and max: the
+        // same as wandb's explicit `min=tmin, max=tmax`.
+        let h = flat
+            .f_histc(i64::from(bins))?
+            .f_to_kind(Kind::Double)?
+            .f_to_device(tch::Device::Cpu)?;
+        Vec::<f64>::try_from(&h)?
+            .into_iter()
+            .map(|c| c as u64)
+            .collect()
+    };
+    Ok(Some(Histogram { min, max, counts }))
 }
 
 #[cfg(test)]
@@ -204,7 +136,7 @@ mod tests {
     use super::*;
 
     fn hist(values: &[f32], bins: u32) -> Option<Histogram> {
-        Histogram::of(&Tensor::from_slice(values), bins)
+        histogram(&Tensor::from_slice(values), bins)
     }
 
     #[test]
@@ -221,10 +153,10 @@ mod tests {
         assert_eq!(hist(&[f32::NAN, f32::INFINITY], 8), None);
         assert_eq!(hist(&[], 8), None);
         // Integers are counted as float32, as wandb casts them.
-        let h = Histogram::of(&Tensor::from_slice(&[1i64, 2, 3, 4]), 3).unwrap();
+        let h = histogram(&Tensor::from_slice(&[1i64, 2, 3, 4]), 3).unwrap();
         assert_eq!((h.min, h.max, h.counts), (1.0, 4.0, vec![1, 1, 2]));
         // A 2-D tensor is flattened.
-        let h = Histogram::of(
+        let h = histogram(
             &Tensor::from_slice(&[0.0f64, 1.0, 2.0, 3.0]).view([2, 2]),
             2,
         );
@@ -275,7 +207,7 @@ for bins in (1, 7, 64, 4096):
             let min: f64 = words.next().unwrap().parse().unwrap();
             let max: f64 = words.next().unwrap().parse().unwrap();
             let counts: Vec<u64> = words.map(|w| w.parse().unwrap()).collect();
-            let ours = Histogram::of(&t, bins).unwrap();
+            let ours = histogram(&t, bins).unwrap();
             assert_eq!((ours.min, ours.max), (min, max), "{bins} bins");
             assert_eq!(ours.counts, counts, "{bins} bins");
             assert_eq!(ours.counts.iter().sum::<u64>(), 9_999);

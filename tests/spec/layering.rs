@@ -1,22 +1,50 @@
 //! The host's module map holds: dependencies flow one way (`cli` →
 //! `session` → `trainer` → `callbacks` → `sandbox`, with `args`, `state`, `event`,
 //! `view`, `pyjson`, `report` and `ui` as leaf data), and no two modules, nor two
-//! files of one module, import each other in a circle. Read from the
-//! sources, so a new `use` that breaks the map fails here.
+//! files of one module, import each other in a circle. The sandbox and the
+//! leaf data it speaks in are their own crate, `crates/sandbox`
+//! (`trainbox-sandbox`), without libtorch, so that the Python host links the
+//! same code: its map is checked the same way, and it names no tensor and
+//! depends on no libtorch crate. Read from the sources, so a new `use` that
+//! breaks the map fails here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+/// The sandbox crate's sources.
+fn sandbox_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/sandbox/src")
+}
+
+/// The sandbox crate's top-level modules, which the host re-exports under
+/// their own names (`crate::sandbox`, `crate::state`, …).
+fn sandbox_modules() -> BTreeSet<String> {
+    import_graph(&sandbox_src(), &BTreeSet::new())
+        .keys()
+        .map(|m| m.split('/').next().unwrap().to_string())
+        .collect()
+}
+
+/// The host's graph: its own files, and the sandbox crate's modules as the
+/// host names them (`crate::sandbox::…` or `trainbox_sandbox::sandbox::…`).
+fn host_graph() -> BTreeMap<String, BTreeSet<String>> {
+    import_graph(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &sandbox_modules(),
+    )
+}
+
 /// Module path (`sandbox/plugin`) -> the modules its code (not its tests)
-/// names, read from the sources under `host/src`.
-fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// names, read from the sources under `src`; `external` are more module
+/// names the code may reach through `crate::` (re-exported from the sandbox
+/// crate), where `trainbox_sandbox::` is read as `crate::`.
+fn import_graph(src: &Path, external: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = Vec::new();
-    collect(&src, &mut files);
+    collect(src, &mut files);
     let sources: Vec<(Vec<String>, String)> = files
         .iter()
         .map(|file| {
-            let rel = file.strip_prefix(&src).unwrap().with_extension("");
+            let rel = file.strip_prefix(src).unwrap().with_extension("");
             let mut parts: Vec<String> = rel
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -24,11 +52,13 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
             if parts.last().is_some_and(|p| p == "mod") {
                 parts.pop();
             }
-            (parts, std::fs::read_to_string(file).unwrap())
+            let text = std::fs::read_to_string(file).unwrap();
+            (parts, text.replace("trainbox_sandbox::", "crate::"))
         })
         .filter(|(parts, _)| parts != &["lib"] && parts != &["main"])
         .collect();
-    let modules: BTreeSet<String> = sources.iter().map(|(p, _)| p.join("/")).collect();
+    let mut modules: BTreeSet<String> = sources.iter().map(|(p, _)| p.join("/")).collect();
+    modules.extend(external.iter().cloned());
     sources
         .iter()
         .map(|(parts, text)| (parts.join("/"), module_imports(parts, text, &modules)))
@@ -252,7 +282,14 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 
 #[test]
 fn no_two_modules_import_each_other_in_a_circle() {
-    let graph = import_graph();
+    let graph = host_graph();
+    assert_eq!(find_cycle(&graph), None, "import circle between files");
+    assert_eq!(
+        find_cycle(&top_level(&graph)),
+        None,
+        "import circle between top-level modules"
+    );
+    let graph = import_graph(&sandbox_src(), &BTreeSet::new());
     assert!(
         graph["sandbox/store"].contains("sandbox/grants"),
         "sibling imports are seen: {:?}",
@@ -273,11 +310,16 @@ fn no_two_modules_import_each_other_in_a_circle() {
 
 #[test]
 fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
-    let graph = top_level(&import_graph());
+    let graph = top_level(&host_graph());
     let deps = |m: &str| graph.get(m).cloned().unwrap_or_default();
     assert!(
         deps("cli").contains("trainer"),
         "the graph reads the sources"
+    );
+    assert!(
+        deps("session").contains("sandbox"),
+        "the sandbox crate's modules are seen: {:?}",
+        deps("session")
     );
     let leaves = [
         "args",
@@ -305,10 +347,6 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
         // A run with its plugins (the library's one call) sits under the
         // command line and over the loop and the sandbox.
         ("session", ["cli"].as_slice()),
-        (
-            "sandbox",
-            ["callbacks", "trainer", "flow", "cli", "tasks", "session"].as_slice(),
-        ),
         (
             "callbacks",
             ["trainer", "flow", "cli", "tasks", "session"].as_slice(),
@@ -349,6 +387,76 @@ fn dependencies_flow_from_the_cli_down_to_the_sandbox_and_leaf_data() {
     for (module, not) in forbidden {
         for dep in deps(module) {
             assert!(!not.contains(&dep.as_str()), "{module} imports {dep}");
+        }
+    }
+}
+
+/// The sandbox crate: the sandbox over its leaf data, which never import
+/// it; no libtorch in its dependencies or its code; nothing of the host (a
+/// dependency on `trainbox` would be a circle cargo refuses, the check says
+/// why).
+#[test]
+fn the_sandbox_crate_is_the_sandbox_over_leaf_data_without_libtorch() {
+    let graph = top_level(&import_graph(&sandbox_src(), &BTreeSet::new()));
+    let deps = |m: &str| graph.get(m).cloned().unwrap_or_default();
+    assert!(
+        deps("sandbox").contains("state"),
+        "the graph reads the sources: {graph:?}"
+    );
+    let leaves = [
+        "run_args",
+        "state",
+        "event",
+        "view",
+        "pyjson",
+        "ui",
+        "atomic_file",
+    ];
+    for module in graph.keys() {
+        assert!(
+            module == "sandbox" || leaves.contains(&module.as_str()),
+            "crates/sandbox has a module {module} the map does not know"
+        );
+    }
+    for leaf in leaves {
+        for dep in deps(leaf) {
+            assert!(
+                leaves.contains(&dep.as_str()),
+                "leaf module {leaf} of the sandbox crate imports {dep}"
+            );
+        }
+    }
+    let manifest = std::fs::read_to_string(sandbox_src().join("../Cargo.toml")).unwrap();
+    let manifest: toml::Table = manifest.parse().unwrap();
+    for section in ["dependencies", "build-dependencies"] {
+        let names: Vec<&String> = manifest
+            .get(section)
+            .and_then(|d| d.as_table())
+            .map(|d| d.keys().collect())
+            .unwrap_or_default();
+        for forbidden in ["tch", "torch-sys", "trainbox-torch-ext", "trainbox"] {
+            assert!(
+                !names.iter().any(|n| *n == forbidden),
+                "crates/sandbox [{section}] has {forbidden}: the Python host must not link libtorch"
+            );
+        }
+    }
+    let mut files = Vec::new();
+    collect(&sandbox_src(), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for word in ["tch::", "torch_sys::", "trainbox_torch_ext::", "trainbox::"] {
+            // A path that starts with it (`generated::trainbox::callback` is
+            // the WIT package's bindings).
+            let named = text.match_indices(word).any(|(i, _)| {
+                let before = text[..i].chars().next_back();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            });
+            assert!(
+                !named,
+                "{} names {word}: the sandbox crate knows no tensor and nothing of the host",
+                file.display()
+            );
         }
     }
 }

@@ -9,10 +9,12 @@
 //! What is *not* a training argument (the task, plugins) lives in `cli`.
 
 mod post_init;
+mod state;
 mod unsupported;
 mod value;
 
 pub use post_init::Interval;
+pub use state::TrainerStateExt;
 pub use unsupported::{Unsupported, UNSUPPORTED};
 pub use value::{
     Algorithm, ArgValue, IntervalStrategy, Kind, OptimizerName, SaveStrategy, SchedulerType,

@@ -2,7 +2,6 @@
 //! written back as JSON, and the enums behind the strategy arguments.
 
 use crate::pyjson::Json;
-use std::fmt;
 
 /// What the command-line parser needs to know of a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,40 +143,33 @@ impl ArgValue for Vec<String> {
     }
 }
 
-/// Declares a string-valued enum argument with HF's spellings.
+/// An argument that takes one of HF's spellings: the enum, defined by the
+/// sandbox crate's `choice_enum!` (so that every choice is spelled one
+/// way), and its [`ArgValue`].
 macro_rules! choice_arg {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),* $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($(#[$vmeta])* $variant),* }
+    ($(#[$meta:meta])* $name:ident { $($body:tt)* }) => {
+        trainbox_sandbox::choice_enum!($(#[$meta])* $name { $($body)* });
+        choice_value!($name);
+    };
+}
 
-        impl $name {
-            /// Every accepted spelling, in declaration order.
-            pub const CHOICES: &'static [&'static str] = &[$($text),*];
-
-            /// HF's spelling.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
+/// [`ArgValue`] for an enum of `choice_enum!`.
+macro_rules! choice_value {
+    ($name:ident) => {
         impl ArgValue for $name {
             fn from_text(text: &str) -> Result<Self, String> {
-                match text {
-                    $($text => Ok($name::$variant),)*
-                    _ => Err(format!(
+                $name::from_name(text).ok_or_else(|| {
+                    format!(
                         "{:?} is not a valid {}, please select one of [{}]",
                         text,
                         stringify!($name),
-                        Self::CHOICES.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
-                    )),
-                }
+                        $name::CHOICES
+                            .iter()
+                            .map(|c| format!("'{c}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
             }
             fn to_json(&self) -> Json {
                 Json::Str(self.as_str().into())
@@ -186,15 +178,10 @@ macro_rules! choice_arg {
     };
 }
 
-choice_arg!(
-    /// When to log or evaluate (`IntervalStrategy`).
-    IntervalStrategy { No = "no", Steps = "steps", Epoch = "epoch" }
-);
-
-choice_arg!(
-    /// When to save a checkpoint (`SaveStrategy`).
-    SaveStrategy { No = "no", Steps = "steps", Epoch = "epoch", Best = "best" }
-);
+// The strategies are the sandbox crate's: plugins receive them (`RunArgs`).
+pub use trainbox_sandbox::{IntervalStrategy, SaveStrategy};
+choice_value!(IntervalStrategy);
+choice_value!(SaveStrategy);
 
 choice_arg!(
     /// The learning-rate schedule (`SchedulerType` of transformers 5.24,

@@ -14,7 +14,7 @@
 //! reach the plugin's `configure`.
 
 use super::config::RunConfig;
-use crate::args::TrainingArguments;
+use crate::args::{TrainerStateExt, TrainingArguments};
 use crate::callbacks::{Callback, EventContext};
 use crate::event::Event;
 use crate::pyjson::Json;

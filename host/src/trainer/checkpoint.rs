@@ -10,6 +10,7 @@ use super::Trainer;
 use crate::args::SaveStrategy;
 use crate::atomic_file::{write_beside, TEMP_PREFIX};
 use crate::pyjson::Json;
+use crate::view::TensorParameters;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -396,7 +397,7 @@ impl Trainer {
         self.model.restore(Path::new(&best))?;
         self.load_weights(&file)?;
         // A restored module has new tensors: the plugins' views follow it.
-        self.view.lock().parameters = self.model.parameters();
+        self.view.lock().parameters = Box::new(TensorParameters(self.model.parameters()));
         Ok(())
     }
 

@@ -5,9 +5,10 @@ use super::optim::Optimizer;
 use super::run::Run;
 use super::schedule::Schedule;
 use super::{speed_metrics, TrainOutput, Trainer};
-use crate::args::SaveStrategy;
+use crate::args::{SaveStrategy, TrainerStateExt};
 use crate::event::Event;
 use crate::state::{Logs, TrainerControl, TrainerState, Value};
+use crate::view::TensorParameters;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
@@ -141,7 +142,7 @@ impl Trainer {
         {
             let mut view = self.view.lock();
             view.log_history = self.state.log_history.share();
-            view.parameters = params;
+            view.parameters = Box::new(TensorParameters(params));
             view.grad_norm = None;
             view.learning_rates = run.optimizer.group_learning_rates(self.current_lr(&run));
             view.train_batches = Some(n_batches as u32);

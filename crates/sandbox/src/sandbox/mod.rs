@@ -16,7 +16,7 @@
 //! `output.rs`, `cache.rs`, `http_policy.rs`, `owners.rs` (who owns each
 //! plugin directory), `wait.rs` (waits in host calls end at the
 //! deadline), `fs/` (open files and the disk quota). This module knows training
-//! only through the leaf data types (`args`, `state`, `event`, `view`) and
+//! only through the leaf data types (`run_args`, `state`, `event`, `view`) and
 //! the conversions in `bindings/` (one module per version of the contract:
 //! the latest, and each older one adapted to it).
 
@@ -63,7 +63,7 @@ pub use plugin::{EventRecords, WasmPlugin, MAX_RESTARTS};
 pub use report::CallReport;
 pub use store::OUTPUT_BUDGET;
 
-use crate::args::TrainingArguments;
+use crate::run_args::RunArgs;
 use crate::view::RunView;
 use anyhow::{bail, Context, Result};
 use bindings::{wit, BindingsPre};
@@ -282,7 +282,7 @@ impl Sandbox {
         &self,
         compiled: &CompiledPlugin,
         settings: PluginSettings,
-        args: &TrainingArguments,
+        args: &RunArgs,
         instance: usize,
     ) -> Result<WasmPlugin> {
         let info = &compiled.info;

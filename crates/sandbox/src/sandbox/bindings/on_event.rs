@@ -457,10 +457,7 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let out = std::env::temp_dir().join(format!("trainbox-images-{}", std::process::id()));
-        let args = crate::args::TrainingArguments {
-            output_dir: out.to_string_lossy().into(),
-            ..Default::default()
-        };
+        let args = crate::run_args::RunArgs::example(&out.to_string_lossy());
         let mut plugin = sandbox.instantiate(&compiled, settings, &args, 0).unwrap();
         let full = full_state();
         let bare = crate::state::TrainerState {

@@ -281,7 +281,7 @@ impl WasmPlugin {
     /// [`handle_event`](Self::handle_event) with the state and payload
     /// already in the contract's types (made once for all the plugins an
     /// event reaches).
-    pub(crate) fn handle_records(
+    pub fn handle_records(
         &mut self,
         event: Event,
         records: &EventRecords,

@@ -7,9 +7,8 @@
 //! byte (see `pyjson`); reading tolerates unknown keys and fills missing ones
 //! with defaults, unlike HF's `load_from_json`.
 
-use crate::args::{SaveStrategy, TrainingArguments};
 use crate::pyjson::Json;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -54,8 +53,8 @@ impl Number {
 
     /// HF's `compute_steps` for one interval: a value below 1 is a ratio of
     /// `max_steps`, rounded up to an int; any other keeps the type HF's
-    /// arguments hold it in (`as_int`, see
-    /// [`TrainingArguments::interval_is_int`]): `5` under the steps strategy,
+    /// arguments hold it in (`as_int`, see the `trainbox` crate's
+    /// `TrainingArguments::interval_is_int`): `5` under the steps strategy,
     /// `5.0` under another, `1.0` always.
     pub fn interval(value: f64, max_steps: u64, as_int: bool) -> Number {
         if value < 1.0 {
@@ -132,63 +131,6 @@ fn opt<T>(v: &Option<T>, f: impl FnOnce(&T) -> Json) -> Json {
 }
 
 impl TrainerState {
-    /// HF's `TrainerState.compute_steps`: the run's logging, evaluation and
-    /// save intervals from `args`, ratios resolved against `max_steps`. An
-    /// unset `eval_steps` leaves the default 500.
-    pub fn compute_steps(&mut self, args: &TrainingArguments, max_steps: u64) {
-        use crate::args::Interval;
-        for interval in Interval::ALL {
-            let Some(value) = args.interval_steps(interval) else {
-                continue;
-            };
-            let n = Number::interval(value, max_steps, args.interval_is_int(interval));
-            match interval {
-                Interval::Logging => self.logging_steps = n,
-                Interval::Eval => self.eval_steps = n,
-                Interval::Save => self.save_steps = n,
-            }
-        }
-    }
-
-    /// HF's `_determine_best_metric`, after an evaluation: updates
-    /// `best_metric` and (when checkpoints are saved) `best_global_step`;
-    /// returns whether `metrics` is a new best. An error when the evaluation
-    /// lacks `--metric_for_best_model`.
-    pub fn determine_best_metric(
-        &mut self,
-        args: &TrainingArguments,
-        metrics: &Logs,
-    ) -> Result<bool> {
-        let Some(key) = args.best_metric_key() else {
-            return Ok(false);
-        };
-        let Some(value) = metrics.get(&key).and_then(Value::as_f64) else {
-            let available: Vec<&str> = metrics.keys().collect();
-            bail!(
-                "--metric_for_best_model {:?}: the evaluation has no metric {key:?}; available metrics: {}; set --metric_for_best_model to one of them",
-                args.metric_for_best_model.as_deref().unwrap_or_default(),
-                available.join(", ")
-            );
-        };
-        let greater = args.greater_is_better.unwrap_or(false);
-        let best = self.best_metric.unwrap_or(if greater {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        });
-        let better = if greater { value > best } else { value < best };
-        self.best_metric = Some(if better { value } else { best });
-        if better
-            && matches!(
-                args.save_strategy,
-                SaveStrategy::Steps | SaveStrategy::Epoch | SaveStrategy::Best
-            )
-        {
-            self.best_global_step = Some(self.global_step);
-        }
-        Ok(better)
-    }
-
     /// The state as HF's `asdict(state)`.
     pub fn to_json(&self) -> Json {
         self.to_json_with(true)
@@ -498,60 +440,5 @@ mod tests {
         let err =
             TrainerState::from_json(&Json::parse(r#"{"global_step": "x"}"#).unwrap()).unwrap_err();
         assert!(err.contains("global_step"));
-    }
-
-    /// The intervals of a 24-step run, as (logging, eval, save); each row
-    /// checked against transformers 5.24 given the same flags.
-    fn steps_of(f: impl FnOnce(&mut TrainingArguments)) -> (Number, Number, Number) {
-        let mut a = TrainingArguments::default();
-        f(&mut a);
-        a.finish().unwrap();
-        let mut s = TrainerState::default();
-        s.compute_steps(&a, 24);
-        (s.logging_steps, s.eval_steps, s.save_steps)
-    }
-
-    #[test]
-    fn compute_steps_follows_hf() {
-        use crate::args::{IntervalStrategy as I, SaveStrategy as S};
-        use Number::{Float, Int};
-        assert_eq!(
-            steps_of(|_| {}),
-            (Int(500), Int(500), Int(500)),
-            "HF's defaults are ints; eval_steps unset"
-        );
-        assert_eq!(
-            steps_of(|a| {
-                a.logging_steps = 0.1;
-                a.save_steps = 0.2;
-            }),
-            (Int(3), Int(500), Int(5)),
-            "ratios of max_steps, rounded up"
-        );
-        assert_eq!(
-            steps_of(|a| {
-                a.logging_steps = 5.0;
-                a.eval_strategy = I::Steps;
-                a.save_steps = 10.0;
-            }),
-            (Int(5), Int(5), Int(10)),
-            "ints under their steps strategy; eval_steps from logging_steps"
-        );
-        assert_eq!(
-            steps_of(|a| {
-                a.logging_strategy = I::Epoch;
-                a.logging_steps = 5.0;
-                a.eval_steps = Some(4.0);
-                a.save_strategy = S::Epoch;
-                a.save_steps = 2.5;
-            }),
-            (Float(5.0), Float(4.0), Float(2.5)),
-            "floats, as given, under another strategy"
-        );
-        assert_eq!(
-            steps_of(|a| a.logging_steps = 1.0),
-            (Float(1.0), Int(500), Int(500)),
-            "1.0 is never cast"
-        );
     }
 }

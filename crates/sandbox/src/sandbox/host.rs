@@ -203,17 +203,11 @@ impl wit_views::HostLogHistory for PluginHost {
 
 impl wit_views::HostModelStats for PluginHost {
     fn parameter_names(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<String>> {
-        Ok(self
-            .view
-            .lock()
-            .parameters
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect())
+        Ok(self.view.lock().parameters.names())
     }
 
     fn parameter_count(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<u64> {
-        Ok(self.view.lock().parameter_count())
+        Ok(self.view.lock().parameters.count())
     }
 
     fn parameter(
@@ -221,7 +215,12 @@ impl wit_views::HostModelStats for PluginHost {
         _: Resource<ModelStatsHandle>,
         name: String,
     ) -> wasmtime::Result<Option<wit_views::TensorStats>> {
-        Ok(self.view.lock().tensor_stats(&name, false).map(Into::into))
+        Ok(self
+            .view
+            .lock()
+            .parameters
+            .stats(&name, false)
+            .map(Into::into))
     }
 
     fn gradient(
@@ -229,7 +228,12 @@ impl wit_views::HostModelStats for PluginHost {
         _: Resource<ModelStatsHandle>,
         name: String,
     ) -> wasmtime::Result<Option<wit_views::TensorStats>> {
-        Ok(self.view.lock().tensor_stats(&name, true).map(Into::into))
+        Ok(self
+            .view
+            .lock()
+            .parameters
+            .stats(&name, true)
+            .map(Into::into))
     }
 
     fn histogram(
@@ -251,6 +255,7 @@ impl wit_views::HostModelStats for PluginHost {
         Ok(self
             .view
             .lock()
+            .parameters
             .histogram(&name, grad, bins)
             .map(Into::into))
     }

@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn all_events_are_the_wit_enum_in_order() {
         let wit =
-            trainbox_pyformat::wit::enum_cases(include_str!("../../wit/callback.wit"), "event");
+            trainbox_pyformat::wit::enum_cases(include_str!("../../../wit/callback.wit"), "event");
         let ours: Vec<String> = Event::ALL
             .iter()
             .map(|e| e.hf_name().strip_prefix("on_").unwrap().replace('_', "-"))
