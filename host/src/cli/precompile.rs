@@ -60,17 +60,16 @@ pub fn run(args: &[String]) -> Result<i32> {
     let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|| loop {
-                let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let t = Instant::now();
-                let outcome = match sandbox.precompile(&files[i]) {
-                    Ok(true) => Outcome::Compiled(t.elapsed().as_secs_f64()),
-                    Ok(false) => Outcome::Cached,
-                    Err(e) => Outcome::Failed(e),
-                };
-                outcomes.lock().unwrap()[i] = Some(outcome);
+            scope.spawn(|| {
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let t = Instant::now();
+                    let outcome = match sandbox.precompile(&files[i]) {
+                        Ok(true) => Outcome::Compiled(t.elapsed().as_secs_f64()),
+                        Ok(false) => Outcome::Cached,
+                        Err(e) => Outcome::Failed(e),
+                    };
+                    outcomes.lock().unwrap()[i] = Some(outcome);
+                }
             });
         }
     });

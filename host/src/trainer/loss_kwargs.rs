@@ -22,11 +22,13 @@
 use super::data::Batch;
 use super::model::Model;
 use super::prefetch::Loader;
-use super::smoothing::IGNORE_INDEX;
 use super::Trainer;
 use anyhow::Result;
 use std::collections::VecDeque;
 use tch::{Kind, Tensor};
+
+/// The label HF ignores (when it counts, and in `LabelSmoother`).
+pub const IGNORE_INDEX: i64 = -100;
 
 /// The argument (and batch column) that carries HF's `num_items_in_batch`.
 pub const NUM_ITEMS_IN_BATCH: &str = "num_items_in_batch";

@@ -14,13 +14,11 @@
 //! and the loop divides by the accumulation steps.
 
 use super::data::Batch;
+use super::loss_kwargs::IGNORE_INDEX;
 use super::model::{EvalBatch, Model};
 use super::Trainer;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
-
-/// The label HF ignores (`LabelSmoother`, and when it counts `num_items_in_batch`).
-pub const IGNORE_INDEX: i64 = -100;
 
 /// HF's `LabelSmoother(epsilon)(logits, labels, shift_labels,
 /// num_items_in_batch)`: `(1 - ε) * nll + ε * smooth`, the negative
