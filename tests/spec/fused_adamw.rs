@@ -83,7 +83,10 @@ fn check(fused: bool) {
         eps: 1e-7,
         fused,
     });
-    let shared = params.iter().map(|(n, p)| (n.clone(), p.shallow_clone())).collect();
+    let shared = params
+        .iter()
+        .map(|(n, p)| (n.clone(), p.shallow_clone()))
+        .collect();
     let mut opt = Optimizer::new(settings, 0.05, shared, &|_| false);
     for s in 0..STEPS {
         opt.zero_grad();

@@ -53,10 +53,10 @@ mod own_model_errors;
 mod own_model_parity;
 /// Loading plugins: order, bad files, progress and printer output.
 mod plugins;
-/// `trainbox plugins precompile`: the compile cache filled ahead of a run.
-mod precompile;
 /// Devices and mixed precision on the CPU: bf16 against float32, HF's checks, fp16 loss scaling.
 mod precision;
+/// `trainbox plugins precompile`: the compile cache filled ahead of a run.
+mod precompile;
 /// Python plugins: imports in functions, HTTP, tracebacks, build-time import errors.
 mod python_plugins;
 /// The end of a run: the summary, the learning curves, `trainbox report` on two runs.

@@ -57,6 +57,14 @@ pub trait Parameters: Send {
     fn histogram(&self, name: &str, grad: bool, bins: u32) -> Option<Histogram>;
 }
 
+/// The optimizer's learning rates, read when a plugin asks: for a host
+/// that does not step the optimizer itself (the Python host reads them
+/// from HF's optimizer), instead of [`RunData::learning_rates`].
+pub trait LearningRates: Send {
+    /// The learning rate of each parameter group, now.
+    fn learning_rates(&self) -> Vec<f64>;
+}
+
 /// No model (yet): no parameters.
 struct NoParameters;
 
@@ -85,6 +93,8 @@ pub struct RunData {
     pub grad_norm: Option<f64>,
     /// Learning rate per parameter group of the last optimizer step.
     pub learning_rates: Vec<f64>,
+    /// Where to read the learning rates instead, when the host has one.
+    pub learning_rates_source: Option<Box<dyn LearningRates>>,
     /// Batches per epoch of the training data.
     pub train_batches: Option<u32>,
     /// Batches of the evaluation data.
@@ -98,6 +108,7 @@ impl Default for RunData {
             parameters: Box::new(NoParameters),
             grad_norm: None,
             learning_rates: Vec::new(),
+            learning_rates_source: None,
             train_batches: None,
             eval_batches: None,
         }

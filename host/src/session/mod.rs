@@ -30,7 +30,8 @@ pub mod integrations;
 mod plugins;
 mod setup;
 
-pub use plugins::{builtin_plugin_dir, start_one, wasm_files, PLUGIN_DIR_VAR};
+pub use crate::sandbox::wasm_files;
+pub use plugins::{builtin_plugin_dir, start_one, PLUGIN_DIR_VAR};
 pub use setup::{PluginPin, PluginSetup, PluginSource};
 
 use crate::args::TrainingArguments;

@@ -15,8 +15,8 @@ use super::integrations;
 use super::setup::{PluginSetup, PluginSource};
 use crate::args::TrainingArguments;
 use crate::dist::World;
-use crate::sandbox::{CompiledPlugin, NotGranted, PluginSettings, Sandbox, WasmPlugin};
-use anyhow::{bail, Context, Result};
+use crate::sandbox::{wasm_files, CompiledPlugin, NotGranted, PluginSettings, Sandbox, WasmPlugin};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -85,17 +85,6 @@ pub fn builtin(dir: &Path, name: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// The `.wasm` files of a folder, sorted by file name.
-pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading plugin folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
-        .collect();
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
-    Ok(files)
 }
 
 /// A plugin file of a run, with the integration it is when `--report_to`
@@ -237,22 +226,10 @@ fn start(
     }
 }
 
-/// The user's settings for a plugin, with only the grants it declared in
-/// `describe` (a grant it did not ask for is left out, with a warning when
-/// `warn`).
+/// The user's settings for a plugin, narrowed to the grants it declared
+/// (with a warning when `warn`).
 fn user_settings(setup: &PluginSetup, c: &CompiledPlugin, warn: bool) -> PluginSettings {
-    let mut settings = setup.settings_for(&c.info.name);
-    let (grants, unused) = crate::sandbox::narrow_grants(&c.info.capabilities, settings.grants);
-    settings.grants = grants;
-    if warn && !unused.is_empty() {
-        crate::ui::warn(&format!(
-            "{}: plugin {} does not ask for {}, so it is not granted (a grant applies only to what the plugin declares; `trainbox plugins inspect` lists it)",
-            c.path.display(),
-            c.info.name,
-            unused.join(", ")
-        ));
-    }
-    settings
+    c.narrow(setup.settings_for(&c.info.name), warn)
 }
 
 /// Runs `work` on world zero, then on the other ranks (which wait for it

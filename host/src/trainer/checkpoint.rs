@@ -9,7 +9,6 @@ use super::run::{Run, LOOP_STATE_FILE};
 use super::Trainer;
 use crate::args::SaveStrategy;
 use crate::atomic_file::{write_beside, TEMP_PREFIX};
-use crate::pyjson::Json;
 use crate::view::TensorParameters;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -184,27 +183,14 @@ impl Trainer {
     /// Refreshes `state.stateful_callbacks` from the callbacks and the control:
     /// one entry per name, a list when several callbacks share a name.
     pub(super) fn refresh_stateful_callbacks(&mut self) -> Result<()> {
-        let mut states: BTreeMap<String, Vec<Json>> = BTreeMap::new();
+        let mut states = Vec::new();
         for cb in self.handler.callbacks_mut() {
             if let Some(state) = cb.save_state()? {
-                states.entry(cb.name().to_string()).or_default().push(state);
+                states.push((cb.name().to_string(), state));
             }
         }
-        states
-            .entry("TrainerControl".into())
-            .or_default()
-            .push(self.control.exportable_state());
-        self.state.stateful_callbacks = states
-            .into_iter()
-            .map(|(name, mut list)| {
-                let value = if list.len() == 1 {
-                    list.remove(0)
-                } else {
-                    Json::Array(list)
-                };
-                (name, value)
-            })
-            .collect();
+        states.push(("TrainerControl".into(), self.control.exportable_state()));
+        self.state.stateful_callbacks = crate::state::callback_states::collect(states);
         Ok(())
     }
 

@@ -279,11 +279,7 @@ impl Trainer {
             }
             let name = cb.name().to_string();
             let n = used.entry(name.clone()).or_default();
-            let entry = match stored.get(&name) {
-                Some(Json::Array(list)) => list.get(*n),
-                Some(single) if *n == 0 => Some(single),
-                _ => None,
-            };
+            let entry = crate::state::callback_states::instance(stored, &name, *n);
             *n += 1;
             match entry {
                 Some(state) => cb.load_state(state)?,

@@ -265,7 +265,11 @@ impl wit_views::HostModelStats for PluginHost {
     }
 
     fn learning_rates(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<f64>> {
-        Ok(self.view.lock().learning_rates.clone())
+        let view = self.view.lock();
+        Ok(match &view.learning_rates_source {
+            Some(source) => source.learning_rates(),
+            None => view.learning_rates.clone(),
+        })
     }
 
     fn drop(&mut self, handle: Resource<ModelStatsHandle>) -> wasmtime::Result<()> {

@@ -12,7 +12,7 @@
 //! Read next: `describe.rs` (what a plugin says of itself), `grants.rs`
 //! (what it may have), `store.rs` (its WASI context), `call.rs` (the one
 //! call path), `plugin.rs` (calls and the fault policy), `fault.rs`,
-//! `report.rs`, `host.rs` (what the plugin may call), `limits.rs`,
+//! `report.rs`, `inspect.rs` (what both hosts say of plugin files), `host.rs` (what the plugin may call), `limits.rs`,
 //! `output.rs`, `cache.rs`, `http_policy.rs`, `owners.rs` (who owns each
 //! plugin directory), `wait.rs` (waits in host calls end at the
 //! deadline), `fs/` (open files and the disk quota). This module knows training
@@ -31,6 +31,7 @@ mod grants;
 mod host;
 mod host_v0_1_0;
 mod http_policy;
+mod inspect;
 mod limits;
 mod output;
 mod owners;
@@ -57,6 +58,7 @@ pub use grants::{
     narrow as narrow_grants, Capability, DirGrant, Grants, NotGranted, ANY_GRANTED_ORIGIN,
 };
 pub use http_policy::normalize_origin;
+pub use inspect::wasm_files;
 pub use limits::PluginLimits;
 pub use owners::{read_owners, Owner, OWNERS_FILE};
 pub use plugin::{EventRecords, WasmPlugin, MAX_RESTARTS};

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod callback_states;
 mod control;
 mod history;
 mod logs;
