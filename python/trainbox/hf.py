@@ -1,0 +1,353 @@
+"""trainbox plugins inside Hugging Face's ``transformers.Trainer``.
+
+    from trainbox.hf import PluginCallback
+    trainer = Trainer(model, args, train_dataset=ds,
+                      callbacks=[PluginCallback("plugins/", config={"csv-logger.every": "10"})])
+
+Each of HF's events reaches the plugins with HF's state, control and
+``logs`` / ``metrics``; the control they return is merged into HF's
+``TrainerControl`` as ``trainbox train`` merges it (a stop, once requested,
+stays requested). A plugin that faults is restarted, disabled or aborts the
+run as ``on_error`` says; it never raises into HF's loop otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import weakref
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from trainbox import _native
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = ["PluginCallback", "PluginReport"]
+
+# Live callbacks by configuration, in creation order: HF restores a callback
+# state by building a new instance from `state()["args"]` and dropping the
+# old one, which has loaded its plugins already and heard `on_init_end`. The
+# new one takes over the old one's plugins (as the native host restores
+# states into the plugins it started), or loads its own when none is live.
+_LIVE: "weakref.WeakValueDictionary[int, PluginCallback]" = weakref.WeakValueDictionary()
+
+
+class PluginReport:
+    """What one plugin cost and suffered in a run, as the end-of-run table."""
+
+    __slots__ = ("label", "calls", "time_s", "faults", "restarts", "disabled", "slow")
+
+    def __init__(self, d: Mapping[str, Any]) -> None:
+        self.label: str = d["label"]
+        self.calls: int = d["calls"]
+        self.time_s: float = d["time_s"]
+        self.faults: list[str] = list(d["faults"])
+        self.restarts: int = d["restarts"]
+        self.disabled: bool = d["disabled"]
+        self.slow: bool = d["slow"]
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginReport(label={self.label!r}, calls={self.calls}, time_s={self.time_s:.6f}, "
+            f"faults={self.faults!r}, restarts={self.restarts}, disabled={self.disabled})"
+        )
+
+
+class _ModelStats:
+    """The model's trainable parameters as the plugins' ``model-stats`` view
+    reads them, computed only when a plugin asks (as ``trainbox train``)."""
+
+    def __init__(self, model: Any) -> None:
+        self._params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+    def names(self) -> list[str]:
+        return list(self._params)
+
+    def count(self) -> int:
+        return sum(p.numel() for p in self._params.values())
+
+    def _tensor(self, name: str, grad: bool) -> Any:
+        p = self._params.get(name)
+        if p is None:
+            return None
+        return p.grad if grad else p
+
+    def stats(self, name: str, grad: bool) -> tuple[int, float, float, float, float, float, int] | None:
+        import torch
+
+        t = self._tensor(name, grad)
+        if t is None:
+            return None
+        with torch.no_grad():
+            t = t.detach()
+            if not t.is_floating_point():
+                t = t.float()
+            n = t.numel()
+            if n == 0:
+                return (0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+            finite = int(torch.isfinite(t).sum())
+            std = float(t.std()) if n > 1 else 0.0
+            return (n, float(t.norm()), float(t.mean()), std, float(t.min()), float(t.max()), n - finite)
+
+    def histogram(self, name: str, grad: bool, bins: int) -> tuple[float, float, list[int]] | None:
+        import torch
+
+        t = self._tensor(name, grad)
+        if t is None:
+            return None
+        with torch.no_grad():
+            flat = t.detach().reshape(-1)
+            if flat.dtype not in (torch.float32, torch.float64):
+                flat = flat.float()
+            if flat.numel() == 0:
+                return None
+            finite = torch.isfinite(flat)
+            kept = int(finite.sum())
+            if kept == 0:
+                return None
+            if kept < flat.numel():
+                flat = flat[finite]
+            lo, hi = float(flat.min()), float(flat.max())
+            if lo == hi:
+                return (lo, hi, [kept])
+            counts = torch.histc(flat, bins=max(1, bins)).double().cpu().tolist()
+            return (lo, hi, [int(c) for c in counts])
+
+
+def _paths(plugins: PathLike | Iterable[PathLike]) -> list[str]:
+    if isinstance(plugins, (str, os.PathLike)):
+        return [os.fspath(plugins)]
+    return [os.fspath(p) for p in plugins]
+
+
+def _args_json(args: Any) -> str:
+    return json.dumps(args.to_dict(), default=str, allow_nan=True)
+
+
+def _len(loader: Any) -> int | None:
+    try:
+        return len(loader) if loader is not None else None
+    except TypeError:
+        return None
+
+
+class PluginCallback(TrainerCallback, ExportableState):
+    """A ``transformers.TrainerCallback`` that runs trainbox plugins.
+
+    ``plugins``: a plugin file, a folder (its ``.wasm`` files, sorted by name,
+    as ``trainbox train --plugins``) or a list of both, in dispatch order.
+    ``config``: ``{"NAME.KEY": value}``, what ``--plugin_config`` passes.
+    ``grants``: per plugin name, ``{"env": [...], "http": [...], "dirs":
+    [{"host": ..., "guest": ..., "writable": bool}]}``, the run config's
+    grants. ``on_error``: ``"restart"``, ``"disable"`` or ``"abort"`` (only
+    then does a plugin fault raise). ``memory_mb`` and ``deadline_ms``
+    override the sandbox's limits for every plugin. Plugins are loaded when
+    HF first calls the callback (``on_init_end``), with HF's arguments;
+    each plugin writes in ``<output_dir>/plugins/<name>/``. Stateful
+    plugins go into HF's checkpoints (``stateful_callbacks``) and are
+    restored under ``restore_callback_states_from_checkpoint=True``.
+    """
+
+    def __init__(
+        self,
+        plugins: PathLike | Iterable[PathLike],
+        config: Mapping[str, Any] | None = None,
+        grants: Mapping[str, Mapping[str, Any]] | None = None,
+        on_error: str = "restart",
+        memory_mb: int | None = None,
+        deadline_ms: int | None = None,
+        print_report: bool = True,
+        _restoring: bool = False,
+    ) -> None:
+        if on_error not in ("restart", "disable", "abort"):
+            raise ValueError(f"on_error={on_error!r}: expected 'restart', 'disable' or 'abort'")
+        self.plugins = _paths(plugins)
+        self.config = {str(k): v for k, v in (config or {}).items()}
+        self.grants = {str(k): dict(v) for k, v in (grants or {}).items()}
+        self.on_error = on_error
+        self.memory_mb = memory_mb
+        self.deadline_ms = deadline_ms
+        self.print_report = print_report
+        self._native: _native.Plugins | None = None
+        self._pending_states: str | None = None
+        self._seen: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self._reports: list[PluginReport] = []
+        self._table: list[str] = []
+        self._key = self._config_key()
+        if _restoring:
+            # HF is restoring this callback's state: take over the live twin's plugins.
+            for other in list(_LIVE.values()):
+                if other is not self and other._native is not None and other._key == self._key:
+                    self._native, other._native = other._native, None
+                    self._seen = other._seen
+                    _LIVE.pop(id(other), None)
+                    break
+
+    def _config_key(self) -> str:
+        return json.dumps(
+            [self.plugins, self.config, self.grants, self.on_error, self.memory_mb, self.deadline_ms],
+            sort_keys=True,
+            default=str,
+        )
+
+    # -- loading -------------------------------------------------------------
+
+    def _load(self, args: Any) -> _native.Plugins:
+        native = _native.Plugins(
+            self.plugins,
+            _args_json(args),
+            json.dumps(self.config),
+            json.dumps(self.grants),
+            self.on_error,
+            self.memory_mb,
+            self.deadline_ms,
+        )
+        self._native = native
+        self._seen = (0, 0, 0, 0)
+        _LIVE[id(self)] = self
+        if self._pending_states is not None:
+            native.load_states(self._pending_states)
+            self._pending_states = None
+        return native
+
+    @property
+    def names(self) -> list[str]:
+        """The loaded plugins' labels in dispatch order (empty before loading)."""
+        return self._native.names() if self._native is not None else []
+
+    # -- HF's ExportableState --------------------------------------------------
+
+    def state(self) -> dict:
+        """HF's ``ExportableState``: how to rebuild this callback, and the
+        stateful plugins' states (the JSON ``trainbox train`` writes for them)."""
+        states: dict = {}
+        if self._native is not None and self._native.stateful():
+            states = json.loads(self._native.save_states())
+        elif self._pending_states is not None:
+            states = json.loads(self._pending_states)
+        return {
+            "args": {
+                "plugins": self.plugins,
+                "config": self.config,
+                "grants": self.grants,
+                "on_error": self.on_error,
+                "memory_mb": self.memory_mb,
+                "deadline_ms": self.deadline_ms,
+                "print_report": self.print_report,
+                "_restoring": True,
+            },
+            "attributes": {"plugin_states": states},
+        }
+
+    @property
+    def plugin_states(self) -> dict:
+        """The stateful plugins' states, by plugin name; setting it restores them."""
+        return self.state()["attributes"]["plugin_states"]
+
+    @plugin_states.setter
+    def plugin_states(self, states: Mapping[str, Any]) -> None:
+        text = json.dumps(states)
+        if self._native is not None:
+            self._native.load_states(text)
+        else:
+            self._pending_states = text
+
+    # -- reports ---------------------------------------------------------------
+
+    def reports(self) -> list[PluginReport]:
+        """Per plugin: calls, time, faults, restarts, whether it was disabled."""
+        if self._native is not None:
+            return [PluginReport(d) for d in self._native.reports()]
+        return list(self._reports)
+
+    def report_table(self) -> list[str]:
+        """The end-of-run table, as ``trainbox train`` prints it."""
+        return self._native.report_table() if self._native is not None else list(self._table)
+
+    # -- events ----------------------------------------------------------------
+
+    def _event(self, name: str, args: Any, state: Any, control: Any, payload: Any, kwargs: dict) -> Any:
+        native = self._native
+        if native is None:
+            native = self._load(args)
+        if not native.wants(name):
+            return control
+        model = kwargs.get("model")
+        optimizer = kwargs.get("optimizer")
+        train_dl = kwargs.get("train_dataloader")
+        eval_dl = kwargs.get("eval_dataloader")
+        seen = (id(model), id(optimizer), id(train_dl), id(eval_dl))
+        if seen != self._seen:
+            self._seen = seen
+            native.set_view(
+                _ModelStats(model) if model is not None and hasattr(model, "named_parameters") else None,
+                optimizer if optimizer is not None and hasattr(optimizer, "param_groups") else None,
+                _len(train_dl),
+                _len(eval_dl),
+            )
+        native.event(name, state, control, payload)
+        return control
+
+    def on_init_end(self, args, state, control, **kwargs):
+        return self._event("on_init_end", args, state, control, None, kwargs)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        return self._event("on_train_begin", args, state, control, None, kwargs)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        out = self._event("on_train_end", args, state, control, None, kwargs)
+        native = self._native
+        if native is not None:
+            # The run is over: a later train() loads the plugins afresh.
+            native.finish(None)
+            self._reports = [PluginReport(d) for d in native.reports()]
+            self._table = native.report_table()
+            self._native = None
+            _LIVE.pop(id(self), None)
+            if self.print_report and state.is_world_process_zero:
+                for line in self._table:
+                    print(line, file=sys.stderr)
+        return out
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        return self._event("on_epoch_begin", args, state, control, None, kwargs)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        return self._event("on_epoch_end", args, state, control, None, kwargs)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        return self._event("on_step_begin", args, state, control, None, kwargs)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        return self._event("on_pre_optimizer_step", args, state, control, None, kwargs)
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        return self._event("on_optimizer_step", args, state, control, None, kwargs)
+
+    def on_substep_end(self, args, state, control, **kwargs):
+        return self._event("on_substep_end", args, state, control, None, kwargs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        return self._event("on_step_end", args, state, control, None, kwargs)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        return self._event("on_evaluate", args, state, control, metrics, kwargs)
+
+    def on_predict(self, args, state, control, metrics=None, **kwargs):
+        return self._event("on_predict", args, state, control, metrics, kwargs)
+
+    def on_save(self, args, state, control, **kwargs):
+        return self._event("on_save", args, state, control, None, kwargs)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        return self._event("on_log", args, state, control, logs, kwargs)
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        return self._event("on_prediction_step", args, state, control, None, kwargs)
+
+    def on_push_begin(self, args, state, control, **kwargs):
+        return control
