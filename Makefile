@@ -68,7 +68,7 @@ PREFIX ?= $(HOME)/.local
 SHIPPED_PLUGINS := printer progress recorder early-stopping tensorboard mlflow dagshub azure_ml dvclive \
                    wandb codecarbon comet_ml neptune clearml flyte trackio
 
-.PHONY: run example test install install-files install-plugins plugins precompile rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
+.PHONY: python run example test install install-files install-plugins plugins precompile rust-plugins demo-plugins wasm-cc examples wat-plugins lang-tools codecarbon-data host torch-env test-env wasm-target lint bench gpu-check clean help
 
 help:
 	@echo "make run      train the demo (sorting digits) with the default plugins"
@@ -77,6 +77,7 @@ help:
 	@echo "make bench    print speed figures"
 	@echo "make gpu-check  on an NVIDIA GPU machine: the demo on CUDA (fp32, bf16, fp16, 2 processes) against the CPU"
 	@echo "make lint     cargo fmt --check and clippy -D warnings"
+	@echo "make python   the Python package (trainbox.hf.PluginCallback for HF's Trainer) into the torch env"
 	@echo "make example  train your own tch model through the library (host/examples/custom_model.rs)"
 	@echo "make install  trainbox on PATH: PREFIX/bin/trainbox with its plugins (PREFIX=$(PREFIX))"
 
@@ -112,6 +113,13 @@ $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3: $(TORCH_ENV)/.torch-$(TORCH_VERSIO
 	$(PYTHON) -m pip install --quiet transformers==$(TRANSFORMERS_VERSION) safetensors pyarrow accelerate==$(ACCELERATE_VERSION)
 	touch $@
 
+# maturin builds the Python package (python/), pytest runs its tests.
+MATURIN_VERSION := 1.16.0
+PYTEST_VERSION  := 9.2.0
+$(TORCH_ENV)/.py-tools-$(MATURIN_VERSION)-$(PYTEST_VERSION): $(TORCH_ENV)/.torch-$(TORCH_VERSION)
+	$(PYTHON) -m pip install --quiet maturin==$(MATURIN_VERSION) pytest==$(PYTEST_VERSION)
+	touch $@
+
 $(READERS_ENV)/.readers-3:
 	python3 -m venv $(READERS_ENV)
 	$(READERS_ENV)/bin/pip install --quiet $(READERS)
@@ -122,7 +130,15 @@ $(FLYTE_ENV)/.flyte-1:
 	$(FLYTE_ENV)/bin/pip install --quiet $(FLYTE_READERS)
 	touch $@
 
-test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-3 $(FLYTE_ENV)/.flyte-1
+test-env: $(TORCH_ENV)/.test-$(TRANSFORMERS_VERSION)-3 $(READERS_ENV)/.readers-3 $(FLYTE_ENV)/.flyte-1 \
+          $(TORCH_ENV)/.py-tools-$(MATURIN_VERSION)-$(PYTEST_VERSION)
+
+# The Python package `trainbox` (python/: PyO3 + maturin, abi3 for CPython >= 3.10),
+# built as a wheel into build/wheels and installed into the torch environment,
+# where `from trainbox.hf import PluginCallback` then works.
+python: $(TORCH_ENV)/.py-tools-$(MATURIN_VERSION)-$(PYTEST_VERSION)
+	$(TORCH_ENV)/bin/maturin build --quiet --release -m python/Cargo.toml -o build/wheels
+	$(PYTHON) -m pip install --quiet --force-reinstall --no-deps build/wheels/trainbox-0.1.0-cp310-abi3-*.whl
 
 wasm-target:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
@@ -256,9 +272,10 @@ example: torch-env demo-plugins
 # script starts three on 127.0.0.1 (plain; basic-auth under DagsHub's
 # prefix; under an Azure ML workspace prefix), in parallel, for the
 # duration of the tests and stops them after.
-test: host plugins precompile test-env
+test: host plugins precompile test-env python
 	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
 	cd plugins && cargo test --release --workspace
+	$(PYTHON) -m pytest -q python/tests
 	tools/test-install.sh
 	tools/test-downstream.sh
 
@@ -277,7 +294,7 @@ lint: torch-env codecarbon-data wasm-cc
 # one all-reduce of the demo's gradients and of the control flags
 # (benches/allreduce.rs), and the demo with 1 and 2 processes, one thread
 # each, with the scaling efficiency (bench/ddp.py).
-bench: host plugins precompile test-env
+bench: host plugins precompile test-env python
 	@mkdir -p build
 	@(cargo bench --profile release --bench dispatch; echo $$? > build/bench-dispatch.rc) | tee build/bench-dispatch.txt; exit $$(cat build/bench-dispatch.rc)
 	$(PYTHON) bench/hf_dispatch.py --trainbox-output build/bench-dispatch.txt
