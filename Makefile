@@ -273,9 +273,9 @@ example: torch-env demo-plugins
 # prefix; under an Azure ML workspace prefix), in parallel, for the
 # duration of the tests and stops them after.
 test: host plugins precompile test-env python
-	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow cargo test --release --workspace
+	tools/with-mlflow-server.sh $(READERS_ENV)/bin/mlflow sh -c \
+	    'cargo test --release --workspace && $(PYTHON) -m pytest -q python/tests'
 	cd plugins && cargo test --release --workspace
-	$(PYTHON) -m pytest -q python/tests
 	tools/test-install.sh
 	tools/test-downstream.sh
 
@@ -293,7 +293,9 @@ lint: torch-env codecarbon-data wasm-cc
 # (bench/own_model.py): steps/s, tokens/s, peak memory. Then data parallel:
 # one all-reduce of the demo's gradients and of the control flags
 # (benches/allreduce.rs), and the demo with 1 and 2 processes, one thread
-# each, with the scaling efficiency (bench/ddp.py).
+# each, with the scaling efficiency (bench/ddp.py). Last, trainbox plugins inside
+# HF's Trainer (bench/hf_plugins.py): a wasm plugin's event beside a Python
+# callback's, and HF's steps/s with and without plugins.
 bench: host plugins precompile test-env python
 	@mkdir -p build
 	@(cargo bench --profile release --bench dispatch; echo $$? > build/bench-dispatch.rc) | tee build/bench-dispatch.txt; exit $$(cat build/bench-dispatch.rc)
@@ -303,6 +305,7 @@ bench: host plugins precompile test-env python
 	$(PYTHON) bench/own_model.py --trainbox $(TRAINBOX)
 	cargo bench --profile release --bench allreduce
 	$(PYTHON) bench/ddp.py --trainbox $(TRAINBOX)
+	$(PYTHON) bench/hf_plugins.py --plugin-dir $(PLUGIN_OUT)
 
 # On a machine with an NVIDIA GPU: builds, trains the demo on CUDA in float32,
 # bf16 and fp16, with two processes through torchrun, and on the CPU, and

@@ -65,9 +65,22 @@ fn number(v: &Bound<'_, PyAny>) -> PyResult<Number> {
 /// [`crate::Plugins`] from the entries HF appended).
 pub fn read_state<'py>(s: &Bound<'py, PyAny>, state: &mut TrainerState) -> PyResult<()> {
     let py = s.py();
-    let get = |name: &Bound<'py, PyString>| s.getattr(name);
+    // A dataclass's fields are its `__dict__`'s: one lookup each, cheaper
+    // than `getattr`; any other object is read by attribute.
+    let fields = s
+        .getattr(intern!(py, "__dict__"))
+        .ok()
+        .and_then(|d| d.cast_into::<PyDict>().ok());
+    let get = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
+        match &fields {
+            Some(d) => d
+                .get_item(name)?
+                .ok_or_else(|| pyo3::exceptions::PyAttributeError::new_err(name.to_string())),
+            None => s.getattr(name),
+        }
+    };
     let opt = |name: &Bound<'py, PyString>| -> PyResult<Option<Bound<'py, PyAny>>> {
-        let v = s.getattr(name)?;
+        let v = get(name)?;
         Ok((!v.is_none()).then_some(v))
     };
     state.epoch = opt(intern!(py, "epoch"))?.map_or(Ok(0.0), |v| v.extract())?;

@@ -57,6 +57,8 @@ struct Plugins {
     history_seen: usize,
     /// Plugins already warned for clearing a stop.
     warned: Vec<bool>,
+    /// Between on_train_begin and on_train_end: a run HF has not ended.
+    in_training: bool,
     finished: bool,
     // Dropped last: the plugins' stores live on its engine.
     _sandbox: Sandbox,
@@ -108,6 +110,7 @@ impl Plugins {
             view,
             state,
             history_seen: 0,
+            in_training: false,
             finished: false,
             _sandbox: sandbox,
         })
@@ -147,6 +150,11 @@ impl Plugins {
         payload: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let ev = event_of(event)?;
+        match ev {
+            Event::TrainBegin => self.in_training = true,
+            Event::TrainEnd => self.in_training = false,
+            _ => {}
+        }
         if !self.events.contains(ev) {
             return Ok(());
         }
@@ -257,6 +265,21 @@ impl Plugins {
         }
     }
 
+    /// Whether HF began a training run these plugins heard and has not
+    /// ended it.
+    #[getter]
+    fn in_training(&self) -> bool {
+        self.in_training
+    }
+
+    /// Finishes the plugins as the run left them: aborted when HF began
+    /// training and never ended it (its loop raised, or the process is
+    /// exiting), else completed. Later calls do nothing.
+    fn abandon(&mut self) {
+        let why = self.in_training.then(|| ABANDONED.to_string());
+        self.finish(why);
+    }
+
     /// Per plugin: `label`, `calls`, `time_s`, `faults` (their messages),
     /// `restarts`, `disabled`, `slow`.
     fn reports<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
@@ -308,9 +331,13 @@ impl Plugins {
     }
 }
 
+/// What plugins hear when HF's run ends without `on_train_end`.
+const ABANDONED: &str =
+    "HF's training loop stopped before on_train_end (it raised, or the process exited)";
+
 impl Drop for Plugins {
     fn drop(&mut self) {
-        self.finish(None);
+        self.abandon();
     }
 }
 

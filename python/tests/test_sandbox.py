@@ -6,10 +6,13 @@ finishes; only ``on_error="abort"`` raises into HF's loop."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from trainbox.hf import PluginCallback
 from twin import PLUGIN_DIR, RegressionDataset, RegressionModel, hf_args, read_jsonl
@@ -92,3 +95,64 @@ def test_config_keys_must_name_a_plugin(tmp_path):
     cb = PluginCallback(PLUGIN_DIR / "recorder.wasm", config={"every": "10"})
     with pytest.raises(ValueError, match="NAME.KEY"):
         train(tmp_path, cb)
+
+
+RAISES = """
+import sys
+from pathlib import Path
+from transformers import Trainer, TrainerCallback
+from trainbox.hf import PluginCallback
+from twin import PLUGIN_DIR, RegressionDataset, RegressionModel, hf_args
+
+class Boom(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == 5:
+            raise KeyboardInterrupt("stopped by the user")
+
+out = Path(sys.argv[1])
+cb = PluginCallback(PLUGIN_DIR / "recorder.wasm", print_report=False)
+Trainer(RegressionModel(), hf_args(out, num_train_epochs=3), train_dataset=RegressionDataset(64),
+        callbacks=[cb, Boom()]).train()
+"""
+
+
+def test_a_run_hf_never_ends_is_aborted_for_the_plugins(tmp_path):
+    here = Path(__file__).resolve().parent
+    done = subprocess.run([sys.executable, "-c", RAISES, str(tmp_path)], cwd=here,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(here)})
+    assert done.returncode != 0 and "KeyboardInterrupt" in done.stderr, done.stderr
+    events = read_jsonl(tmp_path / "plugins" / "recorder" / "events.jsonl")
+    assert events[-1]["event"] == "on_step_end" and events[-1]["global_step"] == 5
+    outcome = (tmp_path / "plugins" / "recorder" / "outcome.txt").read_text()
+    assert outcome.startswith("aborted: HF's training loop stopped before on_train_end"), outcome
+
+
+def test_a_second_train_after_a_raise_aborts_the_first_and_loads_afresh(tmp_path):
+    own = tmp_path / "plugins" / "recorder"
+
+    class Boom(TrainerCallback):
+        """Raises at step 5 of the first run; notes what the plugins were told when the second begins."""
+
+        armed, told = True, None
+
+        def on_train_begin(self, args, state, control, **kw):
+            if not self.armed:
+                self.told = (own / "outcome.txt").read_text()
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.armed and state.global_step == 5:
+                self.armed = False
+                raise ValueError("boom")
+
+    cb, boom = PluginCallback(PLUGIN_DIR / "recorder.wasm", print_report=False), Boom()
+    args = hf_args(tmp_path, num_train_epochs=3)
+    trainer = Trainer(RegressionModel(), args, train_dataset=RegressionDataset(64), callbacks=[cb, boom])
+    with pytest.raises(ValueError, match="boom"):
+        trainer.train()
+    assert cb._native is not None and cb._native.in_training
+    trainer.train()
+    assert boom.told.startswith("aborted: HF's training loop stopped before on_train_end"), boom.told
+    events = [e["event"] for e in read_jsonl(own / "events.jsonl")]
+    assert events.count("on_train_begin") == 2 and events.count("on_train_end") == 1
+    assert events[-1] == "on_train_end"
+    assert (own / "outcome.txt").read_text() == "completed\n"

@@ -36,6 +36,11 @@ class Plugins:
         """Restores states made by ``save_states``."""
     def finish(self, error: str | None = None) -> None:
         """Tells every plugin that the run is over (``error``: why it failed)."""
+    @property
+    def in_training(self) -> bool:
+        """Whether HF began a training run these plugins heard and has not ended it."""
+    def abandon(self) -> None:
+        """Finishes the plugins: aborted if HF began training and never ended it, else completed."""
     def reports(self) -> list[dict[str, object]]:
         """Per plugin: label, calls, time_s, faults, restarts, disabled, slow."""
     def report_table(self) -> list[str]:

@@ -13,6 +13,7 @@ run as ``on_error`` says; it never raises into HF's loop otherwise.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -34,6 +35,15 @@ __all__ = ["PluginCallback", "PluginReport"]
 # new one takes over the old one's plugins (as the native host restores
 # states into the plugins it started), or loads its own when none is live.
 _LIVE: "weakref.WeakValueDictionary[int, PluginCallback]" = weakref.WeakValueDictionary()
+
+
+@atexit.register
+def _abandon_live() -> None:
+    # A run HF began and never ended (its loop raised) is over when Python
+    # exits: its plugins hear that it was aborted, as in `trainbox train`.
+    for cb in list(_LIVE.values()):
+        if cb._native is not None:
+            cb._native.abandon()
 
 
 class PluginReport:
@@ -271,11 +281,7 @@ class PluginCallback(TrainerCallback, ExportableState):
     # -- events ----------------------------------------------------------------
 
     def _event(self, name: str, args: Any, state: Any, control: Any, payload: Any, kwargs: dict) -> Any:
-        native = self._native
-        if native is None:
-            native = self._load(args)
-        if not native.wants(name):
-            return control
+        native = self._native or self._load(args)
         model = kwargs.get("model")
         optimizer = kwargs.get("optimizer")
         train_dl = kwargs.get("train_dataloader")
@@ -292,10 +298,19 @@ class PluginCallback(TrainerCallback, ExportableState):
         native.event(name, state, control, payload)
         return control
 
+    # The events. Those that may bring new objects for the views (the model,
+    # optimizer and dataloaders of a training run or an evaluation) refresh
+    # them; the others go straight to the plugins: an event costs one call.
+
     def on_init_end(self, args, state, control, **kwargs):
         return self._event("on_init_end", args, state, control, None, kwargs)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if self._native is not None and self._native.in_training:
+            # The last train() raised before on_train_end: that run was
+            # aborted; this one starts with the plugins loaded afresh.
+            self._native.abandon()
+            self._native = None
         return self._event("on_train_begin", args, state, control, None, kwargs)
 
     def on_train_end(self, args, state, control, **kwargs):
@@ -314,25 +329,32 @@ class PluginCallback(TrainerCallback, ExportableState):
         return out
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        return self._event("on_epoch_begin", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_epoch_begin", state, control)
+        return control
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        return self._event("on_epoch_end", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_epoch_end", state, control)
+        return control
 
     def on_step_begin(self, args, state, control, **kwargs):
-        return self._event("on_step_begin", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_step_begin", state, control)
+        return control
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        return self._event("on_pre_optimizer_step", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_pre_optimizer_step", state, control)
+        return control
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        return self._event("on_optimizer_step", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_optimizer_step", state, control)
+        return control
 
     def on_substep_end(self, args, state, control, **kwargs):
-        return self._event("on_substep_end", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_substep_end", state, control)
+        return control
 
     def on_step_end(self, args, state, control, **kwargs):
-        return self._event("on_step_end", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_step_end", state, control)
+        return control
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         return self._event("on_evaluate", args, state, control, metrics, kwargs)
@@ -341,10 +363,12 @@ class PluginCallback(TrainerCallback, ExportableState):
         return self._event("on_predict", args, state, control, metrics, kwargs)
 
     def on_save(self, args, state, control, **kwargs):
-        return self._event("on_save", args, state, control, None, kwargs)
+        (self._native or self._load(args)).event("on_save", state, control)
+        return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        return self._event("on_log", args, state, control, logs, kwargs)
+        (self._native or self._load(args)).event("on_log", state, control, logs)
+        return control
 
     def on_prediction_step(self, args, state, control, **kwargs):
         return self._event("on_prediction_step", args, state, control, None, kwargs)
