@@ -21,31 +21,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python" / "tests"))
 
-
-def per_call_us(handler, args, state, control, calls):
-    on_step_end = handler.on_step_end
-    start = time.perf_counter_ns()
-    for _ in range(calls):
-        on_step_end(args, state, control)
-    return (time.perf_counter_ns() - start) / calls / 1e3
+from hf_dispatch import handler_with, per_call_us  # noqa: E402
 
 
 def dispatch(plugin_dir, calls, repeats):
-    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+    from transformers import TrainerControl, TrainerState, TrainingArguments
     from transformers.trainer_callback import CallbackHandler
 
     from trainbox.hf import PluginCallback
-
-    class Trivial(TrainerCallback):
-        """Hears every event and does nothing."""
 
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, report_to=[])
         state, control = TrainerState(), TrainerControl()
         wasm = PluginCallback(plugin_dir / "stopper.wasm", config={"stopper.at_step": "1000000000"}, print_report=False)
         handlers = {
-            "HF, no callback": CallbackHandler([], None, None, None, None),
-            "HF, 1 trivial Python TrainerCallback": CallbackHandler([Trivial()], None, None, None, None),
+            "HF, no callback": handler_with(0),
+            "HF, 1 trivial Python TrainerCallback": handler_with(1),
             "HF, 1 trivial wasm plugin (PluginCallback)": CallbackHandler([wasm], None, None, None, None),
         }
         handlers["HF, 1 trivial wasm plugin (PluginCallback)"].on_init_end(args, state, control)

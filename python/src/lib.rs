@@ -130,11 +130,6 @@ impl Plugins {
         self.plugins.iter().any(|p| p.info().stateful)
     }
 
-    /// Whether any plugin subscribed to HF's event `event` (`on_step_end`).
-    fn wants(&self, event: &str) -> PyResult<bool> {
-        Ok(self.events.contains(event_of(event)?))
-    }
-
     /// Delivers HF's event `event` (`on_step_end`, …) with HF's `state`,
     /// `control` and the `logs` / `metrics` dict to every plugin
     /// subscribed to it, in order, and writes the merged flags into

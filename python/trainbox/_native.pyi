@@ -18,8 +18,6 @@ class Plugins:
         """The plugins' labels, in dispatch order."""
     def stateful(self) -> bool:
         """Whether any plugin keeps state in checkpoints."""
-    def wants(self, event: str) -> bool:
-        """Whether any plugin subscribed to HF's event (``on_step_end``, ...)."""
     def event(self, event: str, state: object, control: object, payload: dict[str, object] | None = None) -> None:
         """Delivers one of HF's events and writes the merged flags into ``control``."""
     def set_view(
