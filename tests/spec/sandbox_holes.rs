@@ -24,8 +24,14 @@ fn with_plugin(test: &str, name: &str, toml: &str) -> Run {
 fn growing_tables_count_against_the_memory_cap() {
     // 40 tables grown by a million elements each (8 MB a table) at every
     // step: under a 64 MiB cap the ninth growth of the first call faults.
-    let done =
-        with_plugin("holes_tables", "tables", "memory_mb = 64").completes_with_faults("tables");
+    // The deadline is generous so that a loaded machine's slow growth is
+    // never cut by the clock before the cap is reached.
+    let done = with_plugin(
+        "holes_tables",
+        "tables",
+        "memory_mb = 64\ndeadline_ms = 10000",
+    )
+    .completes_with_faults("tables");
     assert_run_complete(&done);
     let live = done
         .stderr
