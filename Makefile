@@ -278,6 +278,7 @@ test: host plugins precompile test-env python
 	cd plugins && cargo test --release --workspace
 	tools/test-install.sh
 	tools/test-downstream.sh
+	tools/test-pip-install.sh $(PYTHON) $(CURDIR)/$(PLUGIN_OUT)
 
 lint: torch-env codecarbon-data wasm-cc
 	cargo fmt --all --check

@@ -182,17 +182,23 @@ impl Plugins {
 
     /// Sets what the views read: `parameters` (an object with `names()`,
     /// `count()`, `stats(name, grad)`, `histogram(name, grad, bins)`),
-    /// `optimizer` (HF's, for the learning rates), and the dataloaders'
-    /// lengths in batches. None leaves a value as it was.
-    #[pyo3(signature = (parameters=None, optimizer=None, train_batches=None, eval_batches=None))]
+    /// `optimizer` (HF's, for the learning rates), the dataloaders'
+    /// lengths in batches, and `grad_norm` (an object whose `value()` is
+    /// the last update's norm before clipping, or None). None leaves a
+    /// value as it was.
+    #[pyo3(signature = (parameters=None, optimizer=None, train_batches=None, eval_batches=None, grad_norm=None))]
     fn set_view(
         &self,
         parameters: Option<Py<PyAny>>,
         optimizer: Option<Py<PyAny>>,
         train_batches: Option<u32>,
         eval_batches: Option<u32>,
+        grad_norm: Option<Py<PyAny>>,
     ) {
         let mut view = self.view.lock();
+        if let Some(g) = grad_norm {
+            view.grad_norm_source = Some(Box::new(views::PyGradNorm(g)));
+        }
         if let Some(p) = parameters {
             view.parameters = Box::new(views::PyParameters(p));
         }

@@ -1,11 +1,12 @@
 //! The plugins' views over HF's objects, read only when a plugin asks:
 //! parameter and gradient statistics through a Python object the
 //! `trainbox.hf` side makes over the model (`_ModelStats`), learning rates
-//! from HF's optimizer.
+//! from HF's optimizer, the gradient norm from the object `trainbox.hf`
+//! keeps the norm HF's Trainer clipped with in (`_GradNorm`).
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use trainbox_sandbox::view::{Histogram, LearningRates, Parameters, TensorStats};
+use trainbox_sandbox::view::{GradNorm, Histogram, LearningRates, Parameters, TensorStats};
 
 /// `Parameters` over a Python object with `names()`, `count()`,
 /// `stats(name, grad)` and `histogram(name, grad, bins)`. A Python error
@@ -94,6 +95,22 @@ impl LearningRates for PyLearningRates {
             groups().unwrap_or_else(|e| {
                 report(py, e);
                 Vec::new()
+            })
+        })
+    }
+}
+
+/// The gradient norm through a Python object's `value()` (a float or None),
+/// read only when a plugin asks: HF's norm stays a tensor until then.
+pub struct PyGradNorm(pub Py<PyAny>);
+
+impl GradNorm for PyGradNorm {
+    fn grad_norm(&self) -> Option<f64> {
+        Python::attach(|py| {
+            let r = self.0.bind(py).call_method0(intern!(py, "value"));
+            r.and_then(|v| v.extract()).unwrap_or_else(|e| {
+                report(py, e);
+                None
             })
         })
     }

@@ -1,7 +1,7 @@
 """The example plugins of every language and two integrations inside HF's
 Trainer, with the outcomes the native host's tests assert
 (tests/spec/languages.rs, tests/spec/integrations/): the Rust printer, the
-Python NaN guard, the JavaScript CSV logger, and
+Python NaN guard, the JavaScript CSV logger, the C gradient-norm warner, and
 TensorBoard (read by TensorBoard's own EventAccumulator) and MLflow
 (against a tracking server on 127.0.0.1, read back with MlflowClient)."""
 
@@ -81,6 +81,21 @@ def test_js_csv_logger_writes_every_log_entry(tmp_path):
         cells = line.split(",")
         assert int(cells[0]) == entry["step"]
         assert abs(float(cells[1]) - entry["loss"]) < 1e-9, (line, entry)
+
+
+@pytest.mark.parametrize("max_grad_norm", [1.0, 0.0], ids=["clipped", "unclipped"])
+def test_c_grad_warn_flags_exactly_the_large_gradient_norms(tmp_path, capfd, max_grad_norm):
+    # The view reads the norm HF measured before clipping (as HF logs it),
+    # also when HF does not clip at all (max_grad_norm=0).
+    trainer = train(tmp_path, plugin("grad-warn", config={"grad-warn.threshold": "9"}),
+                    logging_steps=1, max_grad_norm=max_grad_norm)
+    logs = training_logs(trainer)
+    expected = [e["step"] for e in logs if e["grad_norm"] > 9]
+    assert 0 < len(expected) < len(logs), "some norms exceed 9, some do not"
+    out = capfd.readouterr().out
+    prefix = "[grad-warn] WARNING step "
+    warned = [int(l[len(prefix):].split(":")[0]) for l in out.splitlines() if l.startswith(prefix)]
+    assert warned == expected, out
 
 
 def readers(script: str, *args: str) -> dict:

@@ -26,8 +26,10 @@ class Plugins:
         optimizer: object | None = None,
         train_batches: int | None = None,
         eval_batches: int | None = None,
+        grad_norm: object | None = None,
     ) -> None:
-        """Sets what the plugins' views read: parameter statistics, learning rates, dataloader lengths."""
+        """Sets what the plugins' views read: parameter statistics, learning rates, dataloader
+        lengths, the gradient norm (an object whose ``value()`` is a float or None)."""
     def save_states(self) -> str:
         """The stateful plugins' states as JSON, ``{name: state}`` as trainer_state.json holds them."""
     def load_states(self, states_json: str) -> None:

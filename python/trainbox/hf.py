@@ -128,6 +128,59 @@ class _ModelStats:
             return (lo, hi, [int(c) for c in counts])
 
 
+class _GradNorm:
+    """The total gradient norm of HF's last update, before clipping: what
+    ``accelerator.clip_grad_norm_`` returned in HF's loop, kept as HF's
+    tensor and read to a float only when a plugin asks."""
+
+    def __init__(self) -> None:
+        self.last: Any = None
+
+    def value(self) -> float | None:
+        return None if self.last is None else float(self.last)
+
+
+def _calling_trainer(frame: Any) -> Any:
+    """The ``transformers.Trainer`` whose loop is calling an event, found a
+    few frames up (HF passes callbacks no handle on it), or None."""
+    from transformers import Trainer
+
+    for _ in range(8):
+        if frame is None:
+            return None
+        obj = frame.f_locals.get("self")
+        if isinstance(obj, Trainer):
+            return obj
+        frame = frame.f_back
+    return None
+
+
+def _hear_grad_norms(trainer: Any, sink: _GradNorm) -> None:
+    """Makes ``sink`` hear every gradient norm ``trainer`` computes: HF
+    clips (or, with ``max_grad_norm=0``, measures) through its
+    accelerator's ``clip_grad_norm_`` before ``on_pre_optimizer_step``, and
+    that call returns the norm before clipping. The accelerator is wrapped
+    once; HF builds a new one only for a hyperparameter search, which
+    begins a new ``train()``."""
+    accelerator = getattr(trainer, "accelerator", None)
+    clip = getattr(accelerator, "clip_grad_norm_", None)
+    if clip is None:
+        return
+    sinks = getattr(clip, "_trainbox_sinks", None)
+    if sinks is None:
+        sinks = weakref.WeakSet()
+
+        def clip_grad_norm_(*args: Any, **kwargs: Any) -> Any:
+            norm = clip(*args, **kwargs)
+            for s in list(sinks):
+                s.last = norm
+            return norm
+
+        clip_grad_norm_._trainbox_sinks = sinks  # type: ignore[attr-defined]
+        accelerator.clip_grad_norm_ = clip_grad_norm_
+    sinks.add(sink)
+
+
 def _paths(plugins: PathLike | Iterable[PathLike]) -> list[str]:
     if isinstance(plugins, (str, os.PathLike)):
         return [os.fspath(plugins)]
@@ -159,7 +212,10 @@ class PluginCallback(TrainerCallback, ExportableState):
     HF first calls the callback (``on_init_end``), with HF's arguments;
     each plugin writes in ``<output_dir>/plugins/<name>/``. Stateful
     plugins go into HF's checkpoints (``stateful_callbacks``) and are
-    restored under ``restore_callback_states_from_checkpoint=True``.
+    restored under ``restore_callback_states_from_checkpoint=True``. The
+    views read HF's model, optimizer and dataloaders from the events'
+    arguments, and the gradient norm (before clipping) from the Trainer
+    whose ``train()`` calls ``on_train_begin``.
     """
 
     def __init__(
@@ -187,6 +243,7 @@ class PluginCallback(TrainerCallback, ExportableState):
         self._seen: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._reports: list[PluginReport] = []
         self._table: list[str] = []
+        self._grad_norm = _GradNorm()
         self._key = self._config_key()
         if _restoring:
             # HF is restoring this callback's state: take over the live twin's plugins.
@@ -194,6 +251,7 @@ class PluginCallback(TrainerCallback, ExportableState):
                 if other is not self and other._native is not None and other._key == self._key:
                     self._native, other._native = other._native, None
                     self._seen = other._seen
+                    self._grad_norm = other._grad_norm
                     _LIVE.pop(id(other), None)
                     break
 
@@ -218,6 +276,7 @@ class PluginCallback(TrainerCallback, ExportableState):
         )
         self._native = native
         self._seen = (0, 0, 0, 0)
+        native.set_view(grad_norm=self._grad_norm)
         _LIVE[id(self)] = self
         if self._pending_states is not None:
             native.load_states(self._pending_states)
@@ -311,6 +370,10 @@ class PluginCallback(TrainerCallback, ExportableState):
             # aborted; this one starts with the plugins loaded afresh.
             self._native.abandon()
             self._native = None
+        self._grad_norm.last = None
+        trainer = _calling_trainer(sys._getframe(1))
+        if trainer is not None:
+            _hear_grad_norms(trainer, self._grad_norm)
         return self._event("on_train_begin", args, state, control, None, kwargs)
 
     def on_train_end(self, args, state, control, **kwargs):

@@ -65,6 +65,14 @@ pub trait LearningRates: Send {
     fn learning_rates(&self) -> Vec<f64>;
 }
 
+/// Where the gradient norm is read, for a host whose loop computes it
+/// itself (the Python host reads the norm HF's Trainer clipped with),
+/// instead of [`RunData::grad_norm`].
+pub trait GradNorm: Send {
+    /// The total gradient norm of the last update, before clipping.
+    fn grad_norm(&self) -> Option<f64>;
+}
+
 /// No model (yet): no parameters.
 struct NoParameters;
 
@@ -91,6 +99,8 @@ pub struct RunData {
     pub parameters: Box<dyn Parameters>,
     /// Total gradient norm of the last update, before clipping.
     pub grad_norm: Option<f64>,
+    /// Where to read the gradient norm instead, when the host has one.
+    pub grad_norm_source: Option<Box<dyn GradNorm>>,
     /// Learning rate per parameter group of the last optimizer step.
     pub learning_rates: Vec<f64>,
     /// Where to read the learning rates instead, when the host has one.
@@ -107,6 +117,7 @@ impl Default for RunData {
             log_history: LogHistory::default(),
             parameters: Box::new(NoParameters),
             grad_norm: None,
+            grad_norm_source: None,
             learning_rates: Vec::new(),
             learning_rates_source: None,
             train_batches: None,

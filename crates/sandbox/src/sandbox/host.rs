@@ -261,7 +261,11 @@ impl wit_views::HostModelStats for PluginHost {
     }
 
     fn grad_norm(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Option<f64>> {
-        Ok(self.view.lock().grad_norm)
+        let view = self.view.lock();
+        Ok(match &view.grad_norm_source {
+            Some(source) => source.grad_norm(),
+            None => view.grad_norm,
+        })
     }
 
     fn learning_rates(&mut self, _: Resource<ModelStatsHandle>) -> wasmtime::Result<Vec<f64>> {
