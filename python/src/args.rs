@@ -3,12 +3,32 @@
 
 use crate::{invalid, parse};
 use pyo3::PyResult;
+use trainbox_sandbox::integrations::IntegrationArgs;
 use trainbox_sandbox::pyjson::Json;
 use trainbox_sandbox::{IntervalStrategy, RunArgs, SaveStrategy};
 
-/// The run arguments of `text`, HF's `to_dict()` as JSON.
-pub fn from_json(text: &str) -> PyResult<RunArgs> {
-    run_args(&parse(text, "training args")?)
+/// The run arguments of `text`, HF's `to_dict()` as JSON, and what the
+/// `report_to` integrations' grants read of them.
+pub fn from_json(text: &str) -> PyResult<(RunArgs, IntegrationArgs)> {
+    let j = parse(text, "training args")?;
+    Ok((run_args(&j)?, integration_args(&j)))
+}
+
+/// What the integrations read of HF's arguments; a missing key takes HF's
+/// default.
+fn integration_args(j: &Json) -> IntegrationArgs {
+    let s = |k: &str| {
+        j.as_object()
+            .and_then(|o| o.get(k))
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    };
+    let default = IntegrationArgs::default();
+    IntegrationArgs {
+        output_dir: s("output_dir").unwrap_or(default.output_dir),
+        logging_dir: s("logging_dir"),
+        project: s("project").unwrap_or(default.project),
+    }
 }
 
 /// HF's `TrainingArguments.to_dict()` as the contract's `training-args`;

@@ -10,7 +10,8 @@
 //! Map: `args` (HF's arguments as the contract's), `grants`, `hf` (HF's
 //! state, control and logs read from the Python objects, no JSON per
 //! event), `views` (parameter statistics and learning rates read from
-//! Python when a plugin asks), `load` (files, settings, instances).
+//! Python when a plugin asks), `load` (files, the `report_to` integrations,
+//! settings, instances).
 
 mod args;
 mod grants;
@@ -22,7 +23,9 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use trainbox_sandbox::builtin_dir::builtin_plugin_dir;
+use trainbox_sandbox::integrations;
 use trainbox_sandbox::pyjson::Json;
 use trainbox_sandbox::sandbox::{default_cache_dir, CallReport, EventRecords, Sandbox, WasmPlugin};
 use trainbox_sandbox::state::{callback_states, LogHistory, TrainerState};
@@ -70,9 +73,12 @@ impl Plugins {
     /// files sorted by name) for the run whose arguments are `args_json`
     /// (HF's `TrainingArguments.to_dict()` as JSON). `config_json`:
     /// `{"name.key": "value"}`; `grants_json`: `{"name": {...}}`;
-    /// `on_error`: restart, disable or abort.
+    /// `on_error`: restart, disable or abort. `report_to`: the integrations
+    /// to load first, from `builtin_dir` (by default the built-in folder
+    /// `trainbox train` uses), each granted what `--report_to` grants it.
     #[new]
-    #[pyo3(signature = (paths, args_json, config_json="{}", grants_json="{}", on_error="restart", memory_mb=None, deadline_ms=None))]
+    #[pyo3(signature = (paths, args_json, config_json="{}", grants_json="{}", on_error="restart", memory_mb=None, deadline_ms=None, report_to=Vec::new(), builtin_dir=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         paths: Vec<String>,
         args_json: &str,
@@ -81,10 +87,17 @@ impl Plugins {
         on_error: &str,
         memory_mb: Option<u64>,
         deadline_ms: Option<u64>,
+        report_to: Vec<String>,
+        builtin_dir: Option<String>,
     ) -> PyResult<Plugins> {
+        let (args, integration_args) = args::from_json(args_json)?;
+        let report_to: Vec<String> = report_to.into_iter().filter(|n| n != "none").collect();
         let request = load::Request {
             paths,
-            args: args::from_json(args_json)?,
+            args,
+            integration_args,
+            report_to: integrations::selected(&report_to).map_err(invalid)?,
+            builtin_dir: builtin_dir.map_or_else(builtin_plugin_dir, PathBuf::from),
             config: load::config_of(&parse(config_json, "config")?)?,
             grants: grants::from_json(grants_json)?,
             on_error: on_error.parse().map_err(invalid)?,

@@ -136,6 +136,33 @@ def test_tensorboard_events_hold_every_logged_number(tmp_path):
     trainer = train(tmp_path / "out", cb, logging_steps=5, eval_strategy="epoch")
     found = readers(READ_EVENTS, str(logdir))
     assert len(found["files"]) == 1 and found["files"][0].endswith(".host.7.0"), found["files"]
+    assert_events_hold_the_log_history(found, trainer)
+
+
+def test_report_to_tensorboard_writes_under_output_dir_runs_with_no_hand_written_grants(tmp_path):
+    out = tmp_path / "out"
+    cb = PluginCallback(report_to="tensorboard", builtin_dir=PLUGIN_DIR, print_report=False)
+    trainer = train(out, cb, logging_steps=5, eval_strategy="epoch")
+    assert [r.label for r in cb.reports()] == ["tensorboard"]
+    assert [r.faults for r in cb.reports()] == [[]]
+    # HF's default: output_dir/runs/<%b%d_%H-%M-%S>_<hostname>/, one run folder.
+    (run_dir,) = list((out / "runs").iterdir())
+    found = readers(READ_EVENTS, str(run_dir))
+    assert len(found["files"]) == 1 and found["files"][0].startswith("events.out.tfevents."), found["files"]
+    assert_events_hold_the_log_history(found, trainer)
+
+
+def test_report_to_names_an_unknown_integration_and_a_missing_plugin_folder(tmp_path):
+    with pytest.raises(ValueError, match="wandbx is not supported, only .*tensorboard"):
+        train(tmp_path / "a", PluginCallback(report_to=["wandbx"], builtin_dir=PLUGIN_DIR))
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="tensorboard.wasm not found in .*builtin_dir="):
+        train(tmp_path / "b", PluginCallback(report_to="tensorboard", builtin_dir=empty))
+    assert not (tmp_path / "b" / "plugins").exists(), "a failed start leaves no folders"
+
+
+def assert_events_hold_the_log_history(found: dict, trainer: Trainer) -> None:
     expected: dict[str, list] = {}
     for entry in trainer.state.log_history:
         for key, value in entry.items():
@@ -173,7 +200,8 @@ MLFLOW_VARS = [
 ]
 
 
-def test_mlflow_logs_the_run_to_a_tracking_server(tmp_path, monkeypatch):
+@pytest.mark.parametrize("granted", ["by_hand", "by_report_to"])
+def test_mlflow_logs_the_run_to_a_tracking_server(tmp_path, monkeypatch, granted):
     uri = os.environ.get("TRAINBOX_MLFLOW_URI")
     if not uri:
         pytest.fail("TRAINBOX_MLFLOW_URI is not set: run the tests through `make test` "
@@ -182,10 +210,11 @@ def test_mlflow_logs_the_run_to_a_tracking_server(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(uri))
-    cb = plugin(
-        "mlflow",
-        grants={"mlflow": {"env": MLFLOW_VARS, "http": [origin]}},
-    )
+    if granted == "by_hand":
+        cb = plugin("mlflow", grants={"mlflow": {"env": MLFLOW_VARS, "http": [origin]}})
+    else:
+        # report_to grants HF's variables and the origin of MLFLOW_TRACKING_URI itself.
+        cb = PluginCallback(report_to="mlflow", builtin_dir=PLUGIN_DIR, print_report=False)
     trainer = train(tmp_path, cb, logging_steps=4, eval_strategy="epoch")
     assert [r.faults for r in cb.reports()] == [[]]
     (run,) = readers(QUERY_RUN, uri, experiment)

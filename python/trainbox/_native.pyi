@@ -12,8 +12,12 @@ class Plugins:
         on_error: str = "restart",
         memory_mb: int | None = None,
         deadline_ms: int | None = None,
+        report_to: list[str] = [],
+        builtin_dir: str | None = None,
     ) -> None:
-        """Loads plugin files and folders for the run of HF's ``to_dict()`` arguments (as JSON)."""
+        """Loads the ``report_to`` integrations (from ``builtin_dir``, by default the built-in
+        folder ``trainbox train`` uses), then plugin files and folders, for the run of HF's
+        ``to_dict()`` arguments (as JSON)."""
     def names(self) -> list[str]:
         """The plugins' labels, in dispatch order."""
     def stateful(self) -> bool:

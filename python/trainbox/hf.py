@@ -187,6 +187,14 @@ def _paths(plugins: PathLike | Iterable[PathLike]) -> list[str]:
     return [os.fspath(p) for p in plugins]
 
 
+def _names(report_to: str | Iterable[str] | None) -> list[str]:
+    if report_to is None:
+        return []
+    if isinstance(report_to, str):
+        return [report_to]
+    return [str(n) for n in report_to]
+
+
 def _args_json(args: Any) -> str:
     return json.dumps(args.to_dict(), default=str, allow_nan=True)
 
@@ -208,7 +216,14 @@ class PluginCallback(TrainerCallback, ExportableState):
     [{"host": ..., "guest": ..., "writable": bool}]}``, the run config's
     grants. ``on_error``: ``"restart"``, ``"disable"`` or ``"abort"`` (only
     then does a plugin fault raise). ``memory_mb`` and ``deadline_ms``
-    override the sandbox's limits for every plugin. Plugins are loaded when
+    override the sandbox's limits for every plugin. ``report_to``: the
+    logger integrations of ``trainbox train --report_to`` (``"tensorboard"``,
+    ``["mlflow", "wandb"]``, ``"all"``: those whose configuration is set),
+    loaded first from ``builtin_dir`` (by default ``$TRAINBOX_PLUGIN_DIR``,
+    else where ``make install`` put trainbox's plugins), each granted
+    what the native host grants it: HF's environment variables it reads,
+    the folder it writes (TensorBoard's ``output_dir/runs``, ...) and
+    MLflow's tracking origin. Plugins are loaded when
     HF first calls the callback (``on_init_end``), with HF's arguments;
     each plugin writes in ``<output_dir>/plugins/<name>/``. Stateful
     plugins go into HF's checkpoints (``stateful_callbacks``) and are
@@ -220,13 +235,15 @@ class PluginCallback(TrainerCallback, ExportableState):
 
     def __init__(
         self,
-        plugins: PathLike | Iterable[PathLike],
+        plugins: PathLike | Iterable[PathLike] = (),
         config: Mapping[str, Any] | None = None,
         grants: Mapping[str, Mapping[str, Any]] | None = None,
         on_error: str = "restart",
         memory_mb: int | None = None,
         deadline_ms: int | None = None,
         print_report: bool = True,
+        report_to: str | Iterable[str] | None = None,
+        builtin_dir: PathLike | None = None,
         _restoring: bool = False,
     ) -> None:
         if on_error not in ("restart", "disable", "abort"):
@@ -238,6 +255,8 @@ class PluginCallback(TrainerCallback, ExportableState):
         self.memory_mb = memory_mb
         self.deadline_ms = deadline_ms
         self.print_report = print_report
+        self.report_to = _names(report_to)
+        self.builtin_dir = os.fspath(builtin_dir) if builtin_dir is not None else None
         self._native: _native.Plugins | None = None
         self._pending_states: str | None = None
         self._seen: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -257,7 +276,16 @@ class PluginCallback(TrainerCallback, ExportableState):
 
     def _config_key(self) -> str:
         return json.dumps(
-            [self.plugins, self.config, self.grants, self.on_error, self.memory_mb, self.deadline_ms],
+            [
+                self.plugins,
+                self.config,
+                self.grants,
+                self.on_error,
+                self.memory_mb,
+                self.deadline_ms,
+                self.report_to,
+                self.builtin_dir,
+            ],
             sort_keys=True,
             default=str,
         )
@@ -273,6 +301,8 @@ class PluginCallback(TrainerCallback, ExportableState):
             self.on_error,
             self.memory_mb,
             self.deadline_ms,
+            self.report_to,
+            self.builtin_dir,
         )
         self._native = native
         self._seen = (0, 0, 0, 0)
@@ -307,6 +337,8 @@ class PluginCallback(TrainerCallback, ExportableState):
                 "memory_mb": self.memory_mb,
                 "deadline_ms": self.deadline_ms,
                 "print_report": self.print_report,
+                "report_to": self.report_to,
+                "builtin_dir": self.builtin_dir,
                 "_restoring": True,
             },
             "attributes": {"plugin_states": states},

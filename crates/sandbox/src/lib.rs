@@ -3,8 +3,9 @@
 //! (crate `trainbox`, which links libtorch) and a Python host inside Hugging
 //! Face's `Trainer` (issue 16), which must not link libtorch.
 //!
-//! Map, in dependency order: `sandbox` over the leaf data `run_args`,
-//! `state`, `event`, `view`, `pyjson`, `ui` and `atomic_file`. Nothing here
+//! Map, in dependency order: `integrations` over `sandbox` over the leaf
+//! data `run_args`, `state`, `event`, `view`, `pyjson`, `ui`,
+//! `atomic_file` and `builtin_dir`. Nothing here
 //! names a tensor: the model's statistics reach the views through
 //! [`view::Parameters`], which each host implements over its own tensors.
 //! `tests/spec/layering.rs` checks the map and that this crate has no
@@ -20,9 +21,13 @@
 //! - [`pyjson`]: Python's JSON and reprs, from the shared `trainbox-pyformat`.
 //! - [`ui`]: the terminal: messages and progress bars that do not tear.
 //! - [`atomic_file`]: files replaced whole or not at all.
+//! - [`builtin_dir`]: where the built-in plugins are, for both hosts.
+//! - [`integrations`]: the `report_to` loggers and what each is granted.
 
 pub mod atomic_file;
+pub mod builtin_dir;
 pub mod event;
+pub mod integrations;
 pub mod pyjson;
 pub mod run_args;
 pub mod sandbox;

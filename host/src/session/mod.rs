@@ -26,7 +26,7 @@
 //!   granted.
 
 mod identity;
-pub mod integrations;
+pub use trainbox_sandbox::integrations;
 mod plugins;
 mod setup;
 

@@ -2,13 +2,9 @@
 //! files, the built-in folder for `--report_to` and the progress bar), in
 //! dispatch order, and how each is compiled, checked and started.
 //!
-//! The built-in folder is found at run time, never baked in at build time:
-//! `$TRAINBOX_PLUGIN_DIR` when set, else `share/trainbox/plugins` beside the
-//! binary's folder (`PREFIX/bin/trainbox` with
-//! `PREFIX/share/trainbox/plugins/*.wasm`, as `make install` lays it out),
-//! else the user's data folder (`~/.local/share/trainbox/plugins`, where
-//! `make install` puts them by default): a binary built on the `trainbox`
-//! crate, in its own `target/`, finds the plugins of an installed trainbox.
+//! The built-in folder is found at run time ([`builtin_dir`], shared with
+//! the Python host): a binary built on the `trainbox` crate, in its own
+//! `target/`, finds the plugins of an installed trainbox.
 
 use super::identity;
 use super::integrations;
@@ -19,64 +15,14 @@ use crate::sandbox::{wasm_files, CompiledPlugin, NotGranted, PluginSettings, San
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// The variable that names the built-in plugin folder.
-pub const PLUGIN_DIR_VAR: &str = "TRAINBOX_PLUGIN_DIR";
-
-/// Where the built-in plugins (`progress.wasm`, `printer.wasm`, the
-/// integrations) are: `$TRAINBOX_PLUGIN_DIR`, else the first folder of
-/// [`plugin_dir_candidates`] that exists (the first, if none does).
-pub fn builtin_plugin_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(PLUGIN_DIR_VAR) {
-        return PathBuf::from(dir);
-    }
-    let candidates = plugin_dir_candidates();
-    candidates
-        .iter()
-        .find(|dir| dir.is_dir())
-        .or(candidates.first())
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("share/trainbox/plugins"))
-}
-
-/// The folders searched for the built-in plugins when `$TRAINBOX_PLUGIN_DIR`
-/// is not set, in order: `PREFIX/share/trainbox/plugins` for the binary
-/// `PREFIX/bin/trainbox`, then `$XDG_DATA_HOME/trainbox/plugins` when that is
-/// set, then `~/.local/share/trainbox/plugins` (where `make install` puts
-/// them by default, whatever `XDG_DATA_HOME` says).
-pub fn plugin_dir_candidates() -> Vec<PathBuf> {
-    let beside_binary = std::env::current_exe().ok().and_then(|exe| {
-        let exe = exe.canonicalize().unwrap_or(exe);
-        Some(exe.parent()?.parent()?.join("share/trainbox/plugins"))
-    });
-    let data_home = std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from);
-    let local_share = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share"));
-    let mut dirs: Vec<PathBuf> = beside_binary.into_iter().collect();
-    for dir in data_home.into_iter().chain(local_share) {
-        let dir = dir.join("trainbox/plugins");
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
-        }
-    }
-    dirs
-}
+use trainbox_sandbox::builtin_dir;
+pub use trainbox_sandbox::builtin_dir::{builtin_plugin_dir, PLUGIN_DIR_VAR};
 
 /// The built-in plugin `name` in `dir`, or an error saying how to get it.
 pub fn builtin(dir: &Path, name: &str) -> Result<PathBuf> {
     let path = dir.join(format!("{name}.wasm"));
     if !path.is_file() {
-        let from = match std::env::var_os(PLUGIN_DIR_VAR) {
-            Some(_) => format!("${PLUGIN_DIR_VAR}"),
-            None => {
-                let searched: Vec<String> = plugin_dir_candidates()
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect();
-                format!("searched {}", searched.join(", "))
-            }
-        };
+        let from = builtin_dir::searched();
         bail!(
             "built-in plugin {name}.wasm not found in {} ({from}); install trainbox with its plugins \
              (`make install`), or build them (`make plugins`) and set {PLUGIN_DIR_VAR}=build/plugins \
@@ -210,7 +156,7 @@ fn start(
     // One warning per plugin, not per instance or rank.
     let mut settings = user_settings(setup, c, instance == 0 && sandbox.rank() == 0);
     if let Some(integration) = integration {
-        settings = integrations::settings(integration, &c.info, args, settings)?;
+        settings = integrations::settings(integration, &c.info, &args.into(), settings)?;
     }
     let skip = settings.skip_if_not_granted;
     let started = sandbox.instantiate(c, settings, &args.into(), instance);
@@ -242,6 +188,17 @@ fn world_zero_first<T>(world: &World, what: &str, work: impl FnOnce() -> Result<
     } else {
         world.barrier(what)?;
         work()
+    }
+}
+
+/// What the `report_to` integrations' grants read of the arguments.
+impl From<&TrainingArguments> for integrations::IntegrationArgs {
+    fn from(a: &TrainingArguments) -> Self {
+        integrations::IntegrationArgs {
+            output_dir: a.output_dir.clone(),
+            logging_dir: a.logging_dir.clone(),
+            project: a.project.clone(),
+        }
     }
 }
 

@@ -61,7 +61,7 @@ pub const AZURE_ENV_VARS: &[&str] = &[
 
 impl Kind {
     /// The variables the plugin declares (in the order
-    /// `host/src/session/integrations/` grants them).
+    /// `crates/sandbox/src/integrations/` grants them).
     pub fn env_vars(self) -> Vec<&'static str> {
         match self {
             Kind::Mlflow => settings::ENV_VARS.to_vec(),

@@ -7,7 +7,7 @@ use crate::pyrepr::py_str;
 use serde_json::Value;
 
 /// Every variable the plugin reads (its `Capability::Env` list, in the
-/// order `host/src/session/integrations/` grants them).
+/// order `crates/sandbox/src/integrations/` grants them).
 pub const ENV_VARS: &[&str] = &[
     "MLFLOW_TRACKING_URI",
     "MLFLOW_EXPERIMENT_NAME",

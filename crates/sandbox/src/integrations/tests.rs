@@ -3,7 +3,6 @@
 use super::grants::*;
 use super::limits::*;
 use super::*;
-use crate::args::TrainingArguments;
 use crate::sandbox::{Capability, PluginInfo, PluginLimits, PluginSettings};
 use std::path::Path;
 
@@ -154,7 +153,7 @@ fn wandb_gets_time_and_disk_only_for_models_and_watching() {
 #[test]
 fn wandb_sees_output_dir_only_when_it_logs_models() {
     let tmp = std::env::temp_dir().join(format!("trainbox-wandb-grants-{}", std::process::id()));
-    let args = TrainingArguments {
+    let args = IntegrationArgs {
         output_dir: tmp.join("out").display().to_string(),
         ..Default::default()
     };
@@ -195,7 +194,7 @@ fn wandb_sees_output_dir_only_when_it_logs_models() {
 
 #[test]
 fn integrations_get_only_hf_variables_they_declare() {
-    let args = TrainingArguments::default();
+    let args = IntegrationArgs::default();
     // (mlflow: the one integration that creates no folder here.)
     let s = settings(
         "mlflow",

@@ -7,7 +7,7 @@ use super::grants::{
     uploads_output, wandb_model_grants,
 };
 use super::limits::wandb_limits;
-use crate::args::TrainingArguments;
+use super::IntegrationArgs;
 use crate::sandbox::{Capability, DirGrant, PluginInfo, PluginSettings};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub fn settings(
     name: &str,
     info: &PluginInfo,
-    args: &TrainingArguments,
+    args: &IntegrationArgs,
     mut s: PluginSettings,
 ) -> Result<PluginSettings> {
     if info.name != name {

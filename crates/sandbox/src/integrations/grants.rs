@@ -2,7 +2,7 @@
 //! its variables: each only where HF's callback needs it, most only when a
 //! variable asks for it.
 
-use crate::args::TrainingArguments;
+use super::IntegrationArgs;
 use crate::sandbox::{normalize_origin, DirGrant, PluginSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ pub(super) fn dir_grant(host: &Path, guest: &str) -> Result<DirGrant> {
 /// W&B's model artifacts): only when the user's settings ask for them,
 /// never by default. The plugin folders inside it stay hidden
 /// (`sandbox/fs/hidden.rs`).
-pub(super) fn output_grant(args: &TrainingArguments) -> Result<DirGrant> {
+pub(super) fn output_grant(args: &IntegrationArgs) -> Result<DirGrant> {
     Ok(DirGrant {
         writable: false,
         ..dir_grant(Path::new(&args.output_dir), "/output")?
@@ -80,7 +80,7 @@ pub(super) fn output_grant(args: &TrainingArguments) -> Result<DirGrant> {
 /// Lends an integration that copies or uploads checkpoints what that
 /// takes: [`output_grant`] and the
 /// [`copying_limits`](super::limits::copying_limits).
-pub(super) fn lend_checkpoints(s: &mut PluginSettings, args: &TrainingArguments) -> Result<()> {
+pub(super) fn lend_checkpoints(s: &mut PluginSettings, args: &IntegrationArgs) -> Result<()> {
     s.grants.dirs.push(output_grant(args)?);
     super::limits::copying_limits(&mut s.limits);
     Ok(())
@@ -105,7 +105,7 @@ pub(super) fn add_config(s: &mut PluginSettings, pairs: Vec<(&str, String)>) {
 /// an environment variable.
 pub(super) fn wandb_model_grants(
     s: &mut PluginSettings,
-    args: &TrainingArguments,
+    args: &IntegrationArgs,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let get = |k: &str| get(k).filter(|v| !v.is_empty());
@@ -141,7 +141,7 @@ pub(super) fn wandb_model_grants(
 /// environment variable.
 pub(super) fn clearml_model_grants(
     s: &mut PluginSettings,
-    args: &TrainingArguments,
+    args: &IntegrationArgs,
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<()> {
     let on = get("CLEARML_LOG_MODEL")
@@ -181,7 +181,7 @@ mod clearml_tests {
     fn clearml_sees_output_dir_only_when_it_logs_models() {
         let tmp =
             std::env::temp_dir().join(format!("trainbox-clearml-grants-{}", std::process::id()));
-        let args = TrainingArguments {
+        let args = IntegrationArgs {
             output_dir: tmp.join("out").display().to_string(),
             ..Default::default()
         };

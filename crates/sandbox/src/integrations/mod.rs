@@ -4,6 +4,8 @@
 //! HF's environment variables by name, the one directory it writes, and for
 //! MLflow the one origin of `MLFLOW_TRACKING_URI`. Facts about the machine
 //! that a plugin cannot see (host name, process id, CPU) come in its config.
+//! Both hosts grant them here: `trainbox train --report_to` and the Python
+//! package's `PluginCallback(report_to=...)`.
 
 mod env;
 pub mod fresh;
@@ -16,6 +18,30 @@ mod tests;
 use anyhow::{bail, Result};
 
 pub use settings::settings;
+
+/// What of the run's `TrainingArguments` the integrations' grants read;
+/// each host makes it from its own arguments (`trainbox train`'s, HF's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegrationArgs {
+    /// `output_dir`: the run's folder (checkpoints lent to uploaders,
+    /// TensorBoard's `runs/`, MLflow's local store).
+    pub output_dir: String,
+    /// `logging_dir` (HF 4's field): TensorBoard writes right there.
+    pub logging_dir: Option<String>,
+    /// `project`: trackio's project name.
+    pub project: String,
+}
+
+impl Default for IntegrationArgs {
+    /// HF's defaults.
+    fn default() -> Self {
+        IntegrationArgs {
+            output_dir: "trainer_output".into(),
+            logging_dir: None,
+            project: "huggingface".into(),
+        }
+    }
+}
 
 /// The shipped integrations, in HF's `"all"` order. Each is a plugin of
 /// that name in the built-in folder.
