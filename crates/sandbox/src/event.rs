@@ -66,9 +66,19 @@ impl Event {
     }
 
     /// The event named `on_step_end` (or `step_end`, or WIT's `step-end`).
+    /// No allocation: the Python host parses a name on every event.
     pub fn from_name(name: &str) -> Option<Event> {
-        let name = name.strip_prefix("on_").unwrap_or(name).replace('-', "_");
-        Event::ALL.into_iter().find(|e| e.hf_name()[3..] == name)
+        let name = name.strip_prefix("on_").unwrap_or(name).as_bytes();
+        let same = |hf: &[u8]| {
+            hf.len() == name.len()
+                && hf
+                    .iter()
+                    .zip(name)
+                    .all(|(&a, &b)| a == b || (a == b'_' && b == b'-'))
+        };
+        Event::ALL
+            .into_iter()
+            .find(|e| same(&e.hf_name().as_bytes()[3..]))
     }
 
     /// The event's bit in an [`EventSet`].
