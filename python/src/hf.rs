@@ -2,6 +2,8 @@
 //! attribute, no copy of the log history), `TrainerControl` (read, and
 //! written back with the merged flags), and the `logs` / `metrics` dicts.
 
+use pyo3::exceptions::PyAttributeError;
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
@@ -60,57 +62,170 @@ fn number(v: &Bound<'_, PyAny>) -> PyResult<Number> {
     }
 }
 
-/// Reads HF's `TrainerState` into `state`, all but `log_history` and
-/// `stateful_callbacks` (the host keeps its own history, fed by
-/// [`crate::Plugins`] from the entries HF appended).
-pub fn read_state<'py>(s: &Bound<'py, PyAny>, state: &mut TrainerState) -> PyResult<()> {
-    let py = s.py();
-    // A dataclass's fields are its `__dict__`'s: one lookup each, cheaper
-    // than `getattr`; any other object is read by attribute.
-    let fields = s
-        .getattr(intern!(py, "__dict__"))
-        .ok()
-        .and_then(|d| d.cast_into::<PyDict>().ok());
-    let get = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
-        match &fields {
-            Some(d) => d
-                .get_item(name)?
-                .ok_or_else(|| pyo3::exceptions::PyAttributeError::new_err(name.to_string())),
-            None => s.getattr(name),
+/// The fields of HF's `TrainerState` the contract carries (all but
+/// `log_history`, which the host keeps itself, fed by [`crate::Plugins`]
+/// from the entries HF appended, and `stateful_callbacks`).
+const STATE_FIELDS: [&str; 17] = [
+    "epoch",
+    "global_step",
+    "max_steps",
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "train_batch_size",
+    "num_train_epochs",
+    "num_input_tokens_seen",
+    "total_flos",
+    "best_metric",
+    "best_global_step",
+    "best_model_checkpoint",
+    "is_local_process_zero",
+    "is_world_process_zero",
+    "is_hyper_param_search",
+    "trial_name",
+];
+
+/// Sets the field HF calls `name` from HF's value `v`; a name the
+/// contract does not carry is left alone.
+fn set_field(state: &mut TrainerState, name: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn opt<'a, 'py, T: FromPyObjectOwned<'py>>(v: &'a Bound<'py, PyAny>) -> PyResult<Option<T>> {
+        if v.is_none() {
+            Ok(None)
+        } else {
+            v.extract().map(Some).map_err(Into::into)
         }
-    };
-    let opt = |name: &Bound<'py, PyString>| -> PyResult<Option<Bound<'py, PyAny>>> {
-        let v = get(name)?;
-        Ok((!v.is_none()).then_some(v))
-    };
-    state.epoch = opt(intern!(py, "epoch"))?.map_or(Ok(0.0), |v| v.extract())?;
-    state.global_step = get(intern!(py, "global_step"))?.extract()?;
-    state.max_steps = get(intern!(py, "max_steps"))?.extract()?;
-    state.logging_steps = number(&get(intern!(py, "logging_steps"))?)?;
-    state.eval_steps = number(&get(intern!(py, "eval_steps"))?)?;
-    state.save_steps = number(&get(intern!(py, "save_steps"))?)?;
-    state.train_batch_size = opt(intern!(py, "train_batch_size"))?
-        .map(|v| v.extract())
-        .transpose()?;
-    state.num_train_epochs = get(intern!(py, "num_train_epochs"))?.extract()?;
-    state.num_input_tokens_seen = get(intern!(py, "num_input_tokens_seen"))?.extract()?;
-    state.total_flos = get(intern!(py, "total_flos"))?.extract()?;
-    state.best_metric = opt(intern!(py, "best_metric"))?
-        .map(|v| v.extract())
-        .transpose()?;
-    state.best_global_step = opt(intern!(py, "best_global_step"))?
-        .map(|v| v.extract())
-        .transpose()?;
-    state.best_model_checkpoint = opt(intern!(py, "best_model_checkpoint"))?
-        .map(|v| v.extract())
-        .transpose()?;
-    state.is_local_process_zero = get(intern!(py, "is_local_process_zero"))?.extract()?;
-    state.is_world_process_zero = get(intern!(py, "is_world_process_zero"))?.extract()?;
-    state.is_hyper_param_search = get(intern!(py, "is_hyper_param_search"))?.extract()?;
-    state.trial_name = opt(intern!(py, "trial_name"))?
-        .map(|v| v.extract())
-        .transpose()?;
+    }
+    match name {
+        "epoch" => state.epoch = opt(v)?.unwrap_or(0.0),
+        "global_step" => state.global_step = v.extract()?,
+        "max_steps" => state.max_steps = v.extract()?,
+        "logging_steps" => state.logging_steps = number(v)?,
+        "eval_steps" => state.eval_steps = number(v)?,
+        "save_steps" => state.save_steps = number(v)?,
+        "train_batch_size" => state.train_batch_size = opt(v)?,
+        "num_train_epochs" => state.num_train_epochs = v.extract()?,
+        "num_input_tokens_seen" => state.num_input_tokens_seen = v.extract()?,
+        "total_flos" => state.total_flos = v.extract()?,
+        "best_metric" => state.best_metric = opt(v)?,
+        "best_global_step" => state.best_global_step = opt(v)?,
+        "best_model_checkpoint" => state.best_model_checkpoint = opt(v)?,
+        "is_local_process_zero" => state.is_local_process_zero = v.extract()?,
+        "is_world_process_zero" => state.is_world_process_zero = v.extract()?,
+        "is_hyper_param_search" => state.is_hyper_param_search = v.extract()?,
+        "trial_name" => state.trial_name = opt(v)?,
+        _ => {}
+    }
     Ok(())
+}
+
+/// An object's `__dict__` (a dataclass's fields), if it has one.
+fn fields_of<'py>(o: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    o.getattr(intern!(o.py(), "__dict__"))
+        .ok()
+        .and_then(|d| d.cast_into::<PyDict>().ok())
+}
+
+/// A dataclass's `__dict__` as last read: its keys and values, in order,
+/// kept alive so that finding the very same value object again means the
+/// field was not reassigned (the values HF keeps there, numbers, strings,
+/// None, are immutable). HF assigns its `TrainerState` and
+/// `TrainerControl` fields in place, a few per event: comparing pointers
+/// in one pass over the dict finds those few without a lookup or a
+/// conversion per field.
+#[derive(Default)]
+struct Snapshot {
+    items: Vec<(Py<PyAny>, Py<PyAny>)>,
+}
+
+impl Snapshot {
+    /// The positions whose value is another object than last time, as a
+    /// bit set; None when the keys are not the same ones in the same order
+    /// (the first read, or a field added), and then nothing can be reused.
+    fn changed(&self, d: &Bound<'_, PyDict>) -> Option<u64> {
+        if self.items.is_empty() || self.items.len() > 64 || d.len() != self.items.len() {
+            return None;
+        }
+        let mut mask = 0u64;
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut key = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        for (i, (k, v)) in self.items.iter().enumerate() {
+            // SAFETY: `d` is a live dict and the GIL is held; the borrowed
+            // pointers are only compared, and no Python code runs during
+            // the pass, so the dict cannot change under it.
+            if unsafe { ffi::PyDict_Next(d.as_ptr(), &mut pos, &mut key, &mut value) } == 0
+                || key != k.as_ptr()
+            {
+                return None;
+            }
+            if value != v.as_ptr() {
+                mask |= 1 << i;
+            }
+        }
+        Some(mask)
+    }
+
+    /// Remembers every item of `d`.
+    fn take(&mut self, d: &Bound<'_, PyDict>) {
+        self.items = d.iter().map(|(k, v)| (k.unbind(), v.unbind())).collect();
+    }
+
+    /// The changed items in `mask`, read again from `d` by key, and
+    /// remembered: (HF's field name, its value).
+    fn refresh<'py>(
+        &mut self,
+        d: &Bound<'py, PyDict>,
+        mask: u64,
+    ) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>> {
+        let py = d.py();
+        let mut out = Vec::new();
+        for (i, (k, v)) in self.items.iter_mut().enumerate() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            let key = k.bind(py).clone();
+            let Some(now) = d.get_item(&key)? else {
+                continue;
+            };
+            *v = now.clone().unbind();
+            out.push((key.cast_into::<PyString>()?, now));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads HF's `TrainerState` into the contract's, converting only the
+/// fields HF reassigned since the last read ([`Snapshot`]).
+#[derive(Default)]
+pub struct StateReader {
+    seen: Snapshot,
+}
+
+impl StateReader {
+    /// Brings `state` up to date with HF's `s`.
+    pub fn read(&mut self, s: &Bound<'_, PyAny>, state: &mut TrainerState) -> PyResult<()> {
+        let Some(d) = fields_of(s) else {
+            // Not a dataclass: read every field by attribute.
+            for name in STATE_FIELDS {
+                set_field(state, name, &s.getattr(name)?)?;
+            }
+            return Ok(());
+        };
+        if let Some(mask) = self.seen.changed(&d) {
+            for (name, v) in self.seen.refresh(&d, mask)? {
+                set_field(state, name.to_str()?, &v)?;
+            }
+            return Ok(());
+        }
+        for name in STATE_FIELDS {
+            let v = d
+                .get_item(name)?
+                .ok_or_else(|| PyAttributeError::new_err(name))?;
+            set_field(state, name, &v)?;
+        }
+        self.seen.take(&d);
+        Ok(())
+    }
 }
 
 /// The five flags of HF's `TrainerControl`, in the contract's order.
@@ -124,20 +239,54 @@ fn flag_names<'py>(py: Python<'py>) -> [&'py Bound<'py, PyString>; 5] {
     ]
 }
 
-/// HF's `TrainerControl` as the contract's control.
-pub fn read_control(c: &Bound<'_, PyAny>) -> PyResult<TrainerControl> {
-    let mut flags = [false; 5];
-    for (flag, name) in flags.iter_mut().zip(flag_names(c.py())) {
-        *flag = c.getattr(name)?.extract()?;
+/// Sets the flag HF calls `name`; other names are left alone.
+fn set_flag(c: &mut TrainerControl, name: &str, on: bool) {
+    match name {
+        "should_training_stop" => c.should_training_stop = on,
+        "should_epoch_stop" => c.should_epoch_stop = on,
+        "should_save" => c.should_save = on,
+        "should_evaluate" => c.should_evaluate = on,
+        "should_log" => c.should_log = on,
+        _ => {}
     }
-    let [should_training_stop, should_epoch_stop, should_save, should_evaluate, should_log] = flags;
-    Ok(TrainerControl {
-        should_training_stop,
-        should_epoch_stop,
-        should_save,
-        should_evaluate,
-        should_log,
-    })
+}
+
+/// Reads HF's `TrainerControl`, converting only the flags reassigned
+/// since the last read ([`Snapshot`]).
+#[derive(Default)]
+pub struct ControlReader {
+    seen: Snapshot,
+    flags: TrainerControl,
+}
+
+impl ControlReader {
+    /// HF's `c` as the contract's control.
+    pub fn read(&mut self, c: &Bound<'_, PyAny>) -> PyResult<TrainerControl> {
+        let Some(d) = fields_of(c) else {
+            let mut flags = TrainerControl::default();
+            for name in flag_names(c.py()) {
+                set_flag(&mut flags, name.to_str()?, c.getattr(name)?.extract()?);
+            }
+            return Ok(flags);
+        };
+        match self.seen.changed(&d) {
+            Some(mask) => {
+                for (name, v) in self.seen.refresh(&d, mask)? {
+                    set_flag(&mut self.flags, name.to_str()?, v.extract()?);
+                }
+            }
+            None => {
+                for name in flag_names(c.py()) {
+                    let v = d
+                        .get_item(name)?
+                        .ok_or_else(|| PyAttributeError::new_err(name.to_string()))?;
+                    set_flag(&mut self.flags, name.to_str()?, v.extract()?);
+                }
+                self.seen.take(&d);
+            }
+        }
+        Ok(self.flags)
+    }
 }
 
 /// Writes the flags of `control` that differ from `before` into HF's object.

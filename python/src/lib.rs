@@ -9,13 +9,15 @@
 //!
 //! Map: `args` (HF's arguments as the contract's), `grants`, `hf` (HF's
 //! state, control and logs read from the Python objects, no JSON per
-//! event), `views` (parameter statistics and learning rates read from
-//! Python when a plugin asks), `load` (files, the `report_to` integrations,
-//! settings, instances).
+//! event), `hooks` (HF's frequent events as C functions HF's handler
+//! calls straight into the sandbox), `views` (parameter statistics and
+//! learning rates read from Python when a plugin asks), `load` (files, the
+//! `report_to` integrations, settings, instances).
 
 mod args;
 mod grants;
 mod hf;
+mod hooks;
 mod load;
 mod views;
 
@@ -56,6 +58,10 @@ struct Plugins {
     view: RunView,
     /// The state the plugins see; its log history is the view's.
     state: TrainerState,
+    /// Read HF's state into `state`, and its control, converting only
+    /// what changed.
+    state_reader: hf::StateReader,
+    control_reader: hf::ControlReader,
     /// Entries of HF's `state.log_history` already in that history.
     history_seen: usize,
     /// Plugins already warned for clearing a stop.
@@ -122,6 +128,8 @@ impl Plugins {
             events,
             view,
             state,
+            state_reader: hf::StateReader::default(),
+            control_reader: hf::ControlReader::default(),
             history_seen: 0,
             in_training: false,
             finished: false,
@@ -157,40 +165,16 @@ impl Plugins {
         control: &Bound<'_, PyAny>,
         payload: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let ev = event_of(event)?;
-        match ev {
-            Event::TrainBegin => self.in_training = true,
-            Event::TrainEnd => self.in_training = false,
-            _ => {}
-        }
-        if !self.events.contains(ev) {
-            return Ok(());
-        }
-        hf::read_state(state, &mut self.state)?;
-        self.sync_history(&state.getattr(pyo3::intern!(state.py(), "log_history"))?)?;
-        let payload = match payload {
-            Some(p) if !p.is_none() => hf::logs(p)?,
-            _ => Default::default(),
-        };
-        let before = hf::read_control(control)?;
-        let mut merged = before;
-        let records = EventRecords::new(&self.state, &payload);
-        for (i, p) in self.plugins.iter_mut().enumerate() {
-            if !p.info().events.contains(ev) {
-                continue;
-            }
-            let returned = p
-                .handle_records(ev, &records, merged)
-                .map_err(|e| err(format!("{e:#}")))?;
-            if merged.merge(returned) && !self.warned[i] {
-                self.warned[i] = true;
-                trainbox_sandbox::ui::warn(&format!(
-                    "{} tried to clear a stop flag in {event}; a stop, once requested, stays requested",
-                    p.report().label
-                ));
-            }
-        }
-        hf::write_control(control, before, merged)
+        self.deliver(event_of(event)?, state, control, payload)
+    }
+
+    /// HF's frequent events (`on_step_end`, `on_log`, …) as functions
+    /// bound to these plugins, by HF's method name: set as a callback's
+    /// attributes, HF's `CallbackHandler` calls them as the callback's
+    /// methods (`f(args, state, control, model=…, …, logs=…)`), and an
+    /// event costs no Python frame.
+    fn hooks<'py>(slf: &Bound<'py, Self>) -> PyResult<Vec<(&'static str, Bound<'py, PyAny>)>> {
+        hooks::bind(slf)
     }
 
     /// Sets what the views read: `parameters` (an object with `names()`,
@@ -327,6 +311,51 @@ impl Plugins {
 }
 
 impl Plugins {
+    /// [`event`](Self::event) for the contract's event `ev` (also what
+    /// [`hooks`] call).
+    pub(crate) fn deliver(
+        &mut self,
+        ev: Event,
+        state: &Bound<'_, PyAny>,
+        control: &Bound<'_, PyAny>,
+        payload: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        match ev {
+            Event::TrainBegin => self.in_training = true,
+            Event::TrainEnd => self.in_training = false,
+            _ => {}
+        }
+        if !self.events.contains(ev) {
+            return Ok(());
+        }
+        self.state_reader.read(state, &mut self.state)?;
+        self.sync_history(&state.getattr(pyo3::intern!(state.py(), "log_history"))?)?;
+        let payload = match payload {
+            Some(p) if !p.is_none() => hf::logs(p)?,
+            _ => Default::default(),
+        };
+        let before = self.control_reader.read(control)?;
+        let mut merged = before;
+        let records = EventRecords::new(&self.state, &payload);
+        for (i, p) in self.plugins.iter_mut().enumerate() {
+            if !p.info().events.contains(ev) {
+                continue;
+            }
+            let returned = p
+                .handle_records(ev, &records, merged)
+                .map_err(|e| err(format!("{e:#}")))?;
+            if merged.merge(returned) && !self.warned[i] {
+                self.warned[i] = true;
+                trainbox_sandbox::ui::warn(&format!(
+                    "{} tried to clear a stop flag in {}; a stop, once requested, stays requested",
+                    p.report().label,
+                    ev.hf_name()
+                ));
+            }
+        }
+        hf::write_control(control, before, merged)
+    }
+
     /// Appends to the plugins' history the entries HF added to `history`
     /// since the last event; starts over when HF's is shorter (a resume
     /// replaced it).

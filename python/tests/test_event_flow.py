@@ -85,3 +85,32 @@ def test_the_wasm_recorder_sees_what_hf_callbacks_see_and_what_trainbox_shows(ca
         assert any("ctl=T" in l or "ctl=.E" in l for l in wasm), "the stopper's flag reached HF"
     native = native_run(tmp_path / "native", kw, stopper)
     assert native == wasm, "trainbox train's trace differs from the HF Trainer's"
+
+
+def test_the_hot_events_are_bound_while_training_and_a_second_train_delivers_again(tmp_path):
+    """While plugins are loaded, HF's handler calls the sandbox's own
+    functions (no Python frame); after on_train_end they are released and
+    the next train() loads the plugins afresh and hears every event again."""
+    from transformers import TrainerCallback
+
+    class Probe(TrainerCallback):
+        """Notes what kind of object PluginCallback's on_step_end is mid-run."""
+
+        def __init__(self) -> None:
+            self.kinds: list[str] = []
+
+        def on_step_end(self, args, state, control, **kw):
+            self.kinds.append(type(cb.on_step_end).__name__)
+
+    py, cb, probe = PyRecorder(), PluginCallback(PLUGIN_DIR / "recorder.wasm", print_report=False), Probe()
+    trainer = Trainer(RegressionModel(), hf_args(tmp_path, num_train_epochs=1, logging_steps=3),
+                      train_dataset=RegressionDataset(64), callbacks=[py, cb, probe])
+    trainer.train()
+    assert set(probe.kinds) == {"builtin_function_or_method"}, probe.kinds
+    assert "on_step_end" not in vars(cb) and cb._native is None
+    first = len(py.events)
+    trainer.train()
+    wasm = [line(e) for e in read_jsonl(tmp_path / "plugins" / "recorder" / "events.jsonl")]
+    # The second run hears all but on_init_end, which only Trainer() sends.
+    assert len(py.events) == 2 * first - 1 and len(wasm) == len(py.events), (first, len(wasm))
+    assert wasm == [line(e) for e in py.events]

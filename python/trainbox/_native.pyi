@@ -1,5 +1,7 @@
 """trainbox's plugin sandbox, compiled from the trainbox-sandbox crate."""
 
+from typing import Callable
+
 class Plugins:
     """Sandboxed trainbox plugins loaded for one run; they receive HF's events in order."""
 
@@ -24,6 +26,10 @@ class Plugins:
         """Whether any plugin keeps state in checkpoints."""
     def event(self, event: str, state: object, control: object, payload: dict[str, object] | None = None) -> None:
         """Delivers one of HF's events and writes the merged flags into ``control``."""
+    def hooks(self) -> list[tuple[str, Callable[..., object]]]:
+        """HF's frequent events (``on_step_end``, ``on_log``, ...) as functions bound to these
+        plugins, by HF's method name, taking a callback method's arguments and returning
+        ``control``: set as a callback's attributes, an event costs no Python frame."""
     def set_view(
         self,
         parameters: object | None = None,

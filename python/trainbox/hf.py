@@ -258,6 +258,7 @@ class PluginCallback(TrainerCallback, ExportableState):
         self.report_to = _names(report_to)
         self.builtin_dir = os.fspath(builtin_dir) if builtin_dir is not None else None
         self._native: _native.Plugins | None = None
+        self._hooked: list[str] = []
         self._pending_states: str | None = None
         self._seen: tuple[int, int, int, int] = (0, 0, 0, 0)
         self._reports: list[PluginReport] = []
@@ -268,7 +269,9 @@ class PluginCallback(TrainerCallback, ExportableState):
             # HF is restoring this callback's state: take over the live twin's plugins.
             for other in list(_LIVE.values()):
                 if other is not self and other._native is not None and other._key == self._key:
-                    self._native, other._native = other._native, None
+                    native = other._native
+                    other._bind(None)
+                    self._bind(native)
                     self._seen = other._seen
                     self._grad_norm = other._grad_norm
                     _LIVE.pop(id(other), None)
@@ -304,7 +307,7 @@ class PluginCallback(TrainerCallback, ExportableState):
             self.report_to,
             self.builtin_dir,
         )
-        self._native = native
+        self._bind(native)
         self._seen = (0, 0, 0, 0)
         native.set_view(grad_norm=self._grad_norm)
         _LIVE[id(self)] = self
@@ -312,6 +315,20 @@ class PluginCallback(TrainerCallback, ExportableState):
             native.load_states(self._pending_states)
             self._pending_states = None
         return native
+
+    def _bind(self, native: _native.Plugins | None) -> None:
+        """Makes ``native`` the loaded plugins (None: none). The frequent
+        events become its functions, set as this object's attributes over
+        the methods below, so that HF's handler calls into the sandbox
+        directly; without plugins the methods load them."""
+        self._native = native
+        for name in self._hooked:
+            self.__dict__.pop(name, None)
+        self._hooked = []
+        if native is not None:
+            for name, hook in native.hooks():
+                setattr(self, name, hook)
+                self._hooked.append(name)
 
     @property
     def names(self) -> list[str]:
@@ -391,7 +408,8 @@ class PluginCallback(TrainerCallback, ExportableState):
 
     # The events. Those that may bring new objects for the views (the model,
     # optimizer and dataloaders of a training run or an evaluation) refresh
-    # them; the others go straight to the plugins: an event costs one call.
+    # them; the others (`_native.Plugins.hooks()`) are the loaded plugins' own functions
+    # once they are loaded (`_bind`), and these methods only load them.
 
     def on_init_end(self, args, state, control, **kwargs):
         return self._event("on_init_end", args, state, control, None, kwargs)
@@ -401,7 +419,7 @@ class PluginCallback(TrainerCallback, ExportableState):
             # The last train() raised before on_train_end: that run was
             # aborted; this one starts with the plugins loaded afresh.
             self._native.abandon()
-            self._native = None
+            self._bind(None)
         self._grad_norm.last = None
         trainer = _calling_trainer(sys._getframe(1))
         if trainer is not None:
@@ -416,7 +434,7 @@ class PluginCallback(TrainerCallback, ExportableState):
             native.finish(None)
             self._reports = [PluginReport(d) for d in native.reports()]
             self._table = native.report_table()
-            self._native = None
+            self._bind(None)
             _LIVE.pop(id(self), None)
             if self.print_report and state.is_world_process_zero:
                 for line in self._table:
