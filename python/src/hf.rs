@@ -118,11 +118,19 @@ fn set_field(state: &mut TrainerState, name: &str, v: &Bound<'_, PyAny>) -> PyRe
     Ok(())
 }
 
-/// An object's `__dict__` (a dataclass's fields), if it has one.
+/// An object's `__dict__` (a dataclass's fields), if it has one. Read as
+/// `object.__dict__` reads it, without the attribute lookup through the
+/// type that `getattr(o, "__dict__")` makes on every event.
 fn fields_of<'py>(o: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
-    o.getattr(intern!(o.py(), "__dict__"))
-        .ok()
-        .and_then(|d| d.cast_into::<PyDict>().ok())
+    let py = o.py();
+    // SAFETY: the GIL is held and `o` is live; the result is a new
+    // reference, or null with an exception set (no `__dict__`).
+    let d = unsafe { ffi::PyObject_GenericGetDict(o.as_ptr(), std::ptr::null_mut()) };
+    // SAFETY: as just said.
+    match unsafe { Bound::from_owned_ptr_or_err(py, d) } {
+        Ok(d) => d.cast_into::<PyDict>().ok(),
+        Err(_) => None,
+    }
 }
 
 /// A dataclass's `__dict__` as last read: its keys and values, in order,
@@ -170,27 +178,32 @@ impl Snapshot {
         self.items = d.iter().map(|(k, v)| (k.unbind(), v.unbind())).collect();
     }
 
-    /// The changed items in `mask`, read again from `d` by key, and
-    /// remembered: (HF's field name, its value).
+    /// Remembers nothing: the next read converts every field.
+    fn forget(&mut self) {
+        self.items.clear();
+    }
+
+    /// Calls `apply` with each changed item in `mask` (HF's field name and
+    /// its value), read again from `d` by key, and remembers it.
     fn refresh<'py>(
         &mut self,
         d: &Bound<'py, PyDict>,
         mask: u64,
-    ) -> PyResult<Vec<(Bound<'py, PyString>, Bound<'py, PyAny>)>> {
+        mut apply: impl FnMut(&str, &Bound<'py, PyAny>) -> PyResult<()>,
+    ) -> PyResult<()> {
         let py = d.py();
-        let mut out = Vec::new();
         for (i, (k, v)) in self.items.iter_mut().enumerate() {
             if mask & (1 << i) == 0 {
                 continue;
             }
-            let key = k.bind(py).clone();
-            let Some(now) = d.get_item(&key)? else {
+            let key = k.bind(py).cast::<PyString>()?;
+            let Some(now) = d.get_item(key)? else {
                 continue;
             };
-            *v = now.clone().unbind();
-            out.push((key.cast_into::<PyString>()?, now));
+            apply(key.to_str()?, &now)?;
+            *v = now.unbind();
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -202,29 +215,44 @@ pub struct StateReader {
 }
 
 impl StateReader {
-    /// Brings `state` up to date with HF's `s`.
-    pub fn read(&mut self, s: &Bound<'_, PyAny>, state: &mut TrainerState) -> PyResult<()> {
+    /// Brings `state` up to date with HF's `s`; returns HF's
+    /// `s.log_history` (the list itself, not a copy).
+    pub fn read<'py>(
+        &mut self,
+        s: &Bound<'py, PyAny>,
+        state: &mut TrainerState,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let history = intern!(s.py(), "log_history");
         let Some(d) = fields_of(s) else {
             // Not a dataclass: read every field by attribute.
             for name in STATE_FIELDS {
                 set_field(state, name, &s.getattr(name)?)?;
             }
-            return Ok(());
+            return s.getattr(history);
         };
-        if let Some(mask) = self.seen.changed(&d) {
-            for (name, v) in self.seen.refresh(&d, mask)? {
-                set_field(state, name.to_str()?, &v)?;
-            }
-            return Ok(());
+        let read = match self.seen.changed(&d) {
+            Some(mask) => self
+                .seen
+                .refresh(&d, mask, |name, v| set_field(state, name, v)),
+            None => STATE_FIELDS
+                .iter()
+                .try_for_each(|name| {
+                    let v = d
+                        .get_item(name)?
+                        .ok_or_else(|| PyAttributeError::new_err(*name))?;
+                    set_field(state, name, &v)
+                })
+                .map(|()| self.seen.take(&d)),
+        };
+        if read.is_err() {
+            // Some fields were not converted: the next read converts all.
+            self.seen.forget();
         }
-        for name in STATE_FIELDS {
-            let v = d
-                .get_item(name)?
-                .ok_or_else(|| PyAttributeError::new_err(name))?;
-            set_field(state, name, &v)?;
+        read?;
+        match d.get_item(history)? {
+            Some(h) => Ok(h),
+            None => s.getattr(history),
         }
-        self.seen.take(&d);
-        Ok(())
     }
 }
 
@@ -239,16 +267,19 @@ fn flag_names<'py>(py: Python<'py>) -> [&'py Bound<'py, PyString>; 5] {
     ]
 }
 
-/// Sets the flag HF calls `name`; other names are left alone.
-fn set_flag(c: &mut TrainerControl, name: &str, on: bool) {
-    match name {
-        "should_training_stop" => c.should_training_stop = on,
-        "should_epoch_stop" => c.should_epoch_stop = on,
-        "should_save" => c.should_save = on,
-        "should_evaluate" => c.should_evaluate = on,
-        "should_log" => c.should_log = on,
-        _ => {}
-    }
+/// Sets the flag HF calls `name` to `v`; other names (attributes someone
+/// added to HF's object) are left alone, unread.
+fn set_flag(c: &mut TrainerControl, name: &str, v: &Bound<'_, PyAny>) -> PyResult<()> {
+    let flag = match name {
+        "should_training_stop" => &mut c.should_training_stop,
+        "should_epoch_stop" => &mut c.should_epoch_stop,
+        "should_save" => &mut c.should_save,
+        "should_evaluate" => &mut c.should_evaluate,
+        "should_log" => &mut c.should_log,
+        _ => return Ok(()),
+    };
+    *flag = v.extract()?;
+    Ok(())
 }
 
 /// Reads HF's `TrainerControl`, converting only the flags reassigned
@@ -265,27 +296,30 @@ impl ControlReader {
         let Some(d) = fields_of(c) else {
             let mut flags = TrainerControl::default();
             for name in flag_names(c.py()) {
-                set_flag(&mut flags, name.to_str()?, c.getattr(name)?.extract()?);
+                set_flag(&mut flags, name.to_str()?, &c.getattr(name)?)?;
             }
             return Ok(flags);
         };
-        match self.seen.changed(&d) {
-            Some(mask) => {
-                for (name, v) in self.seen.refresh(&d, mask)? {
-                    set_flag(&mut self.flags, name.to_str()?, v.extract()?);
-                }
-            }
-            None => {
-                for name in flag_names(c.py()) {
+        let flags = &mut self.flags;
+        let read = match self.seen.changed(&d) {
+            Some(mask) => self
+                .seen
+                .refresh(&d, mask, |name, v| set_flag(flags, name, v)),
+            None => flag_names(c.py())
+                .into_iter()
+                .try_for_each(|name| {
                     let v = d
                         .get_item(name)?
                         .ok_or_else(|| PyAttributeError::new_err(name.to_string()))?;
-                    set_flag(&mut self.flags, name.to_str()?, v.extract()?);
-                }
-                self.seen.take(&d);
-            }
+                    set_flag(flags, name.to_str()?, &v)
+                })
+                .map(|()| self.seen.take(&d)),
+        };
+        if read.is_err() {
+            // Some flags were not converted: the next read converts all.
+            self.seen.forget();
         }
-        Ok(self.flags)
+        read.map(|()| self.flags)
     }
 }
 

@@ -14,11 +14,10 @@
 //! methods match every keyword by name, which cost a third of an event.
 
 use crate::Plugins;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use trainbox_sandbox::Event;
 
 /// The events bound as functions: those HF calls every step or often, and
@@ -96,31 +95,34 @@ pub fn bind<'py>(
 
 /// The function behind event `HOT[E]`: CPython calls it with the GIL held,
 /// `slf` the bound `Plugins`, `args` the `nargs` positional arguments
-/// followed by one value per name of the `kwnames` tuple (or null).
+/// followed by one value per name of the `kwnames` tuple (or null). It
+/// enters through PyO3's own trampoline, as a `#[pyfunction]` does, so
+/// that PyO3 knows the thread is attached (a `Py` dropped inside is
+/// released at once, not deferred to a global pool) and a panic becomes
+/// Python's `PanicException`.
 unsafe extern "C" fn hook<const E: usize>(
     slf: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: CPython holds the GIL while it calls a C function.
-    let py = unsafe { Python::assume_attached() };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the pointers are as CPython's vectorcall protocol gives them.
-        unsafe { deliver(py, HOT[E], slf, args, nargs, kwnames) }
-    }));
-    match outcome {
-        Ok(Ok(control)) => control.into_ptr(),
-        Ok(Err(e)) => {
-            e.restore(py);
-            std::ptr::null_mut()
-        }
-        Err(_) => {
-            PyRuntimeError::new_err(format!("trainbox panicked in {}", HOT[E].hf_name()))
-                .restore(py);
-            std::ptr::null_mut()
-        }
+    // SAFETY: CPython calls a C function attached, with the pointers of its
+    // vectorcall protocol; `deliver_hot` reads them as such.
+    unsafe {
+        pyo3::impl_::trampoline::fastcall_with_keywords(slf, args, nargs, kwnames, deliver_hot::<E>)
     }
+}
+
+/// [`deliver`] for event `HOT[E]`, as a new reference to `control`.
+unsafe fn deliver_hot<const E: usize>(
+    py: Python<'_>,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: as `hook` receives them.
+    unsafe { deliver(py, HOT[E], slf, args, nargs, kwnames) }.map(Bound::into_ptr)
 }
 
 /// Reads `(args, state, control[, logs])` and `logs=` from the call and

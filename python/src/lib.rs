@@ -328,8 +328,8 @@ impl Plugins {
         if !self.events.contains(ev) {
             return Ok(());
         }
-        self.state_reader.read(state, &mut self.state)?;
-        self.sync_history(&state.getattr(pyo3::intern!(state.py(), "log_history"))?)?;
+        let history = self.state_reader.read(state, &mut self.state)?;
+        self.sync_history(&history)?;
         let payload = match payload {
             Some(p) if !p.is_none() => hf::logs(p)?,
             _ => Default::default(),

@@ -114,3 +114,25 @@ def test_the_hot_events_are_bound_while_training_and_a_second_train_delivers_aga
     # The second run hears all but on_init_end, which only Trainer() sends.
     assert len(py.events) == 2 * first - 1 and len(wasm) == len(py.events), (first, len(wasm))
     assert wasm == [line(e) for e in py.events]
+
+
+def test_a_subclass_that_overrides_an_event_is_still_called_and_its_super_delivers(tmp_path):
+    """Binding the frequent events must not hide a subclass's own method."""
+
+    class Counting(PluginCallback):
+        """Counts on_log and passes it on."""
+
+        logs = 0
+
+        def on_log(self, args, state, control, **kwargs):
+            self.logs += 1
+            return super().on_log(args, state, control, **kwargs)
+
+    py, cb = PyRecorder(), Counting(PLUGIN_DIR / "recorder.wasm", print_report=False)
+    trainer = Trainer(RegressionModel(), hf_args(tmp_path, num_train_epochs=1, logging_steps=2),
+                      train_dataset=RegressionDataset(64), callbacks=[py, cb])
+    trainer.train()
+    heard = [e for e in py.events if e["event"] == "on_log"]
+    assert cb.logs == len(heard) > 1
+    wasm = [line(e) for e in read_jsonl(tmp_path / "plugins" / "recorder" / "events.jsonl")]
+    assert wasm == [line(e) for e in py.events]

@@ -327,6 +327,8 @@ class PluginCallback(TrainerCallback, ExportableState):
         self._hooked = []
         if native is not None:
             for name, hook in native.hooks():
+                if getattr(type(self), name) is not getattr(PluginCallback, name):
+                    continue  # a subclass's own method stays the one HF calls
                 setattr(self, name, hook)
                 self._hooked.append(name)
 
