@@ -70,14 +70,10 @@ impl FlushClock {
         self.last_flush.is_none_or(|t| now - t >= FLUSH_EVERY)
     }
 
-    /// The buffer was flushed now (at the last read of the clock, or now
-    /// when the flush came at an event that always flushes).
-    fn flushed(&mut self, read_now: bool) {
-        self.last_flush = if read_now {
-            self.last_read
-        } else {
-            Some(Instant::now())
-        };
+    /// The buffer was flushed, counted from the last read of the clock (at
+    /// most a few quick events ago): a flush is never put off by it.
+    fn flushed(&mut self) {
+        self.last_flush = self.last_read;
     }
 }
 
@@ -177,7 +173,7 @@ impl Callback for Recorder {
         let due = self.flush_clock.due();
         if due || at_a_look {
             let _ = out.flush();
-            self.flush_clock.flushed(due);
+            self.flush_clock.flushed();
         }
     }
 }
@@ -249,7 +245,7 @@ mod tests {
         let mut c = FlushClock::default();
         // The first event reads the clock and is due (nothing flushed yet).
         assert!(c.due());
-        c.flushed(true);
+        c.flushed();
         let reads = (0..800).filter(|_| read_clock(&mut c)).count();
         assert!(
             reads < 400,
@@ -267,7 +263,7 @@ mod tests {
             assert!(read_clock(&mut c));
         }
         // Due FLUSH_EVERY after the last flush, not before.
-        c.flushed(true);
+        c.flushed();
         std::thread::sleep(QUICK * 2);
         assert!(!c.due());
         std::thread::sleep(FLUSH_EVERY);
