@@ -255,6 +255,20 @@ fn stdout_and_write_line_share_one_byte_budget() {
         !done.stdout.contains("after the budget"),
         "write-line draws on the budget stdout spent"
     );
+    // A line over the budget is dropped whole: no fragment of it is printed,
+    // alone or run into a later line.
+    let whole = format!("[hostile] {}", "b".repeat(999));
+    let lines: Vec<&str> = done
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("[hostile]"))
+        .collect();
+    assert!(!lines.is_empty(), "the lines within the budget are printed");
+    assert!(
+        lines.iter().all(|l| *l == whole),
+        "only whole lines: {:?}",
+        lines.iter().find(|l| **l != whole).map(|l| l.len())
+    );
     assert_eq!(report_row(&done, "hostile").2, 0, "not a fault");
 }
 

@@ -105,10 +105,15 @@ pub enum Channel {
 struct Sink {
     prefix: String,
     channel: Channel,
+    /// The line being written, up to `MAX_LINE * 4` bytes of it.
     pending: Vec<u8>,
+    /// Bytes of that line written so far, kept or not.
+    pending_len: usize,
     /// Bytes that may be written now (a token bucket of `budget` bytes).
     bytes: f64,
     budget: f64,
+    /// The refill rate of `bytes` ([`BYTES_PER_SECOND`]).
+    bytes_per_second: f64,
     exhausted_reported: bool,
     /// Lines that may be printed now (a token bucket).
     tokens: f64,
@@ -128,7 +133,7 @@ impl Sink {
         let now = Instant::now();
         let elapsed = now.duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * LINES_PER_SECOND).min(BURST_LINES);
-        self.bytes = (self.bytes + elapsed * BYTES_PER_SECOND).min(self.budget);
+        self.bytes = (self.bytes + elapsed * self.bytes_per_second).min(self.budget);
         self.refilled = now;
     }
 
@@ -149,13 +154,22 @@ impl Sink {
         false
     }
 
-    fn emit(&mut self, raw: &[u8]) {
-        let text = clean_line(&String::from_utf8_lossy(raw));
+    /// Ends the pending line: it is charged to the byte budget whole (with
+    /// its newline) and printed whole or not at all, so that a line over
+    /// the budget never leaves a fragment for the next one to run into.
+    fn end_line(&mut self) {
+        let raw = std::mem::take(&mut self.pending);
+        let len = std::mem::take(&mut self.pending_len);
+        let affordable = self.spend(len + 1);
+        let mut text = clean_line(&String::from_utf8_lossy(&raw));
+        if len > raw.len() && !text.ends_with(" …") {
+            text.push_str(" …");
+        }
         if self.recent.len() == RECENT_LINES {
             self.recent.pop_front();
         }
         self.recent.push_back(text.clone());
-        if !self.may_print() {
+        if !affordable || !self.may_print() {
             return;
         }
         let line = format!("{}{}", self.prefix, text);
@@ -169,13 +183,15 @@ impl Sink {
         }
     }
 
-    /// Takes up to `n` bytes from the budget; returns how many it got (after
-    /// one warning when short).
-    fn spend(&mut self, n: usize) -> usize {
+    /// Takes `n` bytes from the budget if it holds them (all or nothing);
+    /// one warning the first time it does not.
+    fn spend(&mut self, n: usize) -> bool {
         self.refill();
-        let got = n.min(self.bytes as usize);
-        self.bytes -= got as f64;
-        if got < n && !self.exhausted_reported {
+        if n as f64 <= self.bytes {
+            self.bytes -= n as f64;
+            return true;
+        }
+        if !self.exhausted_reported {
             self.exhausted_reported = true;
             crate::ui::warn(&format!(
                 "{}output limit reached ({} KiB at once, then {} KiB a second); output over it is dropped",
@@ -184,7 +200,7 @@ impl Sink {
                 BYTES_PER_SECOND as usize / 1024
             ));
         }
-        got
+        false
     }
 
     /// Lines written through `progress.write-line` (the text may hold
@@ -192,7 +208,7 @@ impl Sink {
     /// whole text, cleaned and attributed like stdout lines, so that no
     /// plugin line can pass for the host's own.
     fn write_lines(&mut self, text: &str) {
-        if self.spend(text.len() + 1) < text.len() + 1 {
+        if !self.spend(text.len() + 1) {
             return;
         }
         for part in text.split('\n') {
@@ -204,22 +220,26 @@ impl Sink {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
-        let allowed = self.spend(bytes.len());
-        for &b in &bytes[..allowed] {
-            if b == b'\n' {
-                let line = std::mem::take(&mut self.pending);
-                self.emit(&line);
-            } else if self.pending.len() < MAX_LINE * 4 {
-                self.pending.push(b);
-            }
+    fn write(&mut self, mut bytes: &[u8]) {
+        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+            self.add_to_line(&bytes[..end]);
+            self.end_line();
+            bytes = &bytes[end + 1..];
         }
+        self.add_to_line(bytes);
+    }
+
+    /// Adds `part` to the pending line, keeping at most `MAX_LINE * 4` bytes.
+    fn add_to_line(&mut self, part: &[u8]) {
+        self.pending_len += part.len();
+        let room = (MAX_LINE * 4).saturating_sub(self.pending.len());
+        self.pending
+            .extend_from_slice(&part[..part.len().min(room)]);
     }
 
     fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            let line = std::mem::take(&mut self.pending);
-            self.emit(&line);
+        if self.pending_len > 0 {
+            self.end_line();
         }
     }
 }
@@ -250,8 +270,10 @@ impl PluginOutput {
             prefix: format!("[{name}] "),
             channel,
             pending: Vec::new(),
+            pending_len: 0,
             bytes: budget as f64,
             budget: budget as f64,
+            bytes_per_second: BYTES_PER_SECOND,
             exhausted_reported: false,
             tokens: BURST_LINES,
             refilled: Instant::now(),
@@ -432,13 +454,43 @@ mod tests {
     fn the_byte_budget_is_a_burst_then_a_rate() {
         let out = PluginOutput::new("t", Channel::Stderr, 100);
         let mut sink = out.sink();
-        assert_eq!(sink.spend(60), 60);
-        assert_eq!(sink.spend(60), 40, "the rest of the burst");
+        assert!(sink.spend(60));
+        assert!(!sink.spend(60), "only 40 of the burst are left");
+        assert!(sink.spend(40), "the rest of the burst");
         sink.refilled -= std::time::Duration::from_millis(10);
-        let got = sink.spend(10_000);
-        assert!(
-            (90..=100).contains(&got),
-            "refilled at 64 KiB/s, capped at the burst: {got}"
+        assert!(!sink.spend(101), "capped at the burst");
+        assert!(sink.spend(90), "refilled at 64 KiB/s");
+    }
+
+    #[test]
+    fn a_line_over_the_budget_is_dropped_whole_and_the_next_line_starts_clean() {
+        let out = PluginOutput::new("t", Channel::Stdout, 25);
+        let mut sink = out.sink();
+        sink.bytes_per_second = 0.0;
+        // 9 bytes with the newline: two fit, the third line (11) does not,
+        // and none of it may run into the line after it.
+        sink.write(b"line one\nline two\nline thr");
+        sink.write(b"ee\n");
+        assert!(sink.exhausted_reported, "the third line is over the budget");
+        assert_eq!(sink.bytes, 7.0, "two lines charged, not the third");
+        sink.write(b"ab\n");
+        assert_eq!(
+            sink.bytes, 4.0,
+            "a later line that fits is charged and printed"
         );
+        let recent: Vec<&str> = sink.recent.iter().map(String::as_str).collect();
+        assert_eq!(recent, ["line one", "line two", "line three", "ab"]);
+    }
+
+    #[test]
+    fn a_line_longer_than_kept_is_marked_cut() {
+        let out = PluginOutput::new("t", Channel::Stdout, 1 << 20);
+        let mut sink = out.sink();
+        let long = vec![b'x'; MAX_LINE * 5];
+        sink.write(&long);
+        sink.write(b"\nnext\n");
+        assert!(sink.recent[0].ends_with(" …"));
+        assert_eq!(sink.recent[1], "next");
+        assert!(sink.pending.is_empty() && sink.pending_len == 0);
     }
 }
