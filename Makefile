@@ -296,7 +296,8 @@ lint: torch-env codecarbon-data wasm-cc
 # (benches/allreduce.rs), and the demo with 1 and 2 processes, one thread
 # each, with the scaling efficiency (bench/ddp.py). Last, trainbox plugins inside
 # HF's Trainer (bench/hf_plugins.py): a wasm plugin's event beside a Python
-# callback's, and HF's steps/s with and without plugins.
+# callback's, and HF's steps/s with and without plugins. And the memory a
+# logged step costs, beside HF's Trainer (bench/log_memory.py).
 bench: host plugins precompile test-env python
 	@mkdir -p build
 	@(cargo bench --profile release --bench dispatch; echo $$? > build/bench-dispatch.rc) | tee build/bench-dispatch.txt; exit $$(cat build/bench-dispatch.rc)
@@ -307,6 +308,7 @@ bench: host plugins precompile test-env python
 	cargo bench --profile release --bench allreduce
 	$(PYTHON) bench/ddp.py --trainbox $(TRAINBOX)
 	$(PYTHON) bench/hf_plugins.py --plugin-dir $(PLUGIN_OUT)
+	$(PYTHON) bench/log_memory.py --trainbox $(TRAINBOX)
 
 # On a machine with an NVIDIA GPU: builds, trains the demo on CUDA in float32,
 # bf16 and fp16, with two processes through torchrun, and on the CPU, and

@@ -63,11 +63,28 @@ pub fn write_curves(dir: &Path, runs: &[RunCurves]) -> Result<[PathBuf; 2]> {
         encode_png(tmp, &pixels, w, h).with_context(|| format!("writing {}", png_path.display()))
     })?;
     let json_path = dir.join(JSON_FILE);
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "runs": runs }))?;
     write_beside(&json_path, |tmp| {
-        std::fs::write(tmp, json + "\n").with_context(|| format!("writing {}", json_path.display()))
+        write_json(tmp, runs).with_context(|| format!("writing {}", json_path.display()))
     })?;
     Ok([svg_path, png_path])
+}
+
+/// [`JSON_FILE`]'s document.
+#[derive(serde::Serialize)]
+struct CurvesFile<'a> {
+    runs: &'a [RunCurves],
+}
+
+/// Streams [`JSON_FILE`] to `path` point by point: no JSON tree or text of
+/// every point is held (they were, at each save: 22 MB more at the peak of a
+/// 200,000-step run logged every step).
+fn write_json(path: &Path, runs: &[RunCurves]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer_pretty(&mut out, &CurvesFile { runs })?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn encode_png(path: &Path, pixels: &[u8], w: u32, h: u32) -> Result<()> {
