@@ -62,7 +62,7 @@ def entries(state_file):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trainbox", required=True)
-    p.add_argument("--steps", type=int, default=20_000, help="the long run")
+    p.add_argument("--steps", type=int, default=40_000, help="the long run")
     p.add_argument("--short", type=int, default=1_000, help="the short run")
     p.add_argument("--repeats", type=int, default=2)
     opts = p.parse_args()
