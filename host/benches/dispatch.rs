@@ -39,9 +39,13 @@ fn compiled_cache() -> PathBuf {
     std::env::temp_dir().join("trainbox-bench-compiled")
 }
 
+/// The arguments of a bench run in a fresh `dir` under the temporary
+/// directory (a folder left by another build's plugins would be refused).
 fn args(dir: &str, steps: i64) -> TrainingArguments {
+    let dir = std::env::temp_dir().join(dir);
+    let _ = std::fs::remove_dir_all(&dir);
     TrainingArguments {
-        output_dir: std::env::temp_dir().join(dir).to_string_lossy().into(),
+        output_dir: dir.to_string_lossy().into(),
         max_steps: steps,
         logging_steps: LOGGING_STEPS,
         save_strategy: trainbox::args::SaveStrategy::No,
